@@ -1,0 +1,243 @@
+// Package migrations holds the Octavia-compatible PostgreSQL schema as
+// embedded SQL and applies it with pressly/goose v3.
+//
+// Octavia's own alembic migrations cannot run on PostgreSQL (they drop a
+// constraint called "PRIMARY"), so these files reproduce, for every table
+// the health manager touches, Octavia 11's migrated schema: names, types as
+// mapped in the spec (§7.5), nullability, keys, foreign keys, indexes and
+// lookup rows. docs/schema.md lists what they add beyond Octavia.
+//
+// Three situations are told apart before anything is written:
+//
+//   - a database these migrations manage (their version table records
+//     them): pending migrations are applied, or nothing happens;
+//   - an empty database: the migrations are applied;
+//   - a database that already holds an Octavia schema made by someone else
+//     (a load_balancer or alembic_version table): nothing is created; the
+//     columns and lookup rows the health manager uses are verified instead.
+//
+// Migrations run under a PostgreSQL session advisory lock, so two processes
+// migrating at once serialise and both succeed.
+package migrations
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	// Registers the "pgx" database/sql driver used by Open.
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+//go:embed sql/*.sql
+var embedded embed.FS
+
+// VersionTable is the table in which goose records applied migrations. It
+// has its own name, not goose's default, so that another goose-managed
+// application sharing the database cannot be mistaken for us.
+const VersionTable = "octavia_vpp_health_schema_version"
+
+// lockID keys the advisory lock migrations run under. It is derived from
+// the module path rather than goose's default id for the same reason as
+// VersionTable.
+var lockID = int64(crc32.ChecksumIEEE([]byte("github.com/octavia-vpp/health/migrations")))
+
+// ErrIncompatibleSchema is returned when an existing Octavia schema lacks a
+// column or lookup row the health manager needs, or has it with an
+// incompatible type.
+var ErrIncompatibleSchema = errors.New("existing Octavia schema is not usable by the health manager")
+
+// Open returns a database/sql handle for a PostgreSQL URL (as produced by
+// octaviaconf) using pgx's stdlib driver. It does not connect.
+func Open(url string) (*sql.DB, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return db, nil
+}
+
+// Result says what Migrate did.
+type Result struct {
+	// Existing is true when the database already held an Octavia schema
+	// that these migrations did not create. Nothing was written; the
+	// schema was verified, and Problems lists what failed verification.
+	Existing bool
+	// Applied names the migration files applied by this call, in order.
+	// It is empty when the schema was already current.
+	Applied []string
+	// Problems lists, for an existing schema, every missing or
+	// incompatible column and missing lookup row.
+	Problems []string
+}
+
+// Migrate brings the database to the latest schema, or verifies an existing
+// Octavia schema without touching it. Progress is logged to logger (which
+// may be nil). An existing schema that fails verification yields the
+// Result together with an error wrapping ErrIncompatibleSchema.
+func Migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) (*Result, error) {
+	logger = orDiscard(logger)
+	existing, err := isForeignOctaviaSchema(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	if existing {
+		logger.Info("database already holds an Octavia schema not created by these migrations; verifying it, creating nothing")
+		problems, err := Verify(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		res := &Result{Existing: true, Problems: problems}
+		if len(problems) > 0 {
+			return res, fmt.Errorf("%w: %d problem(s)", ErrIncompatibleSchema, len(problems))
+		}
+		logger.Info("verified existing Octavia schema: every column and lookup row the health manager uses is present")
+		return res, nil
+	}
+
+	p, err := newProvider(db, logger)
+	if err != nil {
+		return nil, err
+	}
+	results, err := p.Up(ctx)
+	res := &Result{}
+	for _, r := range results {
+		if r.Error == nil {
+			res.Applied = append(res.Applied, r.Source.Path)
+		}
+	}
+	if err != nil {
+		return res, fmt.Errorf("apply migrations: %w", err)
+	}
+	if len(res.Applied) == 0 {
+		logger.Info("schema is up to date; nothing to apply")
+	}
+	return res, nil
+}
+
+// MigrationState is one migration file and whether it has been applied.
+type MigrationState struct {
+	Version   int64
+	Name      string
+	Applied   bool
+	AppliedAt time.Time // zero when pending
+}
+
+// StatusReport is what Status found.
+type StatusReport struct {
+	// Existing is true for an Octavia schema these migrations did not
+	// create; Migrations is then empty and Problems holds the result of
+	// verifying it.
+	Existing   bool
+	Migrations []MigrationState
+	Problems   []string
+}
+
+// Status lists the applied and pending migrations, or, for an existing
+// Octavia schema, the result of verifying it. On a database these
+// migrations have never touched it creates goose's version table, as
+// every goose operation does; it creates nothing of Octavia's.
+func Status(ctx context.Context, db *sql.DB) (*StatusReport, error) {
+	existing, err := isForeignOctaviaSchema(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	if existing {
+		problems, err := Verify(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		return &StatusReport{Existing: true, Problems: problems}, nil
+	}
+	p, err := newProvider(db, nil)
+	if err != nil {
+		return nil, err
+	}
+	sts, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read migration status: %w", err)
+	}
+	rep := &StatusReport{}
+	for _, s := range sts {
+		rep.Migrations = append(rep.Migrations, MigrationState{
+			Version:   s.Source.Version,
+			Name:      s.Source.Path,
+			Applied:   s.State == goose.StateApplied,
+			AppliedAt: s.AppliedAt,
+		})
+	}
+	return rep, nil
+}
+
+func newProvider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
+	fsys, err := fs.Sub(embedded, "sql")
+	if err != nil {
+		return nil, fmt.Errorf("open embedded migrations: %w", err)
+	}
+	// Retry the advisory lock every second for up to ten minutes: a second
+	// process waits for the first one's migration instead of failing.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID), lock.WithLockTimeout(1, 600))
+	if err != nil {
+		return nil, fmt.Errorf("create migration lock: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
+		goose.WithTableName(VersionTable),
+		goose.WithSessionLocker(locker),
+		// Only the embedded files count; never migrations registered in
+		// goose's package-level registry by some other import.
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(orDiscard(logger)),
+		goose.WithVerbose(logger != nil),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create migration provider: %w", err)
+	}
+	return p, nil
+}
+
+// isForeignOctaviaSchema reports whether the database holds an Octavia
+// schema that these migrations did not create.
+//
+// The order of the two queries matters when another process is migrating
+// concurrently: goose commits the version row in the same transaction as
+// the tables, so once load_balancer is visible, the row is too.
+func isForeignOctaviaSchema(ctx context.Context, db *sql.DB) (bool, error) {
+	var lb, alembic, ours bool
+	err := db.QueryRowContext(ctx, `SELECT
+		to_regclass('load_balancer') IS NOT NULL,
+		to_regclass('alembic_version') IS NOT NULL,
+		to_regclass($1) IS NOT NULL`, VersionTable).Scan(&lb, &alembic, &ours)
+	if err != nil {
+		return false, fmt.Errorf("inspect database for an existing schema: %w", err)
+	}
+	if !lb && !alembic {
+		return false, nil
+	}
+	if ours {
+		var recorded bool
+		// VersionTable is a constant, so building the statement is safe.
+		q := fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s WHERE version_id > 0 AND is_applied)`, VersionTable)
+		if err := db.QueryRowContext(ctx, q).Scan(&recorded); err != nil {
+			return false, fmt.Errorf("read %s: %w", VersionTable, err)
+		}
+		if recorded {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
