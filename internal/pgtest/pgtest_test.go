@@ -1,0 +1,77 @@
+package pgtest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/octavia-vpp/health/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func TestNewDBIsMigratedAndIsolated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a := connect(t, pgtest.NewDB(t))
+	b := connect(t, pgtest.NewDB(t))
+
+	if _, err := a.Exec(ctx, `INSERT INTO amphora_health (amphora_id, last_update, busy)
+		VALUES ('amp-1', now() AT TIME ZONE 'UTC', false)`); err != nil {
+		t.Fatalf("insert into first database: %v", err)
+	}
+	var n int
+	if err := b.QueryRow(ctx, `SELECT count(*) FROM amphora_health`).Scan(&n); err != nil {
+		t.Fatalf("count in second database: %v", err)
+	}
+	if n != 0 {
+		t.Errorf("second database sees %d amphora_health rows written to the first; want 0", n)
+	}
+	if err := a.QueryRow(ctx, `SELECT count(*) FROM operating_status`).Scan(&n); err != nil {
+		t.Fatalf("count lookup rows: %v", err)
+	}
+	if n != 6 {
+		t.Errorf("operating_status has %d rows; want Octavia's 6", n)
+	}
+}
+
+func TestNewEmptyDBHasNoTables(t *testing.T) {
+	t.Parallel()
+	c := connect(t, pgtest.NewEmptyDB(t))
+	var n int
+	if err := c.QueryRow(context.Background(),
+		`SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("empty database has %d tables; want 0", n)
+	}
+}
+
+// The cluster's default time zone is not UTC on purpose; see the package
+// documentation.
+func TestServerTimeZoneIsNotUTC(t *testing.T) {
+	t.Parallel()
+	c := connect(t, pgtest.NewDB(t))
+	var tz string
+	if err := c.QueryRow(context.Background(), `SHOW TimeZone`).Scan(&tz); err != nil {
+		t.Fatal(err)
+	}
+	if tz == "UTC" || tz == "Etc/UTC" {
+		t.Errorf("TimeZone = %s; want a non-UTC zone so that time-zone bugs show", tz)
+	}
+}
