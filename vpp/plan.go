@@ -1,0 +1,153 @@
+package vpp
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// opKind is one primitive dataplane write.
+type opKind uint8
+
+const (
+	opAddVIP opKind = iota + 1
+	opDelVIP
+	opAddAS     // add (or revive) a backend with weight
+	opDelAS     // remove a backend; flush evicts its flows
+	opSetWeight // change the weight of an active backend (weighted dialects only)
+)
+
+var opNames = map[opKind]string{opAddVIP: "add-vip", opDelVIP: "del-vip", opAddAS: "add-as", opDelAS: "del-as", opSetWeight: "set-weight"}
+
+func (k opKind) String() string { return opNames[k] }
+
+// op is one step of a plan.
+type op struct {
+	kind   opKind
+	addr   netip.Addr // backend, for AS operations
+	weight uint8
+	flush  bool
+}
+
+func (o op) String() string {
+	switch o.kind {
+	case opAddAS, opSetWeight:
+		return fmt.Sprintf("%v %v weight=%d flush=%t", o.kind, o.addr, o.weight, o.flush)
+	case opDelAS:
+		return fmt.Sprintf("%v %v flush=%t", o.kind, o.addr, o.flush)
+	}
+	return o.kind.String()
+}
+
+// immutableDiffers reports whether the actual VIP must be recreated to
+// become the desired one (VPP cannot change these on a live VIP).
+func immutableDiffers(want VIP, have *VIPStatus) bool {
+	return have.Encap != want.Encap || have.SrcIPSticky != want.SrcIPSticky || have.FlowTableLength != want.FlowTableLength
+}
+
+// planSync computes the writes that turn have (nil if the VIP does not
+// exist) into want, which must already be validated. Weighted says whether
+// the dialect has backend weights; without them a non-zero weight means
+// "in service" and weight 0 means "removed" (a drain: flows are kept unless
+// the backend asks for a flush).
+//
+// The order is deterministic: VIP creation first, then backend additions
+// and weight changes in address order (IPv4 first), then backend removals
+// in address order, so capacity is added before it is taken away.
+func planSync(want VIP, have *VIPStatus, weighted bool) ([]op, SyncResult) {
+	var res SyncResult
+	var ops []op
+	if have != nil && immutableDiffers(want, have) {
+		ops = append(ops, planRemove(have)...)
+		have = nil
+		res.Recreated = true
+	}
+	if have == nil {
+		ops = append(ops, op{kind: opAddVIP})
+		if !res.Recreated {
+			res.Created = true
+		}
+		for _, b := range want.Backends {
+			if weighted || b.Weight > 0 {
+				ops = append(ops, op{kind: opAddAS, addr: b.Addr, weight: b.Weight})
+				res.Added++
+			}
+		}
+		return ops, res
+	}
+
+	actual := make(map[netip.Addr]BackendStatus, len(have.Backends))
+	for _, b := range have.Backends {
+		actual[b.Addr] = b
+	}
+	desired := make(map[netip.Addr]bool, len(want.Backends))
+	for _, b := range want.Backends {
+		desired[b.Addr] = true
+		a, known := actual[b.Addr]
+		switch {
+		case weighted && !known:
+			ops = append(ops, op{kind: opAddAS, addr: b.Addr, weight: b.Weight})
+			res.Added++
+		case weighted && !a.Active:
+			ops = append(ops, op{kind: opAddAS, addr: b.Addr, weight: b.Weight})
+			res.Reweighted++
+		case weighted && a.Weight != b.Weight:
+			ops = append(ops, op{kind: opSetWeight, addr: b.Addr, weight: b.Weight, flush: b.Flush && b.Weight == 0})
+			res.Reweighted++
+		case !weighted && b.Weight > 0 && !known:
+			ops = append(ops, op{kind: opAddAS, addr: b.Addr, weight: b.Weight})
+			res.Added++
+		case !weighted && b.Weight > 0 && !a.Active:
+			ops = append(ops, op{kind: opAddAS, addr: b.Addr, weight: b.Weight})
+			res.Reweighted++
+		case !weighted && b.Weight == 0 && known && a.Active:
+			ops = append(ops, op{kind: opDelAS, addr: b.Addr, flush: b.Flush})
+			res.Reweighted++
+		}
+	}
+	for _, a := range sortedBackends(have.Backends) {
+		if !desired[a.Addr] && a.Active {
+			ops = append(ops, op{kind: opDelAS, addr: a.Addr, flush: true})
+			res.Removed++
+		}
+	}
+	return ops, res
+}
+
+// planRemove removes a VIP: its active backends with a flush, in address
+// order, then the VIP itself.
+func planRemove(have *VIPStatus) []op {
+	var ops []op
+	for _, a := range sortedBackends(have.Backends) {
+		if a.Active {
+			ops = append(ops, op{kind: opDelAS, addr: a.Addr, flush: true})
+		}
+	}
+	return append(ops, op{kind: opDelVIP})
+}
+
+// planWeight computes the writes of SetWeight for a backend whose actual
+// state is a (nil if VPP does not know it).
+func planWeight(addr netip.Addr, a *BackendStatus, weight uint8, flush, weighted bool) []op {
+	switch {
+	case a == nil || !a.Active:
+		if weighted || weight > 0 {
+			return []op{{kind: opAddAS, addr: addr, weight: weight}}
+		}
+		return nil
+	case weighted:
+		if a.Weight == weight && !(flush && weight == 0) {
+			return nil
+		}
+		return []op{{kind: opSetWeight, addr: addr, weight: weight, flush: flush && weight == 0}}
+	case weight == 0:
+		return []op{{kind: opDelAS, addr: addr, flush: flush}}
+	}
+	return nil
+}
+
+func sortedBackends(bs []BackendStatus) []BackendStatus {
+	bs = slices.Clone(bs)
+	slices.SortFunc(bs, func(a, b BackendStatus) int { return compareAddr(a.Addr, b.Addr) })
+	return bs
+}
