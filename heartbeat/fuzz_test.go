@@ -1,0 +1,95 @@
+package heartbeat
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzOpen feeds arbitrary datagrams to Open. Seeds are every vector
+// envelope, valid and invalid. Whatever opens must survive a seal/open round
+// trip unchanged; whatever is rejected must carry a reason.
+func FuzzOpen(f *testing.F) {
+	vf := vectors(f)
+	for _, v := range vf.Valid {
+		if v.KeyUTF8Hex == "696e736563757265" { // "insecure", the fuzzing key
+			f.Add(mustHex(f, v.EnvelopeHexDigest))
+			f.Add(mustHex(f, v.EnvelopeBinaryDigest))
+		}
+	}
+	for _, v := range vf.Invalid {
+		f.Add(mustHex(f, v.EnvelopeHex))
+	}
+	for _, v := range vf.Quirks {
+		f.Add(mustHex(f, v.EnvelopeHex))
+	}
+	kr, err := NewKeyring(KeyringConfig{Keys: []string{"insecure"}, MaxInflatedBytes: 1 << 16})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, datagram []byte) {
+		msg, _, err := kr.Open(datagram)
+		if err != nil {
+			if ReasonOf(err) == ReasonNone {
+				t.Fatalf("rejection without a reason: %v", err)
+			}
+			return
+		}
+		again, _, err := kr.Open(kr.SealMessage(msg))
+		if err != nil {
+			t.Fatalf("re-sealed message rejected: %v", err)
+		}
+		if !reflect.DeepEqual(canonical(again), canonical(msg)) {
+			t.Fatalf("round trip differs\n got %+v\nwant %+v", again, msg)
+		}
+	})
+}
+
+// FuzzDecodeMessage feeds arbitrary text to DecodeMessage. It checks the
+// strict JSON parser against encoding/json (both follow RFC 8259), and that
+// a decoded message re-encodes to text that decodes to the same message and
+// re-encodes identically.
+func FuzzDecodeMessage(f *testing.F) {
+	for _, v := range vectors(f).Valid {
+		f.Add([]byte(v.JSONText))
+	}
+	for _, s := range []string{
+		`{"id": "a", "listeners": {"l": {"status": "OPEN", "pools": 5}}, "pools": {}, "ver": 3}`,
+		`{"\u0069d": "\ud800", "listeners": {}, "pools": {"a:b": {"status": "UP", "members": {"m": "UP", "m": "DOWN"}}}, "ver": 2}`,
+		`{"id": "a", "listeners": {}, "pools": {}, "ver": 9223372036854775808}`,
+		`{"id": "a", "listeners": {}, "pools": {}, "ver": -1e5}`,
+		`[1, 2.5e-3, true, false, null, "x", {}]`,
+		`{"id": NaN}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, text []byte) {
+		msg, err := DecodeMessage(text)
+		reason := ReasonOf(err)
+		if err != nil && reason == ReasonNone {
+			t.Fatalf("rejection without a reason: %v", err)
+		}
+		if utf8.Valid(text) && strings.Count(string(text), "[")+strings.Count(string(text), "{") <= maxJSONDepth {
+			strictOK := reason != ReasonNotJSON
+			if strictOK != json.Valid(text) {
+				t.Fatalf("parser says valid=%v, encoding/json says %v: %v", strictOK, json.Valid(text), err)
+			}
+		}
+		if err != nil {
+			return
+		}
+		encoded := msg.AppendJSON(nil)
+		again, err := DecodeMessage(encoded)
+		if err != nil {
+			t.Fatalf("re-encoded message rejected: %v\n%s", err, encoded)
+		}
+		if !reflect.DeepEqual(canonical(again), canonical(msg)) {
+			t.Fatalf("decode(encode(m)) != m\n got %+v\nwant %+v", again, msg)
+		}
+		if string(again.AppendJSON(nil)) != string(encoded) {
+			t.Fatalf("encoding is not stable:\n%s\n%s", encoded, again.AppendJSON(nil))
+		}
+	})
+}

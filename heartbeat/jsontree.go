@@ -1,0 +1,357 @@
+package heartbeat
+
+import (
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// The heartbeat decoder parses the inflated text into a flat, pre-order
+// array of nodes and only then maps it onto Message. Two passes keep the
+// reasons apart (any syntax problem is not_json, any schema problem is
+// malformed), and the flat tree gives the mapper what encoding/json cannot:
+// the datagram's key order (Octavia's pool collisions depend on it),
+// duplicate keys resolved the way Python's dict does, and integers kept as
+// their digits rather than rounded through float64.
+
+type nodeKind uint8
+
+const (
+	kindObject nodeKind = iota + 1
+	kindArray
+	kindString
+	kindNumber
+	kindTrue
+	kindFalse
+	kindNull
+)
+
+func (k nodeKind) String() string {
+	switch k {
+	case kindObject:
+		return "an object"
+	case kindArray:
+		return "an array"
+	case kindString:
+		return "a string"
+	case kindNumber:
+		return "a number"
+	case kindTrue, kindFalse:
+		return "a boolean"
+	case kindNull:
+		return "null"
+	}
+	return "nothing"
+}
+
+// node is one JSON value. An object's members follow it as (key, value)
+// pairs; next skips the whole subtree.
+type node struct {
+	// start and end delimit a string's contents (without quotes), a number's
+	// literal, or an object's or array's brackets.
+	start, end int32
+	next       int32 // index of the first node after this subtree
+	count      int32 // members of an object, elements of an array
+	kind       nodeKind
+	escaped    bool // a string containing backslash escapes
+	integer    bool // a number with neither fraction nor exponent
+}
+
+// maxJSONDepth bounds nesting. A heartbeat is six levels deep; Python's
+// json gives up near a thousand with RecursionError, so this only refuses
+// input no agent sends, without recursion that a hostile packet could drive.
+const maxJSONDepth = 64
+
+// maxJSONText keeps node offsets within int32.
+const maxJSONText = 1<<31 - 1
+
+type jsonParser struct {
+	text  string
+	pos   int
+	nodes []node
+	depth int
+}
+
+// parseJSON validates text as exactly one strict RFC 8259 value (no NaN or
+// Infinity, no trailing data) and returns its node tree, reusing nodes.
+func parseJSON(text string, nodes []node) ([]node, *Error) {
+	if len(text) > maxJSONText {
+		return nodes, reject(ReasonTooLarge, "text exceeds 2 GiB")
+	}
+	p := jsonParser{text: text, nodes: nodes[:0]}
+	p.skipSpace()
+	if err := p.value(); err != nil {
+		return p.nodes, err
+	}
+	p.skipSpace()
+	if p.pos != len(p.text) {
+		return p.nodes, p.syntax("extra data after the JSON value")
+	}
+	return p.nodes, nil
+}
+
+func (p *jsonParser) syntax(what string) *Error {
+	return reject(ReasonNotJSON, what+" at offset "+strconv.Itoa(p.pos))
+}
+
+func (p *jsonParser) skipSpace() {
+	for p.pos < len(p.text) {
+		switch p.text[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *jsonParser) value() *Error {
+	if p.pos >= len(p.text) {
+		return p.syntax("unexpected end of text")
+	}
+	switch c := p.text[p.pos]; {
+	case c == '{':
+		return p.container(kindObject, '}')
+	case c == '[':
+		return p.container(kindArray, ']')
+	case c == '"':
+		return p.str()
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	case c == 't':
+		return p.literal("true", kindTrue)
+	case c == 'f':
+		return p.literal("false", kindFalse)
+	case c == 'n':
+		return p.literal("null", kindNull)
+	default:
+		return p.syntax("unexpected character " + strconv.QuoteRune(rune(c)))
+	}
+}
+
+func (p *jsonParser) literal(word string, kind nodeKind) *Error {
+	if len(p.text)-p.pos < len(word) || p.text[p.pos:p.pos+len(word)] != word {
+		return p.syntax("invalid literal")
+	}
+	p.nodes = append(p.nodes, node{kind: kind, start: int32(p.pos), end: int32(p.pos + len(word))})
+	p.pos += len(word)
+	p.nodes[len(p.nodes)-1].next = int32(len(p.nodes))
+	return nil
+}
+
+func (p *jsonParser) container(kind nodeKind, closing byte) *Error {
+	p.depth++
+	if p.depth > maxJSONDepth {
+		return p.syntax("nesting deeper than " + strconv.Itoa(maxJSONDepth) + " levels")
+	}
+	self := len(p.nodes)
+	p.nodes = append(p.nodes, node{kind: kind, start: int32(p.pos)})
+	p.pos++ // the opening bracket
+	p.skipSpace()
+	var count int32
+	if p.pos < len(p.text) && p.text[p.pos] == closing {
+		p.pos++
+	} else {
+		for {
+			if kind == kindObject {
+				if p.pos >= len(p.text) || p.text[p.pos] != '"' {
+					return p.syntax("expected a string key")
+				}
+				if err := p.str(); err != nil {
+					return err
+				}
+				p.skipSpace()
+				if p.pos >= len(p.text) || p.text[p.pos] != ':' {
+					return p.syntax("expected ':' after a key")
+				}
+				p.pos++
+				p.skipSpace()
+			}
+			if err := p.value(); err != nil {
+				return err
+			}
+			count++
+			p.skipSpace()
+			if p.pos >= len(p.text) {
+				return p.syntax("unexpected end of text")
+			}
+			c := p.text[p.pos]
+			p.pos++
+			if c == closing {
+				break
+			}
+			if c != ',' {
+				p.pos--
+				return p.syntax("expected ',' or a closing bracket")
+			}
+			p.skipSpace()
+		}
+	}
+	p.depth--
+	n := &p.nodes[self]
+	n.end = int32(p.pos)
+	n.count = count
+	n.next = int32(len(p.nodes))
+	return nil
+}
+
+func (p *jsonParser) str() *Error {
+	p.pos++ // the opening quote
+	start := p.pos
+	escaped := false
+	for {
+		if p.pos >= len(p.text) {
+			return p.syntax("unterminated string")
+		}
+		c := p.text[p.pos]
+		switch {
+		case c == '"':
+			p.nodes = append(p.nodes, node{
+				kind: kindString, start: int32(start), end: int32(p.pos),
+				escaped: escaped, next: int32(len(p.nodes) + 1),
+			})
+			p.pos++
+			return nil
+		case c == '\\':
+			escaped = true
+			if p.pos+1 >= len(p.text) {
+				return p.syntax("unterminated escape")
+			}
+			switch p.text[p.pos+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.pos += 2
+			case 'u':
+				if p.pos+6 > len(p.text) || !isHex4(p.text[p.pos+2:p.pos+6]) {
+					return p.syntax("invalid \\u escape")
+				}
+				p.pos += 6
+			default:
+				return p.syntax("invalid escape")
+			}
+		case c < 0x20:
+			return p.syntax("control character in string")
+		default:
+			p.pos++
+		}
+	}
+}
+
+func isHex4(s string) bool {
+	for i := 0; i < 4; i++ {
+		if hexValue(s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func hexValue(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+func (p *jsonParser) number() *Error {
+	start := p.pos
+	if p.text[p.pos] == '-' {
+		p.pos++
+	}
+	switch {
+	case p.pos < len(p.text) && p.text[p.pos] == '0':
+		p.pos++
+	case p.pos < len(p.text) && p.text[p.pos] >= '1' && p.text[p.pos] <= '9':
+		p.digits()
+	default:
+		return p.syntax("invalid number")
+	}
+	integer := true
+	if p.pos < len(p.text) && p.text[p.pos] == '.' {
+		integer = false
+		p.pos++
+		if !p.digits() {
+			return p.syntax("invalid number fraction")
+		}
+	}
+	if p.pos < len(p.text) && (p.text[p.pos] == 'e' || p.text[p.pos] == 'E') {
+		integer = false
+		p.pos++
+		if p.pos < len(p.text) && (p.text[p.pos] == '+' || p.text[p.pos] == '-') {
+			p.pos++
+		}
+		if !p.digits() {
+			return p.syntax("invalid number exponent")
+		}
+	}
+	p.nodes = append(p.nodes, node{
+		kind: kindNumber, start: int32(start), end: int32(p.pos),
+		integer: integer, next: int32(len(p.nodes) + 1),
+	})
+	return nil
+}
+
+func (p *jsonParser) digits() bool {
+	start := p.pos
+	for p.pos < len(p.text) && p.text[p.pos] >= '0' && p.text[p.pos] <= '9' {
+		p.pos++
+	}
+	return p.pos > start
+}
+
+// unescapeJSON decodes the contents of a string node that has escapes. The
+// parser has already validated every escape. A lone UTF-16 surrogate becomes
+// U+FFFD: Python would keep it, but no database row can hold it, so an id
+// carrying one never matches either way.
+func unescapeJSON(raw string) string {
+	buf := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			buf = append(buf, c)
+			i++
+			continue
+		}
+		switch raw[i+1] {
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			r := rune(hex4(raw[i+2:]))
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2 := utf8.RuneError
+				if r < 0xdc00 && i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+					r2 = utf16.DecodeRune(r, rune(hex4(raw[i+2:])))
+				}
+				if r2 != utf8.RuneError {
+					i += 6
+					r = r2
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			buf = utf8.AppendRune(buf, r)
+			continue
+		default: // '"', '\\', '/'
+			buf = append(buf, raw[i+1])
+		}
+		i += 2
+	}
+	return string(buf)
+}
+
+func hex4(s string) int {
+	return hexValue(s[0])<<12 | hexValue(s[1])<<8 | hexValue(s[2])<<4 | hexValue(s[3])
+}
