@@ -1,46 +1,284 @@
 // Package octaviaconf reads an operator's existing octavia.conf (oslo.config
 // INI syntax) into typed structs that keep Octavia 11's option names and
 // defaults.
+//
+// Only the options the health manager uses are read (spec §6.1, §6.2).
+// Like oslo.config, it ignores options it does not know, but it warns about
+// unknown options in [health_manager], where a typo would otherwise silently
+// fall back to a default. Values follow oslo's syntax: lists are
+// comma-separated, booleans are true/false/yes/no/on/off/1/0, "$name" and
+// "${name}" substitute another option of the same section or [DEFAULT], and
+// "$$" is a literal "$".
 package octaviaconf
 
 import (
 	"fmt"
-
-	"gopkg.in/ini.v1"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"time"
 )
 
 // Config is the subset of octavia.conf the health manager reads.
 type Config struct {
-	HealthManager HealthManager
+	Default          Default
+	Database         Database
+	HealthManager    HealthManager
+	ControllerWorker ControllerWorker
 }
 
-// HealthManager holds the [health_manager] section.
+// Default holds the [DEFAULT] section.
+type Default struct {
+	// Debug is [DEFAULT] debug: log at DEBUG level. Default false.
+	Debug bool
+}
+
+// Database holds the [database] section.
+type Database struct {
+	// Connection is [database] connection, rewritten to a URL that pgx
+	// accepts: postgresql://, postgres:// and SQLAlchemy's
+	// postgresql+psycopg2://, +psycopg:// and +pg8000:// all become
+	// postgresql://. Any other scheme, mysql included, is a load error.
+	// Empty when unset: oslo's default (sqlite://) is not supported.
+	// Secret: log it only through RedactURL.
+	Connection string
+	// MaxPoolSize is [database] max_pool_size: connections per pool.
+	// Default 10 (Octavia overrides oslo.db's 5).
+	MaxPoolSize int
+	// RetryInterval is [database] retry_interval (seconds in the file):
+	// pause between reconnection attempts. Default 10s.
+	RetryInterval time.Duration
+}
+
+// HealthManager holds the [health_manager] section (spec §6.1).
 type HealthManager struct {
-	// HeartbeatKey is [health_manager] heartbeat_key; no default.
+	// BindIP is bind_ip: the heartbeat receiver's address. Default
+	// 127.0.0.1.
+	BindIP netip.Addr
+	// BindPort is bind_port: the heartbeat receiver's UDP port. Default
+	// 5555.
+	BindPort int
+	// FailoverThreads is failover_threads: concurrent failovers, and the
+	// most started per health-check cycle. Default 10.
+	FailoverThreads int
+	// HealthUpdateThreads is health_update_threads: workers applying
+	// heartbeats. Octavia's default (None) means the CPU count, which is
+	// what an unset option yields here.
+	HealthUpdateThreads int
+	// StatsUpdateThreads is stats_update_threads: workers handling
+	// statistics. Unset means the CPU count, as in Octavia.
+	StatsUpdateThreads int
+	// HeartbeatKey is heartbeat_key: the HMAC key heartbeats are signed
+	// with. No default. Secret.
 	HeartbeatKey string
 	// HeartbeatKeySet tells an empty key apart from an unset one.
 	HeartbeatKeySet bool
+	// HeartbeatTimeout is heartbeat_timeout (seconds in the file): silence
+	// after which an amphora is stale; also the start-up delay before the
+	// first health check. Default 60s.
+	HeartbeatTimeout time.Duration
+	// HealthCheckInterval is health_check_interval (seconds): the period
+	// of the stale-amphora check. Default 3s.
+	HealthCheckInterval time.Duration
+	// SockRlimit is sock_rlimit: SO_RCVBUF for the receiver socket when
+	// greater than 0. Default 0 (leave the kernel default).
+	SockRlimit int
+	// FailoverThreshold is failover_threshold: when at least this many
+	// amphorae are stale at once, none is failed over (FAILOVER_STOPPED).
+	// Only meaningful when FailoverThresholdSet; Octavia's default is
+	// None, i.e. no circuit breaker. 0 is a valid, distinct setting.
+	FailoverThreshold    int
+	FailoverThresholdSet bool
+	// ControllerIPPortList is controller_ip_port_list: "host:port"
+	// heartbeat destinations rendered into amphora configurations.
+	// Default empty.
+	ControllerIPPortList []string
+	// HeartbeatInterval is heartbeat_interval (seconds): the amphora's send
+	// period, and on the controller the age beyond which a queued heartbeat
+	// is dropped. Default 10s.
+	HeartbeatInterval time.Duration
+	// HealthUpdateDriver is health_update_driver. Deprecated in Octavia
+	// and without effect; read only so that old files keep loading.
+	// Default "health_db".
+	HealthUpdateDriver string
+}
+
+// ControllerWorker holds the options of [controller_worker] the health
+// manager reads.
+type ControllerWorker struct {
+	// StatisticsDrivers is statistics_drivers: listener-statistics drivers
+	// by Octavia name. Default ["stats_db"]. The deprecated
+	// [health_manager] stats_update_driver is used when this is unset.
+	StatisticsDrivers []string
+	// ComputeDriver is compute_driver: used to delete zombie amphorae.
+	// Default "compute_nova_driver".
+	ComputeDriver string
+}
+
+// Defaults returns the configuration Octavia 11 uses when no file sets
+// anything.
+func Defaults() *Config {
+	return &Config{
+		Database: Database{
+			MaxPoolSize:   10,
+			RetryInterval: 10 * time.Second,
+		},
+		HealthManager: HealthManager{
+			BindIP:              netip.MustParseAddr("127.0.0.1"),
+			BindPort:            5555,
+			FailoverThreads:     10,
+			HealthUpdateThreads: runtime.NumCPU(),
+			StatsUpdateThreads:  runtime.NumCPU(),
+			HeartbeatTimeout:    60 * time.Second,
+			HealthCheckInterval: 3 * time.Second,
+			HeartbeatInterval:   10 * time.Second,
+			HealthUpdateDriver:  "health_db",
+		},
+		ControllerWorker: ControllerWorker{
+			StatisticsDrivers: []string{"stats_db"},
+			ComputeDriver:     "compute_nova_driver",
+		},
+	}
 }
 
 // Load reads the files in order; a later file overrides options set by an
-// earlier one, as with oslo's repeated --config-file.
+// earlier one, as with oslo's repeated --config-file. With no files it
+// returns Defaults(). Warnings (unknown [health_manager] options,
+// deprecated names) go to slog's default logger.
 func Load(files ...string) (*Config, error) {
-	cfg := &Config{}
+	return load(slog.Default(), files...)
+}
+
+func load(log *slog.Logger, files ...string) (*Config, error) {
+	cfg := Defaults()
 	if len(files) == 0 {
 		return cfg, nil
 	}
-	sources := make([]any, 0, len(files)-1)
-	for _, f := range files[1:] {
-		sources = append(sources, f)
-	}
-	file, err := ini.LoadSources(ini.LoadOptions{AllowPythonMultilineValues: true}, files[0], sources...)
+	src, err := readFiles(files)
 	if err != nil {
-		return nil, fmt.Errorf("read config files %v: %w", files, err)
+		return nil, err
 	}
-	hm := file.Section("health_manager")
-	if hm.HasKey("heartbeat_key") {
-		cfg.HealthManager.HeartbeatKey = hm.Key("heartbeat_key").String()
-		cfg.HealthManager.HeartbeatKeySet = true
+	r := &reader{src: src}
+
+	r.boolean("DEFAULT", "debug", &cfg.Default.Debug)
+
+	r.connection(&cfg.Database.Connection)
+	r.integer("database", "max_pool_size", 1, &cfg.Database.MaxPoolSize)
+	r.seconds("database", "retry_interval", 1, &cfg.Database.RetryInterval)
+
+	hm := &cfg.HealthManager
+	r.ip("health_manager", "bind_ip", &hm.BindIP)
+	r.port("health_manager", "bind_port", &hm.BindPort)
+	r.integer("health_manager", "failover_threads", 1, &hm.FailoverThreads)
+	r.integer("health_manager", "health_update_threads", 1, &hm.HealthUpdateThreads)
+	r.integer("health_manager", "stats_update_threads", 1, &hm.StatsUpdateThreads)
+	hm.HeartbeatKeySet = r.secret("health_manager", "heartbeat_key", &hm.HeartbeatKey)
+	r.seconds("health_manager", "heartbeat_timeout", 1, &hm.HeartbeatTimeout)
+	r.seconds("health_manager", "health_check_interval", 1, &hm.HealthCheckInterval)
+	r.integer("health_manager", "sock_rlimit", 0, &hm.SockRlimit)
+	hm.FailoverThresholdSet = r.integer("health_manager", "failover_threshold", 0, &hm.FailoverThreshold)
+	r.list("health_manager", "controller_ip_port_list", &hm.ControllerIPPortList)
+	r.seconds("health_manager", "heartbeat_interval", 1, &hm.HeartbeatInterval)
+	if r.str("health_manager", "health_update_driver", &hm.HealthUpdateDriver) {
+		log.Warn("config option is deprecated and has no effect", "file", r.fileOf("health_manager", "health_update_driver"),
+			"section", "health_manager", "option", "health_update_driver")
 	}
+
+	cw := &cfg.ControllerWorker
+	if !r.list("controller_worker", "statistics_drivers", &cw.StatisticsDrivers) {
+		// oslo's deprecated_opts: the old name counts only when the new
+		// one is unset.
+		if r.list("health_manager", "stats_update_driver", &cw.StatisticsDrivers) {
+			log.Warn("config option is deprecated; use [controller_worker] statistics_drivers",
+				"file", r.fileOf("health_manager", "stats_update_driver"),
+				"section", "health_manager", "option", "stats_update_driver")
+		}
+	}
+	r.str("controller_worker", "compute_driver", &cw.ComputeDriver)
+
+	if r.err != nil {
+		return nil, r.err
+	}
+	warnUnknown(log, src, "health_manager", healthManagerOptions)
 	return cfg, nil
+}
+
+// healthManagerOptions are the [health_manager] option names Octavia 11
+// defines (spec §6.1) plus the deprecated alias read above.
+var healthManagerOptions = []string{
+	"bind_ip", "bind_port", "failover_threads", "health_update_threads",
+	"stats_update_threads", "heartbeat_key", "heartbeat_timeout",
+	"health_check_interval", "sock_rlimit", "failover_threshold",
+	"controller_ip_port_list", "heartbeat_interval", "health_update_driver",
+	"stats_update_driver",
+}
+
+// warnUnknown logs every option of section that is not in known, with the
+// closest known name when one is near enough to be the intended spelling.
+func warnUnknown(log *slog.Logger, src *sources, section string, known []string) {
+	for _, name := range src.keys(section) {
+		if contains(known, name) {
+			continue
+		}
+		attrs := []any{"file", src.fileOf(section, name), "section", section, "option", name}
+		if s := closest(name, known); s != "" {
+			attrs = append(attrs, "did_you_mean", s)
+		}
+		log.Warn("unknown config option ignored; misspelled?", attrs...)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// closest returns the known name within a small edit distance of name, or
+// "" when none is close enough to be a plausible typo.
+func closest(name string, known []string) string {
+	best, bestDist := "", 4
+	for _, k := range known {
+		if d := editDistance(name, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// OptionError is a bad value in a config file.
+type OptionError struct {
+	File    string
+	Section string
+	Option  string
+	// Value is the value as written, with secrets hidden.
+	Value  string
+	Reason string
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("%s: [%s] %s = %q: %s", e.File, e.Section, e.Option, e.Value, e.Reason)
 }
