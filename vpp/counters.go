@@ -183,9 +183,20 @@ func (t *counterTracker) observe(o vipObs, raw rawCounters) rawCounters {
 
 // snapshot builds the immutable Counters of one scrape.
 func (t *counterTracker) snapshot(now time.Time, s statSet, obs []vipObs) *Counters {
+	return t.snapshotWith(now, s, obs, nil)
+}
+
+// snapshotWith is snapshot where the lb packet counters of VIPs without a
+// known pool index come from text (the CLI's per-VIP sums), used when no
+// stats socket is available.
+func (t *counterTracker) snapshotWith(now time.Time, s statSet, obs []vipObs, text map[VIPKey][4]uint64) *Counters {
 	c := &Counters{Taken: now, VIPs: make([]VIPCounters, 0, len(obs))}
 	for _, o := range obs {
-		tot := t.observe(o, s.rawFor(o))
+		raw := s.rawFor(o)
+		if tc, ok := text[o.key]; ok && o.lbIndex < 0 {
+			copy(raw[:4], tc[:])
+		}
+		tot := t.observe(o, raw)
 		vc := VIPCounters{
 			Key:              o.key,
 			NextPackets:      tot[rNext],
