@@ -1,0 +1,102 @@
+package vpp
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/octavia-vpp/health/vpp/internal/fakevpp"
+)
+
+// testLogger logs to the test output only with -v and VPP_TEST_LOG=1.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("VPP_TEST_LOG") == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// fakeEnv is a Govpp connected to a fake VPP over a real unix socket.
+type fakeEnv struct {
+	t    testing.TB
+	sock string
+	srv  *fakevpp.Server
+	g    *Govpp
+	stop func()
+
+	mu    sync.Mutex
+	stats []*fakevpp.Stats
+}
+
+func startFake(t testing.TB, flavor fakevpp.Flavor, withStats bool) *fakeEnv {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	srv, err := fakevpp.New(sock, flavor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &fakeEnv{t: t, sock: sock, srv: srv}
+	cfg := GovppConfig{
+		APISocket:      sock,
+		PingInterval:   40 * time.Millisecond,
+		ScrapeInterval: time.Hour, // tests scrape explicitly
+		CallTimeout:    time.Second,
+		ReconnectMin:   20 * time.Millisecond,
+		ReconnectMax:   80 * time.Millisecond,
+		Logger:         testLogger(t),
+	}
+	if withStats {
+		cfg.Stats = func(context.Context) (StatsSource, error) {
+			st := srv.Stats()
+			e.mu.Lock()
+			e.stats = append(e.stats, st)
+			e.mu.Unlock()
+			return st, nil
+		}
+	}
+	g, err := NewGovpp(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.g = g
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = g.Run(ctx); close(done) }()
+	e.stop = func() { cancel(); <-done; srv.Stop() }
+	t.Cleanup(e.stop)
+	e.waitConnected(1)
+	return e
+}
+
+// waitConnected waits until the Govpp is connected with at least the given
+// generation.
+func (e *fakeEnv) waitConnected(gen uint64) State {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		s := e.g.State()
+		if s.Connected && s.Generation >= gen {
+			return s
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.t.Fatalf("not connected with generation >= %d: %+v", gen, e.g.State())
+	return State{}
+}
+
+// scrapeNow runs one scrape synchronously.
+func (e *fakeEnv) scrapeNow() {
+	e.t.Helper()
+	if err := e.g.scrape(context.Background()); err != nil {
+		e.t.Fatalf("scrape: %v", err)
+	}
+}
