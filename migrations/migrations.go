@@ -31,8 +31,6 @@ import (
 	"log/slog"
 	"time"
 
-	// Registers the "pgx" database/sql driver used by Open.
-	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -54,16 +52,6 @@ var lockID = int64(crc32.ChecksumIEEE([]byte("github.com/octavia-vpp/health/migr
 // column or lookup row the health manager needs, or has it with an
 // incompatible type.
 var ErrIncompatibleSchema = errors.New("existing Octavia schema is not usable by the health manager")
-
-// Open returns a database/sql handle for a PostgreSQL URL (as produced by
-// octaviaconf) using pgx's stdlib driver. It does not connect.
-func Open(url string) (*sql.DB, error) {
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
-	return db, nil
-}
 
 // Result says what Migrate did.
 type Result struct {

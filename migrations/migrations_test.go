@@ -448,3 +448,42 @@ func TestSchemaBehaviour(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenHidesPasswordOnBadURL(t *testing.T) {
+	for _, url := range []string{"postgresql://u:s3cret@host:notaport/db", "postgresql://u:s3cret@[::1/db"} {
+		_, err := migrations.Open(url)
+		if err == nil {
+			t.Errorf("Open(%q) succeeded; want an error", url)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open(%q) error %q leaks the password", url, err)
+		}
+	}
+}
+
+// Values come back through database/sql as the types callers scan into.
+func TestOpenScansBaseTypes(t *testing.T) {
+	t.Parallel()
+	db := open(t, pgtest.NewEmptyDB(t))
+	var (
+		i16, i32, i64 int64
+		f32           float64
+		b             bool
+		s             string
+		ts            time.Time
+		null          sql.NullString
+		raw           []byte
+	)
+	err := db.QueryRowContext(ctx(t), `SELECT 1::int2, 2::int4, $1::int8, 1.5::real, true, 'x'::varchar,
+		'2026-01-02 03:04:05.123456'::timestamp, NULL::text, '\x0102'::bytea
+		WHERE 'b' = ANY($2)`, int64(1)<<40, []string{"a", "b"}).
+		Scan(&i16, &i32, &i64, &f32, &b, &s, &ts, &null, &raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
+	if i16 != 1 || i32 != 2 || i64 != 1<<40 || f32 != 1.5 || !b || s != "x" || !ts.Equal(want) || null.Valid || string(raw) != "\x01\x02" {
+		t.Errorf("scanned %v %v %v %v %v %q %v %v %q", i16, i32, i64, f32, b, s, ts, null, raw)
+	}
+}
