@@ -195,43 +195,59 @@ func (p *jsonParser) container(kind nodeKind, closing byte) *Error {
 	return nil
 }
 
+// stringStop marks the bytes that end a run of plain string content: the
+// closing quote, a backslash, and the control characters JSON forbids raw.
+var stringStop = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 func (p *jsonParser) str() *Error {
-	p.pos++ // the opening quote
-	start := p.pos
+	text := p.text
+	i := p.pos + 1 // after the opening quote
+	start := i
 	escaped := false
 	for {
-		if p.pos >= len(p.text) {
+		for i < len(text) && !stringStop[text[i]] {
+			i++
+		}
+		if i >= len(text) {
+			p.pos = i
 			return p.syntax("unterminated string")
 		}
-		c := p.text[p.pos]
-		switch {
-		case c == '"':
+		switch text[i] {
+		case '"':
 			p.nodes = append(p.nodes, node{
-				kind: kindString, start: int32(start), end: int32(p.pos),
+				kind: kindString, start: int32(start), end: int32(i),
 				escaped: escaped, next: int32(len(p.nodes) + 1),
 			})
-			p.pos++
+			p.pos = i + 1
 			return nil
-		case c == '\\':
+		case '\\':
 			escaped = true
-			if p.pos+1 >= len(p.text) {
+			if i+1 >= len(text) {
+				p.pos = i
 				return p.syntax("unterminated escape")
 			}
-			switch p.text[p.pos+1] {
+			switch text[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				p.pos += 2
+				i += 2
 			case 'u':
-				if p.pos+6 > len(p.text) || !isHex4(p.text[p.pos+2:p.pos+6]) {
+				if i+6 > len(text) || !isHex4(text[i+2:i+6]) {
+					p.pos = i
 					return p.syntax("invalid \\u escape")
 				}
-				p.pos += 6
+				i += 6
 			default:
+				p.pos = i
 				return p.syntax("invalid escape")
 			}
-		case c < 0x20:
-			return p.syntax("control character in string")
 		default:
-			p.pos++
+			p.pos = i
+			return p.syntax("control character in string")
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -155,52 +154,24 @@ func (kr *Keyring) verify(datagram []byte) ([]byte, Verified, *Error) {
 	return nil, Verified{}, reject(ReasonBadMAC, "no key verifies the datagram in hex or raw MAC form")
 }
 
-type inflater struct {
-	src bytes.Reader
-	zr  io.ReadCloser
-	out bytes.Buffer
-}
-
-var inflaters sync.Pool
+var inflateBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
 // maxPooledInflateBuffer keeps one large message from pinning its buffer.
 const maxPooledInflateBuffer = 256 << 10
 
-// inflate decompresses one zlib stream into a string, reading at most limit
-// bytes. Bytes after the end of the stream are ignored, as Python's
-// zlib.decompress ignores them.
+// inflate decompresses the zlib payload into a string of at most limit bytes.
 func inflate(payload []byte, limit int) (string, *Error) {
-	inf, _ := inflaters.Get().(*inflater)
-	if inf == nil {
-		inf = &inflater{}
+	bufPtr := inflateBuffers.Get().(*[]byte)
+	out, err := inflateZlib((*bufPtr)[:0], payload, limit)
+	text := ""
+	if err == nil {
+		text = string(out)
 	}
-	defer func() {
-		if inf.out.Cap() <= maxPooledInflateBuffer {
-			inflaters.Put(inf)
-		}
-	}()
-	inf.src.Reset(payload)
-	inf.out.Reset()
-	var err error
-	if inf.zr == nil {
-		inf.zr, err = zlib.NewReader(&inf.src)
-	} else {
-		err = inf.zr.(zlib.Resetter).Reset(&inf.src, nil)
+	if cap(out) <= maxPooledInflateBuffer {
+		*bufPtr = out[:0]
+		inflateBuffers.Put(bufPtr)
 	}
-	if err != nil {
-		inf.zr = nil // a reader whose reset failed is not reused
-		return "", &Error{Reason: ReasonNotZlib, Detail: "bad zlib header", Err: err}
-	}
-	n, err := inf.out.ReadFrom(io.LimitReader(inf.zr, int64(limit)+1))
-	if err != nil {
-		return "", &Error{Reason: ReasonNotZlib, Detail: "corrupt or truncated zlib stream", Err: err}
-	}
-	// ReadFrom ends without error only after zlib reached the end of the
-	// stream and checked its Adler-32, so a text within the limit is whole.
-	if n > int64(limit) {
-		return "", reject(ReasonTooLarge, "payload inflates beyond "+strconv.Itoa(limit)+" bytes")
-	}
-	return inf.out.String(), nil
+	return text, err
 }
 
 // OpenText authenticates a datagram and returns its inflated JSON text,
