@@ -100,3 +100,20 @@ func (e *fakeEnv) scrapeNow() {
 		e.t.Fatalf("scrape: %v", err)
 	}
 }
+
+// restart simulates a VPP restart: the socket disappears, a fresh VPP comes
+// up, and we wait for the reconnect (the re-push happens before the new
+// generation becomes visible).
+func (e *fakeEnv) restart() {
+	e.t.Helper()
+	gen := e.g.State().Generation
+	e.srv.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.g.State().Connected && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := e.srv.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitConnected(gen + 1)
+}

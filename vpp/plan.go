@@ -94,13 +94,19 @@ func planSync(want VIP, have *VIPStatus, weighted bool) ([]op, SyncResult) {
 		case weighted && a.Weight != b.Weight:
 			ops = append(ops, op{kind: opSetWeight, addr: b.Addr, weight: b.Weight, flush: b.Flush && b.Weight == 0})
 			res.Reweighted++
+		case weighted && b.Weight == 0 && b.Flush && a.Flows > 0:
+			// Already drained but still holding flows: evict them.
+			ops = append(ops, op{kind: opSetWeight, addr: b.Addr, weight: 0, flush: true})
+			res.Reweighted++
 		case !weighted && b.Weight > 0 && !known:
 			ops = append(ops, op{kind: opAddAS, addr: b.Addr, weight: b.Weight})
 			res.Added++
 		case !weighted && b.Weight > 0 && !a.Active:
 			ops = append(ops, op{kind: opAddAS, addr: b.Addr, weight: b.Weight})
 			res.Reweighted++
-		case !weighted && b.Weight == 0 && known && a.Active:
+		case !weighted && b.Weight == 0 && known && (a.Active || (b.Flush && a.Flows > 0)):
+			// VPP accepts deleting a removed AS again; with flush that
+			// evicts the flows a soft drain left behind.
 			ops = append(ops, op{kind: opDelAS, addr: b.Addr, flush: b.Flush})
 			res.Reweighted++
 		}
@@ -130,9 +136,22 @@ func planRemove(have *VIPStatus) []op {
 // state is a (nil if VPP does not know it).
 func planWeight(addr netip.Addr, a *BackendStatus, weight uint8, flush, weighted bool) []op {
 	switch {
-	case a == nil || !a.Active:
-		if weighted || weight > 0 {
-			return []op{{kind: opAddAS, addr: addr, weight: weight}}
+	case a == nil && (weighted || weight > 0):
+		return []op{{kind: opAddAS, addr: addr, weight: weight}}
+	case a == nil:
+		return nil
+	case !a.Active && weight > 0:
+		return []op{{kind: opAddAS, addr: addr, weight: weight}}
+	case !a.Active && weighted:
+		ops := []op{{kind: opAddAS, addr: addr, weight: 0}}
+		if flush {
+			ops = append(ops, op{kind: opSetWeight, addr: addr, weight: 0, flush: true})
+		}
+		return ops
+	case !a.Active:
+		// VPP accepts deleting a removed AS again; flush evicts its flows.
+		if flush {
+			return []op{{kind: opDelAS, addr: addr, flush: true}}
 		}
 		return nil
 	case weighted:

@@ -248,9 +248,8 @@ func (m *Model) delAS(k Key, addr netip.Addr, flush bool) int {
 	}
 	for _, a := range v.ases {
 		if a.addr == addr {
-			if !a.used {
-				return errNoSuchEntry
-			}
+			// Like lb_vip_del_ass_withlock: an AS that is already unused
+			// can be deleted again (with flush, its flows go).
 			a.used = false
 			if flush {
 				a.flows = 0
