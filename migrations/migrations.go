@@ -91,15 +91,19 @@ func Migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) (*Result, err
 		return res, nil
 	}
 
-	p, err := newProvider(db, logger)
+	p, err := newProvider(db)
 	if err != nil {
 		return nil, err
 	}
+	// Another process may hold the lock for as long as its migration
+	// takes; say so before waiting.
+	logger.Info("taking the migration lock", "lock_id", lockID)
 	results, err := p.Up(ctx)
 	res := &Result{}
 	for _, r := range results {
 		if r.Error == nil {
 			res.Applied = append(res.Applied, r.Source.Path)
+			logger.Info("applied migration", "migration", r.Source.Path, "duration", r.Duration.Round(time.Millisecond))
 		}
 	}
 	if err != nil {
@@ -145,7 +149,7 @@ func Status(ctx context.Context, db *sql.DB) (*StatusReport, error) {
 		}
 		return &StatusReport{Existing: true, Problems: problems}, nil
 	}
-	p, err := newProvider(db, nil)
+	p, err := newProvider(db)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +169,7 @@ func Status(ctx context.Context, db *sql.DB) (*StatusReport, error) {
 	return rep, nil
 }
 
-func newProvider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
+func newProvider(db *sql.DB) (*goose.Provider, error) {
 	fsys, err := fs.Sub(embedded, "sql")
 	if err != nil {
 		return nil, fmt.Errorf("open embedded migrations: %w", err)
@@ -182,8 +186,9 @@ func newProvider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
 		// Only the embedded files count; never migrations registered in
 		// goose's package-level registry by some other import.
 		goose.WithDisableGlobalRegistry(true),
-		goose.WithSlog(orDiscard(logger)),
-		goose.WithVerbose(logger != nil),
+		// goose's own logging is per statement; Migrate logs per
+		// migration instead.
+		goose.WithSlog(orDiscard(nil)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("create migration provider: %w", err)

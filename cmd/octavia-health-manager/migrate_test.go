@@ -220,6 +220,7 @@ func TestMigrateCommand(t *testing.T) {
 	if first.code != 0 || !strings.Contains(first.stderr, "schema migrated") || first.stdout != "" {
 		t.Fatalf("first migrate = %d\nstdout: %s\nstderr: %s", first.code, first.stdout, first.stderr)
 	}
+	t.Logf("first migrate:\n%s", first.stderr)
 	before := fingerprint(t, openDB(t, url))
 
 	second := runApp(t, "--config-file", conf, "migrate")
