@@ -42,11 +42,14 @@ type huffman struct {
 // and then fails on first use.
 func (h *huffman) build(lengths []uint8, fastBits uint) bool {
 	h.fastBits = fastBits
-	h.count = [maxCodeLen + 1]uint16{}
+	// Lengths are at most 15 (the code-length code cannot express more), so
+	// masking with 15 only spares the bounds checks.
+	var count [maxCodeLen + 1]uint16
 	for _, l := range lengths {
-		h.count[l]++
+		count[l&15]++
 	}
-	h.count[0] = 0
+	count[0] = 0
+	h.count = count
 	left, maxLen := 1, 0
 	for l := 1; l <= maxCodeLen; l++ {
 		left = left<<1 - int(h.count[l])
@@ -60,14 +63,15 @@ func (h *huffman) build(lengths []uint8, fastBits uint) bool {
 	if left > 0 && maxLen > 1 {
 		return false // incomplete
 	}
-	var offset [maxCodeLen + 2]int
-	for l := 1; l <= maxCodeLen; l++ {
-		offset[l+1] = offset[l] + int(h.count[l])
+	var offset [maxCodeLen + 1]uint16
+	for l := 1; l < maxCodeLen; l++ {
+		offset[l+1] = offset[l] + count[l]
 	}
+	symbols := h.symbol[:]
 	for sym, l := range lengths {
 		if l != 0 {
-			h.symbol[offset[l]] = uint16(sym)
-			offset[l]++
+			symbols[offset[l&15]%numLitLen] = uint16(sym)
+			offset[l&15]++
 		}
 	}
 	// Fill the fast table length by length, in canonical order (h.symbol
@@ -387,23 +391,31 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 }
 
 func huffmanBlock(br *bitReader, out []byte, limit int, litLen, dist *huffman) ([]byte, *Error) {
+	// The bit buffer lives in locals here, where almost all the time goes,
+	// and is written back around the calls that need the reader.
+	bitBuf, nbits := br.bits, br.nbits
 	for {
 		// One length/distance pair needs at most 15+5+15+13 = 48 bits.
-		if br.nbits < 48 {
+		if nbits < 48 {
+			br.bits, br.nbits = bitBuf, nbits
 			br.refill()
+			bitBuf, nbits = br.bits, br.nbits
 		}
-		// The common case inline: a literal/length code that the fast
-		// table resolves, indexed with a constant mask.
+		// The common case: a code the fast table resolves, indexed with a
+		// constant mask.
 		var sym int
-		if e := litLen.fast[br.bits&(1<<litLenFastBits-1)]; e != 0 && uint(e&15) <= br.nbits {
-			br.bits >>= e & 15
-			br.nbits -= uint(e & 15)
+		if e := litLen.fast[bitBuf&(1<<litLenFastBits-1)]; e != 0 && uint(e&15) <= nbits {
+			bitBuf >>= e & 15
+			nbits -= uint(e & 15)
 			sym = int(e >> 4)
 		} else {
-			var err *Error
-			if sym, err = br.decode(litLen); err != nil {
+			br.bits, br.nbits = bitBuf, nbits
+			s, err := br.decode(litLen)
+			if err != nil {
 				return out, err
 			}
+			bitBuf, nbits = br.bits, br.nbits
+			sym = s
 		}
 		if sym < 256 {
 			if len(out) >= limit {
@@ -413,44 +425,63 @@ func huffmanBlock(br *bitReader, out []byte, limit int, litLen, dist *huffman) (
 			continue
 		}
 		if sym == 256 {
+			br.bits, br.nbits = bitBuf, nbits
 			return out, nil
 		}
 		sym -= 257
 		if sym >= len(lengthBase) {
 			return out, notZlib("invalid length symbol")
 		}
-		extra, err := br.take(uint(lengthExtra[sym]))
-		if err != nil {
-			return out, err
+		// With 48 bits buffered, the extra bits and the distance code are
+		// there unless the input ended; the checks below catch that.
+		n := uint(lengthExtra[sym])
+		if nbits < n {
+			return out, errTruncated
 		}
-		length := int(lengthBase[sym]) + int(extra)
-		dsym, err := br.decode(dist)
-		if err != nil {
-			return out, err
+		length := int(lengthBase[sym]) + int(bitBuf&(1<<n-1))
+		bitBuf >>= n
+		nbits -= n
+		var dsym int
+		if e := dist.fast[bitBuf&(1<<distFastBits-1)]; e != 0 && uint(e&15) <= nbits {
+			bitBuf >>= e & 15
+			nbits -= uint(e & 15)
+			dsym = int(e >> 4)
+		} else {
+			br.bits, br.nbits = bitBuf, nbits
+			s, err := br.decode(dist)
+			if err != nil {
+				return out, err
+			}
+			bitBuf, nbits = br.bits, br.nbits
+			dsym = s
 		}
 		if dsym >= len(distBase) {
 			return out, notZlib("invalid distance symbol")
 		}
-		if extra, err = br.take(uint(distExtra[dsym])); err != nil {
-			return out, err
+		n = uint(distExtra[dsym])
+		if nbits < n {
+			return out, errTruncated
 		}
-		distance := int(distBase[dsym]) + int(extra)
-		n := len(out)
-		if distance > n {
+		distance := int(distBase[dsym]) + int(bitBuf&(1<<n-1))
+		bitBuf >>= n
+		nbits -= n
+		have := len(out)
+		if distance > have {
 			return out, notZlib("distance " + strconv.Itoa(distance) + " reaches before the start of the data")
 		}
-		end := n + length
+		end := have + length
 		if end > limit {
 			return out, tooLarge(limit)
 		}
 		if end > cap(out) {
-			grown := make([]byte, n, 2*cap(out)+length)
+			grown := make([]byte, have, 2*cap(out)+length)
 			copy(grown, out)
 			out = grown
 		}
 		out = out[:end]
+		from := have - distance
 		// An overlapping match repeats its pattern; each copy doubles it.
-		for from, to := n-distance, n; to < end; {
+		for to := have; to < end; {
 			to += copy(out[to:end], out[from:to])
 		}
 	}
