@@ -1,6 +1,9 @@
 package heartbeat
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -8,8 +11,9 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzOpen feeds arbitrary datagrams to Open. Seeds are every vector
-// envelope, valid and invalid. Whatever opens must survive a seal/open round
+// FuzzOpen feeds arbitrary datagrams to Open, and each input again as a
+// payload under a valid MAC. Seeds are every vector envelope, valid and
+// invalid, and every payload those carry. Whatever opens must survive a seal/open round
 // trip unchanged; whatever is rejected must carry a reason.
 func FuzzOpen(f *testing.F) {
 	vf := vectors(f)
@@ -23,26 +27,39 @@ func FuzzOpen(f *testing.F) {
 		f.Add(mustHex(f, v.EnvelopeHex))
 	}
 	for _, v := range vf.Quirks {
-		f.Add(mustHex(f, v.EnvelopeHex))
+		env := mustHex(f, v.EnvelopeHex)
+		f.Add(env)
+		f.Add(env[:len(env)-hexMACLen])
+	}
+	for _, v := range vf.Valid {
+		env := mustHex(f, v.EnvelopeHexDigest)
+		f.Add(env[:len(env)-hexMACLen])
 	}
 	kr, err := NewKeyring(KeyringConfig{Keys: []string{"insecure"}, MaxInflatedBytes: 1 << 16})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, datagram []byte) {
-		msg, _, err := kr.Open(datagram)
-		if err != nil {
-			if ReasonOf(err) == ReasonNone {
-				t.Fatalf("rejection without a reason: %v", err)
+		// The input as a datagram, and the input as a payload under a valid
+		// MAC, so that mutations also reach inflate and decode.
+		mac := hmac.New(sha256.New, []byte("insecure"))
+		mac.Write(datagram)
+		sealed := append(append([]byte(nil), datagram...), hex.EncodeToString(mac.Sum(nil))...)
+		for _, d := range [][]byte{datagram, sealed} {
+			msg, _, err := kr.Open(d)
+			if err != nil {
+				if ReasonOf(err) == ReasonNone {
+					t.Fatalf("rejection without a reason: %v", err)
+				}
+				continue
 			}
-			return
-		}
-		again, _, err := kr.Open(kr.SealMessage(msg))
-		if err != nil {
-			t.Fatalf("re-sealed message rejected: %v", err)
-		}
-		if !reflect.DeepEqual(canonical(again), canonical(msg)) {
-			t.Fatalf("round trip differs\n got %+v\nwant %+v", again, msg)
+			again, _, err := kr.Open(kr.SealMessage(msg))
+			if err != nil {
+				t.Fatalf("re-sealed message rejected: %v", err)
+			}
+			if !reflect.DeepEqual(canonical(again), canonical(msg)) {
+				t.Fatalf("round trip differs\n got %+v\nwant %+v", again, msg)
+			}
 		}
 	})
 }
