@@ -207,6 +207,7 @@ func (g *Govpp) session(ctx context.Context) error {
 		}
 	}
 	defer func() {
+		g.tel.disconnect()
 		g.mu.Lock()
 		if g.stats != nil {
 			_ = g.stats.Disconnect()
@@ -319,6 +320,7 @@ func (g *Govpp) newGenerationLocked() {
 
 // pushAllLocked re-applies the whole desired state, in key order.
 func (g *Govpp) pushAllLocked(ctx context.Context) error {
+	g.tel.repush()
 	var errs []error
 	if g.desiredConf != nil {
 		if err := g.prog.conf(ctx, *g.desiredConf); err != nil {
@@ -351,7 +353,6 @@ func (g *Govpp) pushAllLocked(ctx context.Context) error {
 		}
 		g.tel.sync(res)
 	}
-	g.tel.repush()
 	return errors.Join(errs...)
 }
 
@@ -592,7 +593,6 @@ func (g *Govpp) setState(f func(*State)) {
 }
 
 func (g *Govpp) setDisconnected(err error) {
-	g.tel.disconnect()
 	g.setState(func(s *State) {
 		s.Connected = false
 		s.LastError = errString(err)

@@ -39,13 +39,28 @@ type fakeEnv struct {
 
 func startFake(t testing.TB, flavor fakevpp.Flavor, withStats bool) *fakeEnv {
 	t.Helper()
+	return startFakeWith(t, fakeSetup{flavor: flavor, stats: withStats, wait: true})
+}
+
+type fakeSetup struct {
+	flavor  fakevpp.Flavor
+	opts    fakevpp.Options
+	stats   bool
+	dialect string
+	wait    bool // wait for the first connection
+}
+
+func startFakeWith(t testing.TB, fs fakeSetup) *fakeEnv {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
-	srv, err := fakevpp.New(sock, flavor)
+	srv, err := fakevpp.NewWithOptions(sock, fs.flavor, fs.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	withStats := fs.stats
 	e := &fakeEnv{t: t, sock: sock, srv: srv}
 	cfg := GovppConfig{
+		Dialect:        fs.dialect,
 		APISocket:      sock,
 		PingInterval:   40 * time.Millisecond,
 		ScrapeInterval: time.Hour, // tests scrape explicitly
@@ -73,7 +88,15 @@ func startFake(t testing.TB, flavor fakevpp.Flavor, withStats bool) *fakeEnv {
 	go func() { _ = g.Run(ctx); close(done) }()
 	e.stop = func() { cancel(); <-done; srv.Stop() }
 	t.Cleanup(e.stop)
-	e.waitConnected(1)
+	t.Cleanup(func() {
+		// Nothing we sent would have crashed or silently misconfigured VPP.
+		if v := srv.Model().ViolationList(); len(v) > 0 {
+			t.Errorf("zero defaults sent to VPP: %v", v)
+		}
+	})
+	if fs.wait {
+		e.waitConnected(1)
+	}
 	return e
 }
 
@@ -116,4 +139,14 @@ func (e *fakeEnv) restart() {
 		e.t.Fatal(err)
 	}
 	e.waitConnected(gen + 1)
+}
+
+// probeForTest re-runs the dialect probe on the live connection.
+func (g *Govpp) probeForTest() (vppInfo, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conn == nil {
+		return vppInfo{}, ErrNotConnected
+	}
+	return g.probe(context.Background(), g.conn)
 }

@@ -15,8 +15,8 @@ type CallKey struct {
 // Every value is a running total since NewGovpp.
 type Telemetry struct {
 	Calls       map[CallKey]uint64
-	Connects    map[string]uint64 // by result: "ok", "error"
-	Disconnects uint64
+	Connects    map[string]uint64 // connection attempts by result: "ok", "error"
+	Disconnects uint64            // established connections lost (or closed)
 	Repushes    uint64            // full re-pushes of the desired state
 	Scrapes     map[string]uint64 // by result: "ok", "error"
 	// Changes counts dataplane changes by kind: vip_created, vip_recreated,

@@ -47,10 +47,20 @@ type Request struct {
 	Msg  api.Message // decoded request
 }
 
+// Options tune a fake VPP beyond its flavour.
+type Options struct {
+	// Omit leaves these messages (by name, e.g. "lb_as_set_weight") out of
+	// the message table, as a VPP that lacks them or has other CRCs.
+	Omit []string
+	// NoAPIVersions makes api_versions unanswered (unknown message).
+	NoAPIVersions bool
+}
+
 // Server is a fake VPP listening on a unix socket.
 type Server struct {
 	path   string
 	flavor Flavor
+	opts   Options
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -65,7 +75,12 @@ type Server struct {
 
 // New starts a fake VPP on path.
 func New(path string, flavor Flavor) (*Server, error) {
-	s := &Server{path: path, flavor: flavor, conns: map[net.Conn]bool{}}
+	return NewWithOptions(path, flavor, Options{})
+}
+
+// NewWithOptions starts a fake VPP with options.
+func NewWithOptions(path string, flavor Flavor, opts Options) (*Server, error) {
+	s := &Server{path: path, flavor: flavor, opts: opts, conns: map[net.Conn]bool{}}
 	s.buildTable()
 	if err := s.Start(); err != nil {
 		return nil, err
@@ -88,6 +103,10 @@ func (s *Server) buildTable() {
 	for _, msgs := range api.GetRegisteredMessages() {
 		for nameCrc, m := range msgs {
 			if s.flavor == Released && weightedNames[m.GetMessageName()] {
+				continue
+			}
+			if slices.Contains(s.opts.Omit, m.GetMessageName()) ||
+				(s.opts.NoAPIVersions && strings.HasPrefix(m.GetMessageName(), "api_versions")) {
 				continue
 			}
 			if _, ok := seen[nameCrc]; !ok {
@@ -160,6 +179,16 @@ func (s *Server) Stop() {
 	}
 	s.wg.Wait()
 	_ = os.Remove(s.path)
+}
+
+// Reboot simulates a VPP restart that the client's socket survives (as a
+// supervisor would only notice through the boot time): the lb state is
+// wiped and the boot time changes.
+func (s *Server) Reboot() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.boots++
+	s.model = newModel(s.flavor == Master, time.Unix(1_700_000_000+int64(s.boots)*1000, 0))
 }
 
 // Model returns the current instance's lb model.

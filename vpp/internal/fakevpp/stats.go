@@ -22,7 +22,14 @@ type Stats struct {
 	mu       sync.Mutex
 	closed   bool
 	busy     int // the next busy reads answer ErrStatsDataBusy
-	Patterns [][]string
+	patterns [][]string
+}
+
+// PatternsSeen returns the pattern lists of every DumpStats call.
+func (st *Stats) PatternsSeen() [][]string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.patterns)
 }
 
 // Stats returns a stats source reading this server's model.
@@ -46,7 +53,7 @@ func (st *Stats) Disconnect() error {
 // DumpStats implements vpp.StatsSource.
 func (st *Stats) DumpStats(patterns ...string) ([]adapter.StatEntry, error) {
 	st.mu.Lock()
-	st.Patterns = append(st.Patterns, slices.Clone(patterns))
+	st.patterns = append(st.patterns, slices.Clone(patterns))
 	if st.closed {
 		st.mu.Unlock()
 		return nil, adapter.ErrStatsDisconnected
