@@ -1,0 +1,395 @@
+package healthdb
+
+import (
+	"time"
+
+	"github.com/octavia-vpp/health/heartbeat"
+)
+
+// Octavia's status strings, as stored in the operating_status columns.
+const (
+	StatusOnline    = "ONLINE"
+	StatusOffline   = "OFFLINE"
+	StatusDegraded  = "DEGRADED"
+	StatusError     = "ERROR"
+	StatusDraining  = "DRAINING"
+	StatusNoMonitor = "NO_MONITOR"
+)
+
+// ProtocolUDP is the listener protocol the versionless-UDP rule looks for.
+const ProtocolUDP = "UDP"
+
+// Topology is what the status procedure reads about one amphora: the
+// amphora row and, when the amphora is live and attached to a live load
+// balancer, that load balancer's graph (Octavia's get_lb_for_health_update).
+type Topology struct {
+	AmphoraID string
+	// AmphoraExists is true when an amphora row exists in any status,
+	// DELETED included.
+	AmphoraExists bool
+	// ComputeID is amphora.compute_id ("" for NULL); a zombie's compute
+	// instance is deleted by it.
+	ComputeID string
+	// LB is nil when the amphora is DELETED, has no load balancer, or its
+	// load balancer is DELETED: then the amphora is a zombie (or unknown).
+	LB *LoadBalancer
+}
+
+// LoadBalancer is a live load balancer with its listeners and pools.
+type LoadBalancer struct {
+	ID                 string
+	Enabled            bool
+	ProvisioningStatus string
+	OperatingStatus    string
+	// Listeners in the order they are processed. Octavia takes SQL row
+	// order, which is whatever plan the database picks; we take listener id
+	// order so that a pre-V2 pool shared by two listeners and reported
+	// differently under each always resolves the same way.
+	Listeners []Listener
+	// Pools are all pools of the load balancer, in pool id order.
+	Pools []Pool
+}
+
+// Listener is one listener row.
+type Listener struct {
+	ID              string
+	OperatingStatus string
+	Protocol        string
+	Enabled         bool
+	// DefaultPoolHasEnabledMember is what the versionless-UDP rule asks of a
+	// UDP listener: it has a default pool with at least one enabled member.
+	DefaultPoolHasEnabledMember bool
+}
+
+// Pool is one pool row with its members (in member id order).
+type Pool struct {
+	ID              string
+	OperatingStatus string
+	Members         []Member
+}
+
+// Member is one member row.
+type Member struct {
+	ID              string
+	OperatingStatus string
+}
+
+// HealthOutcome says whether the heartbeat refreshes amphora_health, or why
+// not.
+type HealthOutcome uint8
+
+const (
+	// HealthWrite: the amphora_health row is upserted.
+	HealthWrite HealthOutcome = iota
+	// HealthSkipCountMismatch: the heartbeat reports a different number of
+	// listeners than the database expects; statuses are still processed.
+	HealthSkipCountMismatch
+	// HealthSkipLate: the heartbeat waited heartbeat_interval or longer
+	// before processing; nothing at all is written.
+	HealthSkipLate
+	// HealthSkipZombie: the amphora should not exist; its compute instance
+	// is deleted instead (see Decision.DeleteComputeID).
+	HealthSkipZombie
+	// HealthSkipUnknown: no amphora row exists at all; nothing is written.
+	HealthSkipUnknown
+)
+
+func (o HealthOutcome) String() string {
+	switch o {
+	case HealthWrite:
+		return "written"
+	case HealthSkipCountMismatch:
+		return "listener_count_mismatch"
+	case HealthSkipLate:
+		return "too_late"
+	case HealthSkipZombie:
+		return "zombie"
+	case HealthSkipUnknown:
+		return "unknown_amphora"
+	}
+	return "unknown"
+}
+
+// StatusChange is one operating_status update.
+type StatusChange struct {
+	ID   string
+	From string
+	To   string
+}
+
+// Decision is what one heartbeat does to the database.
+type Decision struct {
+	Health HealthOutcome
+	// ExpectedListeners and ReportedListeners are the two sides of the
+	// listener-count gate (Expected is -1 when the gate was not applied).
+	ExpectedListeners, ReportedListeners int
+	// Delay is how long the heartbeat waited before this decision.
+	Delay time.Duration
+
+	// DeleteComputeID is set for a zombie: delete this compute instance.
+	// Octavia then stops; only if the delete fails does it go on, treating
+	// the amphora as expecting no listeners. HealthIfDeleteFails is the
+	// health outcome in that case (written when the heartbeat reports no
+	// listeners and is not late).
+	DeleteComputeID     string
+	HealthIfDeleteFails HealthOutcome
+
+	// The operating_status changes, each written only because it differs
+	// (case-insensitively) from the database value.
+	Listeners    []StatusChange
+	Pools        []StatusChange
+	Members      []StatusChange
+	LoadBalancer *StatusChange
+
+	// AbortedAt is set when Octavia would stop part-way through the status
+	// updates: a pre-V2 heartbeat whose listener has no "pools" key (Rocky
+	// agents send that for a UDP listener). Changes made before that point
+	// stand, as they do in Octavia.
+	AbortedAt string
+}
+
+// Rules carries the configuration the procedure depends on.
+type Rules struct {
+	// HeartbeatInterval is [health_manager] heartbeat_interval: a heartbeat
+	// processed this long or longer after it was received is dropped.
+	HeartbeatInterval time.Duration
+}
+
+// Decide runs Octavia 11's UpdateHealthDb.update_health for one heartbeat
+// against one amphora's topology, at time now, and returns what it would
+// write. It does no I/O.
+func Decide(topo *Topology, msg *heartbeat.Message, now time.Time, rules Rules) Decision {
+	d := Decision{ReportedListeners: len(msg.Listeners), ExpectedListeners: -1, Delay: now.Sub(msg.RecvTime)}
+	lb := topo.LB
+	if lb == nil {
+		if !topo.AmphoraExists {
+			d.Health = HealthSkipUnknown
+			return d
+		}
+		d.Health = HealthSkipZombie
+		d.DeleteComputeID = topo.ComputeID
+		d.ExpectedListeners = 0
+		d.HealthIfDeleteFails = countGate(&d, 0, false, rules)
+		return d
+	}
+
+	ignoreCount := !lb.Enabled || containsPending(lb.ProvisioningStatus)
+	expected := 0
+	if !ignoreCount {
+		for i := range lb.Listeners {
+			if lb.Listeners[i].Enabled {
+				expected++
+			}
+		}
+		if !msg.HasVersion {
+			expected -= versionlessUDPListeners(lb.Listeners)
+		}
+		d.ExpectedListeners = expected
+	}
+	d.Health = countGate(&d, expected, ignoreCount, rules)
+	if d.Health == HealthSkipLate {
+		return d
+	}
+
+	p := statusPass{d: &d, lb: lb, lbStatus: StatusOnline, potentialOffline: map[string]string{}}
+	if !lb.Enabled {
+		p.lbStatus = StatusOffline
+	}
+	if !p.listeners(msg) {
+		return d
+	}
+	if !msg.PoolsPerListener() {
+		p.pools(heartbeat.NormalizePools(msg.Pools))
+	}
+	for i := range lb.Pools {
+		pool := &lb.Pools[i]
+		if dbStatus, ok := p.potentialOffline[pool.ID]; ok && !p.processed[pool.ID] {
+			p.change(&d.Pools, pool.ID, dbStatus, StatusOffline)
+		}
+	}
+	if !equalStatus(lb.OperatingStatus, p.lbStatus) {
+		d.LoadBalancer = &StatusChange{ID: lb.ID, From: lb.OperatingStatus, To: p.lbStatus}
+	}
+	return d
+}
+
+// countGate is the listener-count gate with its processing-delay check,
+// which Octavia applies only when the count matches (or is ignored).
+func countGate(d *Decision, expected int, ignoreCount bool, rules Rules) HealthOutcome {
+	if d.ReportedListeners != expected && !ignoreCount {
+		return HealthSkipCountMismatch
+	}
+	if d.Delay >= rules.HeartbeatInterval {
+		return HealthSkipLate
+	}
+	return HealthWrite
+}
+
+func containsPending(s string) bool {
+	const pending = "PENDING"
+	for i := 0; i+len(pending) <= len(s); i++ {
+		if s[i:i+len(pending)] == pending {
+			return true
+		}
+	}
+	return false
+}
+
+// versionlessUDPListeners counts the UDP listeners, enabled or not, that a
+// Rocky agent would leave out because their default pool has no enabled
+// member. Octavia subtracts them from the expected count even when they
+// are disabled and were never counted.
+func versionlessUDPListeners(listeners []Listener) int {
+	n := 0
+	for i := range listeners {
+		if listeners[i].Protocol == ProtocolUDP && !listeners[i].DefaultPoolHasEnabledMember {
+			n++
+		}
+	}
+	return n
+}
+
+// statusPass carries the state of steps 6 to 10 of the procedure.
+type statusPass struct {
+	d                *Decision
+	lb               *LoadBalancer
+	lbStatus         string
+	processed        map[string]bool
+	potentialOffline map[string]string
+}
+
+func (p *statusPass) change(list *[]StatusChange, id, from, to string) {
+	if to != "" && !equalStatus(from, to) {
+		*list = append(*list, StatusChange{ID: id, From: from, To: to})
+	}
+}
+
+// listeners runs step 7; it reports false when Octavia would abort.
+func (p *statusPass) listeners(msg *heartbeat.Message) bool {
+	reported := make(map[string]*heartbeat.Listener, len(msg.Listeners))
+	for i := range msg.Listeners {
+		reported[msg.Listeners[i].ID] = &msg.Listeners[i]
+	}
+	for i := range p.lb.Listeners {
+		l := &p.lb.Listeners[i]
+		r, ok := reported[l.ID]
+		if !ok {
+			status := StatusOffline
+			if l.Enabled && p.lb.ProvisioningStatus == "ACTIVE" {
+				status = StatusError
+			}
+			p.change(&p.d.Listeners, l.ID, l.OperatingStatus, status)
+			continue
+		}
+		var status string
+		switch r.Status {
+		case "OPEN":
+			status = StatusOnline
+		case "FULL":
+			status = StatusDegraded
+			if p.lbStatus == StatusOnline {
+				p.lbStatus = StatusDegraded
+			}
+		}
+		p.change(&p.d.Listeners, l.ID, l.OperatingStatus, status)
+		if msg.PoolsPerListener() {
+			if !r.HasPools {
+				p.d.AbortedAt = "listener " + l.ID + " reported no pools"
+				return false
+			}
+			p.pools(heartbeat.NormalizePools(r.Pools))
+		}
+	}
+	return true
+}
+
+// pools runs pool processing for every database pool not yet processed.
+func (p *statusPass) pools(reported []heartbeat.Pool) {
+	byID := make(map[string]*heartbeat.Pool, len(reported))
+	for i := range reported {
+		byID[reported[i].Key] = &reported[i]
+	}
+	if p.processed == nil {
+		p.processed = make(map[string]bool, len(p.lb.Pools))
+	}
+	for i := range p.lb.Pools {
+		pool := &p.lb.Pools[i]
+		if p.processed[pool.ID] {
+			continue
+		}
+		r, ok := byID[pool.ID]
+		if !ok {
+			p.potentialOffline[pool.ID] = pool.OperatingStatus
+			continue
+		}
+		p.processed[pool.ID] = true
+		p.pool(pool, r)
+	}
+}
+
+// pool is Octavia's _process_pool_status for a reported pool.
+func (p *statusPass) pool(pool *Pool, r *heartbeat.Pool) {
+	var status string
+	switch r.Status {
+	case "UP":
+		status = StatusOnline
+	case "DOWN":
+		status = StatusError
+		p.lbStatus = StatusError
+	}
+	members := make(map[string]string, len(r.Members))
+	for _, m := range r.Members {
+		members[m.ID] = m.Status // a repeated member id: the last one wins
+	}
+	for i := range pool.Members {
+		m := &pool.Members[i]
+		reported, ok := members[m.ID]
+		var to string
+		switch {
+		case !ok:
+			if m.OperatingStatus != StatusNoMonitor {
+				to = StatusOffline
+			}
+		case hasPrefix(reported, "UP"):
+			to = StatusOnline
+		case hasPrefix(reported, "DOWN"):
+			to = StatusError
+			if status == StatusOnline {
+				status = StatusDegraded
+				if p.lbStatus == StatusOnline {
+					p.lbStatus = StatusDegraded
+				}
+			}
+		case reported == "DRAIN":
+			to = StatusDraining
+		case reported == "MAINT":
+			to = StatusOffline
+		case reported == "no check":
+			to = StatusNoMonitor
+		}
+		p.change(&p.d.Members, m.ID, m.OperatingStatus, to)
+	}
+	p.change(&p.d.Pools, pool.ID, pool.OperatingStatus, status)
+}
+
+func hasPrefix(s, prefix string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }
+
+// equalStatus is Octavia's "changed?" test, which ignores case.
+func equalStatus(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
