@@ -54,9 +54,16 @@ func appWithMigrate() *cli.App {
 	return app
 }
 
+// appMu serialises in-process runs: urfave/cli v2 writes to package-level
+// flags (cli.HelpFlag) while parsing, so two apps cannot run at once in
+// one process. Database setup in the tests still runs in parallel.
+var appMu sync.Mutex
+
 // runApp runs the command in-process and returns its output and exit code.
 func runApp(t *testing.T, args ...string) result {
 	t.Helper()
+	appMu.Lock()
+	defer appMu.Unlock()
 	app := appWithMigrate()
 	var stdout, stderr bytes.Buffer
 	app.Writer, app.ErrWriter = &stdout, &stderr
