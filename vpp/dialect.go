@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -83,23 +82,6 @@ func selectDialect(mode string, lbVersion *apiVersion, missing []string) (dialec
 		return dialectChoice{DialectBinAPI, "lb 1.2.0 messages present, lb API version unknown"}, nil
 	}
 	return dialectChoice{DialectBinAPI, "lb API " + lbVersion.String()}, nil
-}
-
-// parseAPIVersion accepts VPP's module version triplet.
-func parseAPIVersion(s string) (apiVersion, bool) {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return apiVersion{}, false
-	}
-	var n [3]uint32
-	for i, p := range parts {
-		x, err := strconv.ParseUint(p, 10, 32)
-		if err != nil {
-			return apiVersion{}, false
-		}
-		n[i] = uint32(x)
-	}
-	return apiVersion{n[0], n[1], n[2]}, true
 }
 
 // weightedMessages are the lb 1.2.0 messages the binary dialect needs.

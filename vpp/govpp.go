@@ -137,7 +137,7 @@ var _ Dataplane = (*Govpp)(nil)
 // NewGovpp builds a Govpp. It does not connect: call Run.
 func NewGovpp(cfg GovppConfig) (*Govpp, error) {
 	cfg = cfg.withDefaults()
-	if _, err := selectDialect(cfg.Dialect, nil, nil); err != nil && cfg.Dialect != DialectBinAPI {
+	if _, err := selectDialect(cfg.Dialect, nil, nil); err != nil {
 		return nil, fmt.Errorf("vpp config: %w", err)
 	}
 	g := &Govpp{
