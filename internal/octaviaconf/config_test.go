@@ -207,6 +207,8 @@ func TestStringSyntax(t *testing.T) {
 		{"surrounding spaces stripped", "[health_manager]\nheartbeat_key =   abc   \n", "abc", true},
 		{"empty value is set", "[health_manager]\nheartbeat_key =\n", "", true},
 		{"double quotes stripped", "[health_manager]\nheartbeat_key = \"abc\"\n", "abc", true},
+		{"single quotes stripped", "[health_manager]\nheartbeat_key = 'abc'\n", "abc", true},
+		{"inner quotes kept", "[health_manager]\nheartbeat_key = a\"b'c\n", "a\"b'c", true},
 		{"continuation line", "[health_manager]\nheartbeat_key = abc\n  def\n", "abc\ndef", true},
 		{"unset", "[health_manager]\n", "", false},
 	}
