@@ -121,6 +121,7 @@ type Govpp struct {
 	bootTime    time.Time
 	desiredConf *Conf
 	desired     map[VIPKey]VIP
+	removals    map[VIPKey]bool      // removed while disconnected, to delete on the next push
 	epoch       map[VIPKey]uint64    // bumped on every add/del of the VIP
 	routeIndex  map[netip.Prefix]int // FIB stats index per VIP prefix, this generation
 	tracker     *counterTracker
@@ -144,6 +145,7 @@ func NewGovpp(cfg GovppConfig) (*Govpp, error) {
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "vpp"),
 		desired:    make(map[VIPKey]VIP),
+		removals:   make(map[VIPKey]bool),
 		epoch:      make(map[VIPKey]uint64),
 		routeIndex: make(map[netip.Prefix]int),
 		tracker:    newCounterTracker(),
@@ -330,12 +332,27 @@ func (g *Govpp) pushAllLocked(ctx context.Context) error {
 			}
 		}
 	}
-	if len(g.desired) == 0 {
+	if len(g.desired) == 0 && len(g.removals) == 0 {
 		return errors.Join(errs...)
 	}
 	actual, err := g.actualLocked(ctx)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(g.removals), compareKeys) {
+		have, ok := actual[k]
+		if ok {
+			v := VIP{Key: k, Encap: have.Encap, SrcIPSticky: have.SrcIPSticky, FlowTableLength: have.FlowTableLength}
+			if err := g.applyLocked(ctx, v, planRemove(&have)); err != nil {
+				errs = append(errs, fmt.Errorf("remove vip %v: %w", k, err))
+				if isTransport(err) {
+					return errors.Join(errs...)
+				}
+				continue
+			}
+			g.tel.removed()
+		}
+		delete(g.removals, k)
 	}
 	keys := slices.SortedFunc(maps.Keys(g.desired), compareKeys)
 	for _, k := range keys {
@@ -433,6 +450,7 @@ func (g *Govpp) SyncVIP(ctx context.Context, v VIP) (SyncResult, error) {
 	defer g.mu.Unlock()
 	prev, hadPrev := g.desired[v.Key]
 	g.desired[v.Key] = v
+	delete(g.removals, v.Key)
 	if g.prog == nil {
 		return SyncResult{}, g.notConnected("sync vip " + v.Key.String())
 	}
@@ -472,6 +490,8 @@ func (g *Govpp) RemoveVIP(ctx context.Context, k VIPKey) error {
 	v, wasDesired := g.desired[k]
 	delete(g.desired, k)
 	if g.prog == nil {
+		// Remembered and done on the next connection.
+		g.removals[k] = true
 		if !wasDesired {
 			return fmt.Errorf("remove vip %v: %w", k, ErrNotFound)
 		}

@@ -330,3 +330,52 @@ func sameEffective(x, y []VIPStatus) bool {
 	}
 	return true
 }
+
+// TestFakeSocketReconnectKeepsState: the connection drops but VPP keeps
+// running. Changes made meanwhile (a removal, a weight) are applied on
+// reconnect, and nothing else is rewritten.
+func TestFakeSocketReconnectKeepsState(t *testing.T) {
+	e := startFake(t, fakevpp.Master, true)
+	ctx := context.Background()
+	k80 := VIPKey{Prefix: p("192.0.2.10/32"), Protocol: ProtoTCP, Port: 80}
+	k443 := VIPKey{Prefix: p("192.0.2.10/32"), Protocol: ProtoTCP, Port: 443}
+	for _, k := range []VIPKey{k80, k443} {
+		if _, err := e.g.SyncVIP(ctx, VIP{Key: k, Backends: []Backend{{Addr: a("10.0.0.1"), Weight: 100}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.srv.Stop()
+	for deadline := time.Now().Add(5 * time.Second); e.g.State().Connected; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("never noticed the disconnect")
+		}
+	}
+	if err := e.g.RemoveVIP(ctx, k443); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("remove while down: %v", err)
+	}
+	if err := e.g.SetWeight(ctx, k80, a("10.0.0.1"), 30, false); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("set weight while down: %v", err)
+	}
+	e.srv.ResetRequests()
+	if err := e.srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitConnected(2)
+	vips, err := e.g.VIPs(ctx)
+	if err != nil || len(vips) != 1 || vips[0].Key != k80 || vips[0].Backends[0].Weight != 30 {
+		t.Fatalf("after reconnect: %+v %v", vips, err)
+	}
+	var writes []string
+	for _, r := range e.srv.Requests() {
+		if s := describe(r); s != "" && !strings.HasPrefix(s, "cli_inband: show") {
+			writes = append(writes, s)
+		}
+		if r.Name == "lb_as_set_weight" {
+			writes = append(writes, "lb_as_set_weight")
+		}
+	}
+	want := []string{"lb_add_del_as_v2 10.0.0.1 weight 0", "lb_add_del_vip_v2", "lb_as_set_weight"}
+	if !reflect.DeepEqual(writes, want) {
+		t.Fatalf("writes on reconnect %q, want %q", writes, want)
+	}
+}

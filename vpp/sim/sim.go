@@ -60,6 +60,7 @@ type Sim struct {
 	desiredConf *vpp.Conf
 	conf        *vpp.Conf
 	desired     map[vpp.VIPKey]vpp.VIP
+	removals    map[vpp.VIPKey]bool // removed while unreachable
 	vips        map[vpp.VIPKey]*simVIP
 	totals      map[vpp.VIPKey]*totals
 }
@@ -76,7 +77,7 @@ func New(cfg Config) *Sim {
 	}
 	s := &Sim{
 		log: cfg.Logger.With("component", "vpp-sim"), now: cfg.Now, reachable: true, generation: 1,
-		desired: map[vpp.VIPKey]vpp.VIP{}, vips: map[vpp.VIPKey]*simVIP{}, totals: map[vpp.VIPKey]*totals{},
+		desired: map[vpp.VIPKey]vpp.VIP{}, removals: map[vpp.VIPKey]bool{}, vips: map[vpp.VIPKey]*simVIP{}, totals: map[vpp.VIPKey]*totals{},
 	}
 	s.boot = s.now()
 	s.lastContact = s.boot
@@ -144,6 +145,7 @@ func (s *Sim) SyncVIP(ctx context.Context, v vpp.VIP) (vpp.SyncResult, error) {
 	defer s.mu.Unlock()
 	prev, hadPrev := s.desired[v.Key]
 	s.desired[v.Key] = v
+	delete(s.removals, v.Key)
 	if err := s.check(ctx, "sync vip "+v.Key.String()); err != nil {
 		return vpp.SyncResult{}, err
 	}
@@ -237,6 +239,7 @@ func (s *Sim) RemoveVIP(ctx context.Context, k vpp.VIPKey) error {
 	_, wasDesired := s.desired[k]
 	delete(s.desired, k)
 	if err := s.check(ctx, "remove vip "+k.String()); err != nil {
+		s.removals[k] = true
 		if !wasDesired {
 			return fmt.Errorf("remove vip %v: %w", k, vpp.ErrNotFound)
 		}
@@ -477,6 +480,10 @@ func (s *Sim) repush() {
 	s.generation++
 	if s.desiredConf != nil {
 		s.conf = s.desiredConf
+	}
+	for k := range s.removals {
+		delete(s.vips, k)
+		delete(s.removals, k)
 	}
 	keys := slices.Collect(maps.Keys(s.desired))
 	slices.SortFunc(keys, compareKeys)

@@ -82,3 +82,20 @@ func TestWeightedSpread(t *testing.T) {
 		t.Fatalf("unknown vip: %v", err)
 	}
 }
+
+func TestRemoveWhileUnreachable(t *testing.T) {
+	s := newSim()
+	ctx := context.Background()
+	k := vpp.VIPKey{Prefix: netip.MustParsePrefix("192.0.2.10/32")}
+	if _, err := s.SyncVIP(ctx, vpp.VIP{Key: k}); err != nil {
+		t.Fatal(err)
+	}
+	s.SetReachable(false)
+	if err := s.RemoveVIP(ctx, k); !errors.Is(err, vpp.ErrNotConnected) {
+		t.Fatalf("remove: %v", err)
+	}
+	s.SetReachable(true)
+	if vips, err := s.VIPs(ctx); err != nil || len(vips) != 0 {
+		t.Fatalf("vips after reconnect: %+v %v", vips, err)
+	}
+}

@@ -145,7 +145,13 @@ func (s *Server) idOf(m api.Message) uint16 {
 
 // Start (re)creates the socket. A fresh start after Stop is a VPP restart:
 // the lb state is gone and the boot time changes.
-func (s *Server) Start() error {
+func (s *Server) Start() error { return s.listen(true) }
+
+// Resume re-opens the socket after Stop with the same lb state, as when
+// only the API connection was lost.
+func (s *Server) Resume() error { return s.listen(false) }
+
+func (s *Server) listen(fresh bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ln != nil {
@@ -157,8 +163,10 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.ln = ln
-	s.boots++
-	s.model = newModel(s.flavor == Master, time.Unix(1_700_000_000+int64(s.boots)*1000, 0))
+	if fresh || s.model == nil {
+		s.boots++
+		s.model = newModel(s.flavor == Master, time.Unix(1_700_000_000+int64(s.boots)*1000, 0))
+	}
 	s.wg.Add(1)
 	go s.accept(ln)
 	return nil
