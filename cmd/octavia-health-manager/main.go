@@ -41,6 +41,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			decodeCommand(),
 			encodeCommand(),
+			migrateCommand(),
 		},
 		ExitErrHandler: func(_ *cli.Context, err error) {
 			var coder cli.ExitCoder
