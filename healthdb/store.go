@@ -1,0 +1,285 @@
+package healthdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Store reads amphora topologies and writes status decisions in Octavia's
+// schema. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore wraps a connection pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// The topology of a batch is read with four queries sent as one pgx batch,
+// one round trip. Unlike Octavia's single join, which returns the cross
+// product listeners x (pools x members) for every heartbeat, each row here
+// is one entity. Listeners, pools and members come back in id order, the
+// order Decide processes them in.
+const (
+	selectAmphorae = `
+SELECT a.id, a.compute_id, a.status, lb.id, lb.enabled, lb.provisioning_status, lb.operating_status
+FROM amphora a LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id
+WHERE a.id = ANY($1::varchar[])`
+
+	// batchLBs is the set of load balancers the batch's amphorae point at.
+	batchLBs = `SELECT load_balancer_id FROM amphora WHERE id = ANY($1::varchar[]) AND load_balancer_id IS NOT NULL`
+
+	// The versionless-UDP rule needs, per UDP listener, whether its default
+	// pool has an enabled member; other protocols never ask.
+	selectListeners = `
+SELECT l.load_balancer_id, l.id, l.operating_status, l.protocol, l.enabled,
+       l.protocol = 'UDP' AND EXISTS (
+           SELECT 1 FROM member m WHERE m.pool_id = l.default_pool_id AND m.enabled)
+FROM listener l
+WHERE l.load_balancer_id IN (` + batchLBs + `)
+ORDER BY l.load_balancer_id, l.id`
+
+	selectPools = `
+SELECT p.load_balancer_id, p.id, p.operating_status
+FROM pool p
+WHERE p.load_balancer_id IN (` + batchLBs + `)
+ORDER BY p.load_balancer_id, p.id`
+
+	selectMembers = `
+SELECT m.pool_id, m.id, m.operating_status
+FROM member m JOIN pool p ON p.id = m.pool_id
+WHERE p.load_balancer_id IN (` + batchLBs + `)
+ORDER BY m.pool_id, m.id`
+)
+
+const statusDeleted = "DELETED"
+
+// LoadTopologies reads the topologies of the given amphorae in one round
+// trip. Amphorae without a row are absent from the result. Amphorae of the
+// same load balancer (an ACTIVE_STANDBY pair) share one *LoadBalancer, so
+// that changes applied in memory for one are seen by the other.
+func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[string]*Topology, error) {
+	topos := make(map[string]*Topology, len(amphoraIDs))
+	if len(amphoraIDs) == 0 {
+		return topos, nil
+	}
+	batch := &pgx.Batch{}
+	for _, q := range []string{selectAmphorae, selectListeners, selectPools, selectMembers} {
+		batch.Queue(q, amphoraIDs)
+	}
+	results := s.pool.SendBatch(ctx, batch)
+	defer results.Close()
+
+	lbs := map[string]*LoadBalancer{}
+	if err := eachRow(results, func(rows pgx.Rows) error {
+		var id, status string
+		var computeID, lbID, lbProv, lbOp *string
+		var lbEnabled *bool
+		if err := rows.Scan(&id, &computeID, &status, &lbID, &lbEnabled, &lbProv, &lbOp); err != nil {
+			return err
+		}
+		t := &Topology{AmphoraID: id, AmphoraExists: true}
+		if computeID != nil {
+			t.ComputeID = *computeID
+		}
+		// get_lb_for_health_update's inner join and filters: a live amphora
+		// on a load balancer that is not DELETED.
+		if status != statusDeleted && lbID != nil && *lbProv != statusDeleted {
+			lb := lbs[*lbID]
+			if lb == nil {
+				lb = &LoadBalancer{ID: *lbID, Enabled: *lbEnabled, ProvisioningStatus: *lbProv, OperatingStatus: *lbOp}
+				lbs[*lbID] = lb
+			}
+			t.LB = lb
+		}
+		topos[id] = t
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("load %d amphorae: %w", len(amphoraIDs), err)
+	}
+	if err := eachRow(results, func(rows pgx.Rows) error {
+		var lbID string
+		var l Listener
+		if err := rows.Scan(&lbID, &l.ID, &l.OperatingStatus, &l.Protocol, &l.Enabled, &l.DefaultPoolHasEnabledMember); err != nil {
+			return err
+		}
+		if lb := lbs[lbID]; lb != nil {
+			lb.Listeners = append(lb.Listeners, l)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("load listeners of %d load balancers: %w", len(lbs), err)
+	}
+	poolByID := map[string]*Pool{}
+	var poolLB []string // pool index -> load balancer, to place them after the read
+	var pools []Pool
+	if err := eachRow(results, func(rows pgx.Rows) error {
+		var lbID string
+		var p Pool
+		if err := rows.Scan(&lbID, &p.ID, &p.OperatingStatus); err != nil {
+			return err
+		}
+		pools = append(pools, p)
+		poolLB = append(poolLB, lbID)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("load pools of %d load balancers: %w", len(lbs), err)
+	}
+	for i := range pools {
+		poolByID[pools[i].ID] = &pools[i]
+	}
+	if err := eachRow(results, func(rows pgx.Rows) error {
+		var poolID string
+		var m Member
+		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus); err != nil {
+			return err
+		}
+		if p := poolByID[poolID]; p != nil {
+			p.Members = append(p.Members, m)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("load members of %d load balancers: %w", len(lbs), err)
+	}
+	for i := range pools {
+		if lb := lbs[poolLB[i]]; lb != nil {
+			lb.Pools = append(lb.Pools, pools[i])
+		}
+	}
+	return topos, nil
+}
+
+func eachRow(results pgx.BatchResults, scan func(pgx.Rows) error) error {
+	rows, err := results.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Writes is the net effect of a batch of heartbeats on the database.
+type Writes struct {
+	// Health lists the amphorae whose amphora_health row is refreshed.
+	Health []string
+	// The new operating_status per id, for each table.
+	LoadBalancers map[string]string
+	Listeners     map[string]string
+	Pools         map[string]string
+	Members       map[string]string
+}
+
+// Empty reports whether there is nothing to write.
+func (w *Writes) Empty() bool {
+	return len(w.Health) == 0 && len(w.LoadBalancers) == 0 && len(w.Listeners) == 0 &&
+		len(w.Pools) == 0 && len(w.Members) == 0
+}
+
+const upsertHealth = `
+INSERT INTO amphora_health (amphora_id, last_update, busy)
+SELECT id, $2::timestamp, false FROM unnest($1::varchar[]) AS u(id)
+ON CONFLICT (amphora_id) DO UPDATE SET last_update = EXCLUDED.last_update`
+
+// updateStatus sets operating_status and updated_at, only on rows whose
+// status really changes. The table name comes from a fixed list.
+func updateStatus(table string) string {
+	return `
+UPDATE ` + table + ` AS t SET operating_status = u.status, updated_at = $3::timestamp
+FROM unnest($1::varchar[], $2::varchar[]) AS u(id, status)
+WHERE t.id = u.id AND t.operating_status <> u.status`
+}
+
+var (
+	updateLoadBalancers = updateStatus("load_balancer")
+	updateListeners     = updateStatus("listener")
+	updatePools         = updateStatus("pool")
+	updateMembers       = updateStatus("member")
+)
+
+// maxApplyAttempts bounds retries of a batch that lost a deadlock or a
+// serialization race against another health manager.
+const maxApplyAttempts = 3
+
+// Apply writes a batch in one transaction, sent in one round trip. Times
+// are stored as naive UTC, as Octavia stores them: amphora_health's
+// last_update and every changed row's updated_at are at.
+func (s *Store) Apply(ctx context.Context, w *Writes, at time.Time) error {
+	if w.Empty() {
+		return nil
+	}
+	at = at.UTC()
+	health := append([]string(nil), w.Health...)
+	sort.Strings(health) // a fixed lock order keeps concurrent managers from deadlocking
+	health = dedupeSorted(health)
+	batch := &pgx.Batch{}
+	if len(health) > 0 {
+		batch.Queue(upsertHealth, health, at)
+	}
+	for _, u := range []struct {
+		sql     string
+		changes map[string]string
+	}{
+		{updateLoadBalancers, w.LoadBalancers},
+		{updateListeners, w.Listeners},
+		{updatePools, w.Pools},
+		{updateMembers, w.Members},
+	} {
+		if len(u.changes) == 0 {
+			continue
+		}
+		ids, statuses := sortedPairs(u.changes)
+		batch.Queue(u.sql, ids, statuses, at)
+	}
+	var err error
+	for attempt := 1; attempt <= maxApplyAttempts; attempt++ {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			return tx.SendBatch(ctx, batch).Close()
+		})
+		if err == nil || !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("apply %d health rows and status changes: %w", len(health), err)
+	}
+	return nil
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+func dedupeSorted(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func sortedPairs(m map[string]string) (ids, values []string) {
+	ids = make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	values = make([]string, len(ids))
+	for i, id := range ids {
+		values[i] = m[id]
+	}
+	return ids, values
+}

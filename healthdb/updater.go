@@ -1,0 +1,316 @@
+package healthdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/octavia-vpp/health/heartbeat"
+)
+
+// ComputeDeleter deletes the compute instance of a zombie amphora, as
+// Octavia's health manager does when a heartbeat arrives from an amphora
+// that should not exist.
+type ComputeDeleter interface {
+	DeleteCompute(ctx context.Context, computeID string) error
+}
+
+// Default batching: a batch closes at this many messages or this long
+// after its first message, whichever comes first.
+const (
+	DefaultBatchSize  = 512
+	DefaultBatchDelay = 20 * time.Millisecond
+)
+
+// UpdaterConfig configures an Updater.
+type UpdaterConfig struct {
+	Store   *Store
+	Deleter ComputeDeleter
+	Rules   Rules
+	// BatchSize and BatchDelay bound a batch (defaults DefaultBatchSize and
+	// DefaultBatchDelay).
+	BatchSize  int
+	BatchDelay time.Duration
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Updater applies heartbeats to the database in batches. Within a batch,
+// messages are applied in arrival order to an in-memory copy of the
+// topology, so that each sees what the ones before it wrote, and only the
+// net changes are written, in one transaction. The result equals applying
+// the messages one at a time.
+type Updater struct {
+	cfg UpdaterConfig
+	log *slog.Logger
+}
+
+// NewUpdater checks the configuration and fills in defaults.
+func NewUpdater(cfg UpdaterConfig) (*Updater, error) {
+	if cfg.Store == nil || cfg.Deleter == nil {
+		return nil, errors.New("healthdb: an updater needs a store and a compute deleter")
+	}
+	if cfg.Rules.HeartbeatInterval <= 0 {
+		return nil, errors.New("healthdb: heartbeat_interval must be positive")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.BatchDelay <= 0 {
+		cfg.BatchDelay = DefaultBatchDelay
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Updater{cfg: cfg, log: log}, nil
+}
+
+// BatchResult says what a batch did.
+type BatchResult struct {
+	Messages int
+	// Health counts the messages by health outcome.
+	Health [HealthSkipUnknown + 1]int
+	// Changes counts the status changes written, by entity ("load_balancer",
+	// "listener", "pool", "member") and new status.
+	Changes map[string]map[string]int
+	// Aborted counts messages whose status processing stopped part-way.
+	Aborted int
+	// ComputeDeletes and ComputeDeleteFailures count zombie deletions.
+	ComputeDeletes, ComputeDeleteFailures int
+}
+
+// Add accumulates another result into r.
+func (r *BatchResult) Add(o BatchResult) {
+	r.Messages += o.Messages
+	for i := range r.Health {
+		r.Health[i] += o.Health[i]
+	}
+	r.Aborted += o.Aborted
+	r.ComputeDeletes += o.ComputeDeletes
+	r.ComputeDeleteFailures += o.ComputeDeleteFailures
+	for entity, byStatus := range o.Changes {
+		for status, n := range byStatus {
+			r.countChange(entity, status, n)
+		}
+	}
+}
+
+func (r *BatchResult) countChange(entity, status string, n int) {
+	if r.Changes == nil {
+		r.Changes = map[string]map[string]int{}
+	}
+	if r.Changes[entity] == nil {
+		r.Changes[entity] = map[string]int{}
+	}
+	r.Changes[entity][status] += n
+}
+
+// Run reads messages until in closes or ctx ends, applying them in batches.
+// A batch that fails is logged and dropped: health is re-sent every
+// heartbeat_interval, and a heartbeat held longer would be dropped as late.
+func (u *Updater) Run(ctx context.Context, in <-chan *heartbeat.Message, done func(BatchResult, error)) {
+	batch := make([]*heartbeat.Message, 0, u.cfg.BatchSize)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-in:
+			if !ok {
+				return
+			}
+			batch = append(batch, m)
+		}
+		deadline := time.NewTimer(u.cfg.BatchDelay)
+	collect:
+		for len(batch) < u.cfg.BatchSize {
+			select {
+			case m, ok := <-in:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, m)
+			case <-deadline.C:
+				break collect
+			}
+		}
+		deadline.Stop()
+		res, err := u.ApplyBatch(ctx, batch)
+		if err != nil {
+			u.log.Error("health batch not applied", "messages", len(batch), "err", err)
+		}
+		if done != nil {
+			done(res, err)
+		}
+	}
+}
+
+// ApplyBatch applies messages, in order, in one read and one write.
+func (u *Updater) ApplyBatch(ctx context.Context, msgs []*heartbeat.Message) (BatchResult, error) {
+	res := BatchResult{Messages: len(msgs)}
+	if len(msgs) == 0 {
+		return res, nil
+	}
+	ids := make([]string, 0, len(msgs))
+	seen := make(map[string]bool, len(msgs))
+	for _, m := range msgs {
+		if !seen[m.AmphoraID] {
+			seen[m.AmphoraID] = true
+			ids = append(ids, m.AmphoraID)
+		}
+	}
+	topos, err := u.cfg.Store.LoadTopologies(ctx, ids)
+	if err != nil {
+		return res, err
+	}
+	now := u.cfg.Now()
+	state := newBatchState()
+	deleted := map[string]error{} // zombie amphora -> result of its delete, once per batch
+	for _, m := range msgs {
+		topo := topos[m.AmphoraID]
+		if topo == nil {
+			topo = &Topology{AmphoraID: m.AmphoraID}
+		}
+		d := Decide(topo, m, now, u.cfg.Rules)
+		health := d.Health
+		if d.Health == HealthSkipZombie {
+			delErr, done := deleted[m.AmphoraID]
+			if !done {
+				delErr = u.cfg.Deleter.DeleteCompute(ctx, d.DeleteComputeID)
+				deleted[m.AmphoraID] = delErr
+				res.ComputeDeletes++
+				if delErr != nil {
+					res.ComputeDeleteFailures++
+					u.log.Info("zombie amphora's compute instance not deleted", "amphora_id", m.AmphoraID,
+						"compute_id", d.DeleteComputeID, "err", delErr)
+				}
+			}
+			if delErr != nil {
+				health = d.HealthIfDeleteFails
+			}
+		}
+		res.Health[health]++
+		switch health {
+		case HealthWrite:
+			state.health = append(state.health, m.AmphoraID)
+		case HealthSkipCountMismatch:
+			u.log.Warn("heartbeat listener count differs from the database", "amphora_id", m.AmphoraID,
+				"reported", d.ReportedListeners, "expected", d.ExpectedListeners)
+		case HealthSkipLate:
+			u.log.Warn("heartbeat processed too slowly, dropped", "amphora_id", m.AmphoraID, "delay", d.Delay)
+		case HealthSkipUnknown:
+			u.log.Warn("heartbeat from an amphora with no database row; delete its VM by hand", "amphora_id", m.AmphoraID)
+		}
+		if d.AbortedAt != "" {
+			res.Aborted++
+			u.log.Warn("heartbeat status processing stopped part-way, as Octavia's does", "amphora_id", m.AmphoraID,
+				"reason", d.AbortedAt)
+		}
+		if topo.LB != nil {
+			state.apply(topo.LB, &d)
+		}
+	}
+	writes := state.writes()
+	for entity, changes := range map[string]map[string]string{
+		"load_balancer": writes.LoadBalancers, "listener": writes.Listeners, "pool": writes.Pools, "member": writes.Members,
+	} {
+		for _, status := range changes {
+			res.countChange(entity, status, 1)
+		}
+	}
+	if err := u.cfg.Store.Apply(ctx, writes, now); err != nil {
+		return res, fmt.Errorf("write batch of %d heartbeats: %w", len(msgs), err)
+	}
+	return res, nil
+}
+
+// batchState tracks, per entity, the status the database holds and the
+// status the batch has reached, and updates the shared in-memory topology
+// so later messages of the batch see earlier ones' changes.
+type batchState struct {
+	health                          []string
+	lbs, listeners, pools, members  map[string]*tracked
+	listenerIdx, poolIdx, memberIdx map[string]*string // id -> the in-memory status field
+	indexedLBs                      map[*LoadBalancer]bool
+}
+
+type tracked struct{ original, current string }
+
+func newBatchState() *batchState {
+	return &batchState{
+		lbs: map[string]*tracked{}, listeners: map[string]*tracked{}, pools: map[string]*tracked{}, members: map[string]*tracked{},
+		listenerIdx: map[string]*string{}, poolIdx: map[string]*string{}, memberIdx: map[string]*string{},
+		indexedLBs: map[*LoadBalancer]bool{},
+	}
+}
+
+func (s *batchState) index(lb *LoadBalancer) {
+	if s.indexedLBs[lb] {
+		return
+	}
+	s.indexedLBs[lb] = true
+	for i := range lb.Listeners {
+		s.listenerIdx[lb.Listeners[i].ID] = &lb.Listeners[i].OperatingStatus
+	}
+	for i := range lb.Pools {
+		p := &lb.Pools[i]
+		s.poolIdx[p.ID] = &p.OperatingStatus
+		for j := range p.Members {
+			s.memberIdx[p.Members[j].ID] = &p.Members[j].OperatingStatus
+		}
+	}
+}
+
+func (s *batchState) apply(lb *LoadBalancer, d *Decision) {
+	s.index(lb)
+	if d.LoadBalancer != nil {
+		record(s.lbs, &lb.OperatingStatus, d.LoadBalancer)
+	}
+	for i := range d.Listeners {
+		record(s.listeners, s.listenerIdx[d.Listeners[i].ID], &d.Listeners[i])
+	}
+	for i := range d.Pools {
+		record(s.pools, s.poolIdx[d.Pools[i].ID], &d.Pools[i])
+	}
+	for i := range d.Members {
+		record(s.members, s.memberIdx[d.Members[i].ID], &d.Members[i])
+	}
+}
+
+func record(m map[string]*tracked, field *string, c *StatusChange) {
+	t := m[c.ID]
+	if t == nil {
+		t = &tracked{original: c.From}
+		m[c.ID] = t
+	}
+	t.current = c.To
+	*field = c.To
+}
+
+// writes returns the net changes: entities whose status ended where it
+// started are not written.
+func (s *batchState) writes() *Writes {
+	net := func(m map[string]*tracked) map[string]string {
+		out := make(map[string]string, len(m))
+		for id, t := range m {
+			if !equalStatus(t.original, t.current) {
+				out[id] = t.current
+			}
+		}
+		return out
+	}
+	return &Writes{
+		Health:        s.health,
+		LoadBalancers: net(s.lbs),
+		Listeners:     net(s.listeners),
+		Pools:         net(s.pools),
+		Members:       net(s.members),
+	}
+}
