@@ -224,7 +224,7 @@ func TestApplyWritesOnlyChangedStatusesWithUpdatedAt(t *testing.T) {
 
 	u := newTestUpdater(t, db, &recordingDeleter{}, now)
 	msg := hb("amp-1", []heartbeat.Listener{{ID: "l-1", Status: "OPEN"}},
-		heartbeat.Pool{Key: "pool-1:l-1", Status: "UP", Members: []heartbeat.Member{{"m-same", "UP"}, {"m-down", "DOWN"}}})
+		heartbeat.Pool{Key: "pool-1:l-1", Status: "UP", Members: []heartbeat.Member{{ID: "m-same", Status: "UP"}, {ID: "m-down", Status: "DOWN"}}})
 	res, err := u.ApplyBatch(context.Background(), []*heartbeat.Message{msg})
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +335,7 @@ func TestVersionlessUDP(t *testing.T) {
 	u := newTestUpdater(t, db, &recordingDeleter{}, now)
 	// A Rocky agent reports only the UDP listener that has an enabled member.
 	rocky := &heartbeat.Message{AmphoraID: "amp-1", RecvTime: now, Listeners: []heartbeat.Listener{
-		{ID: "udp-live", Status: "OPEN", HasPools: true, Pools: []heartbeat.Pool{{Key: "pool-live", Status: "UP", Members: []heartbeat.Member{{"m-on", "UP"}}}}},
+		{ID: "udp-live", Status: "OPEN", HasPools: true, Pools: []heartbeat.Pool{{Key: "pool-live", Status: "UP", Members: []heartbeat.Member{{ID: "m-on", Status: "UP"}}}}},
 	}}
 	res, err := u.ApplyBatch(context.Background(), []*heartbeat.Message{rocky})
 	if err != nil {
@@ -362,8 +362,8 @@ func TestActiveStandbyPairInOneBatch(t *testing.T) {
 	f.member("m-1", "pool-1", "ONLINE", true)
 	f.listener("l-1", "lb-1", "HTTP", "ONLINE", true, "pool-1")
 	listeners := []heartbeat.Listener{{ID: "l-1", Status: "OPEN"}}
-	down := heartbeat.Pool{Key: "pool-1:l-1", Status: "UP", Members: []heartbeat.Member{{"m-1", "DOWN"}}}
-	up := heartbeat.Pool{Key: "pool-1:l-1", Status: "UP", Members: []heartbeat.Member{{"m-1", "UP"}}}
+	down := heartbeat.Pool{Key: "pool-1:l-1", Status: "UP", Members: []heartbeat.Member{{ID: "m-1", Status: "DOWN"}}}
+	up := heartbeat.Pool{Key: "pool-1:l-1", Status: "UP", Members: []heartbeat.Member{{ID: "m-1", Status: "UP"}}}
 
 	// The master sees the member down, then the backup sees it up: the
 	// backup's heartbeat must see the master's writes and set everything
