@@ -18,11 +18,15 @@ const (
 	statBootTime = "/sys/boottime"
 )
 
-// StatsPatterns are the anchored regular expressions of one scrape.
-var StatsPatterns = []string{
-	"^(" + lbcli.CounterNames[0] + "|" + lbcli.CounterNames[1] + "|" + lbcli.CounterNames[2] + "|" + lbcli.CounterNames[3] + ")$",
-	"^" + statRouteTo + "$",
-	"^" + statBootTime + "$",
+// statsPatterns are the anchored regular expressions of one scrape (the
+// stats client matches patterns anywhere in a name).
+func statsPatterns() []string {
+	n := lbcli.CounterNames
+	return []string{
+		"^(" + n[0] + "|" + n[1] + "|" + n[2] + "|" + n[3] + ")$",
+		"^" + statRouteTo + "$",
+		"^" + statBootTime + "$",
+	}
 }
 
 // reduceSimple sums index i over every thread's vector. Threads whose vector

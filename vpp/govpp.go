@@ -695,7 +695,7 @@ func (g *Govpp) scrape(ctx context.Context) error {
 	var set statSet
 	fromText := g.stats == nil
 	if g.stats != nil {
-		entries, err := dumpWithRetry(g.stats, StatsPatterns...)
+		entries, err := dumpWithRetry(g.stats, statsPatterns()...)
 		if err != nil {
 			g.log.Warn("vpp stats dump failed, using CLI counters", "reason", err.Error())
 			fromText = true

@@ -17,9 +17,21 @@ const (
 	opSetWeight // change the weight of an active backend (weighted dialects only)
 )
 
-var opNames = map[opKind]string{opAddVIP: "add-vip", opDelVIP: "del-vip", opAddAS: "add-as", opDelAS: "del-as", opSetWeight: "set-weight"}
-
-func (k opKind) String() string { return opNames[k] }
+func (k opKind) String() string {
+	switch k {
+	case opAddVIP:
+		return "add-vip"
+	case opDelVIP:
+		return "del-vip"
+	case opAddAS:
+		return "add-as"
+	case opDelAS:
+		return "del-as"
+	case opSetWeight:
+		return "set-weight"
+	}
+	return "op?"
+}
 
 // op is one step of a plan.
 type op struct {
