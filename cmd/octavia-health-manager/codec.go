@@ -7,9 +7,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/octavia-vpp/health/heartbeat"
-	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/urfave/cli/v2"
+
+	"github.com/octavia-vpp/health/heartbeat"
 )
 
 // maxInput bounds what decode and encode read: a UDP datagram is at most
@@ -38,7 +38,7 @@ func decodeCommand() *cli.Command {
 			"to standard error and exits 1.",
 		Flags: codecFlags,
 		Action: func(c *cli.Context) error {
-			kr, err := keyringFor(c)
+			kr, err := codecKeyring(c)
 			if err != nil {
 				return err
 			}
@@ -74,7 +74,7 @@ func encodeCommand() *cli.Command {
 			"would, and writes the sealed datagram: zlib level 9 plus the hex HMAC of the key.",
 		Flags: codecFlags,
 		Action: func(c *cli.Context) error {
-			kr, err := keyringFor(c)
+			kr, err := codecKeyring(c)
 			if err != nil {
 				return err
 			}
@@ -96,24 +96,13 @@ func encodeCommand() *cli.Command {
 	}
 }
 
-// keyringFor builds the keyring from --key, else from the config files.
-func keyringFor(c *cli.Context) (*heartbeat.Keyring, error) {
-	key := c.String("key")
-	if !c.IsSet("key") {
-		cfg, err := octaviaconf.Load(c.StringSlice("config-file")...)
-		if err != nil {
-			return nil, usageError("%v", err)
-		}
-		if !cfg.HealthManager.HeartbeatKeySet {
-			return nil, usageError("no heartbeat key: pass --key or set [health_manager] heartbeat_key in a --config-file")
-		}
-		key = cfg.HealthManager.HeartbeatKey
-	}
-	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{key}})
+// codecKeyring is the keyring decode and encode use.
+func codecKeyring(c *cli.Context) (*heartbeat.Keyring, error) {
+	cfg, err := loadConfig(c)
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, err
 	}
-	return kr, nil
+	return keyringFor(c, cfg, true)
 }
 
 func readInput(c *cli.Context) ([]byte, error) {

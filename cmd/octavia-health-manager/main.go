@@ -42,6 +42,7 @@ func newApp() *cli.App {
 			decodeCommand(),
 			encodeCommand(),
 			migrateCommand(),
+			replayCommand(),
 		},
 		ExitErrHandler: func(_ *cli.Context, err error) {
 			var coder cli.ExitCoder

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/octavia-vpp/health/healthdb"
+	"github.com/octavia-vpp/health/heartbeat"
+)
+
+func replayCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "replay",
+		Usage:     "apply a captured heartbeat stream to the database, in order",
+		ArgsUsage: "FILE",
+		Description: "FILE holds JSON lines, each with \"b64\" (one datagram, base64) and optionally\n" +
+			"\"srcaddr\"; other fields are ignored. Every datagram is opened and applied in\n" +
+			"file order, one at a time, through the daemon's own code path, with recv_time\n" +
+			"the moment it is read. A summary follows. Exit 0 when every line was read.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "key", Usage: "heartbeat `KEY` (default: [health_manager] heartbeat_key)"},
+		},
+		Action: runReplay,
+	}
+}
+
+// replayLine is one captured datagram.
+type replayLine struct {
+	B64     *string `json:"b64"`
+	SrcAddr string  `json:"srcaddr"`
+}
+
+// replaySummary is what replay prints at the end.
+type replaySummary struct {
+	lines, accepted int
+	badLines        int
+	rejected        map[string]int
+	applied         healthdb.BatchResult
+	applyErrors     int
+}
+
+func runReplay(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError("replay needs exactly one FILE")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	kr, err := keyringFor(c, cfg, false)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(c.Args().First())
+	if err != nil {
+		return usageError("%v", err)
+	}
+	defer f.Close()
+	log := newLogger(cfg)
+	pool, err := openPool(c.Context, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	updater, err := newUpdater(cfg, pool, log)
+	if err != nil {
+		return err
+	}
+
+	sum := replaySummary{rejected: map[string]int{}}
+	sc := bufio.NewScanner(f)
+	// A datagram is at most 64 KiB; base64 and JSON around it stay well
+	// under 1 MiB.
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		sum.lines++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			sum.lines--
+			continue
+		}
+		var line replayLine
+		if err := json.Unmarshal([]byte(text), &line); err != nil || line.B64 == nil {
+			sum.badLines++
+			log.Warn("replay line skipped: not a JSON object with a \"b64\" field", "line", sum.lines)
+			continue
+		}
+		datagram, err := base64.StdEncoding.DecodeString(*line.B64)
+		if err != nil {
+			sum.badLines++
+			log.Warn("replay line skipped: b64 is not base64", "line", sum.lines, "err", err)
+			continue
+		}
+		recvTime := time.Now()
+		msg, _, err := kr.Open(datagram)
+		if err != nil {
+			sum.rejected[heartbeat.ReasonOf(err).String()]++
+			log.Debug("heartbeat rejected", "line", sum.lines, "srcaddr", line.SrcAddr, "err", err)
+			continue
+		}
+		msg.RecvTime = recvTime
+		sum.accepted++
+		res, err := updater.ApplyBatch(c.Context, []*heartbeat.Message{msg})
+		sum.applied.Add(res)
+		if err != nil {
+			sum.applyErrors++
+			log.Error("heartbeat not applied", "line", sum.lines, "amphora_id", msg.AmphoraID, "err", err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return usageError("read %s at line %d: %v", c.Args().First(), sum.lines+1, err)
+	}
+	sum.print(c.App.Writer)
+	if sum.applyErrors > 0 {
+		return cli.Exit(fmt.Sprintf("octavia-health-manager: %d heartbeats could not be applied", sum.applyErrors), exitRejected)
+	}
+	return nil
+}
+
+func (s *replaySummary) print(w io.Writer) {
+	fmt.Fprintf(w, "datagrams: %d read, %d accepted, %d rejected, %d unreadable lines\n",
+		s.lines-s.badLines, s.accepted, s.lines-s.badLines-s.accepted, s.badLines)
+	for _, reason := range sortedKeys(s.rejected) {
+		fmt.Fprintf(w, "  rejected %-10s %d\n", reason, s.rejected[reason])
+	}
+	a := &s.applied
+	fmt.Fprintf(w, "health rows written: %d\n", a.Health[healthdb.HealthWrite])
+	fmt.Fprintf(w, "not written: %d listener-count mismatch, %d dropped late, %d zombie, %d unknown amphora\n",
+		a.Health[healthdb.HealthSkipCountMismatch], a.Health[healthdb.HealthSkipLate],
+		a.Health[healthdb.HealthSkipZombie], a.Health[healthdb.HealthSkipUnknown])
+	if a.ComputeDeletes > 0 || a.Aborted > 0 {
+		fmt.Fprintf(w, "zombie compute deletions: %d (%d failed); processing stopped part-way: %d\n",
+			a.ComputeDeletes, a.ComputeDeleteFailures, a.Aborted)
+	}
+	fmt.Fprintln(w, "status changes:")
+	total := 0
+	for _, entity := range []string{"load_balancer", "listener", "pool", "member"} {
+		for _, status := range sortedKeys(a.Changes[entity]) {
+			n := a.Changes[entity][status]
+			total += n
+			fmt.Fprintf(w, "  %-13s -> %-10s %d\n", entity, status, n)
+		}
+	}
+	if total == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	if s.applyErrors > 0 {
+		fmt.Fprintf(w, "database errors: %d heartbeats not applied\n", s.applyErrors)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
