@@ -48,6 +48,7 @@ type fakeSetup struct {
 	stats   bool
 	dialect string
 	wait    bool // wait for the first connection
+	tweak   func(*GovppConfig)
 }
 
 func startFakeWith(t testing.TB, fs fakeSetup) *fakeEnv {
@@ -77,6 +78,9 @@ func startFakeWith(t testing.TB, fs fakeSetup) *fakeEnv {
 			e.mu.Unlock()
 			return st, nil
 		}
+	}
+	if fs.tweak != nil {
+		fs.tweak(&cfg)
 	}
 	g, err := NewGovpp(cfg)
 	if err != nil {

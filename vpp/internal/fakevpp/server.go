@@ -70,6 +70,7 @@ type Server struct {
 	table    []memclnt.MessageTableEntry
 	requests []Request
 	boots    int
+	hung     bool
 	wg       sync.WaitGroup
 }
 
@@ -199,6 +200,14 @@ func (s *Server) Reboot() {
 	s.model = newModel(s.flavor == Master, time.Unix(1_700_000_000+int64(s.boots)*1000, 0))
 }
 
+// SetHung makes the fake stop answering everything but the socket
+// handshake, as a wedged VPP whose socket is still open.
+func (s *Server) SetHung(h bool) {
+	s.mu.Lock()
+	s.hung = h
+	s.mu.Unlock()
+}
+
 // Model returns the current instance's lb model.
 func (s *Server) Model() *Model {
 	s.mu.Lock()
@@ -296,10 +305,13 @@ func (s *Server) handle(data []byte) ([][]byte, error) {
 	ctx := binary.BigEndian.Uint32(data[6:10])
 	s.mu.Lock()
 	proto, ok := s.byID[id]
-	model := s.model
+	model, hung := s.model, s.hung
 	s.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("fakevpp: unknown message id %d", id)
+	}
+	if hung && id != sockclntCreateID {
+		return nil, nil
 	}
 	req := reflect.New(reflect.TypeOf(proto).Elem()).Interface().(api.Message)
 	if err := codec.DefaultCodec.DecodeMsg(data, req); err != nil {
