@@ -24,16 +24,20 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 // The topology of a batch is read with four queries sent as one pgx batch,
 // one round trip. Unlike Octavia's single join, which returns the cross
 // product listeners x (pools x members) for every heartbeat, each row here
-// is one entity. Listeners, pools and members come back in id order, the
-// order Decide processes them in.
+// is one entity. The ids arrive through unnest() so that every lookup is an
+// index lookup. Rows are sorted in Go, by byte order, so that the order
+// Decide processes listeners in does not depend on the database collation.
 const (
+	batchAmphorae = `unnest($1::varchar[]) AS ids(id) JOIN amphora a ON a.id = ids.id`
+
 	selectAmphorae = `
 SELECT a.id, a.compute_id, a.status, lb.id, lb.enabled, lb.provisioning_status, lb.operating_status
-FROM amphora a LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id
-WHERE a.id = ANY($1::varchar[])`
+FROM ` + batchAmphorae + `
+LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id`
 
 	// batchLBs is the set of load balancers the batch's amphorae point at.
-	batchLBs = `SELECT load_balancer_id FROM amphora WHERE id = ANY($1::varchar[]) AND load_balancer_id IS NOT NULL`
+	batchLBs = `(SELECT DISTINCT a.load_balancer_id AS id FROM ` + batchAmphorae + `
+WHERE a.load_balancer_id IS NOT NULL) AS lbs`
 
 	// The versionless-UDP rule needs, per UDP listener, whether its default
 	// pool has an enabled member; other protocols never ask.
@@ -41,21 +45,15 @@ WHERE a.id = ANY($1::varchar[])`
 SELECT l.load_balancer_id, l.id, l.operating_status, l.protocol, l.enabled,
        l.protocol = 'UDP' AND EXISTS (
            SELECT 1 FROM member m WHERE m.pool_id = l.default_pool_id AND m.enabled)
-FROM listener l
-WHERE l.load_balancer_id IN (` + batchLBs + `)
-ORDER BY l.load_balancer_id, l.id`
+FROM ` + batchLBs + ` JOIN listener l ON l.load_balancer_id = lbs.id`
 
 	selectPools = `
 SELECT p.load_balancer_id, p.id, p.operating_status
-FROM pool p
-WHERE p.load_balancer_id IN (` + batchLBs + `)
-ORDER BY p.load_balancer_id, p.id`
+FROM ` + batchLBs + ` JOIN pool p ON p.load_balancer_id = lbs.id`
 
 	selectMembers = `
 SELECT m.pool_id, m.id, m.operating_status
-FROM member m JOIN pool p ON p.id = m.pool_id
-WHERE p.load_balancer_id IN (` + batchLBs + `)
-ORDER BY m.pool_id, m.id`
+FROM ` + batchLBs + ` JOIN pool p ON p.load_balancer_id = lbs.id JOIN member m ON m.pool_id = p.id`
 )
 
 const statusDeleted = "DELETED"
@@ -149,8 +147,14 @@ func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	}
 	for i := range pools {
 		if lb := lbs[poolLB[i]]; lb != nil {
-			lb.Pools = append(lb.Pools, pools[i])
+			p := &pools[i]
+			sort.Slice(p.Members, func(a, b int) bool { return p.Members[a].ID < p.Members[b].ID })
+			lb.Pools = append(lb.Pools, *p)
 		}
+	}
+	for _, lb := range lbs {
+		sort.Slice(lb.Listeners, func(a, b int) bool { return lb.Listeners[a].ID < lb.Listeners[b].ID })
+		sort.Slice(lb.Pools, func(a, b int) bool { return lb.Pools[a].ID < lb.Pools[b].ID })
 	}
 	return topos, nil
 }
