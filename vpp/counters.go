@@ -83,7 +83,11 @@ type vipObs struct {
 	// unknown; routeInstance plays lbInstance's role for it.
 	routeIndex    int
 	routeInstance uint64
-	flows         map[netip.Addr]uint64
+	// lbKnown and routeKnown say whether this scrape could read the
+	// counters at all; an unknown reading leaves the totals untouched
+	// (it is not a reset to zero).
+	lbKnown, routeKnown bool
+	flows               map[netip.Addr]uint64
 }
 
 // statSet is one stats dump reduced to the entries a scrape needs.
@@ -143,7 +147,7 @@ type counterTracker struct {
 
 type trackState struct {
 	lbInstance, routeInstance uint64
-	seen                      bool
+	lbSeen, routeSeen         bool
 	last, offset              rawCounters
 }
 
@@ -154,33 +158,37 @@ func newCounterTracker() *counterTracker {
 // observe records one raw reading and returns the monotonic totals.
 // A new instance resets the baseline; a value lower than the previous
 // reading is a reset nobody announced (both fold the last reading into
-// the offset).
+// the offset). Counters the scrape could not read keep their totals.
 func (t *counterTracker) observe(o vipObs, raw rawCounters) rawCounters {
 	st := t.vips[o.key]
 	if st == nil {
 		st = &trackState{}
 		t.vips[o.key] = st
 	}
-	if st.seen && st.lbInstance != o.lbInstance {
-		for i := rNext; i <= rNoServer; i++ {
-			st.offset[i] += st.last[i]
-			st.last[i] = 0
+	update := func(from, to int, seen *bool, inst *uint64, newInst uint64) {
+		if *seen && *inst != newInst {
+			for i := from; i <= to; i++ {
+				st.offset[i] += st.last[i]
+				st.last[i] = 0
+			}
+		}
+		*seen, *inst = true, newInst
+		for i := from; i <= to; i++ {
+			if raw[i] < st.last[i] {
+				st.offset[i] += st.last[i]
+			}
+			st.last[i] = raw[i]
 		}
 	}
-	if st.seen && st.routeInstance != o.routeInstance {
-		for i := rRoutePackets; i <= rRouteBytes; i++ {
-			st.offset[i] += st.last[i]
-			st.last[i] = 0
-		}
+	if o.lbKnown {
+		update(rNext, rNoServer, &st.lbSeen, &st.lbInstance, o.lbInstance)
 	}
-	st.seen, st.lbInstance, st.routeInstance = true, o.lbInstance, o.routeInstance
+	if o.routeKnown {
+		update(rRoutePackets, rRouteBytes, &st.routeSeen, &st.routeInstance, o.routeInstance)
+	}
 	var out rawCounters
-	for i := range raw {
-		if raw[i] < st.last[i] {
-			st.offset[i] += st.last[i]
-		}
-		st.last[i] = raw[i]
-		out[i] = st.offset[i] + raw[i]
+	for i := range out {
+		out[i] = st.offset[i] + st.last[i]
 	}
 	return out
 }
@@ -199,6 +207,7 @@ func (t *counterTracker) snapshotWith(now time.Time, s statSet, obs []vipObs, te
 		raw := s.rawFor(o)
 		if tc, ok := text[o.key]; ok && o.lbIndex < 0 {
 			copy(raw[:4], tc[:])
+			o.lbKnown = true
 		}
 		tot := t.observe(o, raw)
 		vc := VIPCounters{

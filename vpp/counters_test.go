@@ -61,44 +61,53 @@ func TestCounterTracker(t *testing.T) {
 		lbInst, routeInst uint64
 		raw               rawCounters
 		want              rawCounters
+		// the scrape could not read these (no stats socket, route unknown)
+		lbUnknown, routeUnknown bool
 	}
 	tests := []struct {
 		name  string
 		steps []step
 	}{
 		{"monotonic passthrough", []step{
-			{1, 1, rawCounters{1, 2, 3, 4, 5, 6}, rawCounters{1, 2, 3, 4, 5, 6}},
-			{1, 1, rawCounters{10, 20, 3, 4, 50, 60}, rawCounters{10, 20, 3, 4, 50, 60}},
+			{1, 1, rawCounters{1, 2, 3, 4, 5, 6}, rawCounters{1, 2, 3, 4, 5, 6}, false, false},
+			{1, 1, rawCounters{10, 20, 3, 4, 50, 60}, rawCounters{10, 20, 3, 4, 50, 60}, false, false},
 		}},
 		{"value going backwards is a reset", []step{
-			{1, 1, rawCounters{100, 10, 0, 0, 1000, 9000}, rawCounters{100, 10, 0, 0, 1000, 9000}},
-			{1, 1, rawCounters{5, 1, 0, 0, 10, 90}, rawCounters{105, 11, 0, 0, 1010, 9090}},
-			{1, 1, rawCounters{7, 2, 0, 0, 20, 100}, rawCounters{107, 12, 0, 0, 1020, 9100}},
+			{1, 1, rawCounters{100, 10, 0, 0, 1000, 9000}, rawCounters{100, 10, 0, 0, 1000, 9000}, false, false},
+			{1, 1, rawCounters{5, 1, 0, 0, 10, 90}, rawCounters{105, 11, 0, 0, 1010, 9090}, false, false},
+			{1, 1, rawCounters{7, 2, 0, 0, 20, 100}, rawCounters{107, 12, 0, 0, 1020, 9100}, false, false},
 		}},
 		{"re-created VIP whose new counters already passed the old ones", []step{
-			{1, 1, rawCounters{10, 10, 0, 0, 0, 0}, rawCounters{10, 10, 0, 0, 0, 0}},
+			{1, 1, rawCounters{10, 10, 0, 0, 0, 0}, rawCounters{10, 10, 0, 0, 0, 0}, false, false},
 			// lb instance changed: the 50 are all new, nothing looked backwards.
-			{2, 1, rawCounters{50, 50, 0, 0, 0, 0}, rawCounters{60, 60, 0, 0, 0, 0}},
-			{2, 1, rawCounters{51, 50, 0, 0, 0, 0}, rawCounters{61, 60, 0, 0, 0, 0}},
+			{2, 1, rawCounters{50, 50, 0, 0, 0, 0}, rawCounters{60, 60, 0, 0, 0, 0}, false, false},
+			{2, 1, rawCounters{51, 50, 0, 0, 0, 0}, rawCounters{61, 60, 0, 0, 0, 0}, false, false},
 		}},
 		{"route instance change only touches route counters", []step{
-			{1, 1, rawCounters{1, 1, 1, 1, 100, 1000}, rawCounters{1, 1, 1, 1, 100, 1000}},
-			{1, 2, rawCounters{2, 2, 2, 2, 300, 3000}, rawCounters{2, 2, 2, 2, 400, 4000}},
+			{1, 1, rawCounters{1, 1, 1, 1, 100, 1000}, rawCounters{1, 1, 1, 1, 100, 1000}, false, false},
+			{1, 2, rawCounters{2, 2, 2, 2, 300, 3000}, rawCounters{2, 2, 2, 2, 400, 4000}, false, false},
 		}},
 		{"VPP restart: both instances change and counters restart at zero", []step{
-			{1, 1, rawCounters{9, 9, 9, 9, 9, 9}, rawCounters{9, 9, 9, 9, 9, 9}},
-			{5, 5, rawCounters{0, 0, 0, 0, 0, 0}, rawCounters{9, 9, 9, 9, 9, 9}},
-			{5, 5, rawCounters{1, 0, 0, 0, 0, 2}, rawCounters{10, 9, 9, 9, 9, 11}},
+			{1, 1, rawCounters{9, 9, 9, 9, 9, 9}, rawCounters{9, 9, 9, 9, 9, 9}, false, false},
+			{5, 5, rawCounters{0, 0, 0, 0, 0, 0}, rawCounters{9, 9, 9, 9, 9, 9}, false, false},
+			{5, 5, rawCounters{1, 0, 0, 0, 0, 2}, rawCounters{10, 9, 9, 9, 9, 11}, false, false},
+		}},
+		{"an unreadable counter is not a reset", []step{
+			{1, 1, rawCounters{5, 5, 0, 0, 2, 100}, rawCounters{5, 5, 0, 0, 2, 100}, false, false},
+			{1, 0, rawCounters{6, 6, 0, 0, 0, 0}, rawCounters{6, 6, 0, 0, 2, 100}, false, true},
+			{1, 1, rawCounters{0, 0, 0, 0, 4, 200}, rawCounters{6, 6, 0, 0, 4, 200}, true, false},
+			{1, 1, rawCounters{7, 7, 0, 0, 4, 200}, rawCounters{7, 7, 0, 0, 4, 200}, false, false},
 		}},
 		{"first reading keeps VPP's totals", []step{
-			{3, 3, rawCounters{1000, 0, 0, 0, 0, 0}, rawCounters{1000, 0, 0, 0, 0, 0}},
+			{3, 3, rawCounters{1000, 0, 0, 0, 0, 0}, rawCounters{1000, 0, 0, 0, 0, 0}, false, false},
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newCounterTracker()
 			for i, s := range tc.steps {
-				got := tr.observe(vipObs{key: k, lbInstance: s.lbInst, routeInstance: s.routeInst}, s.raw)
+				got := tr.observe(vipObs{key: k, lbInstance: s.lbInst, routeInstance: s.routeInst,
+					lbKnown: !s.lbUnknown, routeKnown: !s.routeUnknown}, s.raw)
 				if got != s.want {
 					t.Fatalf("step %d: got %v want %v", i, got, s.want)
 				}
@@ -133,8 +142,8 @@ func TestSnapshotFromStats(t *testing.T) {
 	tr := newCounterTracker()
 	flows := map[netip.Addr]uint64{netip.MustParseAddr("10.0.0.5"): 4}
 	snap := tr.snapshot(time.Unix(10, 0), s, []vipObs{
-		{key: k2, lbIndex: 2, routeIndex: 2},
-		{key: k1, lbIndex: 1, routeIndex: 1, flows: flows},
+		{key: k2, lbIndex: 2, routeIndex: 2, lbKnown: true, routeKnown: true},
+		{key: k1, lbIndex: 1, routeIndex: 1, lbKnown: true, routeKnown: true, flows: flows},
 		{key: k3, lbIndex: -1, routeIndex: -1},
 	})
 	flows[netip.MustParseAddr("10.0.0.5")] = 99 // the snapshot must not alias caller maps

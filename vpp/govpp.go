@@ -693,12 +693,17 @@ func (g *Govpp) scrape(ctx context.Context) error {
 		return fmt.Errorf("scrape: %w", err)
 	}
 	var set statSet
+	g.redialStatsLocked(ctx)
 	fromText := g.stats == nil
 	if g.stats != nil {
 		entries, err := dumpWithRetry(g.stats, statsPatterns()...)
 		if err != nil {
 			g.log.Warn("vpp stats dump failed, using CLI counters", "reason", err.Error())
 			fromText = true
+			if errors.Is(err, adapter.ErrStatsDisconnected) {
+				_ = g.stats.Disconnect()
+				g.stats = nil // dialled again on the next scrape
+			}
 		} else {
 			set = pickStats(entries)
 		}
@@ -707,11 +712,12 @@ func (g *Govpp) scrape(ctx context.Context) error {
 	texts := make(map[VIPKey][4]uint64, len(vips))
 	for _, v := range vips {
 		st := statusOf(v)
-		o := vipObs{key: st.Key, lbIndex: int(v.Index), routeIndex: -1,
+		o := vipObs{key: st.Key, lbIndex: int(v.Index), routeIndex: -1, lbKnown: true,
 			lbInstance: g.generation<<48 | (g.epoch[st.Key]&0xffff)<<32 | uint64(v.Index)}
 		if !fromText {
 			o.routeIndex = g.routeIndexLocked(ctx, st.Key.Prefix)
 			o.routeInstance = g.generation<<32 | uint64(uint32(o.routeIndex))
+			o.routeKnown = o.routeIndex >= 0
 		} else {
 			texts[st.Key] = v.Counters
 			o.lbIndex = -1
@@ -726,6 +732,22 @@ func (g *Govpp) scrape(ctx context.Context) error {
 	g.counters.Store(snap)
 	g.tel.scrape("ok")
 	return nil
+}
+
+// redialStatsLocked retries a stats socket that was unavailable or lost.
+func (g *Govpp) redialStatsLocked(ctx context.Context) {
+	if g.stats != nil || g.cfg.Stats == nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, g.cfg.CallTimeout)
+	defer cancel()
+	st, err := g.cfg.Stats(dctx)
+	if err != nil {
+		g.log.Debug("vpp stats socket still unavailable", "reason", err.Error())
+		return
+	}
+	g.log.Info("vpp stats socket connected")
+	g.stats = st
 }
 
 // routeIndexLocked finds the FIB stats index of a VIP prefix (cached per

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -377,5 +378,62 @@ func TestFakeSocketReconnectKeepsState(t *testing.T) {
 	want := []string{"lb_add_del_as_v2 10.0.0.1 weight 0", "lb_add_del_vip_v2", "lb_as_set_weight"}
 	if !reflect.DeepEqual(writes, want) {
 		t.Fatalf("writes on reconnect %q, want %q", writes, want)
+	}
+}
+
+// TestStatsSocketLateAndLost: a stats socket that is unavailable at connect
+// time, or lost later, is dialled again by the scrape; meanwhile counters
+// come from the CLI text.
+func TestStatsSocketLateAndLost(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		srv   *fakevpp.Server
+		dials int
+	)
+	e := startFakeWith(t, fakeSetup{flavor: fakevpp.Master, wait: true, tweak: func(c *GovppConfig) {
+		c.Stats = func(context.Context) (StatsSource, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			dials++
+			if srv == nil {
+				return nil, errors.New("no stats socket yet")
+			}
+			return srv.Stats(), nil
+		}
+	}})
+	k := VIPKey{Prefix: p("192.0.2.10/32"), Protocol: ProtoTCP, Port: 80}
+	if _, err := e.g.SyncVIP(context.Background(), VIP{Key: k, Backends: []Backend{{Addr: a("10.0.0.1"), Weight: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Model().SendFlows(fakevpp.Key{Prefix: k.Prefix, Protocol: 6, Port: 80}, 2, 1, 50); err != nil {
+		t.Fatal(err)
+	}
+	e.scrapeNow()
+	if c, _ := e.g.Counters().VIP(k); c.FirstPackets != 2 || c.RouteBytes != 0 {
+		t.Fatalf("without stats: %+v", c)
+	}
+	mu.Lock()
+	srv = e.srv
+	mu.Unlock()
+	e.scrapeNow()
+	if c, _ := e.g.Counters().VIP(k); c.FirstPackets != 2 || c.RouteBytes != 100 {
+		t.Fatalf("after late stats: %+v", c)
+	}
+	e.g.mu.Lock()
+	_ = e.g.stats.Disconnect() // the fake then answers ErrStatsDisconnected
+	e.g.mu.Unlock()
+	e.scrapeNow() // falls back to text, drops the source
+	e.scrapeNow() // dials again
+	e.g.mu.Lock()
+	has := e.g.stats != nil
+	e.g.mu.Unlock()
+	mu.Lock()
+	n := dials
+	mu.Unlock()
+	if !has || n < 3 {
+		t.Fatalf("stats source %v after %d dials", has, n)
+	}
+	if c, _ := e.g.Counters().VIP(k); c.FirstPackets != 2 || c.RouteBytes != 100 {
+		t.Fatalf("after re-dial: %+v", c)
 	}
 }
