@@ -41,7 +41,7 @@ func TestRealVPPChecksOnFake(t *testing.T) {
 }
 
 func realVPPChecks(t *testing.T, sock string) {
-	logLevel := slog.LevelInfo
+	logLevel := slog.LevelWarn
 	if os.Getenv("VPP_API_SOCKET") != "" {
 		logLevel = slog.LevelDebug
 	}

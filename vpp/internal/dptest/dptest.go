@@ -328,6 +328,36 @@ var Cases = []Case{
 			t.Fatalf("first packets %d, want %d", after.FirstPackets, before.FirstPackets+1)
 		}
 	}},
+	{Name: "backend synced at weight 0 is restored by SetWeight", Run: func(t *testing.T, h *Harness) {
+		sync(t, h, vip(k80, be(b1, 100), be(b2, 0)))
+		wantEffective(t, h, k80, map[netip.Addr]uint8{b1: 100})
+		must(t, h.DP.SetWeight(ctx(t), k80, b2, 100, false))
+		wantEffective(t, h, k80, map[netip.Addr]uint8{b1: 100, b2: 100})
+		// SyncVIP with the same desired state is then a no-op.
+		if r := sync(t, h, vip(k80, be(b1, 100), be(b2, 100))); r.Changed() {
+			t.Fatalf("re-sync changed %+v", r)
+		}
+	}},
+	{Name: "encaps: l3dsr, nat4, gre6", Run: func(t *testing.T, h *Harness) {
+		dsr := vip(vpp.VIPKey{Prefix: netip.MustParsePrefix("192.0.2.20/32"), Protocol: vpp.ProtoAny}, be(b1, 100))
+		dsr.Encap, dsr.DSCP = vpp.EncapL3DSR, 12
+		nat := vip(vpp.VIPKey{Prefix: netip.MustParsePrefix("192.0.2.30/32"), Protocol: vpp.ProtoTCP, Port: 443}, be(b2, 100))
+		nat.Encap, nat.TargetPort = vpp.EncapNAT4, 8443
+		g6 := vip(vpp.VIPKey{Prefix: netip.MustParsePrefix("2001:db8::20/128"), Protocol: vpp.ProtoAny}, be(netip.MustParseAddr("2001:db8:1::7"), 100))
+		g6.Encap = vpp.EncapGRE6
+		for _, v := range []vpp.VIP{dsr, nat, g6} {
+			if r := sync(t, h, v); !r.Created {
+				t.Fatalf("%v: %+v", v.Key, r)
+			}
+			_, st, ok := effective(t, h, v.Key)
+			if !ok || st.Encap != v.Encap || len(st.Backends) != 1 {
+				t.Fatalf("%v read back as %+v", v.Key, st)
+			}
+			if r := sync(t, h, v); r.Changed() {
+				t.Fatalf("%v re-sync changed %+v", v.Key, r)
+			}
+		}
+	}},
 	{Name: "weights are applied", NeedsWeights: true, Run: func(t *testing.T, h *Harness) {
 		r := sync(t, h, vip(k80, be(b1, 100), be(b2, 50), be(b3, 0)))
 		if r.Added != 3 {
