@@ -115,8 +115,10 @@ func (k VIPKey) normalize() VIPKey {
 	return k
 }
 
-// compareKeys orders keys: IPv4 before IPv6, then by address, length,
-// protocol and port. Every list this package returns uses this order.
+// Compare orders keys as every list of this package is ordered: IPv4
+// before IPv6, then by address, prefix length, protocol and port.
+func (k VIPKey) Compare(o VIPKey) int { return compareKeys(k, o) }
+
 func compareKeys(a, b VIPKey) int {
 	if c := compareAddr(a.Prefix.Addr(), b.Prefix.Addr()); c != 0 {
 		return c

@@ -333,21 +333,8 @@ func (s *Sim) VIPs(ctx context.Context) ([]vpp.VIPStatus, error) {
 
 func (s *Sim) sortedKeys() []vpp.VIPKey {
 	keys := slices.Collect(maps.Keys(s.vips))
-	slices.SortFunc(keys, compareKeys)
+	slices.SortFunc(keys, vpp.VIPKey.Compare)
 	return keys
-}
-
-func compareKeys(a, b vpp.VIPKey) int {
-	if c := compareAddr(a.Prefix.Addr(), b.Prefix.Addr()); c != 0 {
-		return c
-	}
-	if a.Prefix.Bits() != b.Prefix.Bits() {
-		return a.Prefix.Bits() - b.Prefix.Bits()
-	}
-	if a.Protocol != b.Protocol {
-		return int(a.Protocol) - int(b.Protocol)
-	}
-	return int(a.Port) - int(b.Port)
 }
 
 func compareAddr(a, b netip.Addr) int {
@@ -486,7 +473,7 @@ func (s *Sim) repush() {
 		delete(s.removals, k)
 	}
 	keys := slices.Collect(maps.Keys(s.desired))
-	slices.SortFunc(keys, compareKeys)
+	slices.SortFunc(keys, vpp.VIPKey.Compare)
 	for _, k := range keys {
 		if _, err := s.apply(s.desired[k]); err != nil {
 			s.log.Warn("sim re-push failed", "vip", k.String(), "reason", err.Error())
