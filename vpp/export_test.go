@@ -25,3 +25,6 @@ func (f *FakeForTest) ScrapeNow() { f.e.scrapeNow() }
 // Restart stops the fake VPP (socket removed), starts a fresh one and
 // waits until the Govpp reconnected and re-pushed.
 func (f *FakeForTest) Restart() { f.e.restart() }
+
+// SockPathForTest returns a unix socket path short enough to bind.
+func SockPathForTest(t testing.TB) string { return sockPath(t) }

@@ -164,17 +164,28 @@ func (g *Govpp) Run(ctx context.Context) error {
 	}
 	defer g.running.Store(false)
 	backoff := g.cfg.ReconnectMin
+	failures := 0
 	for {
 		start := time.Now()
+		gen := g.State().Generation
 		err := g.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		g.setDisconnected(err)
+		if g.State().Generation != gen {
+			failures = 0 // this session had connected
+		}
 		if time.Since(start) > g.cfg.ReconnectMax {
 			backoff = g.cfg.ReconnectMin
 		}
-		g.log.Warn("vpp connection lost, reconnecting", "reason", errString(err), "backoff", backoff)
+		// One WARN per outage; the retries that follow are DEBUG.
+		if failures == 0 {
+			g.log.Warn("vpp unreachable, reconnecting", "reason", errString(err), "backoff", backoff)
+		} else {
+			g.log.Debug("vpp reconnect failed", "reason", errString(err), "attempt", failures+1, "backoff", backoff)
+		}
+		failures++
 		select {
 		case <-ctx.Done():
 			return nil

@@ -53,7 +53,7 @@ type fakeSetup struct {
 
 func startFakeWith(t testing.TB, fs fakeSetup) *fakeEnv {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "api.sock")
+	sock := sockPath(t)
 	srv, err := fakevpp.NewWithOptions(sock, fs.flavor, fs.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -153,4 +153,19 @@ func (g *Govpp) probeForTest() (vppInfo, error) {
 		return vppInfo{}, ErrNotConnected
 	}
 	return g.probe(context.Background(), g.conn)
+}
+
+// sockPath is a socket path in t.TempDir(), or in a shorter temporary
+// directory when that path would pass the 108-byte sun_path limit.
+func sockPath(t testing.TB) string {
+	p := filepath.Join(t.TempDir(), "api.sock")
+	if len(p) < 100 {
+		return p
+	}
+	dir, err := os.MkdirTemp("", "vpp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return filepath.Join(dir, "api.sock")
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,7 +29,7 @@ func TestRealVPP(t *testing.T) {
 // VPP, so the lab test itself is known to work before it meets a real one.
 func TestRealVPPChecksOnFake(t *testing.T) {
 	for _, f := range []fakevpp.Flavor{fakevpp.Released, fakevpp.Master} {
-		sock := filepath.Join(t.TempDir(), "api.sock")
+		sock := vpp.SockPathForTest(t)
 		srv, err := fakevpp.New(sock, f)
 		if err != nil {
 			t.Fatal(err)
