@@ -1,0 +1,176 @@
+package statsdriver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/octavia-vpp/health/heartbeat"
+)
+
+// ListenerStats is one listener's statistics from one amphora, as Octavia's
+// update_stats builds a ListenerStatistics from a heartbeat listener.
+type ListenerStats struct {
+	ListenerID string
+	// AmphoraID is the heartbeat's "id". Empty means a provider-driver
+	// report, which stats_db files under the listener id.
+	AmphoraID string
+	// From version 3 on, BytesIn, BytesOut, TotalConnections and
+	// RequestErrors are deltas; ActiveConnections is always a gauge.
+	BytesIn           int64 // "rx"
+	BytesOut          int64 // "tx"
+	ActiveConnections int64 // "conns"
+	TotalConnections  int64 // "totconns"
+	RequestErrors     int64 // "ereq"
+	// ReceivedTime is the heartbeat's recv_time. Octavia never stores it.
+	ReceivedTime time.Time
+}
+
+// Driver receives the statistics of every authenticated heartbeat.
+//
+// Update gets one message's listeners, in the message's order; deltas tells
+// increments (version 3 and later) from absolute values. Implementations
+// must be safe for concurrent use. An error means some or all of the
+// statistics were not recorded; Octavia logs such errors and moves on, and
+// so should callers.
+type Driver interface {
+	Update(ctx context.Context, stats []ListenerStats, deltas bool) error
+}
+
+// FromMessage converts a heartbeat into what drivers receive, as Octavia's
+// update_stats does: one entry per listener, in the message's order, with
+// deltas when "ver" is 3 or more (a missing "ver" counts as 2 here, unlike
+// in the health path).
+//
+// ok is false when some listener carries no "stats": Octavia's update_stats
+// then fails before any driver runs, so the message's statistics are
+// dropped whole.
+func FromMessage(m *heartbeat.Message) (stats []ListenerStats, deltas, ok bool) {
+	stats = make([]ListenerStats, 0, len(m.Listeners))
+	for i := range m.Listeners {
+		l := &m.Listeners[i]
+		if !l.HasStats {
+			return nil, false, false
+		}
+		stats = append(stats, ListenerStats{
+			ListenerID:        l.ID,
+			AmphoraID:         m.AmphoraID,
+			BytesIn:           l.Stats.RX,
+			BytesOut:          l.Stats.TX,
+			ActiveConnections: l.Stats.Conns,
+			TotalConnections:  l.Stats.TotConns,
+			RequestErrors:     l.Stats.EReq,
+			ReceivedTime:      m.RecvTime,
+		})
+	}
+	return stats, m.StatsAreDeltas(), true
+}
+
+// Deps is what drivers may need. A driver that needs something missing
+// fails to open.
+type Deps struct {
+	// Pool is the Octavia database, for stats_db.
+	Pool   *pgxpool.Pool
+	Logger *slog.Logger
+}
+
+// ErrUnknownDriver is returned by Open for a name no driver registers.
+var ErrUnknownDriver = errors.New("unknown statistics driver")
+
+// factories is the registry: Octavia's entry-point names (namespace
+// octavia.statistics.drivers) to constructors. A function rather than a
+// package variable, so nothing can register into it at run time.
+func factories() map[string]func(Deps) (Driver, error) {
+	return map[string]func(Deps) (Driver, error){
+		"stats_db": func(d Deps) (Driver, error) {
+			if d.Pool == nil {
+				return nil, errors.New("stats_db needs a database connection")
+			}
+			return NewDB(d.Pool), nil
+		},
+		"stats_logger": func(d Deps) (Driver, error) {
+			return NewLogger(d.Logger), nil
+		},
+	}
+}
+
+// Names lists the registered driver names, sorted.
+func Names() []string {
+	f := factories()
+	names := make([]string, 0, len(f))
+	for name := range f {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Open builds the driver registered under an Octavia name.
+func Open(name string, deps Deps) (Driver, error) {
+	f, ok := factories()[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownDriver, name, Names())
+	}
+	d, err := f(deps)
+	if err != nil {
+		return nil, fmt.Errorf("open statistics driver %s: %w", name, err)
+	}
+	return d, nil
+}
+
+// Fanout calls several drivers, as Octavia's stats_base does with
+// [controller_worker] statistics_drivers: each in turn, and a failing one
+// does not stop the others.
+type Fanout struct {
+	names   []string
+	drivers []Driver
+}
+
+// OpenAll opens the named drivers. Like Octavia's stevedore manager, it
+// skips names that are not registered, logging a WARNING for each, and
+// uses a name only once; any other failure to open is an error.
+func OpenAll(names []string, deps Deps) (*Fanout, error) {
+	log := deps.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	f := &Fanout{}
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		d, err := Open(name, deps)
+		if errors.Is(err, ErrUnknownDriver) {
+			log.Warn("statistics driver not loaded", "driver", name, "reason", "unknown name")
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		f.names = append(f.names, name)
+		f.drivers = append(f.drivers, d)
+	}
+	return f, nil
+}
+
+// Names lists the drivers in use, in call order.
+func (f *Fanout) Names() []string { return append([]string(nil), f.names...) }
+
+// Update calls every driver and joins their errors, each prefixed with the
+// driver's name.
+func (f *Fanout) Update(ctx context.Context, stats []ListenerStats, deltas bool) error {
+	var errs []error
+	for i, d := range f.drivers {
+		if err := d.Update(ctx, stats, deltas); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.names[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
