@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/statsdriver"
 )
 
 func replayCommand() *cli.Command {
@@ -25,7 +29,10 @@ func replayCommand() *cli.Command {
 		Description: "FILE holds JSON lines, each with \"b64\" (one datagram, base64) and optionally\n" +
 			"\"srcaddr\"; other fields are ignored. Every datagram is opened and applied in\n" +
 			"file order, one at a time, through the daemon's own code path, with recv_time\n" +
-			"the moment it is read. A summary follows. Exit 0 when every line was read.",
+			"the moment it is read: first the health update, then the statistics drivers of\n" +
+			"[controller_worker] statistics_drivers, which see every accepted datagram (also\n" +
+			"from zombie or unknown amphorae), as in Octavia. A summary follows. Exit 0 when\n" +
+			"every line was read and applied.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "heartbeat `KEY` (default: [health_manager] heartbeat_key)"},
 		},
@@ -46,6 +53,12 @@ type replaySummary struct {
 	rejected        map[string]int
 	applied         healthdb.BatchResult
 	applyErrors     int
+	// statsWritten counts datagrams whose statistics every driver took;
+	// statsDropped those Octavia drops before any driver runs (a listener
+	// without "stats"); statsRefused those with values a driver refused as
+	// Octavia's does (negative results, ids too long for the column);
+	// statsErrors those a driver failed on otherwise (the database).
+	statsWritten, statsDropped, statsRefused, statsErrors int
 }
 
 func runReplay(c *cli.Context) error {
@@ -74,6 +87,10 @@ func runReplay(c *cli.Context) error {
 	updater, err := newUpdater(cfg, pool, log)
 	if err != nil {
 		return err
+	}
+	stats, err := statsdriver.OpenAll(cfg.ControllerWorker.StatisticsDrivers, statsdriver.Deps{Pool: pool, Logger: log})
+	if err != nil {
+		return usageError("%v", err)
 	}
 
 	sum := replaySummary{rejected: map[string]int{}}
@@ -115,15 +132,53 @@ func runReplay(c *cli.Context) error {
 			sum.applyErrors++
 			log.Error("heartbeat not applied", "line", sum.lines, "amphora_id", msg.AmphoraID, "err", err)
 		}
+		sum.stats(c.Context, stats, msg, sum.lines, log)
 	}
 	if err := sc.Err(); err != nil {
 		return usageError("read %s at line %d: %v", c.Args().First(), sum.lines+1, err)
 	}
 	sum.print(c.App.Writer)
-	if sum.applyErrors > 0 {
-		return cli.Exit(fmt.Sprintf("octavia-health-manager: %d heartbeats could not be applied", sum.applyErrors), exitRejected)
+	if sum.applyErrors > 0 || sum.statsErrors > 0 {
+		return cli.Exit(fmt.Sprintf("octavia-health-manager: %d heartbeats could not be applied, statistics of %d not fully recorded",
+			sum.applyErrors, sum.statsErrors), exitRejected)
 	}
 	return nil
+}
+
+// stats sends one accepted heartbeat to the statistics drivers. Like
+// Octavia's, a driver's failure is logged and does not stop the replay.
+func (s *replaySummary) stats(ctx context.Context, drivers *statsdriver.Fanout, msg *heartbeat.Message, line int, log *slog.Logger) {
+	records, deltas, ok := statsdriver.FromMessage(msg)
+	if !ok {
+		s.statsDropped++
+		log.Debug("statistics dropped: a listener has no stats", "line", line, "amphora_id", msg.AmphoraID)
+		return
+	}
+	if err := drivers.Update(ctx, records, deltas); err != nil {
+		if isOnlyRefusal(err) {
+			s.statsRefused++
+		} else {
+			s.statsErrors++
+		}
+		log.Warn("statistics not fully recorded", "line", line, "amphora_id", msg.AmphoraID, "err", err)
+		return
+	}
+	s.statsWritten++
+}
+
+// isOnlyRefusal tells whether every driver error in err is a refusal of
+// the data (statsdriver.ErrNotRecorded), which Octavia's drivers make too,
+// rather than a failure to reach the database.
+func isOnlyRefusal(err error) bool {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			if !isOnlyRefusal(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, statsdriver.ErrNotRecorded)
 }
 
 func (s *replaySummary) print(w io.Writer) {
@@ -153,6 +208,8 @@ func (s *replaySummary) print(w io.Writer) {
 	if total == 0 {
 		fmt.Fprintln(w, "  none")
 	}
+	fmt.Fprintf(w, "statistics: %d recorded, %d dropped (listener without stats), %d refused in part, %d with driver errors\n",
+		s.statsWritten, s.statsDropped, s.statsRefused, s.statsErrors)
 	if s.applyErrors > 0 {
 		fmt.Fprintf(w, "database errors: %d heartbeats not applied\n", s.applyErrors)
 	}

@@ -85,6 +85,7 @@ func TestReplayCommand(t *testing.T) {
 		"member        -> ONLINE     1",
 		"pool          -> DEGRADED   1",
 		"pool          -> ONLINE     1",
+		"statistics: 3 recorded, 0 dropped (listener without stats), 0 refused in part, 0 with driver errors",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, r.stdout)
@@ -101,6 +102,28 @@ func TestReplayCommand(t *testing.T) {
 	}
 	if member != "ONLINE" || lb != "ONLINE" || healthRows != 1 {
 		t.Errorf("member %s, load balancer %s, %d health rows; want ONLINE, ONLINE, 1", member, lb, healthRows)
+	}
+
+	// Statistics went to stats_db (the default driver) for every accepted
+	// heartbeat, the unknown amphora's included, version 3 deltas summed.
+	rows, err := conn.Query(ctx, `SELECT listener_id || '/' || amphora_id, bytes_in, bytes_out FROM listener_statistics ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotStats []string
+	for rows.Next() {
+		var key string
+		var in, out int64
+		if err := rows.Scan(&key, &in, &out); err != nil {
+			t.Fatal(err)
+		}
+		gotStats = append(gotStats, fmt.Sprintf("%s in=%d out=%d", key, in, out))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "l-1/amp-1 in=4 out=2,l-1/amp-unknown in=2 out=1"; strings.Join(gotStats, ",") != want {
+		t.Errorf("listener_statistics %v, want %s", gotStats, want)
 	}
 
 	// Without a database setting, replay explains itself.
