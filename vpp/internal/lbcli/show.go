@@ -52,7 +52,7 @@ type AS struct {
 }
 
 var (
-	reHeader   = regexp.MustCompile(`^\s*(ip[46]-[a-z0-9]+)\s+\[(\d+)\]\s+(\S+)((?:\s+[a-z_]+)*)\s*$`)
+	reHeader   = regexp.MustCompile(`^\s*(ip[0-9]-[a-z0-9]+)\s+\[(\d+)\]\s+(\S+)((?:\s+[a-z_]+)*)\s*$`)
 	reNewSize  = regexp.MustCompile(`^\s*new_size:(\d+)\s*$`)
 	reProtoPt  = regexp.MustCompile(`^\s*protocol:(\d+)\s+port:(\d+)\s*$`)
 	reDSCP     = regexp.MustCompile(`^\s*dscp:(\d+)\s*$`)
@@ -73,11 +73,19 @@ func ParseVIPs(out string) []VIP {
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
 		for _, line := range splitJoined(sc.Text()) {
-			if m := reHeader.FindStringSubmatch(line); m != nil {
-				v, ok := parseHeader(m)
-				if ok {
-					vips = append(vips, v)
-					cur = &vips[len(vips)-1]
+			t := strings.TrimSpace(line)
+			if t == "" {
+				continue
+			}
+			if strings.HasPrefix(t, "ip") && strings.Contains(t, "[") {
+				// A header we cannot use also ends the previous block, so
+				// its body is not attributed to the wrong VIP.
+				cur = nil
+				if m := reHeader.FindStringSubmatch(line); m != nil {
+					if v, ok := parseHeader(m); ok {
+						vips = append(vips, v)
+						cur = &vips[len(vips)-1]
+					}
 				}
 				continue
 			}
@@ -130,6 +138,16 @@ func parseHeader(m []string) (VIP, bool) {
 }
 
 func parseBodyLine(v *VIP, line string) {
+	// Cheap prefix checks first: the regexps only confirm the shape.
+	t := strings.TrimSpace(line)
+	switch {
+	case strings.HasPrefix(t, "new_size:"), strings.HasPrefix(t, "protocol:"), strings.HasPrefix(t, "dscp:"),
+		strings.HasPrefix(t, "type:"), strings.Contains(t, "buckets"):
+	case strings.HasPrefix(t, "packet from") || strings.HasPrefix(t, "first session") ||
+		strings.HasPrefix(t, "untracked") || strings.HasPrefix(t, "no server"):
+	default:
+		return
+	}
 	if m := reNewSize.FindStringSubmatch(line); m != nil {
 		v.NewSize = uint32(atou(m[1], 32))
 	} else if m := reProtoPt.FindStringSubmatch(line); m != nil {

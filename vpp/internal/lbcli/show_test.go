@@ -91,6 +91,9 @@ func TestParseTolerance(t *testing.T) {
 		{"non-verbose output of old VPP is nothing", "\n", nil},
 		{"body before any header is ignored", "  new_size:1024\n    10.0.0.1 1 buckets   0 flows  dpo:1 used\n", nil},
 		{"unknown type is skipped with its body", " ip9-foo [3] 192.0.2.1/32\n  new_size:8\n", nil},
+		{"unknown type after a good VIP does not leak its body into it",
+			" ip4-gre4 [1] 192.0.2.1/32\n  new_size:8\n ip9-foo [3] 192.0.2.2/32\n  new_size:16\n    10.0.0.1 1 buckets   0 flows  dpo:1 used\n",
+			[]VIP{{Index: 1, Type: "ip4-gre4", Prefix: pfx("192.0.2.1/32"), NewSize: 8}}},
 		{"bad prefix skipped", " ip4-gre4 [3] 192.0.2.300/32\n  new_size:8\n", nil},
 		{"index overflow skipped", " ip4-gre4 [99999999999] 192.0.2.1/32\n", nil},
 		{"CRLF and unknown lines", " ip4-gre4 [3] 192.0.2.1/32\r\n  new_size:8\r\n  Vrf (ip table: 0 fib index: 0)\r\n  weird line\r\n",
@@ -238,4 +241,24 @@ func FuzzParseVIPs(f *testing.F) {
 			t.Fatalf("round trip of %q\n got %+v\nwant %+v", in, again, vips)
 		}
 	})
+}
+
+func BenchmarkParseVIPs(b *testing.B) {
+	var vips []VIP
+	for i := range 100 {
+		v := VIP{Index: uint32(i + 1), Type: "ip4-gre4", Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 32),
+			NewSize: 1024, Protocol: 6, Port: 80}
+		for j := range 8 {
+			v.ASes = append(v.ASes, AS{Addr: netip.AddrFrom4([4]byte{10, 0, byte(i), byte(j)}), Weight: 100, Buckets: 128, Flows: 7, DPO: 3, Used: true})
+		}
+		vips = append(vips, v)
+	}
+	out := Render(vips, Master)
+	b.SetBytes(int64(len(out)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if got := ParseVIPs(out); len(got) != 100 {
+			b.Fatal(len(got))
+		}
+	}
 }
