@@ -564,6 +564,11 @@ func (g *Govpp) SetWeight(ctx context.Context, k VIPKey, backend netip.Addr, wei
 		}
 	}
 	if !vipExists || (cur == nil && bi < 0) {
+		if bi >= 0 {
+			// Desired but absent from VPP (an earlier push failed): the
+			// next push uses the new weight.
+			g.updateDesiredWeight(k, bi, weight, flush)
+		}
 		return fmt.Errorf("set weight %v %v: %w", k, backend, ErrNotFound)
 	}
 	if !desired {

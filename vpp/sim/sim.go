@@ -278,6 +278,9 @@ func (s *Sim) SetWeight(ctx context.Context, k vpp.VIPKey, addr netip.Addr, weig
 	}
 	sv := s.vips[k]
 	if sv == nil {
+		if di >= 0 {
+			s.setDesiredWeight(k, di, weight, flush)
+		}
 		return fmt.Errorf("set weight %v %v: %w", k, addr, vpp.ErrNotFound)
 	}
 	b := sv.bes[addr]
