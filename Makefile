@@ -48,7 +48,7 @@ bench:
 fuzz:
 	@set -e; \
 	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . ); do \
-	  pkg=./$$(dirname $$file); \
+	  pkg=./$$(dirname $${file#./}); \
 	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
 	    echo "== $$pkg $$target ($(FUZZTIME))"; \
 	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
