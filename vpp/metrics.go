@@ -1,9 +1,3 @@
-//go:build vppdeps
-
-// This file needs go.mod/go.sum entries for the Prometheus client's
-// dependencies, which the repository does not list yet; it is built with
-// `-tags vppdeps` until they are added (see docs/vpp.md, "Pending").
-
 package vpp
 
 import (

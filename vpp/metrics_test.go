@@ -1,5 +1,3 @@
-//go:build vppdeps
-
 package vpp
 
 import (
@@ -74,4 +72,42 @@ func TestMetricsGolden(t *testing.T) {
 	if err := RegisterMetrics(reg, src); err == nil {
 		t.Fatal("double registration accepted")
 	}
+}
+
+type plainSource struct{ st State }
+
+func (s plainSource) State() State        { return s.st }
+func (s plainSource) Counters() *Counters { return nil }
+
+// A source without Telemetry (the simulator) and without counters yet
+// exposes only the connection gauges.
+func TestMetricsPlainSource(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if err := RegisterMetrics(reg, plainSource{State{Dialect: DialectSim}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := testutil.GatherAndCount(reg)
+	if err != nil || n != 4 { // up, info, generation, boot time
+		t.Fatalf("%d series, %v", n, err)
+	}
+	if v := testutil.ToFloat64(collectorFor(t, reg, "amphora_agent_vpp_up")); v != 0 {
+		t.Fatalf("up = %v", v)
+	}
+}
+
+// collectorFor gathers one metric family into a collector for ToFloat64.
+func collectorFor(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name})
+			g.Set(mf.GetMetric()[0].GetGauge().GetValue())
+			return g
+		}
+	}
+	t.Fatalf("no %s", name)
+	return nil
 }

@@ -1,9 +1,3 @@
-//go:build vppdeps
-
-// This file needs the go.sum entry of github.com/ftrvxmtrx/fd (a
-// dependency of govpp's statsclient), which the repository does not list
-// yet; it is built with `-tags vppdeps` until it is added (docs/vpp.md).
-
 package vpp
 
 import (

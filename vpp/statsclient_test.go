@@ -1,5 +1,3 @@
-//go:build vppdeps
-
 package vpp
 
 import (
