@@ -16,7 +16,9 @@ import (
 // TestRealVPP programs a real VPP. It runs only when VPP_API_SOCKET names
 // VPP's API socket (see docs/vpp.md); it uses documentation prefixes
 // (198.51.100.0/24 VIPs, 203.0.113.0/24 backends) and removes what it
-// created. Set VPP_DIALECT=cli or binapi to force a dialect.
+// created. Set VPP_DIALECT=cli or binapi to force a dialect, and
+// VPP_STATS_SOCKET=/run/vpp/stats.sock to read counters from the stats
+// segment (otherwise they come from the CLI text).
 func TestRealVPP(t *testing.T) {
 	sock := os.Getenv("VPP_API_SOCKET")
 	if sock == "" {
@@ -44,7 +46,12 @@ func realVPPChecks(t *testing.T, sock string) {
 	if os.Getenv("VPP_API_SOCKET") != "" {
 		logLevel = slog.LevelDebug
 	}
+	var stats vpp.StatsDialer
+	if ss := os.Getenv("VPP_STATS_SOCKET"); ss != "" {
+		stats = vpp.StatsSocketDialer(ss)
+	}
 	g, err := vpp.NewGovpp(vpp.GovppConfig{
+		Stats:          stats,
 		APISocket:      sock,
 		ClientName:     "amphora-agent-test",
 		Dialect:        os.Getenv("VPP_DIALECT"),
