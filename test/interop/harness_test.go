@@ -1,0 +1,152 @@
+//go:build interop
+
+// Package interop runs Octavia 11.0.0's own code (Debian's python3-octavia)
+// next to ours and requires identical results. See README.md.
+package interop
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/octavia-vpp/health/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// python is Debian's interpreter, where apt installs python3-octavia; a
+// python3 earlier on PATH (pyenv, a venv) would not see Octavia.
+const python = "/usr/bin/python3"
+
+// glue runs a subcommand of octavia_glue.py. Requests and replies are JSON
+// lines.
+func glue(t testing.TB, stdin []byte, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(python, append([]string{"octavia_glue.py"}, args...)...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("octavia_glue.py %s: %v\n%s", strings.Join(args, " "), err, tail(stderr.String(), 4000))
+	}
+	return stdout.Bytes()
+}
+
+// glueLines sends one request per line and decodes one reply per line.
+func glueLines[Req, Resp any](t testing.TB, cmd string, reqs []Req) []Resp {
+	t.Helper()
+	var in bytes.Buffer
+	enc := json.NewEncoder(&in)
+	for _, r := range reqs {
+		if err := enc.Encode(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := glue(t, in.Bytes(), cmd)
+	var resps []Resp
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var r Resp
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("%s reply %q: %v", cmd, sc.Text(), err)
+		}
+		resps = append(resps, r)
+	}
+	if len(resps) != len(reqs) {
+		t.Fatalf("%s: %d replies to %d requests", cmd, len(resps), len(reqs))
+	}
+	return resps
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/octavia-health-manager once per test run.
+func binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "interop-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "octavia-health-manager")
+		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/octavia-health-manager").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// ours runs our binary with a config naming the database, as the Octavia
+// side is configured: stats_db, compute_noop_driver. Keys are passed with
+// --key, so that any string can be one.
+func ours(t testing.TB, dir, url string, args ...string) string {
+	t.Helper()
+	conf := filepath.Join(dir, "octavia.conf")
+	text := fmt.Sprintf("[database]\nconnection = %s\n"+
+		"[controller_worker]\ncompute_driver = compute_noop_driver\nstatistics_drivers = stats_db\n", url)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary(t), append([]string{"--config-file", conf}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("octavia-health-manager %s: %v\n%s\n%s", strings.Join(args, " "), err, stdout.String(), tail(stderr.String(), 4000))
+	}
+	return stdout.String()
+}
+
+// octaviaDB is a fresh database with the schema Octavia's SQLAlchemy models
+// create, and the lookup rows its migrations seed.
+func octaviaDB(t testing.TB) string {
+	t.Helper()
+	url := pgtest.NewEmptyDB(t)
+	glue(t, nil, "schema", url)
+	return url
+}
+
+// migratedDB is a fresh database built by our own `migrate` command.
+func migratedDB(t testing.TB) string {
+	t.Helper()
+	url := pgtest.NewEmptyDB(t)
+	ours(t, t.TempDir(), url, "migrate")
+	return url
+}
+
+// envUint reads an unsigned number from the environment, nil when unset.
+func envUint(name string) *uint64 {
+	v := os.Getenv(name)
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		panic(fmt.Sprintf("%s=%q: %v", name, v, err))
+	}
+	return &n
+}
