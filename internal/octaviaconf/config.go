@@ -101,6 +101,31 @@ type HealthManager struct {
 	// and without effect; read only so that old files keep loading.
 	// Default "health_db".
 	HealthUpdateDriver string
+
+	// Options of ours, not Octavia's (docs/configuration.md):
+
+	// HeartbeatKeyPrevious is heartbeat_key_previous: keys still accepted
+	// on receive while amphorae are re-keyed. Default empty. Secret.
+	HeartbeatKeyPrevious []string
+	// ReceiveSockets is receive_sockets: SO_REUSEPORT sockets sharing the
+	// heartbeat port. Default: the CPU count.
+	ReceiveSockets int
+	// MetricsBind is metrics_bind: host:port serving /metrics and /healthz.
+	// Default 127.0.0.1:9102; empty disables it.
+	MetricsBind string
+	// MaxHeartbeatBytes is max_heartbeat_bytes: the largest inflated
+	// heartbeat accepted. Default 4 MiB.
+	MaxHeartbeatBytes int
+	// HealthBatchSize is health_batch_size: most heartbeats applied in one
+	// database transaction. Default 512.
+	HealthBatchSize int
+	// HealthBatchWait is health_batch_wait_ms (milliseconds in the file):
+	// how long a batch waits to fill. Default 20 ms.
+	HealthBatchWait time.Duration
+	// QueueSize is queue_size: the bound of each queue between receiving
+	// and applying (received datagrams, health, stats); when one is full
+	// its oldest entry is discarded and counted. Default 16384.
+	QueueSize int
 }
 
 // ControllerWorker holds the options of [controller_worker] the health
@@ -133,6 +158,12 @@ func Defaults() *Config {
 			HealthCheckInterval: 3 * time.Second,
 			HeartbeatInterval:   10 * time.Second,
 			HealthUpdateDriver:  "health_db",
+			ReceiveSockets:      runtime.NumCPU(),
+			MetricsBind:         "127.0.0.1:9102",
+			MaxHeartbeatBytes:   4 << 20,
+			HealthBatchSize:     512,
+			HealthBatchWait:     20 * time.Millisecond,
+			QueueSize:           16384,
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db"},
@@ -179,6 +210,16 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	hm.FailoverThresholdSet = r.integer("health_manager", "failover_threshold", 0, &hm.FailoverThreshold)
 	r.list("health_manager", "controller_ip_port_list", &hm.ControllerIPPortList)
 	r.seconds("health_manager", "heartbeat_interval", 1, &hm.HeartbeatInterval)
+	r.secretList("health_manager", "heartbeat_key_previous", &hm.HeartbeatKeyPrevious)
+	r.integer("health_manager", "receive_sockets", 1, &hm.ReceiveSockets)
+	r.str("health_manager", "metrics_bind", &hm.MetricsBind)
+	r.integer("health_manager", "max_heartbeat_bytes", 1024, &hm.MaxHeartbeatBytes)
+	r.integer("health_manager", "health_batch_size", 1, &hm.HealthBatchSize)
+	var waitMS int
+	if r.integer("health_manager", "health_batch_wait_ms", 1, &waitMS) {
+		hm.HealthBatchWait = time.Duration(waitMS) * time.Millisecond
+	}
+	r.integer("health_manager", "queue_size", 1, &hm.QueueSize)
 	if r.str("health_manager", "health_update_driver", &hm.HealthUpdateDriver) {
 		log.Warn("config option is deprecated and has no effect", "file", r.fileOf("health_manager", "health_update_driver"),
 			"section", "health_manager", "option", "health_update_driver")
@@ -211,6 +252,9 @@ var healthManagerOptions = []string{
 	"health_check_interval", "sock_rlimit", "failover_threshold",
 	"controller_ip_port_list", "heartbeat_interval", "health_update_driver",
 	"stats_update_driver",
+	// ours
+	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "max_heartbeat_bytes",
+	"health_batch_size", "health_batch_wait_ms", "queue_size",
 }
 
 // warnUnknown logs every option of section that is not in known, with the

@@ -66,6 +66,13 @@ func TestDefaults(t *testing.T) {
 			{"[health_manager] controller_ip_port_list", hm.ControllerIPPortList, []string(nil)},
 			{"[health_manager] heartbeat_interval", hm.HeartbeatInterval, 10 * time.Second},
 			{"[health_manager] health_update_driver", hm.HealthUpdateDriver, "health_db"},
+			{"[health_manager] heartbeat_key_previous", hm.HeartbeatKeyPrevious, []string(nil)},
+			{"[health_manager] receive_sockets", hm.ReceiveSockets, runtime.NumCPU()},
+			{"[health_manager] metrics_bind", hm.MetricsBind, "127.0.0.1:9102"},
+			{"[health_manager] max_heartbeat_bytes", hm.MaxHeartbeatBytes, 4 << 20},
+			{"[health_manager] health_batch_size", hm.HealthBatchSize, 512},
+			{"[health_manager] health_batch_wait_ms", hm.HealthBatchWait, 20 * time.Millisecond},
+			{"[health_manager] queue_size", hm.QueueSize, 16384},
 			{"[controller_worker] statistics_drivers", cw.StatisticsDrivers, []string{"stats_db"}},
 			{"[controller_worker] compute_driver", cw.ComputeDriver, "compute_nova_driver"},
 		}
@@ -100,6 +107,13 @@ sock_rlimit = 1048576
 failover_threshold = 0
 controller_ip_port_list = 192.0.2.10:5555, 192.0.2.11:5555
 heartbeat_interval = 12
+heartbeat_key_previous = old-1, "old,2"
+receive_sockets = 2
+metrics_bind =
+max_heartbeat_bytes = 65536
+health_batch_size = 100
+health_batch_wait_ms = 5
+queue_size = 1000
 
 [controller_worker]
 statistics_drivers = stats_db, stats_logger
@@ -131,6 +145,13 @@ compute_driver = noop_compute_driver
 			ControllerIPPortList: []string{"192.0.2.10:5555", "192.0.2.11:5555"},
 			HeartbeatInterval:    12 * time.Second,
 			HealthUpdateDriver:   "health_db",
+			HeartbeatKeyPrevious: []string{"old-1", "old,2"},
+			ReceiveSockets:       2,
+			MetricsBind:          "",
+			MaxHeartbeatBytes:    65536,
+			HealthBatchSize:      100,
+			HealthBatchWait:      5 * time.Millisecond,
+			QueueSize:            1000,
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db", "stats_logger"},

@@ -207,13 +207,26 @@ func (r *reader) ip(section, option string, dst *netip.Addr) bool {
 // list splits an oslo ListOpt: comma-separated, spaces around items
 // ignored, an item may be quoted to hold a comma, empty items dropped.
 func (r *reader) list(section, option string, dst *[]string) bool {
-	v, e, ok := r.raw(section, option, false)
+	return r.listOf(section, option, false, dst)
+}
+
+// secretList is list for an option that holds keys: errors never show it.
+func (r *reader) secretList(section, option string, dst *[]string) bool {
+	return r.listOf(section, option, true, dst)
+}
+
+func (r *reader) listOf(section, option string, secret bool, dst *[]string) bool {
+	v, e, ok := r.raw(section, option, secret)
 	if !ok {
 		return false
 	}
 	items, err := splitList(v)
 	if err != nil {
-		r.fail(e, section, option, v, err.Error())
+		shown := v
+		if secret {
+			shown = "(hidden: secret option)"
+		}
+		r.fail(e, section, option, shown, err.Error())
 		return false
 	}
 	*dst = items
