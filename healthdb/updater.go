@@ -36,6 +36,8 @@ type UpdaterConfig struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *UpdaterMetrics
 }
 
 // Updater applies heartbeats to the database in batches. Within a batch,
@@ -154,10 +156,17 @@ func (u *Updater) Run(ctx context.Context, in <-chan *heartbeat.Message, done fu
 
 // ApplyBatch applies messages, in order, in one read and one write.
 func (u *Updater) ApplyBatch(ctx context.Context, msgs []*heartbeat.Message) (BatchResult, error) {
-	res := BatchResult{Messages: len(msgs)}
 	if len(msgs) == 0 {
-		return res, nil
+		return BatchResult{}, nil
 	}
+	start := time.Now()
+	res, ids, err := u.applyBatch(ctx, msgs)
+	u.cfg.Metrics.observe(&res, ids, time.Since(start), err, u.cfg.Now())
+	return res, err
+}
+
+func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (BatchResult, []string, error) {
+	res := BatchResult{Messages: len(msgs)}
 	ids := make([]string, 0, len(msgs))
 	seen := make(map[string]bool, len(msgs))
 	for _, m := range msgs {
@@ -168,7 +177,7 @@ func (u *Updater) ApplyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 	}
 	topos, err := u.cfg.Store.LoadTopologies(ctx, ids)
 	if err != nil {
-		return res, err
+		return res, ids, err
 	}
 	now := u.cfg.Now()
 	state := newBatchState()
@@ -226,9 +235,9 @@ func (u *Updater) ApplyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 		}
 	}
 	if err := u.cfg.Store.Apply(ctx, writes, now); err != nil {
-		return res, fmt.Errorf("write batch of %d heartbeats: %w", len(msgs), err)
+		return res, ids, fmt.Errorf("write batch of %d heartbeats: %w", len(msgs), err)
 	}
-	return res, nil
+	return res, ids, nil
 }
 
 // batchState tracks, per entity, the status the database holds and the

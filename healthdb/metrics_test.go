@@ -1,0 +1,49 @@
+package healthdb
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/octavia-vpp/health/heartbeat"
+)
+
+func TestUpdaterMetrics(t *testing.T) {
+	db := openDB(t)
+	f := &fixture{t: t, db: db}
+	f.lb("lb-1", "ACTIVE", "OFFLINE", true)
+	f.amphora("amp-1", "lb-1", "ALLOCATED", "c-1")
+	reg := prometheus.NewRegistry()
+	metrics := NewUpdaterMetrics(reg, time.Minute)
+	u, err := NewUpdater(UpdaterConfig{Store: NewStore(db), Deleter: noopDeleter{}, Rules: rules,
+		Now: func() time.Time { return now }, Logger: quiet, Metrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := hb("amp-1", nil)
+	late.RecvTime = now.Add(-time.Hour)
+	if _, err := u.ApplyBatch(context.Background(), []*heartbeat.Message{hb("amp-1", nil), late, hb("amp-x", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	for outcome, want := range map[string]float64{"written": 1, "too_late": 1, "unknown_amphora": 1, "zombie": 0} {
+		if got := testutil.ToFloat64(metrics.outcomes.WithLabelValues(outcome)); got != want {
+			t.Errorf("outcome %s = %v, want %v", outcome, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(metrics.changes.WithLabelValues("load_balancer", "ONLINE")); got != 1 {
+		t.Errorf("status changes = %v", got)
+	}
+	if got := testutil.ToFloat64(metrics.amphoraeSeen); got != 2 {
+		t.Errorf("amphorae seen = %v, want 2 (each distinct id once)", got)
+	}
+	if n := testutil.CollectAndCount(metrics.batchSize); n != 1 {
+		t.Errorf("batch size histogram: %d series", n)
+	}
+	metrics.seen.mark([]string{"amp-old"}, time.Now().Add(-2*time.Minute))
+	if got := metrics.seen.count(time.Now()); got != 2 {
+		t.Errorf("an amphora older than the window still counts: %d", got)
+	}
+}
