@@ -7,15 +7,20 @@ package interop
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/octavia-vpp/health/internal/pgtest"
 )
@@ -125,17 +130,70 @@ func ours(t testing.TB, dir, url string, args ...string) string {
 // create, and the lookup rows its migrations seed.
 func octaviaDB(t testing.TB) string {
 	t.Helper()
-	url := pgtest.NewEmptyDB(t)
-	glue(t, nil, "schema", url)
-	return url
+	return cloneDB(t, "octavia", func(url string) { glue(t, nil, "schema", url) })
 }
 
 // migratedDB is a fresh database built by our own `migrate` command.
 func migratedDB(t testing.TB) string {
 	t.Helper()
-	url := pgtest.NewEmptyDB(t)
-	ours(t, t.TempDir(), url, "migrate")
-	return url
+	return cloneDB(t, "migrated", func(url string) { ours(t, t.TempDir(), url, "migrate") })
+}
+
+var (
+	templateMu sync.Mutex
+	templates  = map[string]bool{}
+	cloneSeq   atomic.Int64
+)
+
+// cloneDB copies a template database, built by build on first use, so that
+// Octavia's slow start-up and our migrate run once per test binary, not
+// once per database. Templates live until the test cluster stops; clones
+// are dropped when the test ends.
+func cloneDB(t testing.TB, kind string, build func(url string)) string {
+	t.Helper()
+	ctx := context.Background()
+	scratch := pgtest.NewEmptyDB(t)
+	admin, err := pgx.Connect(ctx, withDB(t, scratch, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	tpl := "interop_tpl_" + kind
+	templateMu.Lock()
+	defer templateMu.Unlock()
+	if !templates[kind] {
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+tpl+" TEMPLATE template0"); err != nil {
+			t.Fatalf("create %s: %v", tpl, err)
+		}
+		build(withDB(t, scratch, tpl))
+		templates[kind] = true
+	}
+	name := fmt.Sprintf("interop_%s_%d_%d", kind, os.Getpid(), cloneSeq.Add(1))
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+tpl); err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, withDB(t, scratch, "postgres"))
+		if err != nil {
+			t.Errorf("drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	return withDB(t, scratch, name)
+}
+
+// withDB is url with its database name replaced.
+func withDB(t testing.TB, raw, db string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + db
+	return u.String()
 }
 
 // envUint reads an unsigned number from the environment, nil when unset.
