@@ -55,6 +55,8 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 	for o := HealthWrite; o <= HealthSkipUnknown; o++ {
 		m.outcomes.WithLabelValues(o.String())
 	}
+	m.deletes.WithLabelValues("deleted")
+	m.deletes.WithLabelValues("failed")
 	reg.MustRegister(m.batchSize, m.applySeconds, m.outcomes, m.changes, m.errors, m.deletes, m.aborted,
 		m.amphoraeSeen, m.lastSuccess)
 	return m

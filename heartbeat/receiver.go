@@ -279,6 +279,7 @@ func NewReceiverMetrics(reg prometheus.Registerer) *ReceiverMetrics {
 	for _, r := range Reasons() {
 		m.Rejected.WithLabelValues(r.String())
 	}
+	m.Dropped.WithLabelValues("receive", "queue_full")
 	reg.MustRegister(m.Datagrams, m.Bytes, m.Rejected, m.Accepted, m.OpenSeconds, m.Dropped)
 	return m
 }

@@ -34,13 +34,21 @@ func newApp() *cli.App {
 				Name:  "config-file",
 				Usage: "oslo-style config `PATH`; repeat it, later files override earlier ones",
 			},
+			&cli.StringFlag{
+				Name:  "log-format",
+				Value: "text",
+				Usage: "log as `FORMAT`: text or json",
+			},
 		},
+		// As with Octavia's binary, no command means run the daemon.
+		Action: runServe,
 		// Keys and paths may contain commas; a repeated flag is the way to
 		// give several.
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
 			decodeCommand(),
 			encodeCommand(),
+			serveCommand(),
 			migrateCommand(),
 			replayCommand(),
 		},

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/internal/pgtest"
+)
+
+// seedOneLB inserts one ACTIVE load balancer with amphora amp-1, listener
+// l-1, pool pool-1 and member m-1, all OFFLINE.
+func seedOneLB(t *testing.T, ctx context.Context, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	for _, sql := range []string{
+		`INSERT INTO load_balancer (id, provisioning_status, operating_status, enabled) VALUES ('lb-1', 'ACTIVE', 'OFFLINE', true)`,
+		`INSERT INTO amphora (id, load_balancer_id, status, compute_id, cert_busy) VALUES ('amp-1', 'lb-1', 'ALLOCATED', 'c-1', false)`,
+		`INSERT INTO amphora (id, load_balancer_id, status, compute_id, cert_busy) VALUES ('amp-2', 'lb-1', 'ALLOCATED', 'c-2', false)`,
+		`INSERT INTO pool (id, load_balancer_id, protocol, lb_algorithm, operating_status, enabled, provisioning_status) VALUES ('pool-1', 'lb-1', 'HTTP', 'ROUND_ROBIN', 'OFFLINE', true, 'ACTIVE')`,
+		`INSERT INTO member (id, pool_id, ip_address, protocol_port, operating_status, enabled, provisioning_status, backup) VALUES ('m-1', 'pool-1', '192.0.2.1', 80, 'OFFLINE', true, 'ACTIVE', false)`,
+		`INSERT INTO listener (id, load_balancer_id, protocol, protocol_port, provisioning_status, operating_status, enabled, default_pool_id) VALUES ('l-1', 'lb-1', 'HTTP', 80, 'ACTIVE', 'OFFLINE', true, 'pool-1')`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	return conn
+}
+
+func typicalHeartbeat(amphora, memberStatus string) *heartbeat.Message {
+	return &heartbeat.Message{AmphoraID: amphora, Seq: 1, HasSeq: true, Version: 3, HasVersion: true,
+		Listeners: []heartbeat.Listener{{ID: "l-1", Status: "OPEN", HasStats: true, Stats: heartbeat.Stats{TX: 10, RX: 20, Conns: 1, TotConns: 2}}},
+		Pools:     []heartbeat.Pool{{Key: "pool-1:l-1", Status: "UP", Members: []heartbeat.Member{{ID: "m-1", Status: memberStatus}}}}}
+}
+
+// waitFor polls until cond holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+func metricValue(body, series string) string {
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			return strings.TrimPrefix(line, series+" ")
+		}
+	}
+	return ""
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	conn := seedOneLB(t, ctx, url)
+	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+connection = %s
+[health_manager]
+heartbeat_key = e2e-key
+bind_ip = 127.0.0.1
+bind_port = 0
+metrics_bind = 127.0.0.1:0
+receive_sockets = 2
+max_heartbeat_bytes = 2048
+health_batch_wait_ms = 5
+[controller_worker]
+compute_driver = compute_noop_driver
+`, url)))
+
+	runCtx, cancel := context.WithCancel(ctx)
+	ready := make(chan *daemon, 1)
+	result := make(chan error, 1)
+	go func() {
+		result <- runDaemon(runCtx, daemonOptions{files: []string{conf}, logOutput: io.Discard,
+			ready: func(d *daemon) { ready <- d }})
+	}()
+	var d *daemon
+	select {
+	case d = <-ready:
+	case err := <-result:
+		t.Fatalf("daemon did not start: %v", err)
+	}
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	kr, _ := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{"e2e-key"}})
+
+	corrupt := kr.SealMessage(typicalHeartbeat("amp-2", "UP"))
+	corrupt[5] ^= 0xff
+	oversized := kr.Seal([]byte(`{"id": "amp-2", "listeners": {}, "pools": {}, "ver": 3, "pad": "` + strings.Repeat("x", 4000) + `"}`))
+	for _, datagram := range [][]byte{kr.SealMessage(typicalHeartbeat("amp-1", "DOWN")), corrupt, oversized} {
+		if _, err := udp.Write(datagram); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func(table, id string) string {
+		var s string
+		if err := conn.QueryRow(ctx, `SELECT operating_status FROM `+table+` WHERE id = $1`, id).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	waitFor(t, "member ERROR", func() bool { return status("member", "m-1") == "ERROR" })
+	for _, c := range []struct{ table, id, want string }{
+		{"load_balancer", "lb-1", "DEGRADED"}, {"listener", "l-1", "ONLINE"}, {"pool", "pool-1", "DEGRADED"},
+	} {
+		if got := status(c.table, c.id); got != c.want {
+			t.Errorf("%s %s = %s, want %s", c.table, c.id, got, c.want)
+		}
+	}
+	var healthRows []string
+	rows, _ := conn.Query(ctx, `SELECT amphora_id FROM amphora_health ORDER BY 1`)
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		healthRows = append(healthRows, id)
+	}
+	rows.Close()
+	if strings.Join(healthRows, ",") != "amp-1" {
+		t.Errorf("amphora_health rows %v, want only amp-1 (the corrupt and oversized ones are rejected)", healthRows)
+	}
+
+	metricsAddr := d.httpAddr.String()
+	var body string
+	waitFor(t, "rejections counted", func() bool {
+		body = scrape(t, metricsAddr)
+		return metricValue(body, `octavia_hm_heartbeats_rejected_total{reason="too_large"}`) == "1"
+	})
+	for series, want := range map[string]string{
+		`octavia_hm_heartbeats_rejected_total{reason="bad_mac"}`:          "1",
+		`octavia_hm_heartbeats_accepted_total{key="primary",mac="hex"}`:   "1",
+		`octavia_hm_datagrams_received_total`:                             "3",
+		`octavia_hm_heartbeats_applied_total{outcome="written"}`:          "1",
+		`octavia_hm_status_changes_total{entity="member",status="ERROR"}`: "1",
+		`octavia_hm_amphorae_seen`:                                        "1",
+	} {
+		if got := metricValue(body, series); got != want {
+			t.Errorf("%s = %q, want %q", series, got, want)
+		}
+	}
+	checkGoldenMetricNames(t, body)
+
+	resp, err := http.Get("http://" + metricsAddr + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz: %v %v", resp, err)
+	}
+
+	cancel()
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Errorf("daemon exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+}
+
+// checkGoldenMetricNames compares the octavia_hm_ metric families exposed
+// with testdata/metric-names.golden (regenerate with UPDATE_GOLDEN=1).
+func checkGoldenMetricNames(t *testing.T, body string) {
+	t.Helper()
+	names := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" && strings.HasPrefix(f[2], "octavia_hm_") {
+			names[f[2]+" "+f[3]] = true
+		}
+	}
+	var got []string
+	for n := range names {
+		got = append(got, n)
+	}
+	sort.Strings(got)
+	const golden = "testdata/metric-names.golden"
+	if os.Getenv("UPDATE_GOLDEN") != "" {
+		if err := os.WriteFile(golden, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "\n")+"\n" != string(want) {
+		t.Errorf("metric names differ from %s:\n got:\n%s\nwant:\n%s", golden, strings.Join(got, "\n"), want)
+	}
+}
