@@ -183,7 +183,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.receiver, err = heartbeat.NewReceiver(heartbeat.ReceiverConfig{
 		Addr:    netip.AddrPortFrom(hm.BindIP, uint16(hm.BindPort)),
 		Sockets: hm.ReceiveSockets, ReceiveBuffer: hm.SockRlimit,
-		Workers: hm.HealthUpdateThreads, QueueSize: hm.QueueSize,
+		Workers: hm.HealthUpdateThreads, QueueSize: receiveQueueSize(hm.QueueSize),
 		Keys:    func() *heartbeat.Keyring { return d.keys.Load() },
 		Deliver: d.deliver,
 		Metrics: d.metrics, Logger: d.log,
@@ -214,6 +214,12 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	}
 	return d, nil
 }
+
+// receiveQueueSize bounds the raw datagrams waiting to be opened. They may
+// be up to 64 KiB each and need no key to send, so this queue is kept an
+// eighth of queue_size (2,048 by default: at most 128 MiB); opening takes
+// microseconds, so it only fills when the CPU is saturated.
+func receiveQueueSize(queueSize int) int { return max(queueSize/8, 256) }
 
 func (d *daemon) setLevel(cfg *octaviaconf.Config) {
 	if cfg.Default.Debug {
