@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,6 +65,7 @@ const statusDeleted = "DELETED"
 // that changes applied in memory for one are seen by the other.
 func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[string]*Topology, error) {
 	topos := make(map[string]*Topology, len(amphoraIDs))
+	amphoraIDs = storableIDs(amphoraIDs)
 	if len(amphoraIDs) == 0 {
 		return topos, nil
 	}
@@ -258,6 +260,28 @@ func (s *Store) Apply(ctx context.Context, w *Writes, at time.Time) error {
 		return fmt.Errorf("apply %d health rows and status changes: %w", len(health), err)
 	}
 	return nil
+}
+
+// storableIDs drops the ids that contain NUL. PostgreSQL text cannot hold
+// NUL, so no row has such an id, and sending one fails the whole query:
+// one authenticated but hostile heartbeat would cost the batch its
+// updates. Octavia fails on such a heartbeat alone and writes nothing for
+// it, which is what an amphora without a row gets here. The input is not
+// modified.
+func storableIDs(ids []string) []string {
+	for i, id := range ids {
+		if strings.IndexByte(id, 0) < 0 {
+			continue
+		}
+		out := append(make([]string, 0, len(ids)-1), ids[:i]...)
+		for _, id := range ids[i+1:] {
+			if strings.IndexByte(id, 0) < 0 {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	return ids
 }
 
 func retryable(err error) bool {

@@ -289,6 +289,30 @@ func TestZombieAndUnknownAmphorae(t *testing.T) {
 	}
 }
 
+// Found by the interop suite: an amphora id holding NUL made the batch's
+// topology query fail, so every heartbeat of the batch went unapplied.
+// Octavia fails on that heartbeat alone.
+func TestAmphoraIDWithNUL(t *testing.T) {
+	db := openDB(t)
+	f := &fixture{t: t, db: db}
+	f.lb("lb-1", "ACTIVE", "OFFLINE", true)
+	f.amphora("amp-1", "lb-1", "ALLOCATED", "c-1")
+	u := newTestUpdater(t, db, &recordingDeleter{}, now)
+	res, err := u.ApplyBatch(context.Background(), []*heartbeat.Message{hb("amp\x001", nil), hb("amp-1", nil), hb("\x00", nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := f.health("amp-1"); !ok {
+		t.Error("amp-1's heartbeat was not applied")
+	}
+	if status, _ := f.statusOf("load_balancer", "lb-1"); status != "ONLINE" {
+		t.Errorf("load balancer %s, want ONLINE", status)
+	}
+	if res.Health[HealthSkipUnknown] != 2 || res.Health[HealthWrite] != 1 {
+		t.Errorf("result %+v", res)
+	}
+}
+
 func TestDisabledAndPendingLoadBalancers(t *testing.T) {
 	db := openDB(t)
 	f := &fixture{t: t, db: db}
