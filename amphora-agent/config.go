@@ -1,0 +1,269 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/ini.v1"
+
+	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/vpp"
+)
+
+// Config is what the agent reads from amphora-agent.conf. Octavia's
+// sections and option names are kept; [vpp] and a few [amphora_agent]
+// options are new.
+type Config struct {
+	// AmphoraID is [amphora_agent] amphora_id: the heartbeat "id".
+	// Required.
+	AmphoraID string
+	// StatusBind is [amphora_agent] status_bind: the local HTTP API.
+	// Default 127.0.0.1:9446 (Octavia's own agent API uses 9443). Empty
+	// disables the API.
+	StatusBind string
+	// AllowRemoteMarks is [amphora_agent] allow_remote_marks: accept POST
+	// /marks on the API. Default false.
+	AllowRemoteMarks bool
+	// SpoolDir is [amphora_agent] spool_dir: the operator marks. Default
+	// <base_path>/marks.
+	SpoolDir string
+	// VPPUnreachableLimit is [amphora_agent] vpp_unreachable_limit
+	// (seconds): VPP silence after which the agent calls itself faulty.
+	// Default 30s.
+	VPPUnreachableLimit time.Duration
+	// ShutdownTimeout is [amphora_agent] shutdown_timeout (seconds): a
+	// shutdown taking longer is reported as stuck. Default 10s.
+	ShutdownTimeout time.Duration
+
+	// Controllers is [health_manager] controller_ip_port_list, as written
+	// (entries are checked by Validate).
+	Controllers []string
+	// HeartbeatInterval is [health_manager] heartbeat_interval (seconds).
+	// Default 10s.
+	HeartbeatInterval time.Duration
+	// HeartbeatKey is [health_manager] heartbeat_key. Required. Secret.
+	HeartbeatKey string
+
+	// BasePath is [haproxy_amphora] base_path: where the counter file
+	// lives. Default /var/lib/octavia.
+	BasePath string
+
+	VPP VPPConfig
+}
+
+// VPPConfig is the [vpp] section.
+type VPPConfig struct {
+	// APISocket is api_socket. Default /run/vpp/api.sock.
+	APISocket string
+	// StatsSocket is stats_socket. Default /run/vpp/stats.sock; empty
+	// reads counters through the CLI only.
+	StatsSocket string
+	// Dataplane is dataplane: "govpp" (default) or "sim" (the in-process
+	// simulator, for demos).
+	Dataplane string
+	// LBConfigFile is lb_config_file: the LB description. Default
+	// /etc/octavia/amphora-lb.json.
+	LBConfigFile string
+	// IP4Src and IP6Src are ip4_src_address and ip6_src_address: the outer
+	// source addresses of encapsulated packets.
+	IP4Src, IP6Src netip.Addr
+	// StickyBucketsPerCore is sticky_buckets_per_core (power of two).
+	// Default 1024, VPP's.
+	StickyBucketsPerCore uint32
+	// FlowTimeout is flow_timeout (seconds). Default 40s, VPP's.
+	FlowTimeout time.Duration
+	// Encap is encap: gre4 (default), gre6, l3dsr, nat4 or nat6.
+	Encap vpp.Encap
+	// SyncInterval is sync_interval (seconds): the full re-sync period.
+	// Default 30s.
+	SyncInterval time.Duration
+	// StartupMinDelay and StartupMaxDelay are startup_min_delay and
+	// startup_max_delay (seconds, fractions allowed): the warm-up bounds.
+	// Defaults 5s and 30s.
+	StartupMinDelay, StartupMaxDelay time.Duration
+}
+
+// DefaultConfig returns the defaults of every option.
+func DefaultConfig() Config {
+	return Config{
+		StatusBind:          "127.0.0.1:9446",
+		VPPUnreachableLimit: 30 * time.Second,
+		ShutdownTimeout:     10 * time.Second,
+		HeartbeatInterval:   10 * time.Second,
+		BasePath:            "/var/lib/octavia",
+		VPP: VPPConfig{
+			APISocket:            "/run/vpp/api.sock",
+			StatsSocket:          "/run/vpp/stats.sock",
+			Dataplane:            "govpp",
+			LBConfigFile:         "/etc/octavia/amphora-lb.json",
+			StickyBucketsPerCore: vpp.DefaultStickyBucketsPerWorker,
+			FlowTimeout:          vpp.DefaultFlowTimeout,
+			SyncInterval:         30 * time.Second,
+			StartupMinDelay:      5 * time.Second,
+			StartupMaxDelay:      30 * time.Second,
+		},
+	}
+}
+
+// CounterFile is the path of the V3 counter file.
+func (c *Config) CounterFile() string { return filepath.Join(c.BasePath, CounterFileName) }
+
+// LoadConfig reads amphora-agent.conf files in order (a later file
+// overrides an earlier one, as with oslo's repeated --config-file) and
+// validates the result. Values follow oslo.config: lists are
+// comma-separated, "$$" is a literal "$", there are no inline comments.
+func LoadConfig(files ...string) (*Config, error) {
+	c := DefaultConfig()
+	vals := map[string]string{}
+	for _, name := range files {
+		f, err := ini.LoadSources(ini.LoadOptions{AllowPythonMultilineValues: true, IgnoreInlineComment: true}, name)
+		if err != nil {
+			return nil, fmt.Errorf("read config file %s: %w", name, err)
+		}
+		for _, sec := range f.Sections() {
+			for _, k := range sec.Keys() {
+				vals[sec.Name()+"."+k.Name()] = strings.ReplaceAll(strings.TrimSpace(k.Value()), "$$", "$")
+			}
+		}
+	}
+	spoolSet := false
+	var errs []error
+	str := func(key string, dst *string) bool {
+		v, ok := vals[key]
+		if ok {
+			*dst = v
+		}
+		return ok
+	}
+	seconds := func(key string, dst *time.Duration) {
+		if v, ok := vals[key]; ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 {
+				errs = append(errs, fmt.Errorf("%s = %q: not a number of seconds", key, v))
+				return
+			}
+			*dst = time.Duration(f * float64(time.Second))
+		}
+	}
+	addr := func(key string, dst *netip.Addr) {
+		if v, ok := vals[key]; ok && v != "" {
+			a, err := netip.ParseAddr(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s = %q: not an IP address", key, v))
+				return
+			}
+			*dst = a
+		}
+	}
+	str("amphora_agent.amphora_id", &c.AmphoraID)
+	str("amphora_agent.status_bind", &c.StatusBind)
+	if v, ok := vals["amphora_agent.allow_remote_marks"]; ok {
+		b, err := parseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("amphora_agent.allow_remote_marks: %w", err))
+		}
+		c.AllowRemoteMarks = b
+	}
+	spoolSet = str("amphora_agent.spool_dir", &c.SpoolDir)
+	seconds("amphora_agent.vpp_unreachable_limit", &c.VPPUnreachableLimit)
+	seconds("amphora_agent.shutdown_timeout", &c.ShutdownTimeout)
+	if v, ok := vals["health_manager.controller_ip_port_list"]; ok {
+		c.Controllers = nil
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				c.Controllers = append(c.Controllers, e)
+			}
+		}
+	}
+	seconds("health_manager.heartbeat_interval", &c.HeartbeatInterval)
+	str("health_manager.heartbeat_key", &c.HeartbeatKey)
+	str("haproxy_amphora.base_path", &c.BasePath)
+	str("vpp.api_socket", &c.VPP.APISocket)
+	str("vpp.stats_socket", &c.VPP.StatsSocket)
+	str("vpp.dataplane", &c.VPP.Dataplane)
+	str("vpp.lb_config_file", &c.VPP.LBConfigFile)
+	addr("vpp.ip4_src_address", &c.VPP.IP4Src)
+	addr("vpp.ip6_src_address", &c.VPP.IP6Src)
+	if v, ok := vals["vpp.sticky_buckets_per_core"]; ok {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vpp.sticky_buckets_per_core = %q: not an integer", v))
+		}
+		c.VPP.StickyBucketsPerCore = uint32(n)
+	}
+	seconds("vpp.flow_timeout", &c.VPP.FlowTimeout)
+	if v, ok := vals["vpp.encap"]; ok {
+		e, err := vpp.ParseEncap(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vpp.encap: %w", err))
+		}
+		c.VPP.Encap = e
+	}
+	seconds("vpp.sync_interval", &c.VPP.SyncInterval)
+	seconds("vpp.startup_min_delay", &c.VPP.StartupMinDelay)
+	seconds("vpp.startup_max_delay", &c.VPP.StartupMaxDelay)
+	if !spoolSet {
+		c.SpoolDir = filepath.Join(c.BasePath, "marks")
+	}
+	if len(errs) > 0 {
+		return &c, errors.Join(errs...)
+	}
+	return &c, c.Validate()
+}
+
+// Validate checks the configuration. Every bad controller entry is named;
+// unlike Octavia, a bad entry does not drop the entries after it.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.AmphoraID == "" {
+		errs = append(errs, errors.New("[amphora_agent] amphora_id is required"))
+	}
+	if c.HeartbeatKey == "" {
+		errs = append(errs, errors.New("[health_manager] heartbeat_key is required"))
+	}
+	if c.HeartbeatInterval <= 0 {
+		errs = append(errs, errors.New("[health_manager] heartbeat_interval must be positive"))
+	}
+	for _, e := range c.Controllers {
+		if _, err := heartbeat.ParseController(e); err != nil {
+			errs = append(errs, fmt.Errorf("[health_manager] controller_ip_port_list: %w", err))
+		}
+	}
+	if c.VPP.Dataplane != "govpp" && c.VPP.Dataplane != "sim" {
+		errs = append(errs, fmt.Errorf("[vpp] dataplane %q: want govpp or sim", c.VPP.Dataplane))
+	}
+	if _, err := vpp.ValidateConf(c.LBConf()); err != nil {
+		errs = append(errs, fmt.Errorf("[vpp]: %w", err))
+	}
+	if c.VPP.StartupMaxDelay < c.VPP.StartupMinDelay {
+		errs = append(errs, errors.New("[vpp] startup_max_delay is below startup_min_delay"))
+	}
+	if c.VPP.SyncInterval <= 0 {
+		errs = append(errs, errors.New("[vpp] sync_interval must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// LBConf is the global lb plugin configuration from [vpp].
+func (c *Config) LBConf() vpp.Conf {
+	return vpp.Conf{
+		IP4Src: c.VPP.IP4Src, IP6Src: c.VPP.IP6Src,
+		StickyBucketsPerWorker: c.VPP.StickyBucketsPerCore,
+		FlowTimeout:            c.VPP.FlowTimeout,
+	}
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "true", "yes", "on", "1":
+		return true, nil
+	case "false", "no", "off", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean", v)
+}

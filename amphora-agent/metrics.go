@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the agent's own Prometheus metrics (the dataplane layer
+// registers its own with vpp.RegisterMetrics).
+type metrics struct {
+	sent                *prometheus.CounterVec
+	sendErrors          *prometheus.CounterVec
+	probes              *prometheus.CounterVec
+	memberTransitions   *prometheus.CounterVec
+	listenerTransitions *prometheus.CounterVec
+	reloads             *prometheus.CounterVec
+	syncs               *prometheus.CounterVec
+	healthy             prometheus.Gauge
+}
+
+func newMetrics(a *Agent) *metrics {
+	m := &metrics{
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amphora_agent_heartbeats_sent_total", Help: "Heartbeats handed to the kernel, per controller entry.",
+		}, []string{"controller"}),
+		sendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amphora_agent_heartbeat_send_errors_total", Help: "Heartbeats not sent, by reason (send, too_large).",
+		}, []string{"reason"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amphora_agent_probes_total", Help: "Member health probes, by monitor type and result.",
+		}, []string{"type", "result"}),
+		memberTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amphora_agent_member_transitions_total", Help: "Members that changed between up and down.",
+		}, []string{"to"}),
+		listenerTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amphora_agent_listener_transitions_total", Help: "Listener aggregate state changes.",
+		}, []string{"to"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amphora_agent_lb_config_loads_total", Help: "LB description loads, by result (ok, invalid).",
+		}, []string{"result"}),
+		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amphora_agent_vip_syncs_total", Help: "VIP reconciliations, by result.",
+		}, []string{"result"}),
+		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amphora_agent_healthy", Help: "1 while the agent judges itself healthy.",
+		}),
+	}
+	for _, r := range []string{"send", "too_large"} {
+		m.sendErrors.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "invalid"} {
+		m.reloads.WithLabelValues(r)
+	}
+	return m
+}
+
+func (m *metrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.sent, m.sendErrors, m.probes, m.memberTransitions,
+		m.listenerTransitions, m.reloads, m.syncs, m.healthy} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *metrics) setHealthy(ok bool) {
+	if ok {
+		m.healthy.Set(1)
+	} else {
+		m.healthy.Set(0)
+	}
+}
