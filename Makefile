@@ -23,11 +23,10 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# Until the daemon lands, the main job seals the sample heartbeat with the
-# sample config's key and opens it again through the CLI, end to end.
+# The health manager on a private PostgreSQL under .run/, fed by simulated
+# amphorae; Ctrl-C stops everything.
 run: build
-	$(BIN)/octavia-health-manager --config-file $(CONFIG) encode --hex etc/heartbeat-example.json \
-	  | $(BIN)/octavia-health-manager --config-file $(CONFIG) decode --hex
+	./test/demo/run.sh
 
 # Modules and system packages (PostgreSQL) the suite needs on a fresh machine.
 deps:
