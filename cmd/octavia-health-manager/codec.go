@@ -17,11 +17,16 @@ import (
 // the same limit the receiver applies after inflation.
 const maxInput = heartbeat.DefaultMaxInflatedBytes
 
-var codecFlags = []cli.Flag{
-	&cli.StringFlag{
+// keyFlag is --key, for every command that opens or seals heartbeats.
+func keyFlag() cli.Flag {
+	return &cli.StringFlag{
 		Name:  "key",
 		Usage: "heartbeat `KEY` (default: [health_manager] heartbeat_key from the config files)",
-	},
+	}
+}
+
+var codecFlags = []cli.Flag{
+	keyFlag(),
 	&cli.BoolFlag{
 		Name:  "hex",
 		Usage: "the datagram is hex text rather than raw bytes",

@@ -33,9 +33,7 @@ func replayCommand() *cli.Command {
 			"[controller_worker] statistics_drivers, which see every accepted datagram (also\n" +
 			"from zombie or unknown amphorae), as in Octavia. A summary follows. Exit 0 when\n" +
 			"every line was read and applied.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "key", Usage: "heartbeat `KEY` (default: [health_manager] heartbeat_key)"},
-		},
+		Flags:  []cli.Flag{keyFlag()},
 		Action: runReplay,
 	}
 }
