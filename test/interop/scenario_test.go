@@ -179,6 +179,10 @@ func (s *scenario) heartbeats(g *gen) {
 	for range 3 {
 		senders = append(senders, sender{g.id(), nil}) // unknown to the database
 	}
+	// Ids no database row can have: empty (stats_db files such rows under
+	// the listener id), longer than the varchar(36) columns, holding NUL
+	// or non-ASCII characters.
+	senders = append(senders, sender{"", nil}, sender{g.id() + "-0123", nil}, sender{"amp\x00" + g.id()[:8], nil}, sender{"ämp-€-" + g.id()[:8], nil})
 	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{s.key}})
 	if err != nil {
 		panic(err)
@@ -188,16 +192,41 @@ func (s *scenario) heartbeats(g *gen) {
 		g.r.Shuffle(len(senders), func(i, j int) { senders[i], senders[j] = senders[j], senders[i] })
 		for _, snd := range senders {
 			m := g.message(snd.amp, snd.lb)
-			text := string(m.AppendJSON(nil))
+			text := g.duplicateKeys(m, string(m.AppendJSON(nil)))
 			if g.chance(0.01) {
-				s.datagrams = append(s.datagrams, other.SealMessage(m))
+				s.datagrams = append(s.datagrams, other.Seal([]byte(text)))
 				s.texts = append(s.texts, "")
 				continue
 			}
-			s.datagrams = append(s.datagrams, kr.SealMessage(m))
+			s.datagrams = append(s.datagrams, kr.Seal([]byte(text)))
 			s.texts = append(s.texts, text)
 		}
 	}
+}
+
+// duplicateKeys sometimes repeats a listener or a member in the JSON text
+// with another value before the real one. Python's dict keeps the first
+// position and the last value; so must we.
+func (g *gen) duplicateKeys(m *heartbeat.Message, text string) string {
+	if len(m.Listeners) > 0 && g.chance(0.03) {
+		id := quoteJSON(m.Listeners[0].ID)
+		text = strings.Replace(text, `"listeners": {`+id+`: `, `"listeners": {`+id+`: {"status": "FULL"}, `+id+`: `, 1)
+	}
+	pools := m.Pools
+	if m.PoolsPerListener() && len(m.Listeners) > 0 {
+		pools = m.Listeners[0].Pools
+	}
+	if len(pools) > 0 && len(pools[0].Members) > 0 && g.chance(0.05) {
+		id := quoteJSON(pools[0].Members[0].ID)
+		text = strings.Replace(text, `"members": {`+id+`: `, `"members": {`+id+`: "DOWN", `+id+`: `, 1)
+	}
+	return text
+}
+
+// quoteJSON renders an ASCII id as the encoder does.
+func quoteJSON(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 func (g *gen) stats() heartbeat.Stats {
@@ -217,8 +246,10 @@ func (g *gen) message(amp string, lb *genLB) *heartbeat.Message {
 	m := &heartbeat.Message{AmphoraID: amp, HasSeq: true, Seq: g.r.Int64N(1000), Listeners: []heartbeat.Listener{}}
 	switch x := g.r.Float64(); {
 	case x < 0.15: // no "ver": a Rocky agent
-	case x < 0.2:
+	case x < 0.18:
 		m.Version, m.HasVersion = 0, true
+	case x < 0.2: // versions no agent sends, accepted by both
+		m.Version, m.HasVersion = []int64{-1, 4}[g.r.IntN(2)], true
 	case x < 0.35:
 		m.Version, m.HasVersion = 1, true
 	case x < 0.55:
@@ -246,6 +277,9 @@ func (g *gen) message(amp string, lb *genLB) *heartbeat.Message {
 	if g.chance(0.08) || (lb == nil && g.chance(0.5)) {
 		m.Listeners = append(m.Listeners, g.listener(g.id()))
 	}
+	if g.chance(0.02) { // a listener id too long for listener_statistics
+		m.Listeners = append(m.Listeners, g.listener(g.id()+"-long"))
+	}
 	if !m.PoolsPerListener() {
 		m.Pools = []heartbeat.Pool{}
 		for _, p := range pools {
@@ -264,9 +298,15 @@ func (g *gen) message(amp string, lb *genLB) *heartbeat.Message {
 			if g.chance(0.03) {
 				m.Pools = append(m.Pools, g.pool(p.id+":x:"+g.id(), p))
 			}
+			if g.chance(0.03) { // "P:" normalises to P
+				m.Pools = append(m.Pools, g.pool(p.id+":", p))
+			}
 		}
 		if g.chance(0.05) {
 			m.Pools = append(m.Pools, g.pool(g.id(), &genPool{}))
+		}
+		if g.chance(0.02) { // ":" normalises to "", which is no pool
+			m.Pools = append(m.Pools, g.pool(":", &genPool{}))
 		}
 		return m
 	}
@@ -316,6 +356,8 @@ func (g *gen) listener(id string) heartbeat.Listener {
 		l.Status = "STOP"
 	case x < 0.2:
 		l.Status = "DOWN"
+	case x < 0.22:
+		l.Status = "open"
 	}
 	if g.chance(0.97) {
 		l.HasStats, l.Stats = true, g.stats()
@@ -360,8 +402,13 @@ func (s *scenario) insert(ctx context.Context, url string) error {
 			if lb.topology == "ACTIVE_STANDBY" {
 				role = []string{"MASTER", "BACKUP"}[i]
 			}
-			if lb.prov == "DELETED" && a[len(a)-1]%2 == 0 {
+			switch {
+			case lb.prov == "DELETED" && a[len(a)-1]%2 == 0:
 				status = "DELETED" // else a live amphora of a deleted load balancer
+			case a[len(a)-1] == 'f':
+				status = "ERROR"
+			case a[len(a)-1] == 'e':
+				status = "PENDING_DELETE"
 			}
 			b.Queue(`INSERT INTO amphora (id, compute_id, status, load_balancer_id, role, cert_busy) VALUES ($1, $2, $3, $4, $5, false)`,
 				a, "compute-"+a[:8], status, lb.id, role)
