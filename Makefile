@@ -5,6 +5,8 @@
 #   make bench   run the benchmarks
 #   make fuzz    run every fuzz target for FUZZTIME each
 #   make lint    gofmt, go vet and staticcheck (installed into ./bin)
+#   make interop run Octavia 11's own code next to ours (test/interop/README.md);
+#                make test runs it too when CI=true
 
 GO          ?= go
 BIN         := $(CURDIR)/bin
@@ -16,7 +18,7 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test deps vet bench fuzz lint fmt clean
+.PHONY: all build run test deps vet bench fuzz lint fmt clean interop interop-deps
 
 all: build
 
@@ -38,6 +40,17 @@ vet:
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
+	@if [ "$(CI)" = "true" ]; then $(MAKE) --no-print-directory interop; fi
+
+# Debian's Octavia 11.0.0 and psycopg2, for /usr/bin/python3.
+interop-deps: deps
+	./test/interop/install-deps.sh
+
+# INTEROP_SEEDS=a,b replays given scenarios; INTEROP_TRACE=1 writes the
+# per-packet trace; see test/interop/README.md.
+interop: interop-deps
+	$(GO) vet -tags interop ./test/interop/
+	$(GO) test -tags interop -count=1 -timeout 20m -v ./test/interop/
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
