@@ -28,6 +28,7 @@ import (
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/boundq"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/statsdriver"
 )
 
 // drainTimeout bounds how long shutdown waits for queued heartbeats.
@@ -74,6 +75,9 @@ type daemonOptions struct {
 	ready func(*daemon)
 	// logOutput defaults to standard error.
 	logOutput io.Writer
+	// extraStats are statistics drivers added to the configured ones
+	// (tests use them).
+	extraStats []statsdriver.Driver
 }
 
 // daemon is the running health manager: receiver -> health queue ->
@@ -88,6 +92,8 @@ type daemon struct {
 	receiver *heartbeat.Receiver
 	updater  *healthdb.Updater
 	healthQ  *boundq.Queue[*heartbeat.Message]
+	statsQ   *boundq.Queue[*heartbeat.Message]
+	stats    *statsdriver.Pipeline
 	metrics  *heartbeat.ReceiverMetrics
 	registry *prometheus.Registry
 	http     *http.Server
@@ -178,7 +184,18 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		return nil, usageError("%v", err)
 	}
 	d.healthQ = boundq.New[*heartbeat.Message](hm.QueueSize)
+	d.statsQ = boundq.New[*heartbeat.Message](hm.QueueSize)
 	d.metrics.Dropped.WithLabelValues("health", "queue_full")
+	d.metrics.Dropped.WithLabelValues("stats", "queue_full")
+	d.stats, err = statsdriver.NewPipeline(statsdriver.PipelineConfig{
+		Drivers:       cfg.ControllerWorker.StatisticsDrivers,
+		Deps:          statsdriver.Deps{Pool: d.pool, Logger: d.log},
+		FlushInterval: hm.StatsFlushInterval, MaxPairs: hm.StatsMaxPairs,
+		Extra: opts.extraStats, Metrics: statsdriver.NewPipelineMetrics(d.registry), Logger: d.log,
+	})
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
 
 	d.receiver, err = heartbeat.NewReceiver(heartbeat.ReceiverConfig{
 		Addr:    netip.AddrPortFrom(hm.BindIP, uint16(hm.BindPort)),
@@ -191,7 +208,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
-	for name, length := range map[string]func() int{"receive": d.receiver.QueueLen, "health": d.healthQ.Len} {
+	for name, length := range map[string]func() int{"receive": d.receiver.QueueLen, "health": d.healthQ.Len, "stats": d.statsQ.Len} {
 		d.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "octavia_hm_queue_length", Help: "Work waiting in each queue.", ConstLabels: prometheus.Labels{"queue": name},
 		}, func() float64 { return float64(length()) }))
@@ -246,11 +263,15 @@ func buildKeyring(cfg *octaviaconf.Config) (*heartbeat.Keyring, keyState, error)
 	return kr, keyState{primary: hm.HeartbeatKey, previous: hm.HeartbeatKeyPrevious}, nil
 }
 
-// deliver hands an opened heartbeat to the health queue, discarding the
-// oldest queued one when it is full.
+// deliver hands an opened heartbeat to two independent queues, health and
+// statistics, so that a slow statistics sink never delays a health
+// update. A full queue discards its oldest entry.
 func (d *daemon) deliver(m *heartbeat.Message, _ heartbeat.Verified) {
 	if n := len(d.healthQ.Put(m)); n > 0 {
 		d.metrics.Dropped.WithLabelValues("health", "queue_full").Add(float64(n))
+	}
+	if n := len(d.statsQ.Put(m)); n > 0 {
+		d.metrics.Dropped.WithLabelValues("stats", "queue_full").Add(float64(n))
 	}
 }
 
@@ -267,6 +288,11 @@ func (d *daemon) run(ctx context.Context) error {
 		d.updater.Run(drainCtx, d.healthQ.C(), d.batchDone)
 		close(updaterDone)
 	}()
+	statsDone := make(chan struct{})
+	go func() {
+		d.stats.Run(drainCtx, d.statsQ.C(), drainTimeout/2)
+		close(statsDone)
+	}()
 	receiverDone := make(chan struct{})
 	go func() {
 		d.receiver.Run(ctx)
@@ -279,8 +305,10 @@ func (d *daemon) run(ctx context.Context) error {
 			d.log.Info("stopping: no longer reading heartbeats; applying what is queued", "queued", d.healthQ.Len())
 			<-receiverDone
 			d.healthQ.Close()
+			d.statsQ.Close()
 			timer := time.AfterFunc(drainTimeout, cancelDrain)
 			<-updaterDone
+			<-statsDone
 			if !timer.Stop() {
 				d.log.Warn("stopped before every queued heartbeat was applied", "timeout", drainTimeout)
 			}
@@ -317,13 +345,18 @@ func (d *daemon) reloadConfig() {
 		d.log.Error("reload failed; keeping the running configuration", "err", err)
 		return
 	}
+	if err := d.stats.SetDrivers(cfg.ControllerWorker.StatisticsDrivers); err != nil {
+		d.log.Error("reload failed; keeping the running configuration", "err", err)
+		return
+	}
 	d.setLevel(cfg)
 	primaryChanged := ks.primary != d.keyState.primary
 	previousChanged := fmt.Sprint(ks.previous) != fmt.Sprint(d.keyState.previous)
 	d.keys.Store(kr)
 	d.keyState = ks
 	d.log.Info("configuration reloaded", "primary_key_changed", primaryChanged,
-		"previous_keys_changed", previousChanged, "previous_keys", len(ks.previous), "debug", cfg.Default.Debug)
+		"previous_keys_changed", previousChanged, "previous_keys", len(ks.previous), "debug", cfg.Default.Debug,
+		"statistics_drivers", cfg.ControllerWorker.StatisticsDrivers)
 }
 
 func (d *daemon) metricsAddr() string {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/statsdriver"
 )
 
 // seedOneLB inserts one ACTIVE load balancer with amphora amp-1, listener
@@ -154,6 +155,15 @@ compute_driver = compute_noop_driver
 		t.Errorf("amphora_health rows %v, want only amp-1 (the corrupt and oversized ones are rejected)", healthRows)
 	}
 
+	var in, out, active, total, reqErrs int64
+	waitFor(t, "listener_statistics", func() bool {
+		return conn.QueryRow(ctx, `SELECT bytes_in, bytes_out, active_connections, total_connections, request_errors
+			FROM listener_statistics WHERE listener_id = 'l-1' AND amphora_id = 'amp-1'`).Scan(&in, &out, &active, &total, &reqErrs) == nil
+	})
+	if in != 20 || out != 10 || active != 1 || total != 2 || reqErrs != 0 {
+		t.Errorf("listener_statistics = in %d out %d active %d total %d errors %d; want 20 10 1 2 0", in, out, active, total, reqErrs)
+	}
+
 	metricsAddr := d.httpAddr.String()
 	var body string
 	waitFor(t, "rejections counted", func() bool {
@@ -219,4 +229,109 @@ func checkGoldenMetricNames(t *testing.T, body string) {
 	if strings.Join(got, "\n")+"\n" != string(want) {
 		t.Errorf("metric names differ from %s:\n got:\n%s\nwant:\n%s", golden, strings.Join(got, "\n"), want)
 	}
+}
+
+// blockingSink is a statistics driver that never returns until released.
+type blockingSink struct {
+	release chan struct{}
+	calls   chan struct{}
+}
+
+func (b *blockingSink) Update(ctx context.Context, _ []statsdriver.ListenerStats, _ bool) error {
+	select {
+	case b.calls <- struct{}{}:
+	default:
+	}
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+func TestBlockedStatsSinkDoesNotDelayHealth(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	conn := seedOneLB(t, ctx, url)
+	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+connection = %s
+[health_manager]
+heartbeat_key = k
+bind_ip = 127.0.0.1
+bind_port = 0
+metrics_bind =
+queue_size = 64
+health_batch_wait_ms = 5
+[controller_worker]
+statistics_drivers = stats_logger
+`, url)))
+	sink := &blockingSink{release: make(chan struct{}), calls: make(chan struct{}, 1)}
+	runCtx, cancel := context.WithCancel(ctx)
+	ready := make(chan *daemon, 1)
+	result := make(chan error, 1)
+	go func() {
+		result <- runDaemon(runCtx, daemonOptions{files: []string{conf}, logOutput: io.Discard,
+			extraStats: []statsdriver.Driver{sink}, ready: func(d *daemon) { ready <- d }})
+	}()
+	d := <-ready
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	kr, _ := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{"k"}})
+	udp.Write(kr.SealMessage(typicalHeartbeat("amp-1", "UP")))
+	<-sink.calls // the statistics path is now stuck in the sink
+
+	// Far more heartbeats than the stats queue holds: health keeps up.
+	for i := range 200 {
+		status := "UP"
+		if i == 199 {
+			status = "DOWN"
+		}
+		udp.Write(kr.SealMessage(typicalHeartbeat("amp-1", status)))
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, "the last heartbeat's member status", func() bool {
+		var s string
+		conn.QueryRow(ctx, `SELECT operating_status FROM member WHERE id = 'm-1'`).Scan(&s)
+		return s == "ERROR"
+	})
+	if dropped := testutilValue(t, d, `octavia_hm_queue_dropped_total{queue="stats",reason="queue_full"}`); dropped == 0 {
+		t.Error("the stats queue never filled, so the test proved nothing")
+	}
+	close(sink.release)
+	cancel()
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testutilValue reads one series from the daemon's registry.
+func testutilValue(t *testing.T, d *daemon, series string) float64 {
+	t.Helper()
+	families, err := d.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			name := f.GetName()
+			if len(m.GetLabel()) > 0 {
+				var parts []string
+				for _, l := range m.GetLabel() {
+					parts = append(parts, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+				}
+				name += "{" + strings.Join(parts, ",") + "}"
+			}
+			if name == series {
+				if c := m.GetCounter(); c != nil {
+					return c.GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no series %s", series)
+	return 0
 }

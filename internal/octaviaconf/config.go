@@ -126,6 +126,14 @@ type HealthManager struct {
 	// and applying (received datagrams, health, stats); when one is full
 	// its oldest entry is discarded and counted. Default 16384.
 	QueueSize int
+	// StatsFlushInterval is stats_flush_interval_ms (milliseconds in the
+	// file): how often aggregated listener statistics are written.
+	// Default 1 s.
+	StatsFlushInterval time.Duration
+	// StatsMaxPairs is stats_max_pairs: the most (listener, amphora) pairs
+	// whose statistics are held while the database is unavailable.
+	// Default 1,000,000.
+	StatsMaxPairs int
 }
 
 // ControllerWorker holds the options of [controller_worker] the health
@@ -164,6 +172,8 @@ func Defaults() *Config {
 			HealthBatchSize:     512,
 			HealthBatchWait:     20 * time.Millisecond,
 			QueueSize:           16384,
+			StatsFlushInterval:  time.Second,
+			StatsMaxPairs:       1_000_000,
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db"},
@@ -220,6 +230,11 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 		hm.HealthBatchWait = time.Duration(waitMS) * time.Millisecond
 	}
 	r.integer("health_manager", "queue_size", 1, &hm.QueueSize)
+	var flushMS int
+	if r.integer("health_manager", "stats_flush_interval_ms", 1, &flushMS) {
+		hm.StatsFlushInterval = time.Duration(flushMS) * time.Millisecond
+	}
+	r.integer("health_manager", "stats_max_pairs", 1, &hm.StatsMaxPairs)
 	if r.str("health_manager", "health_update_driver", &hm.HealthUpdateDriver) {
 		log.Warn("config option is deprecated and has no effect", "file", r.fileOf("health_manager", "health_update_driver"),
 			"section", "health_manager", "option", "health_update_driver")
@@ -255,6 +270,7 @@ var healthManagerOptions = []string{
 	// ours
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "queue_size",
+	"stats_flush_interval_ms", "stats_max_pairs",
 }
 
 // warnUnknown logs every option of section that is not in known, with the

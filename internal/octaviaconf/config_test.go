@@ -73,6 +73,8 @@ func TestDefaults(t *testing.T) {
 			{"[health_manager] health_batch_size", hm.HealthBatchSize, 512},
 			{"[health_manager] health_batch_wait_ms", hm.HealthBatchWait, 20 * time.Millisecond},
 			{"[health_manager] queue_size", hm.QueueSize, 16384},
+			{"[health_manager] stats_flush_interval_ms", hm.StatsFlushInterval, time.Second},
+			{"[health_manager] stats_max_pairs", hm.StatsMaxPairs, 1_000_000},
 			{"[controller_worker] statistics_drivers", cw.StatisticsDrivers, []string{"stats_db"}},
 			{"[controller_worker] compute_driver", cw.ComputeDriver, "compute_nova_driver"},
 		}
@@ -114,6 +116,8 @@ max_heartbeat_bytes = 65536
 health_batch_size = 100
 health_batch_wait_ms = 5
 queue_size = 1000
+stats_flush_interval_ms = 250
+stats_max_pairs = 99
 
 [controller_worker]
 statistics_drivers = stats_db, stats_logger
@@ -152,6 +156,8 @@ compute_driver = noop_compute_driver
 			HealthBatchSize:      100,
 			HealthBatchWait:      5 * time.Millisecond,
 			QueueSize:            1000,
+			StatsFlushInterval:   250 * time.Millisecond,
+			StatsMaxPairs:        99,
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db", "stats_logger"},
