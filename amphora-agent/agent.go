@@ -525,11 +525,11 @@ func (a *Agent) sync(ctx context.Context, full bool) {
 	desired := map[vpp.VIPKey]bool{}
 	allReleased := a.lb != nil
 	for _, lp := range plans {
-		if prev, ok := a.listenerStates[lp.l.ID]; !ok || prev != lp.state {
-			a.listenerStates[lp.l.ID] = lp.state
+		if prev, ok := a.listenerStates[lp.l.ID]; (!ok && lp.state != ListenerUnknown) || (ok && prev != lp.state) {
 			a.m.listenerTransitions.WithLabelValues(lp.state.String()).Inc()
 			a.log.Info("listener state", "listener_id", lp.l.ID, "from", prev.String(), "to", lp.state.String())
 		}
+		a.listenerStates[lp.l.ID] = lp.state
 		for _, v := range lp.vips {
 			nv, err := v.Validate()
 			if err != nil {

@@ -132,7 +132,7 @@ type APIConfig struct {
 }
 
 // NewAPI returns the local HTTP API: GET /health, /status, /status/count,
-// /metrics and POST /marks.
+// /heartbeat (the next message, not sent), /metrics and POST /marks.
 func NewAPI(c APIConfig) http.Handler {
 	a := c.Agent
 	mux := http.NewServeMux()
@@ -160,6 +160,17 @@ func NewAPI(c APIConfig) http.Handler {
 			counts[c.Entry] = c.Sent
 		}
 		writeJSON(w, http.StatusOK, counts)
+	})
+	mux.HandleFunc("GET /heartbeat", func(w http.ResponseWriter, _ *http.Request) {
+		// The next message as Octavia's JSON text; nothing is sent and
+		// the counter file is not advanced.
+		msg, err := a.BuildHeartbeat(false)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(append(msg.AppendJSON(nil), '\n'))
 	})
 	mux.HandleFunc("POST /marks", func(w http.ResponseWriter, r *http.Request) {
 		if !c.AllowRemoteMarks {

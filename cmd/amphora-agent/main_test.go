@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	agent "github.com/octavia-vpp/health/amphora-agent"
+	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/vpp/sim"
+)
+
+// run runs the CLI and returns its output and exit code.
+func run(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var out bytes.Buffer
+	app := newApp(&out)
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	err := app.Run(append([]string{"amphora-agent"}, args...))
+	var coder cli.ExitCoder
+	switch {
+	case err == nil:
+		return out.String(), 0
+	case errors.As(err, &coder):
+		return out.String() + err.Error(), coder.ExitCode()
+	default:
+		return out.String() + err.Error(), -1
+	}
+}
+
+const lbValid = `{"loadbalancer_id": "lb", "vip_addresses": ["192.0.2.10"],
+ "listeners": [{"id": "l1", "protocol": "TCP", "protocol_port": 80, "default_pool_id": "p1"}],
+ "pools": [{"id": "p1", "members": [{"id": "m1", "address": "10.0.0.1", "protocol_port": 80}]}]}`
+
+func setup(t *testing.T, lb, statusBind string) (dir, conf string) {
+	t.Helper()
+	dir = t.TempDir()
+	lbPath := filepath.Join(dir, "lb.json")
+	if err := os.WriteFile(lbPath, []byte(lb), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf = filepath.Join(dir, "amphora-agent.conf")
+	body := "[amphora_agent]\namphora_id = amp\nstatus_bind = " + statusBind +
+		"\n[health_manager]\nheartbeat_key = k\ncontroller_ip_port_list = 127.0.0.1:9\nheartbeat_interval = 0.05\n" +
+		"[haproxy_amphora]\nbase_path = " + dir + "\n[vpp]\ndataplane = sim\nlb_config_file = " + lbPath +
+		"\nstartup_min_delay = 0\nstartup_max_delay = 1\n"
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, conf
+}
+
+func TestCheckConfigExitCodes(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		lb   string
+		code int
+		want string
+	}{
+		{"valid", lbValid, exitOK, "ok: amphora amp"},
+		{"parse error", `{"loadbalancer_id": `, exitParse, "parse lb description"},
+		{"unknown field", `{"loadbalancer": "x"}`, exitParse, "unknown field"},
+		{"semantic error", strings.Replace(lbValid, `"p1"}]`, `"p2"}]`, 1), exitSemantic, "p2 is not a pool"},
+	} {
+		_, conf := setup(t, c.lb, "")
+		out, code := run(t, "--config-file", conf, "check-config")
+		if code != c.code || !strings.Contains(out, c.want) {
+			t.Errorf("%s: exit %d %q, want %d and %q", c.name, code, out, c.code, c.want)
+		}
+	}
+	if _, code := run(t, "--config-file", filepath.Join(t.TempDir(), "missing.conf"), "check-config"); code != exitParse {
+		t.Errorf("missing config file: exit %d", code)
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(bad, []byte("[health_manager]\ncontroller_ip_port_list = nope\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := run(t, "--config-file", bad, "check-config"); code != exitSemantic || !strings.Contains(out, `"nope"`) {
+		t.Errorf("bad config: exit %d %q", code, out)
+	}
+}
+
+func TestMarkCommands(t *testing.T) {
+	dir, conf := setup(t, lbValid, "")
+	if out, code := run(t, "--config-file", conf, "drain", "m1", "--reason", "kernel update", "--expires", "2h"); code != 0 {
+		t.Fatalf("drain: %d %s", code, out)
+	}
+	if out, code := run(t, "--config-file", conf, "maint", "--reason=move", "l1"); code != 0 {
+		t.Fatalf("maint: %d %s", code, out)
+	}
+	out, _ := run(t, "--config-file", conf, "marks")
+	if !strings.Contains(out, `m1 drain`) || !strings.Contains(out, `reason="kernel update"`) || !strings.Contains(out, "l1 maint") {
+		t.Errorf("marks: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "marks", "m1.json")); err != nil {
+		t.Errorf("spool file: %v", err)
+	}
+	run(t, "--config-file", conf, "up", "m1")
+	out, _ = run(t, "--config-file", conf, "marks")
+	if strings.Contains(out, "m1") {
+		t.Errorf("after up: %q", out)
+	}
+	for _, args := range [][]string{{"drain"}, {"drain", "a", "b"}, {"drain", "../x"}, {"drain", "m1", "--expires", "soon"}, {"drain", "m1", "--color", "red"}} {
+		if _, code := run(t, append([]string{"--config-file", conf}, args...)...); code != exitSemantic {
+			t.Errorf("%v: exit %d", args, code)
+		}
+	}
+}
+
+func TestStatusHeartbeatPrintAndCounters(t *testing.T) {
+	srv := httptest.NewUnstartedServer(nil)
+	bind := srv.Listener.Addr().String()
+	_, conf := setup(t, lbValid, bind)
+	cfg, err := agent.LoadConfig(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Options{Config: cfg, Dataplane: sim.New(sim.Config{}), Tick: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = agent.NewAPI(agent.APIConfig{Agent: a})
+	srv.Start()
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Sensor().Record().LastSend.IsZero() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	out, code := run(t, "--config-file", conf, "heartbeat", "--print")
+	if code != 0 {
+		t.Fatalf("heartbeat --print: %d %s", code, out)
+	}
+	m, err := heartbeat.DecodeMessage([]byte(out))
+	if err != nil || m.Version != 3 || m.AmphoraID != "amp" || len(m.Pools) != 1 || m.Pools[0].Members[0].Status != "no check" {
+		t.Errorf("printed message %q: %v", out, err)
+	}
+	out, code = run(t, "--config-file", conf, "status")
+	if code != 0 || !strings.Contains(out, "amphora amp: healthy") || !strings.Contains(out, `member m1 10.0.0.1 "no check" weight=1`) {
+		t.Errorf("status: %d %q", code, out)
+	}
+	out, code = run(t, "--config-file", conf, "counters")
+	if code != 0 || !strings.Contains(out, "l1") {
+		t.Errorf("counters: %d %q", code, out)
+	}
+}
