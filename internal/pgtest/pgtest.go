@@ -17,6 +17,8 @@
 //	}
 //
 // NewEmptyDB gives a database without the schema, for migration tests.
+// NewServer gives a test a server of its own, with Stop and Start, for
+// database-outage tests.
 //
 // The server binaries (initdb, postgres) are looked up in $PGTEST_BINDIR,
 // then /usr/lib/postgresql/<newest>/bin (Debian), then $PATH. `make test`
@@ -220,18 +222,18 @@ func serverUser() (*syscall.Credential, error) {
 	return nil, errors.New("running as root, but neither a postgres nor a nobody user exists to run PostgreSQL as")
 }
 
-func start() (_ *cluster, retErr error) {
+// newDataDir runs initdb into a new temporary directory owned by the
+// server's user.
+func newDataDir() (bin, dir string, cred *syscall.Credential, retErr error) {
 	bin, err := binDir()
 	if err != nil {
-		return nil, err
+		return "", "", nil, err
 	}
-	cred, err := serverUser()
-	if err != nil {
-		return nil, err
+	if cred, err = serverUser(); err != nil {
+		return "", "", nil, err
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
-	if err != nil {
-		return nil, fmt.Errorf("create temporary directory: %w", err)
+	if dir, err = os.MkdirTemp("", "pgtest-"); err != nil {
+		return "", "", nil, fmt.Errorf("create temporary directory: %w", err)
 	}
 	defer func() {
 		if retErr != nil {
@@ -240,28 +242,42 @@ func start() (_ *cluster, retErr error) {
 	}()
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, fmt.Errorf("hand %s to uid %d: %w", dir, cred.Uid, err)
+			return "", "", nil, fmt.Errorf("hand %s to uid %d: %w", dir, cred.Uid, err)
 		}
 	}
-	data := filepath.Join(dir, "data")
-	logPath := filepath.Join(dir, "postgres.log")
-
 	initdb := exec.Command(filepath.Join(bin, "initdb"),
-		"-D", data, "-U", superuser, "--auth=trust", "--encoding=UTF8",
+		"-D", filepath.Join(dir, "data"), "-U", superuser, "--auth=trust", "--encoding=UTF8",
 		"--locale=C", "--no-sync", "--no-instructions")
 	prepare(initdb, dir, cred)
 	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+		return "", "", nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
+	return bin, dir, cred, nil
+}
 
-	// The port is picked by binding and releasing it, so another process
-	// may grab it in between; retry with a new one if the server fails.
-	var c *cluster
+// launchOnFreePort starts the server on a free port. The port is picked by
+// binding and releasing it, so another process may grab it in between;
+// retry with a new one if the server fails.
+func launchOnFreePort(bin, dir string, cred *syscall.Credential) (c *cluster, err error) {
 	for attempt := 0; attempt < 5; attempt++ {
-		if c, err = launch(bin, dir, data, logPath, cred); err == nil {
-			break
+		if c, err = launch(bin, dir, cred, 0); err == nil {
+			return c, nil
 		}
 	}
+	return nil, err
+}
+
+func start() (_ *cluster, retErr error) {
+	bin, dir, cred, err := newDataDir()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	c, err := launchOnFreePort(bin, dir, cred)
 	if err != nil {
 		return nil, err
 	}
@@ -294,10 +310,14 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func launch(bin, dir, data, logPath string, cred *syscall.Credential) (*cluster, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+// launch starts postgres on dir's data directory, on port (0: a free one).
+func launch(bin, dir string, cred *syscall.Credential, port int) (*cluster, error) {
+	data, logPath := filepath.Join(dir, "data"), filepath.Join(dir, "postgres.log")
+	if port == 0 {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -388,6 +408,26 @@ func (c *cluster) logTail() string {
 	return "server log:\n" + strings.Join(lines, "\n")
 }
 
+// shutdown stops the server ("fast" mode: clients are disconnected and
+// open transactions rolled back) and keeps its files.
+func (c *cluster) shutdown() error {
+	if c.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = c.conn.Close(ctx)
+		cancel()
+		c.conn = nil
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+		return errors.New("server ignored SIGINT for 30s and was killed")
+	}
+}
+
 func (c *cluster) kill() error {
 	_ = c.cmd.Process.Kill()
 	<-c.exited
@@ -396,22 +436,77 @@ func (c *cluster) kill() error {
 
 // stop shuts the server down ("fast" mode) and removes its files.
 func (c *cluster) stop() error {
-	if c.conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = c.conn.Close(ctx)
-		cancel()
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
-	var err error
-	select {
-	case <-c.exited:
-	case <-time.After(30 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-		err = errors.New("server ignored SIGINT for 30s and was killed")
-	}
+	err := c.shutdown()
 	if rmErr := os.RemoveAll(c.dir); rmErr != nil && err == nil {
 		err = fmt.Errorf("remove %s: %w", c.dir, rmErr)
 	}
 	return err
+}
+
+// Server is a PostgreSQL server of one test's own, which the test may stop
+// and start again, for outage tests. Its "postgres" database holds the
+// migrated schema. It is removed when the test ends.
+type Server struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	cred *syscall.Credential
+	port int
+	c    *cluster
+}
+
+// NewServer starts a dedicated server.
+func NewServer(t testing.TB) *Server {
+	t.Helper()
+	bin, dir, cred, err := newDataDir()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	c, err := launchOnFreePort(bin, dir, cred)
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("pgtest: %v", err)
+	}
+	s := &Server{t: t, bin: bin, dir: dir, cred: cred, port: c.port, c: c}
+	t.Cleanup(func() {
+		if s.c != nil {
+			_ = s.c.shutdown()
+		}
+		os.RemoveAll(dir)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	db, err := migrations.Open(c.url("postgres"))
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer db.Close()
+	if _, err := migrations.Migrate(ctx, db, nil); err != nil {
+		t.Fatalf("pgtest: migrate: %v", err)
+	}
+	return s
+}
+
+// URL is the connection URL of the server's "postgres" database.
+func (s *Server) URL() string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", superuser, s.port)
+}
+
+// Stop shuts the server down, disconnecting every client.
+func (s *Server) Stop() {
+	s.t.Helper()
+	if err := s.c.shutdown(); err != nil {
+		s.t.Fatalf("pgtest: stop: %v", err)
+	}
+	s.c = nil
+}
+
+// Start brings a stopped server back on the same port.
+func (s *Server) Start() {
+	s.t.Helper()
+	c, err := launch(s.bin, s.dir, s.cred, s.port)
+	if err != nil {
+		s.t.Fatalf("pgtest: restart on port %d: %v", s.port, err)
+	}
+	s.c = c
 }

@@ -75,3 +75,32 @@ func TestServerTimeZoneIsNotUTC(t *testing.T) {
 		t.Errorf("TimeZone = %s; want a non-UTC zone so that time-zone bugs show", tz)
 	}
 }
+
+func TestServerStopAndStart(t *testing.T) {
+	s := pgtest.NewServer(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO load_balancer (id, provisioning_status, operating_status, enabled) VALUES ('lb', 'ACTIVE', 'ONLINE', true)`); err != nil {
+		t.Fatalf("the dedicated server's schema: %v", err)
+	}
+	s.Stop()
+	if err := conn.Ping(ctx); err == nil {
+		t.Error("a client is still connected to a stopped server")
+	}
+	if _, err := pgx.Connect(ctx, s.URL()); err == nil {
+		t.Error("a stopped server accepts connections")
+	}
+	s.Start()
+	conn2, err := pgx.Connect(ctx, s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close(ctx)
+	var n int
+	if err := conn2.QueryRow(ctx, `SELECT count(*) FROM load_balancer`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("after the restart: %d rows, %v; want the data kept", n, err)
+	}
+}
