@@ -557,10 +557,15 @@ func (a *Agent) sync(ctx context.Context, full bool) {
 			remove = append(remove, k)
 		}
 	}
-	if allReleased {
+	if allReleased || elapsed >= a.warmup.MaxDelay {
+		// Heartbeats start once warm; without any valid description they
+		// start at the maximum delay (empty, so Octavia sees the count
+		// mismatch rather than a silent amphora).
 		a.warm = true
 	}
-	warm := a.warm
+	// Orphans are only removed with a valid description in hand: an agent
+	// started with a broken file must not wipe what VPP is serving.
+	removeOrphans := a.warm && a.lb != nil
 	a.mu.Unlock()
 
 	slices.SortFunc(todo, func(x, y vpp.VIP) int { return x.Key.Compare(y.Key) })
@@ -586,7 +591,7 @@ func (a *Agent) sync(ctx context.Context, full bool) {
 		a.pushed[v.Key] = v
 		a.mu.Unlock()
 	}
-	if full && warm {
+	if full && removeOrphans {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		actual, err := a.dp.VIPs(cctx)
 		cancel()
@@ -715,7 +720,6 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	if err != nil {
 		a.log.Warn("counter file not written", "path", a.cfg.CounterFile(), "reason", err.Error())
 	}
-	a.sender.SetControllers(a.cfg.Controllers) //nolint:errcheck // reported at start
 	datagram := a.keyring.SealMessage(msg)
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	ctl, err := a.sender.Send(sctx, datagram)

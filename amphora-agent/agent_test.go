@@ -392,3 +392,32 @@ func TestAgentMarksAndAPI(t *testing.T) {
 	dp.SetReachable(true)
 	eventually(t, "healthy again", func() bool { c, _ := get("/health"); return c == http.StatusOK })
 }
+
+func TestAgentWithInvalidDescriptionKeepsVPPAndIsFaulty(t *testing.T) {
+	dp := sim.New(sim.Config{Logger: quietLogger()})
+	if _, err := dp.SyncVIP(context.Background(), vpp.VIP{Key: vip80, Backends: []vpp.Backend{{Addr: netip.MustParseAddr("10.0.0.1"), Weight: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	hm, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hm.Close()
+	ta := newTestAgent(t, `{"loadbalancer_id": `, dp, newFakeProber(), func(c *Config) {
+		c.Controllers = []string{hm.LocalAddr().String()}
+		c.VPP.StartupMaxDelay = 50 * time.Millisecond
+		c.VPP.SyncInterval = 20 * time.Millisecond
+	})
+	eventually(t, "heartbeats start at the maximum delay", func() bool { return !ta.Sensor().Record().LastSend.IsZero() })
+	time.Sleep(100 * time.Millisecond) // several full syncs
+	if w := backendWeights(t, dp, vip80); w["10.0.0.1"] != 100 {
+		t.Errorf("VPP changed without a valid description: %v", w)
+	}
+	if h := ta.Sensor().Health(); h.Healthy || h.Reason != "no valid lb config" {
+		t.Errorf("self-health %+v", h)
+	}
+	msg, _ := ta.BuildHeartbeat(false)
+	if len(msg.Listeners) != 0 || len(msg.Pools) != 0 {
+		t.Errorf("message %+v", msg)
+	}
+}
