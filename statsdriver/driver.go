@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/octavia-vpp/health/heartbeat"
 )
@@ -77,6 +78,8 @@ type Deps struct {
 	// Pool is the Octavia database, for stats_db.
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
+	// Registerer is where the prometheus driver publishes its metrics.
+	Registerer prometheus.Registerer
 }
 
 // ErrUnknownDriver is returned by Open for a name no driver registers.
@@ -95,6 +98,13 @@ func factories() map[string]func(Deps) (Driver, error) {
 		},
 		"stats_logger": func(d Deps) (Driver, error) {
 			return NewLogger(d.Logger), nil
+		},
+		// Ours, not Octavia's: per-listener metrics on /metrics.
+		"prometheus": func(d Deps) (Driver, error) {
+			if d.Registerer == nil {
+				return nil, errors.New("prometheus needs a metrics registry (metrics_bind)")
+			}
+			return NewPrometheus(d.Registerer, DefaultPrometheusExpire)
 		},
 	}
 }

@@ -38,6 +38,9 @@ type Pipeline struct {
 	cfg   PipelineConfig
 	agg   *Aggregator
 	sinks atomic.Pointer[[]namedDriver]
+	// opened keeps drivers across reloads: a driver holds state (the
+	// prometheus driver's totals, its registered collector).
+	opened map[string]Driver
 }
 
 type namedDriver struct {
@@ -53,7 +56,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = time.Second
 	}
-	p := &Pipeline{cfg: cfg}
+	p := &Pipeline{cfg: cfg, opened: map[string]Driver{}}
 	if cfg.Deps.Pool != nil {
 		p.agg = NewAggregator(AggregatorConfig{
 			Sink: NewDB(cfg.Deps.Pool), MaxPairs: cfg.MaxPairs, Logger: cfg.Logger,
@@ -77,7 +80,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 }
 
 // SetDrivers replaces the drivers in use (on reload). On error nothing
-// changes.
+// changes. It is called from one goroutine at a time (start, then reload).
 func (p *Pipeline) SetDrivers(names []string) error {
 	var sinks []namedDriver
 	seen := map[string]bool{}
@@ -93,9 +96,13 @@ func (p *Pipeline) SetDrivers(names []string) error {
 			sinks = append(sinks, namedDriver{name, p.agg})
 			continue
 		}
-		d, err := Open(name, p.cfg.Deps)
-		if err != nil {
-			return fmt.Errorf("[controller_worker] statistics_drivers: %w", err)
+		d, ok := p.opened[name]
+		if !ok {
+			var err error
+			if d, err = Open(name, p.cfg.Deps); err != nil {
+				return fmt.Errorf("[controller_worker] statistics_drivers: %w", err)
+			}
+			p.opened[name] = d
 		}
 		sinks = append(sinks, namedDriver{name, d})
 	}

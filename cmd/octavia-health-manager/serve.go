@@ -189,7 +189,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.metrics.Dropped.WithLabelValues("stats", "queue_full")
 	d.stats, err = statsdriver.NewPipeline(statsdriver.PipelineConfig{
 		Drivers:       cfg.ControllerWorker.StatisticsDrivers,
-		Deps:          statsdriver.Deps{Pool: d.pool, Logger: d.log},
+		Deps:          statsdriver.Deps{Pool: d.pool, Logger: d.log, Registerer: d.registry},
 		FlushInterval: hm.StatsFlushInterval, MaxPairs: hm.StatsMaxPairs,
 		Extra: opts.extraStats, Metrics: statsdriver.NewPipelineMetrics(d.registry), Logger: d.log,
 	})

@@ -98,6 +98,7 @@ max_heartbeat_bytes = 2048
 health_batch_wait_ms = 5
 [controller_worker]
 compute_driver = compute_noop_driver
+statistics_drivers = stats_db, prometheus
 `, url)))
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -177,6 +178,8 @@ compute_driver = compute_noop_driver
 		`octavia_hm_heartbeats_applied_total{outcome="written"}`:          "1",
 		`octavia_hm_status_changes_total{entity="member",status="ERROR"}`: "1",
 		`octavia_hm_amphorae_seen`:                                        "1",
+		`octavia_hm_listener_bytes_in_total{listener_id="l-1"}`:           "20",
+		`octavia_hm_listener_active_connections{listener_id="l-1"}`:       "1",
 	} {
 		if got := metricValue(body, series); got != want {
 			t.Errorf("%s = %q, want %q", series, got, want)
