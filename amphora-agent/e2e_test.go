@@ -284,11 +284,14 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Kill member 2's server: with fall 2 and a 50 ms transitional
-	// interval, the member is down after ~2 probes; allow generous slack
-	// for the heartbeat interval and a loaded machine.
+	// Kill member 2's server. The configured rise/fall time is at most
+	// fall probes, each after up to delay (+10% jitter) and lasting up to
+	// the timeout, plus one heartbeat interval to report it; a slack of
+	// 3 s absorbs a loaded test machine.
+	const delay, timeout, fall = 110 * time.Millisecond, 500 * time.Millisecond, 2
+	riseFall := fall*(delay+timeout) + cfg.HeartbeatInterval + 3*time.Second
 	srv2.stop()
-	took := waitFor(t, pool, 5*time.Second, "member 2 killed", all("ONLINE", "ERROR", "DEGRADED", "ONLINE"))
+	took := waitFor(t, pool, riseFall, "member 2 killed", all("ONLINE", "ERROR", "DEGRADED", "ONLINE"))
 	t.Logf("member ERROR / pool DEGRADED after %v", took)
 	if w := weights(t, dp, key); w["10.0.0.2"] != 0 {
 		t.Errorf("weights after kill %v, want 10.0.0.2 at 0", w)
@@ -299,7 +302,7 @@ func TestEndToEnd(t *testing.T) {
 
 	srv2 = startMember(t, srv2.addr)
 	defer srv2.stop()
-	took = waitFor(t, pool, 5*time.Second, "member 2 restarted", all("ONLINE", "ONLINE", "ONLINE", "ONLINE"))
+	took = waitFor(t, pool, riseFall, "member 2 restarted", all("ONLINE", "ONLINE", "ONLINE", "ONLINE"))
 	t.Logf("member ONLINE again after %v", took)
 
 	// Drain m1 with an operator mark.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -205,5 +206,38 @@ func TestSenderRefusesOversizedHeartbeat(t *testing.T) {
 	empty, _ := NewSender(SenderConfig{Logger: quietLog()})
 	if _, err := empty.Send(context.Background(), []byte("x")); !errors.Is(err, ErrNoController) {
 		t.Errorf("empty list: got %v", err)
+	}
+}
+
+func TestSenderResolvesHostNames(t *testing.T) {
+	a := listenUDP(t, "127.0.0.1:0")
+	defer a.Close()
+	_, port, _ := net.SplitHostPort(a.LocalAddr().String())
+	s, err := NewSender(SenderConfig{Controllers: []string{"localhost:" + port}, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctl, err := s.Send(context.Background(), []byte("hb"))
+	if err != nil || ctl != "localhost:"+port {
+		t.Fatalf("send: %q %v", ctl, err)
+	}
+	if ap, err := netip.ParseAddrPort(s.Stats()[0].Addr); err != nil || !ap.Addr().IsLoopback() {
+		t.Errorf("localhost resolved to %q", s.Stats()[0].Addr)
+	}
+	// The list changes: the new one is resolved and used.
+	b := listenUDP(t, "127.0.0.1:0")
+	defer b.Close()
+	if err := s.SetControllers([]string{b.LocalAddr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(context.Background(), []byte("hb")); err != nil {
+		t.Fatal(err)
+	}
+	if nb := drain(b); nb != 1 {
+		t.Errorf("after the list changed the new controller got %d", nb)
+	}
+	if st := s.Stats(); len(st) != 1 || st[0].Sent != 1 || st[0].Addr != b.LocalAddr().String() {
+		t.Errorf("stats %+v", st)
 	}
 }
