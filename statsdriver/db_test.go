@@ -240,7 +240,7 @@ func TestFromMessage(t *testing.T) {
 func TestRegistry(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
-	if got := Names(); !reflect.DeepEqual(got, []string{"stats_db", "stats_logger"}) {
+	if got := Names(); !reflect.DeepEqual(got, []string{"prometheus", "stats_db", "stats_logger"}) {
 		t.Errorf("Names() = %v", got)
 	}
 	if _, err := Open("stats_db", Deps{Logger: log}); err == nil {
