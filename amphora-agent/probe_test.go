@@ -3,12 +3,17 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -203,6 +208,75 @@ func TestProbePing(t *testing.T) {
 	}
 	if err != nil {
 		t.Logf("ping unavailable here: %v", err)
+	}
+}
+
+// TestProbePingWithoutPermission runs a PING probe as an unprivileged
+// user (the test binary re-executes itself as nobody when it runs as
+// root): it must either work (ping_group_range covers nobody) or fail with
+// ErrPingPermission, never with an obscure error.
+func TestProbePingWithoutPermission(t *testing.T) {
+	if os.Getenv("AGENT_PING_CHILD") == "1" {
+		err := Probe(context.Background(), ProbeSpec{Type: MonitorPing, Addr: netip.MustParseAddr("127.0.0.1"), Timeout: time.Second})
+		switch {
+		case err == nil:
+			fmt.Println("PING-RESULT ok")
+		case errors.Is(err, ErrPingPermission):
+			fmt.Println("PING-RESULT permission:", err)
+		default:
+			fmt.Println("PING-RESULT other:", err)
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		err := Probe(context.Background(), ProbeSpec{Type: MonitorPing, Addr: netip.MustParseAddr("127.0.0.1"), Timeout: time.Second})
+		if err != nil && !errors.Is(err, ErrPingPermission) {
+			t.Errorf("unprivileged ping: %v", err)
+		}
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "agent-ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "agent.test")
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^TestProbePingWithoutPermission$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "AGENT_PING_CHILD=1")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "PING-RESULT") {
+			t.Log(line)
+		}
+	}
+	switch {
+	case strings.Contains(string(out), "PING-RESULT ok"):
+		t.Log("nobody may ping here (ping_group_range)")
+	case strings.Contains(string(out), "PING-RESULT permission:"):
+		if !strings.Contains(string(out), "CAP_NET_RAW") {
+			t.Errorf("permission error does not say what is missing: %s", out)
+		}
+	default:
+		t.Errorf("unprivileged ping: %s", out)
 	}
 }
 
