@@ -78,6 +78,7 @@ type Agent struct {
 	marks          []Mark
 	released       map[vpp.VIPKey]bool
 	pushed         map[vpp.VIPKey]vpp.VIP
+	syncErrs       map[vpp.VIPKey]string // last error per VIP, to log each once
 	listenerStates map[string]ListenerState
 	counters       Counters
 	lastStats      map[string]heartbeat.Stats
@@ -101,7 +102,7 @@ func New(o Options) (*Agent, error) {
 		jitter: o.Jitter, tick: o.Tick,
 		kick: make(chan struct{}, 1), reload: make(chan chan error),
 		members: map[string]*memberState{}, released: map[vpp.VIPKey]bool{},
-		pushed: map[vpp.VIPKey]vpp.VIP{}, listenerStates: map[string]ListenerState{},
+		pushed: map[vpp.VIPKey]vpp.VIP{}, syncErrs: map[vpp.VIPKey]string{}, listenerStates: map[string]ListenerState{},
 		lastStats: map[string]heartbeat.Stats{},
 	}
 	if a.log == nil {
@@ -575,13 +576,22 @@ func (a *Agent) sync(ctx context.Context, full bool) {
 		cancel()
 		if err != nil {
 			a.m.syncs.WithLabelValues("error").Inc()
-			a.log.Warn("vip sync failed", "vip", v.Key.String(), "reason", err.Error())
+			a.mu.Lock()
+			repeated := a.syncErrs[v.Key] == err.Error()
+			a.syncErrs[v.Key] = err.Error()
+			a.mu.Unlock()
+			if !repeated {
+				a.log.Warn("vip sync failed", "vip", v.Key.String(), "reason", err.Error())
+			}
 			if !errors.Is(err, vpp.ErrNotConnected) {
-				continue
+				continue // retried on the next tick
 			}
 			// remembered by the layer, pushed on reconnect
 		} else {
 			a.m.syncs.WithLabelValues("ok").Inc()
+			a.mu.Lock()
+			delete(a.syncErrs, v.Key)
+			a.mu.Unlock()
 		}
 		if res.Changed() {
 			a.log.Info("vip reconciled", "vip", v.Key.String(), "added", res.Added, "removed", res.Removed,
