@@ -421,3 +421,45 @@ func TestAgentWithInvalidDescriptionKeepsVPPAndIsFaulty(t *testing.T) {
 		t.Errorf("message %+v", msg)
 	}
 }
+
+func TestAgentListenerOnTwoVIPAddressesSumsCounters(t *testing.T) {
+	p := newFakeProber()
+	p.set("10.0.0.1", "pass")
+	p.set("10.0.0.2", "pass")
+	dp := sim.New(sim.Config{Logger: quietLogger()})
+	lb := strings.Replace(agentLB, `"vip_addresses": ["192.0.2.10"]`, `"vip_addresses": ["192.0.2.10", "2001:db8::10"]`, 1)
+	lb = strings.Replace(lb, `"healthmonitor"`, `"session_persistence": {"type": "SOURCE_IP"}, "healthmonitor"`, 1)
+	hm, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hm.Close()
+	// One heartbeat at warm-up, then none during the test.
+	ta := newTestAgent(t, lb, dp, p, func(c *Config) {
+		c.Controllers = []string{hm.LocalAddr().String()}
+		c.HeartbeatInterval = time.Hour
+	})
+	vip6 := vpp.VIPKey{Prefix: netip.MustParsePrefix("2001:db8::10/128"), Protocol: vpp.ProtoTCP, Port: 80}
+	eventually(t, "both VIPs", func() bool { return backendWeights(t, dp, vip80) != nil && backendWeights(t, dp, vip6) != nil })
+	eventually(t, "the first heartbeat", func() bool { return !ta.Sensor().Record().LastSend.IsZero() })
+	vips, err := dp.VIPs(context.Background())
+	if err != nil || len(vips) != 2 || !vips[0].SrcIPSticky || !vips[1].SrcIPSticky {
+		t.Fatalf("VIPs %+v %v", vips, err)
+	}
+	if err := dp.SendFlows(vip80, 2, 1, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := dp.SendFlows(vip6, 3, 1, 10); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := ta.BuildHeartbeat(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deltas are the totals of both VIPs since the first heartbeat;
+	// conns is the flow estimate (every flow pinned to a backend).
+	s := msg.Listeners[0].Stats
+	if s.RX != 2*100+3*10 || s.TotConns != 5 || s.Conns != 5 || s.TX != 0 || s.EReq != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
