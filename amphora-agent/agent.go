@@ -681,7 +681,7 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 			deltas[id] = Delta(s, a.counters[id])
 		}
 	}
-	msg := BuildMessage(a.cfg.AmphoraID, a.seq, plans, deltas, conns, connected)
+	msg := buildMessage(a.cfg.AmphoraID, a.seq, plans, deltas, conns, connected)
 	if advance {
 		a.seq++
 		for _, l := range msg.Listeners {
@@ -694,10 +694,10 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	return msg, nil
 }
 
-// BuildMessage assembles a V3 heartbeat from listener plans and stats
+// buildMessage assembles a V3 heartbeat from listener plans and stats
 // deltas: listeners in description order with tx always 0 (VPP cannot see
 // return traffic with GRE or L3DSR), pools keyed "<pool_id>:<listener_id>".
-func BuildMessage(amphoraID string, seq int64, plans []listenerPlan, deltas map[string]Sample, conns map[string]int64, connected bool) *heartbeat.Message {
+func buildMessage(amphoraID string, seq int64, plans []listenerPlan, deltas map[string]Sample, conns map[string]int64, connected bool) *heartbeat.Message {
 	msg := &heartbeat.Message{
 		AmphoraID: amphoraID, Seq: seq, HasSeq: true, Version: 3, HasVersion: true,
 		Listeners: []heartbeat.Listener{}, Pools: []heartbeat.Pool{},

@@ -183,3 +183,21 @@ func TestWarmup(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildMessageShape(t *testing.T) {
+	l := &Listener{ID: "L1"}
+	pool := &Pool{ID: "P1"}
+	plan := PlanPool(true, true, []MemberInput{member("m1:u"), member("m2:U"), member("m3:D")})
+	plans := []listenerPlan{{l: l, pool: pool, plan: plan}, {l: &Listener{ID: "L2"}}}
+	msg := buildMessage("amp", 7, plans, map[string]Sample{"L1": {Bin: 4, Bout: 8, EReq: 5, Stot: 2}}, map[string]int64{"L1": 3}, true)
+	got := string(msg.AppendJSON(nil))
+	want := `{"id": "amp", "seq": 7, "listeners": {"L1": {"status": "OPEN", "stats": {"tx": 0, "rx": 4, "conns": 3, "totconns": 2, "ereq": 5}}, ` +
+		`"L2": {"status": "OPEN", "stats": {"tx": 0, "rx": 0, "conns": 0, "totconns": 0, "ereq": 0}}}, ` +
+		`"pools": {"P1:L1": {"status": "UP", "members": {"m1": "UP", "m2": "UP 1/2", "m3": "DOWN"}}}, "ver": 3}`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if down := buildMessage("amp", 0, plans[:1], nil, nil, false); down.Listeners[0].Status != "STOP" {
+		t.Errorf("listener status while VPP is unreachable: %q", down.Listeners[0].Status)
+	}
+}
