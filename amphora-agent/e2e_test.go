@@ -272,8 +272,13 @@ func TestEndToEnd(t *testing.T) {
 	ag := startAgent(t, &cfg, dp)
 
 	all := func(m1, m2, pl, l string) map[[2]string]string {
+		lb := "ONLINE"
+		if pl == "DEGRADED" {
+			lb = "DEGRADED"
+		}
 		return map[[2]string]string{
 			{"member", "m1"}: m1, {"member", "m2"}: m2, {"pool", e2ePool}: pl, {"listener", e2eListener}: l,
+			{"load_balancer", e2eLB}: lb,
 		}
 	}
 	waitFor(t, pool, 10*time.Second, "start", all("ONLINE", "ONLINE", "ONLINE", "ONLINE"))
@@ -379,6 +384,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if sum.RX != 10*3*100+7*2*50+5*4*10+3*1*1000 {
 		t.Errorf("rx sum %d does not match the flows sent", sum.RX)
+	}
+	var lastUpdate time.Time
+	if err := pool.QueryRow(context.Background(), `SELECT last_update FROM amphora_health WHERE amphora_id = $1`, e2eAmphora).Scan(&lastUpdate); err != nil {
+		t.Errorf("amphora_health: %v", err)
 	}
 	ag.stop(t)
 	if h := ag.a.Sensor().Record(); h.ShutdownFrom.IsZero() || h.LastSend.IsZero() || h.LastConfig.IsZero() {
