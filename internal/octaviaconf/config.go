@@ -25,6 +25,8 @@ type Config struct {
 	Database         Database
 	HealthManager    HealthManager
 	ControllerWorker ControllerWorker
+	ServiceAuth      ServiceAuth
+	Nova             Nova
 }
 
 // Default holds the [DEFAULT] section.
@@ -134,6 +136,79 @@ type HealthManager struct {
 	// whose statistics are held while the database is unavailable.
 	// Default 1,000,000.
 	StatsMaxPairs int
+	// FailoverDriver is failover_driver: how a stale amphora is failed
+	// over. "octavia_api" (the default) calls the Octavia API's amphora
+	// failover with the [service_auth] credentials; "noop" only logs and
+	// counts (tests, dry runs).
+	FailoverDriver string
+}
+
+// ServiceAuth holds the [service_auth] section: the Keystone credentials
+// Octavia's services use to call other services (keystoneauth's password
+// plugin and session options, with their names).
+type ServiceAuth struct {
+	// AuthURL is auth_url: the Keystone endpoint, versioned (".../v3") or
+	// not. No default.
+	AuthURL string
+	// Username and Password are username and password. No default.
+	// Password is secret.
+	Username string
+	Password string
+	// ProjectName or ProjectID is the project the token is scoped to.
+	ProjectName string
+	ProjectID   string
+	// UserDomainName or UserDomainID is the user's domain.
+	UserDomainName string
+	UserDomainID   string
+	// ProjectDomainName or ProjectDomainID is the project's domain, needed
+	// with ProjectName.
+	ProjectDomainName string
+	ProjectDomainID   string
+	// CAFile is cafile: PEM bundle to verify TLS with. Default: the system
+	// roots.
+	CAFile string
+	// Insecure is insecure: skip TLS verification. Default false.
+	Insecure bool
+	// RegionName is region_name: the catalog region of the Octavia API.
+	// Default: any.
+	RegionName string
+	// Interface is interface: the catalog interface of the Octavia API
+	// (public, internal, admin). Default "public".
+	Interface string
+}
+
+// MissingCredentials names the [service_auth] options that must be set
+// before a token can be requested, in a stable order; nil when none is
+// missing. Alternatives are named together ("project_name or
+// project_id").
+func (a *ServiceAuth) MissingCredentials() []string {
+	var missing []string
+	for _, o := range []struct {
+		set  bool
+		name string
+	}{
+		{a.AuthURL != "", "auth_url"},
+		{a.Username != "", "username"},
+		{a.Password != "", "password"},
+		{a.ProjectName != "" || a.ProjectID != "", "project_name or project_id"},
+		{a.UserDomainName != "" || a.UserDomainID != "", "user_domain_name or user_domain_id"},
+		{a.ProjectName == "" || a.ProjectDomainName != "" || a.ProjectDomainID != "", "project_domain_name or project_domain_id"},
+	} {
+		if !o.set {
+			missing = append(missing, o.name)
+		}
+	}
+	return missing
+}
+
+// Nova holds the options of [nova] the health manager reads.
+type Nova struct {
+	// RegionName is region_name: the catalog region of Nova. Default: any.
+	RegionName string
+	// EndpointType is endpoint_type: the catalog interface of Nova.
+	// Default "publicURL" (publicURL, internalURL, adminURL, or the same
+	// without "URL").
+	EndpointType string
 }
 
 // ControllerWorker holds the options of [controller_worker] the health
@@ -174,11 +249,14 @@ func Defaults() *Config {
 			QueueSize:           16384,
 			StatsFlushInterval:  time.Second,
 			StatsMaxPairs:       1_000_000,
+			FailoverDriver:      "octavia_api",
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db"},
 			ComputeDriver:     "compute_nova_driver",
 		},
+		ServiceAuth: ServiceAuth{Interface: "public"},
+		Nova:        Nova{EndpointType: "publicURL"},
 	}
 }
 
@@ -251,6 +329,24 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 		}
 	}
 	r.str("controller_worker", "compute_driver", &cw.ComputeDriver)
+	r.str("health_manager", "failover_driver", &hm.FailoverDriver)
+
+	sa := &cfg.ServiceAuth
+	r.str("service_auth", "auth_url", &sa.AuthURL)
+	r.str("service_auth", "username", &sa.Username)
+	r.secret("service_auth", "password", &sa.Password)
+	r.str("service_auth", "project_name", &sa.ProjectName)
+	r.str("service_auth", "project_id", &sa.ProjectID)
+	r.str("service_auth", "user_domain_name", &sa.UserDomainName)
+	r.str("service_auth", "user_domain_id", &sa.UserDomainID)
+	r.str("service_auth", "project_domain_name", &sa.ProjectDomainName)
+	r.str("service_auth", "project_domain_id", &sa.ProjectDomainID)
+	r.str("service_auth", "cafile", &sa.CAFile)
+	r.boolean("service_auth", "insecure", &sa.Insecure)
+	r.str("service_auth", "region_name", &sa.RegionName)
+	r.str("service_auth", "interface", &sa.Interface)
+	r.str("nova", "region_name", &cfg.Nova.RegionName)
+	r.str("nova", "endpoint_type", &cfg.Nova.EndpointType)
 
 	if r.err != nil {
 		return nil, r.err
@@ -270,7 +366,7 @@ var healthManagerOptions = []string{
 	// ours
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "queue_size",
-	"stats_flush_interval_ms", "stats_max_pairs",
+	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver",
 }
 
 // warnUnknown logs every option of section that is not in known, with the

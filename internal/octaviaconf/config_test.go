@@ -77,6 +77,9 @@ func TestDefaults(t *testing.T) {
 			{"[health_manager] stats_max_pairs", hm.StatsMaxPairs, 1_000_000},
 			{"[controller_worker] statistics_drivers", cw.StatisticsDrivers, []string{"stats_db"}},
 			{"[controller_worker] compute_driver", cw.ComputeDriver, "compute_nova_driver"},
+			{"[health_manager] failover_driver", hm.FailoverDriver, "octavia_api"},
+			{"[service_auth]", cfg.ServiceAuth, ServiceAuth{Interface: "public"}},
+			{"[nova]", cfg.Nova, Nova{EndpointType: "publicURL"}},
 		}
 		for _, tt := range tests {
 			if !reflect.DeepEqual(tt.got, tt.want) {
@@ -118,10 +121,30 @@ health_batch_wait_ms = 5
 queue_size = 1000
 stats_flush_interval_ms = 250
 stats_max_pairs = 99
+failover_driver = noop
 
 [controller_worker]
 statistics_drivers = stats_db, stats_logger
 compute_driver = noop_compute_driver
+
+[service_auth]
+auth_url = https://keystone.example:5000/v3
+username = octavia
+password = pa$$ss
+project_name = service
+project_id = p-1
+user_domain_name = Default
+user_domain_id = default
+project_domain_name = Default
+project_domain_id = default
+cafile = /etc/ssl/ca.pem
+insecure = true
+region_name = RegionOne
+interface = internal
+
+[nova]
+region_name = RegionTwo
+endpoint_type = internalURL
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -158,11 +181,19 @@ compute_driver = noop_compute_driver
 			QueueSize:            1000,
 			StatsFlushInterval:   250 * time.Millisecond,
 			StatsMaxPairs:        99,
+			FailoverDriver:       "noop",
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db", "stats_logger"},
 			ComputeDriver:     "noop_compute_driver",
 		},
+		ServiceAuth: ServiceAuth{
+			AuthURL: "https://keystone.example:5000/v3", Username: "octavia", Password: "pa$ss",
+			ProjectName: "service", ProjectID: "p-1", UserDomainName: "Default", UserDomainID: "default",
+			ProjectDomainName: "Default", ProjectDomainID: "default", CAFile: "/etc/ssl/ca.pem", Insecure: true,
+			RegionName: "RegionOne", Interface: "internal",
+		},
+		Nova: Nova{RegionName: "RegionTwo", EndpointType: "internalURL"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", cfg, want)
@@ -314,6 +345,10 @@ func TestBadValues(t *testing.T) {
 			"controller_worker", "compute_driver", "a$", `"$" not followed by an option name`},
 		{"undefined reference hides the key", "[health_manager]\nheartbeat_key = pa$word\n",
 			"health_manager", "heartbeat_key", "(hidden: secret option)", `"$word" refers to an option that is not set`},
+		{"undefined reference hides the service password", "[service_auth]\npassword = pw$word\n",
+			"service_auth", "password", "(hidden: secret option)", `"$word" refers to an option that is not set`},
+		{"bad insecure", "[service_auth]\ninsecure = perhaps\n",
+			"service_auth", "insecure", "perhaps", "not a boolean"},
 		{"unterminated quote", "[controller_worker]\nstatistics_drivers = \"a, b\n",
 			"controller_worker", "statistics_drivers", `"a, b`, "unterminated quote"},
 	}
@@ -439,6 +474,36 @@ var readOptions = map[string][]string{
 	"database":          {"connection", "max_pool_size", "retry_interval"},
 	"health_manager":    healthManagerOptions,
 	"controller_worker": {"statistics_drivers", "compute_driver"},
+	"service_auth": {"auth_url", "username", "password", "project_name", "project_id", "user_domain_name",
+		"user_domain_id", "project_domain_name", "project_domain_id", "cafile", "insecure", "region_name", "interface"},
+	"nova": {"region_name", "endpoint_type"},
+}
+
+func TestMissingCredentials(t *testing.T) {
+	full := ServiceAuth{AuthURL: "http://k/v3", Username: "u", Password: "p", ProjectName: "service",
+		UserDomainName: "Default", ProjectDomainName: "Default"}
+	tests := []struct {
+		name   string
+		change func(*ServiceAuth)
+		want   []string
+	}{
+		{"complete", func(*ServiceAuth) {}, nil},
+		{"project and domains by id", func(a *ServiceAuth) {
+			a.ProjectName, a.ProjectID, a.UserDomainName, a.UserDomainID, a.ProjectDomainName = "", "p", "", "default", ""
+		}, nil},
+		{"nothing set", func(a *ServiceAuth) { *a = ServiceAuth{Interface: "public"} },
+			[]string{"auth_url", "username", "password", "project_name or project_id", "user_domain_name or user_domain_id"}},
+		{"no password", func(a *ServiceAuth) { a.Password = "" }, []string{"password"}},
+		{"project name without its domain", func(a *ServiceAuth) { a.ProjectDomainName = "" },
+			[]string{"project_domain_name or project_domain_id"}},
+	}
+	for _, tt := range tests {
+		a := full
+		tt.change(&a)
+		if got := a.MissingCredentials(); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: missing %q; want %q", tt.name, got, tt.want)
+		}
+	}
 }
 
 func TestSampleConfig(t *testing.T) {
