@@ -180,6 +180,19 @@ func (a *Agent) Reload(ctx context.Context) error {
 // SetControllers replaces the controller list (re-resolved when changed).
 func (a *Agent) SetControllers(entries []string) error { return a.sender.SetControllers(entries) }
 
+// SetHeartbeatKey replaces the key heartbeats are sealed with (SIGHUP
+// after the config file changed).
+func (a *Agent) SetHeartbeatKey(key string) error {
+	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{key}})
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.keyring = kr
+	a.mu.Unlock()
+	return nil
+}
+
 // Kick asks the loop to reconcile now (after a mark changed, for example).
 func (a *Agent) Kick() {
 	select {
@@ -730,7 +743,10 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	if err != nil {
 		a.log.Warn("counter file not written", "path", a.cfg.CounterFile(), "reason", err.Error())
 	}
-	datagram := a.keyring.SealMessage(msg)
+	a.mu.Lock()
+	kr := a.keyring
+	a.mu.Unlock()
+	datagram := kr.SealMessage(msg)
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	ctl, err := a.sender.Send(sctx, datagram)
 	cancel()

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/vpp"
 	"github.com/octavia-vpp/health/vpp/sim"
 )
@@ -461,5 +462,56 @@ func TestAgentListenerOnTwoVIPAddressesSumsCounters(t *testing.T) {
 	s := msg.Listeners[0].Stats
 	if s.RX != 2*100+3*10 || s.TotConns != 5 || s.Conns != 5 || s.TX != 0 || s.EReq != 0 {
 		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestAgentHeartbeatKeyAndControllersChange(t *testing.T) {
+	a1, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a1.Close()
+	a2, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	ta := newTestAgent(t, agentLB, sim.New(sim.Config{Logger: quietLogger()}), newFakeProber(), func(c *Config) {
+		c.Controllers = []string{a1.LocalAddr().String()}
+		c.HeartbeatInterval = 20 * time.Millisecond
+	})
+	read := func(c net.PacketConn) []byte {
+		buf := make([]byte, 65536)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no heartbeat: %v", err)
+		}
+		return buf[:n]
+	}
+	open := func(key string, d []byte) error {
+		kr, _ := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{key}})
+		_, _, err := kr.Open(d)
+		return err
+	}
+	if err := open("k", read(a1)); err != nil {
+		t.Fatalf("first key: %v", err)
+	}
+	if err := ta.SetHeartbeatKey("k2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.SetControllers([]string{a2.LocalAddr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	// The next datagrams go to the new controller, sealed with the new
+	// key (one built just before the change may still carry the old one).
+	var err2 error
+	for range 3 {
+		if err2 = open("k2", read(a2)); err2 == nil {
+			break
+		}
+	}
+	if err2 != nil {
+		t.Errorf("new key: %v", err2)
 	}
 }

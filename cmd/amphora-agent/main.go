@@ -204,8 +204,9 @@ func runAgent(c *cli.Context) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				// The LB description first; then the controller list,
-				// from the config files, if they still validate.
+				// The LB description first; then the controller list and
+				// the heartbeat key, from the config files, if they still
+				// validate.
 				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				if err := a.Reload(rctx); err != nil {
 					log.Error("reload: lb description kept", "reason", err.Error())
@@ -213,8 +214,13 @@ func runAgent(c *cli.Context) error {
 				cancel()
 				if nc, err := agent.LoadConfig(c.StringSlice("config-file")...); err != nil {
 					log.Error("reload: config file rejected", "reason", err.Error())
-				} else if err := a.SetControllers(nc.Controllers); err != nil {
-					log.Error("reload: bad controller entries", "reason", err.Error())
+				} else {
+					if err := a.SetControllers(nc.Controllers); err != nil {
+						log.Error("reload: bad controller entries", "reason", err.Error())
+					}
+					if err := a.SetHeartbeatKey(nc.HeartbeatKey); err != nil {
+						log.Error("reload: heartbeat key", "reason", err.Error())
+					}
 				}
 			}
 		}
