@@ -212,9 +212,6 @@ func (r *runningAgent) stop(t *testing.T) {
 }
 
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test needs PostgreSQL")
-	}
 	pool, err := pgxpool.New(context.Background(), pgtest.NewDB(t))
 	if err != nil {
 		t.Fatal(err)
