@@ -1,0 +1,366 @@
+package healthdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/octavia-vpp/health/healthdb/failover"
+)
+
+// WatcherConfig configures a Watcher. Durations may be below a second
+// (tests); octavia.conf gives them in whole seconds.
+type WatcherConfig struct {
+	Store  *Store
+	Driver failover.Driver
+	// HeartbeatTimeout is heartbeat_timeout: an amphora silent this long is
+	// stale; also the start-up grace and the pause after the database
+	// comes back.
+	HeartbeatTimeout time.Duration
+	// HealthCheckInterval is health_check_interval: the cycle period.
+	HealthCheckInterval time.Duration
+	// HeartbeatInterval is heartbeat_interval: after the health queue
+	// dropped work, failovers wait this long.
+	HeartbeatInterval time.Duration
+	// FailoverThreads is failover_threads: failover requests under way at
+	// once, at most (default 10).
+	FailoverThreads int
+	// FailoverThreshold is failover_threshold, applied when
+	// FailoverThresholdSet.
+	FailoverThreshold    int
+	FailoverThresholdSet bool
+	// BackoffBase and BackoffMax bound the per-amphora backoff after a
+	// transient failure (defaults: HealthCheckInterval and 5 minutes).
+	BackoffBase, BackoffMax time.Duration
+	// RequestTimeout bounds one failover request (default 60 s), and
+	// DBTimeout one database step (default 10 s).
+	RequestTimeout, DBTimeout time.Duration
+	// Observer feeds the self-health rules; nil disables them.
+	Observer *Observer
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *WatcherMetrics
+}
+
+// Watcher finds stale amphorae and fails them over (spec §5). Several
+// watchers, in one process or many, may share a database: they coordinate
+// only through amphora_health.busy and row locks.
+type Watcher struct {
+	cfg WatcherConfig
+	log *slog.Logger
+	m   *WatcherMetrics
+
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	inFlight int
+	backoff  map[string]backoffEntry
+	// release holds claims whose release failed; each cycle retries them.
+	release    map[string]bool
+	suppressed string // the reason of the previous cycle, to log changes only
+}
+
+type backoffEntry struct {
+	failures int
+	until    time.Time
+}
+
+// NewWatcher checks the configuration and fills in defaults.
+func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
+	if cfg.Store == nil || cfg.Driver == nil {
+		return nil, errors.New("healthdb: a watcher needs a store and a failover driver")
+	}
+	if cfg.HeartbeatTimeout <= 0 || cfg.HealthCheckInterval <= 0 || cfg.HeartbeatInterval <= 0 {
+		return nil, errors.New("healthdb: heartbeat_timeout, health_check_interval and heartbeat_interval must be positive")
+	}
+	if cfg.FailoverThreads <= 0 {
+		cfg.FailoverThreads = 10
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = cfg.HealthCheckInterval
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 5 * time.Minute
+	}
+	cfg.BackoffMax = max(cfg.BackoffMax, cfg.BackoffBase)
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.DBTimeout <= 0 {
+		cfg.DBTimeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	m := cfg.Metrics
+	if m == nil {
+		m = NewWatcherMetrics(prometheus.NewRegistry())
+	}
+	return &Watcher{cfg: cfg, log: log, m: m, backoff: map[string]backoffEntry{}, release: map[string]bool{}}, nil
+}
+
+// Run waits the start-up grace (heartbeat_timeout), then runs a cycle
+// every health_check_interval until ctx ends. It returns once the failover
+// requests under way have finished; ending ctx cancels them, and their
+// claims are released.
+func (w *Watcher) Run(ctx context.Context) {
+	defer w.wg.Wait()
+	w.log.Info("stale-amphora watcher waiting out the start-up grace", "grace", w.cfg.HeartbeatTimeout)
+	grace := time.NewTimer(w.cfg.HeartbeatTimeout)
+	select {
+	case <-ctx.Done():
+		grace.Stop()
+		return
+	case <-grace.C:
+	}
+	ticker := time.NewTicker(w.cfg.HealthCheckInterval)
+	defer ticker.Stop()
+	for {
+		if _, err := w.Cycle(ctx); err != nil && ctx.Err() == nil {
+			w.log.Error("health check failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// CycleResult says what one cycle did.
+type CycleResult struct {
+	// Suppressed is the self-health reason no failover was dispatched, or
+	// "".
+	Suppressed string
+	Claim      ClaimResult
+	// Dispatched counts the failover requests started (they finish in the
+	// background).
+	Dispatched int
+}
+
+// Cycle runs one health check: release claims whose earlier release
+// failed, apply the self-health rules, claim stale amphorae (with the
+// circuit breaker), and start a failover request for each claimed one
+// without waiting for it.
+func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
+	w.m.cycles.Inc()
+	var res CycleResult
+	w.retryReleases(ctx)
+
+	probeCtx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
+	exist, err := w.cfg.Store.CandidatesExist(probeCtx)
+	cancel()
+	now := w.cfg.Now()
+	if o := w.cfg.Observer; o != nil {
+		o.DatabaseResult(err, now)
+	}
+	if err != nil {
+		w.m.cycleErrors.Inc()
+		w.noteSuppression(SuppressDatabaseDown, now)
+		return res, err
+	}
+	reason := ""
+	if o := w.cfg.Observer; o != nil {
+		reason = judgeSelfHealth(o.state(), now, selfHealthRules{
+			heartbeatTimeout: w.cfg.HeartbeatTimeout, heartbeatInterval: w.cfg.HeartbeatInterval}, exist)
+	}
+	w.noteSuppression(reason, now)
+	if reason != "" {
+		res.Suppressed = reason
+		return res, nil
+	}
+
+	w.mu.Lock()
+	free := w.cfg.FailoverThreads - w.inFlight
+	exclude := w.backingOff(now)
+	w.mu.Unlock()
+	claimCtx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
+	claim, err := w.cfg.Store.ClaimStale(claimCtx, ClaimRequest{
+		Now: now, HeartbeatTimeout: w.cfg.HeartbeatTimeout,
+		Threshold: w.cfg.FailoverThreshold, ThresholdSet: w.cfg.FailoverThresholdSet,
+		Limit: free, Exclude: exclude,
+	})
+	cancel()
+	if o := w.cfg.Observer; o != nil {
+		o.DatabaseResult(err, w.cfg.Now())
+	}
+	if err != nil {
+		w.m.cycleErrors.Inc()
+		return res, fmt.Errorf("health check: %w", err)
+	}
+	res.Claim = claim
+	w.m.stale.Set(float64(claim.Stale))
+	w.m.recovered.Add(float64(claim.Recovered))
+	if claim.Recovered > 0 {
+		w.log.Info("amphorae heartbeating again; FAILOVER_STOPPED set back to ALLOCATED", "count", claim.Recovered)
+	}
+	if claim.BreakerOpen {
+		w.m.breakerOpen.Set(1)
+		w.m.stopped.Add(float64(claim.Stopped))
+		w.log.Error("stale amphora count reached the failover threshold; no failover until it drops below",
+			"threshold", w.cfg.FailoverThreshold, "stale", claim.Stale, "marked_failover_stopped", claim.Stopped,
+			"reason", "failover_threshold")
+		return res, nil
+	}
+	w.m.breakerOpen.Set(0)
+	w.m.claims.Add(float64(len(claim.Claimed)))
+	for _, c := range claim.Claimed {
+		w.dispatch(ctx, c)
+		res.Dispatched++
+	}
+	return res, nil
+}
+
+// noteSuppression logs a change of self-health state (WARN on entering,
+// INFO on leaving) and counts suppressed cycles.
+func (w *Watcher) noteSuppression(reason string, now time.Time) {
+	if reason != "" {
+		w.m.suppressed.WithLabelValues(reason).Inc()
+		w.m.suppressedNow.Set(1)
+	} else {
+		w.m.suppressedNow.Set(0)
+	}
+	w.mu.Lock()
+	prev := w.suppressed
+	w.suppressed = reason
+	w.mu.Unlock()
+	switch {
+	case reason == prev:
+	case reason != "":
+		w.log.Warn("not failing over any amphora: this health manager cannot judge staleness right now",
+			"reason", reason, "heartbeat_timeout", w.cfg.HeartbeatTimeout, "since", now.UTC().Format(time.RFC3339))
+	default:
+		w.log.Info("failovers allowed again", "previous_reason", prev)
+	}
+}
+
+// backingOff lists the amphorae still in their backoff; w.mu is held.
+func (w *Watcher) backingOff(now time.Time) []string {
+	var ids []string
+	for id, b := range w.backoff {
+		switch {
+		case now.Before(b.until):
+			ids = append(ids, id)
+		case now.Sub(b.until) > w.cfg.BackoffMax:
+			delete(w.backoff, id) // long forgotten: start over
+		}
+	}
+	return ids
+}
+
+func (w *Watcher) dispatch(ctx context.Context, c Claimed) {
+	w.mu.Lock()
+	w.inFlight++
+	w.mu.Unlock()
+	w.m.inFlight.Inc()
+	w.log.Info("stale amphora: requesting failover", "amphora_id", c.AmphoraID, "load_balancer_id", c.LoadBalancerID,
+		"last_update", c.LastUpdate.Format(time.RFC3339Nano))
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer func() {
+			w.mu.Lock()
+			w.inFlight--
+			w.mu.Unlock()
+			w.m.inFlight.Dec()
+		}()
+		reqCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+		start := time.Now()
+		err := w.cfg.Driver.Failover(reqCtx, c.AmphoraID)
+		cancel()
+		w.m.requestSeconds.Observe(time.Since(start).Seconds())
+		w.settle(c, err)
+	}()
+}
+
+// settle acts on a failover request's outcome. Accepted: the claim stays
+// (Octavia's worker deletes the health row). Immutable: release, and any
+// later cycle may retry. Anything else: release and back off.
+func (w *Watcher) settle(c Claimed, err error) {
+	now := w.cfg.Now()
+	attrs := []any{"amphora_id", c.AmphoraID, "load_balancer_id", c.LoadBalancerID}
+	var result string
+	switch {
+	case err == nil:
+		result = ResultAccepted
+		w.log.Info("failover accepted", attrs...)
+	case errors.Is(err, failover.ErrImmutable):
+		result = ResultImmutable
+		w.log.Warn("load balancer is in an immutable state; failover retried by a later health check",
+			append(attrs, "reason", "immutable", "err", err)...)
+	case errors.Is(err, failover.ErrDryRun):
+		result = ResultDryRun
+	case errors.Is(err, failover.ErrNotFound):
+		result = ResultNotFound
+	default:
+		result = ResultError
+	}
+	w.m.failovers.WithLabelValues(result).Inc()
+
+	w.mu.Lock()
+	switch result {
+	case ResultAccepted, ResultImmutable:
+		delete(w.backoff, c.AmphoraID)
+	default:
+		b := w.backoff[c.AmphoraID]
+		b.failures++
+		delay := backoffDelay(b.failures, w.cfg.BackoffBase, w.cfg.BackoffMax)
+		b.until = now.Add(delay)
+		w.backoff[c.AmphoraID] = b
+		switch result {
+		case ResultNotFound:
+			w.log.Warn("the Octavia API does not know this amphora; released, retried after a backoff",
+				append(attrs, "reason", "not_found", "backoff", delay, "err", err)...)
+		case ResultError:
+			w.log.Warn("failover request failed; released, retried after a backoff",
+				append(attrs, "reason", "error", "failures", b.failures, "backoff", delay, "err", err)...)
+		}
+	}
+	w.mu.Unlock()
+	if result == ResultAccepted {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.DBTimeout)
+	defer cancel()
+	if err := w.cfg.Store.Unclaim(ctx, []string{c.AmphoraID}); err != nil {
+		w.m.unclaimFailures.Inc()
+		w.log.Error("could not release the claim on an amphora; retried every health check", append(attrs, "err", err)...)
+		w.mu.Lock()
+		w.release[c.AmphoraID] = true
+		w.mu.Unlock()
+	}
+}
+
+func (w *Watcher) retryReleases(ctx context.Context) {
+	w.mu.Lock()
+	ids := make([]string, 0, len(w.release))
+	for id := range w.release {
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
+	defer cancel()
+	if err := w.cfg.Store.Unclaim(rctx, ids); err != nil {
+		w.m.unclaimFailures.Inc()
+		return
+	}
+	w.mu.Lock()
+	for _, id := range ids {
+		delete(w.release, id)
+	}
+	w.mu.Unlock()
+	w.log.Info("released claims whose release had failed", "count", len(ids))
+}

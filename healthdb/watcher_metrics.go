@@ -1,0 +1,74 @@
+package healthdb
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// WatcherMetrics are the stale-amphora watcher's Prometheus metrics.
+type WatcherMetrics struct {
+	stale           prometheus.Gauge
+	breakerOpen     prometheus.Gauge
+	stopped         prometheus.Counter
+	recovered       prometheus.Counter
+	claims          prometheus.Counter
+	failovers       *prometheus.CounterVec
+	inFlight        prometheus.Gauge
+	requestSeconds  prometheus.Histogram
+	cycles          prometheus.Counter
+	cycleErrors     prometheus.Counter
+	suppressed      *prometheus.CounterVec
+	suppressedNow   prometheus.Gauge
+	unclaimFailures prometheus.Counter
+}
+
+// Failover results (the "result" label of octavia_hm_failovers_total).
+const (
+	ResultAccepted  = "accepted"
+	ResultImmutable = "immutable"
+	ResultNotFound  = "not_found"
+	ResultError     = "error"
+	ResultDryRun    = "dry_run"
+)
+
+// NewWatcherMetrics creates and registers the watcher's metrics.
+func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
+	m := &WatcherMetrics{
+		stale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "octavia_hm_stale_amphorae", Help: "Stale, unclaimed amphora_health rows seen by the last health check."}),
+		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "octavia_hm_failover_breaker_open", Help: "1 while the last health check found failover_threshold reached."}),
+		stopped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "octavia_hm_amphorae_failover_stopped_total", Help: "Amphorae marked FAILOVER_STOPPED by the circuit breaker."}),
+		recovered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "octavia_hm_amphorae_failover_recovered_total", Help: "FAILOVER_STOPPED amphorae set back to ALLOCATED after fresh heartbeats."}),
+		claims: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "octavia_hm_failover_claims_total", Help: "Stale amphorae claimed (busy) for failover by this process."}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "octavia_hm_failovers_total", Help: "Failover requests, by result (accepted, immutable, not_found, error, dry_run)."},
+			[]string{"result"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "octavia_hm_failovers_in_flight", Help: "Failover requests under way."}),
+		requestSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "octavia_hm_failover_request_duration_seconds", Help: "Time for the failover driver to answer.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+		cycles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "octavia_hm_health_checks_total", Help: "Health-check cycles run (suppressed and failed ones included)."}),
+		cycleErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "octavia_hm_health_check_errors_total", Help: "Health-check cycles that failed on the database."}),
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "octavia_hm_health_checks_suppressed_total",
+			Help: "Health-check cycles that dispatched nothing because this process itself is unhealthy, by reason."},
+			[]string{"reason"}),
+		suppressedNow: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "octavia_hm_failover_suppressed", Help: "1 while failovers are suppressed by the self-health rules."}),
+		unclaimFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "octavia_hm_failover_unclaim_errors_total", Help: "Failed attempts to release a claim (retried every cycle)."}),
+	}
+	for _, r := range []string{ResultAccepted, ResultImmutable, ResultNotFound, ResultError, ResultDryRun} {
+		m.failovers.WithLabelValues(r)
+	}
+	for _, r := range SuppressReasons {
+		m.suppressed.WithLabelValues(r)
+	}
+	reg.MustRegister(m.stale, m.breakerOpen, m.stopped, m.recovered, m.claims, m.failovers, m.inFlight,
+		m.requestSeconds, m.cycles, m.cycleErrors, m.suppressed, m.suppressedNow, m.unclaimFailures)
+	return m
+}

@@ -1,0 +1,188 @@
+package healthdb
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The stale-amphora statements follow get_stale_amphora (spec §5.2), with
+// two changes: the candidates are locked with SKIP LOCKED, so that a
+// heartbeat write or another health manager never waits for them, and
+// several are claimed at once. $1 is the expiry (now - heartbeat_timeout),
+// naive UTC; $2 the time written to updated_at.
+const (
+	staleRows = `SELECT amphora_id FROM amphora_health WHERE busy = false AND last_update < $1`
+
+	// Amphorae are locked in id order before they are updated, so that
+	// health managers running the same statement do not deadlock.
+	unstopRecovered = `
+UPDATE amphora SET updated_at = $2, status = 'ALLOCATED'
+WHERE id IN (SELECT id FROM amphora WHERE status = 'FAILOVER_STOPPED' AND id IN (
+        SELECT amphora_id FROM amphora_health WHERE busy = false AND last_update >= $1)
+    ORDER BY id FOR UPDATE)`
+
+	countStale = `SELECT count(*) FROM (` + staleRows + `) AS stale`
+
+	stopStale = `
+UPDATE amphora SET updated_at = $2, status = 'FAILOVER_STOPPED'
+WHERE id IN (SELECT id FROM amphora WHERE status NOT IN ('DELETED', 'PENDING_DELETE') AND id IN (` + staleRows + `)
+    ORDER BY id FOR UPDATE)`
+
+	// $2 lists amphorae to leave alone (backing off), $3 is the most to
+	// claim. Row locks re-check busy = false on the newest row version, so
+	// two managers never both claim one amphora.
+	claimStale = `
+WITH c AS (
+    SELECT h.amphora_id FROM amphora_health h
+    WHERE h.busy = false AND h.last_update < $1
+      AND h.amphora_id IN (SELECT id FROM amphora WHERE status IN ('ALLOCATED', 'FAILOVER_STOPPED'))
+      AND NOT (h.amphora_id = ANY($2::varchar[]))
+    ORDER BY random() LIMIT $3
+    FOR UPDATE OF h SKIP LOCKED)
+UPDATE amphora_health h SET busy = true FROM c
+WHERE h.amphora_id = c.amphora_id
+RETURNING h.amphora_id, h.last_update, (SELECT a.load_balancer_id FROM amphora a WHERE a.id = h.amphora_id)`
+
+	unclaim = `UPDATE amphora_health SET busy = false WHERE amphora_id = ANY($1::varchar[]) AND busy`
+
+	// candidatesExist: is there any amphora that could be failed over, i.e.
+	// one that should be sending heartbeats?
+	candidatesExist = `SELECT EXISTS (SELECT 1 FROM amphora_health h JOIN amphora a ON a.id = h.amphora_id
+    WHERE a.status IN ('ALLOCATED', 'FAILOVER_STOPPED'))`
+)
+
+// ClaimRequest is one get_stale_amphora step.
+type ClaimRequest struct {
+	// Now is the current time; amphorae whose last_update is older than
+	// Now - HeartbeatTimeout are stale.
+	Now              time.Time
+	HeartbeatTimeout time.Duration
+	// Threshold is failover_threshold, applied only when ThresholdSet.
+	Threshold    int
+	ThresholdSet bool
+	// Limit is the most amphorae claimed; 0 claims none (the other steps
+	// still run).
+	Limit int
+	// Exclude lists amphorae not to claim.
+	Exclude []string
+}
+
+// ClaimResult says what a claim step did.
+type ClaimResult struct {
+	// Recovered counts amphorae moved from FAILOVER_STOPPED back to
+	// ALLOCATED because their heartbeats are fresh again.
+	Recovered int
+	// Stale is the number of stale, not busy amphora_health rows, whatever
+	// their amphora's status (Octavia's count).
+	Stale int
+	// BreakerOpen is set when Stale reached the threshold; then Stopped
+	// amphorae were marked FAILOVER_STOPPED and none was claimed.
+	BreakerOpen bool
+	Stopped     int
+	// Claimed are the amphorae now marked busy by this call.
+	Claimed []Claimed
+}
+
+// Claimed is one amphora claimed for failover.
+type Claimed struct {
+	AmphoraID string
+	// LoadBalancerID is empty for an amphora on no load balancer.
+	LoadBalancerID string
+	LastUpdate     time.Time
+}
+
+// ClaimStale runs get_stale_amphora's steps in one short transaction:
+// un-stop recovered amphorae, count the stale ones, apply the circuit
+// breaker, and claim (busy = true) up to Limit candidates in ALLOCATED or
+// FAILOVER_STOPPED. It never waits for a row another transaction holds.
+func (s *Store) ClaimStale(ctx context.Context, req ClaimRequest) (ClaimResult, error) {
+	expired := req.Now.UTC().Add(-req.HeartbeatTimeout)
+	now := req.Now.UTC()
+	exclude := req.Exclude
+	if exclude == nil {
+		exclude = []string{}
+	}
+	var res ClaimResult
+	var err error
+	for attempt := 1; attempt <= maxApplyAttempts; attempt++ {
+		res = ClaimResult{}
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, unstopRecovered, expired, now)
+			if err != nil {
+				return fmt.Errorf("un-stop recovered amphorae: %w", err)
+			}
+			res.Recovered = int(tag.RowsAffected())
+			if err := tx.QueryRow(ctx, countStale, expired).Scan(&res.Stale); err != nil {
+				return fmt.Errorf("count stale amphorae: %w", err)
+			}
+			if req.ThresholdSet && res.Stale >= req.Threshold {
+				res.BreakerOpen = true
+				tag, err := tx.Exec(ctx, stopStale, expired, now)
+				if err != nil {
+					return fmt.Errorf("mark stale amphorae FAILOVER_STOPPED: %w", err)
+				}
+				res.Stopped = int(tag.RowsAffected())
+				return nil
+			}
+			if req.Limit <= 0 {
+				return nil
+			}
+			rows, err := tx.Query(ctx, claimStale, expired, exclude, req.Limit)
+			if err != nil {
+				return fmt.Errorf("claim stale amphorae: %w", err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var c Claimed
+				var lb *string
+				if err := rows.Scan(&c.AmphoraID, &c.LastUpdate, &lb); err != nil {
+					return fmt.Errorf("claim stale amphorae: %w", err)
+				}
+				if lb != nil {
+					c.LoadBalancerID = *lb
+				}
+				res.Claimed = append(res.Claimed, c)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("claim stale amphorae: %w", err)
+			}
+			return nil
+		})
+		if err == nil || !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	sort.Slice(res.Claimed, func(i, j int) bool { return res.Claimed[i].AmphoraID < res.Claimed[j].AmphoraID })
+	return res, nil
+}
+
+// Unclaim sets busy = false again on the given amphorae, so that a later
+// cycle (of any health manager) may claim them.
+func (s *Store) Unclaim(ctx context.Context, amphoraIDs []string) error {
+	if len(amphoraIDs) == 0 {
+		return nil
+	}
+	ids := append([]string(nil), amphoraIDs...)
+	sort.Strings(ids)
+	if _, err := s.pool.Exec(ctx, unclaim, ids); err != nil {
+		return fmt.Errorf("un-claim %d amphorae: %w", len(ids), err)
+	}
+	return nil
+}
+
+// CandidatesExist reports whether any amphora in ALLOCATED or
+// FAILOVER_STOPPED has a health row, i.e. whether heartbeats are expected.
+func (s *Store) CandidatesExist(ctx context.Context) (bool, error) {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, candidatesExist).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look for amphorae that should send heartbeats: %w", err)
+	}
+	return ok, nil
+}
