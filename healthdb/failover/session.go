@@ -51,8 +51,8 @@ type Session struct {
 }
 
 type clientKey struct {
-	service           string
-	region, interface_ string
+	service       string
+	region, iface string
 }
 
 // NewSession checks the configuration and prepares the HTTP client; it
