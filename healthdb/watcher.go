@@ -137,6 +137,9 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
+// Wait blocks until the failover requests under way have finished.
+func (w *Watcher) Wait() { w.wg.Wait() }
+
 // CycleResult says what one cycle did.
 type CycleResult struct {
 	// Suppressed is the self-health reason no failover was dispatched, or
