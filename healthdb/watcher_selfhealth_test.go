@@ -1,0 +1,178 @@
+package healthdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
+	"github.com/octavia-vpp/health/internal/pgtest"
+)
+
+func TestJudgeSelfHealth(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	rules := selfHealthRules{heartbeatTimeout: 60 * time.Second, heartbeatInterval: 10 * time.Second}
+	healthy := observerState{started: t0.Add(-time.Hour), lastHeartbeat: t0.Add(-time.Second)}
+	tests := []struct {
+		name   string
+		change func(*observerState)
+		exist  bool
+		want   string
+	}{
+		{"healthy", func(*observerState) {}, true, ""},
+		{"database down", func(s *observerState) { s.dbDown = true }, true, SuppressDatabaseDown},
+		{"database back 59 s ago", func(s *observerState) { s.dbBackAt = t0.Add(-59 * time.Second) }, true, SuppressDatabaseRecovering},
+		{"database back 60 s ago", func(s *observerState) { s.dbBackAt = t0.Add(-60 * time.Second) }, true, ""},
+		{"no heartbeat for heartbeat_timeout", func(s *observerState) { s.lastHeartbeat = t0.Add(-60 * time.Second) }, true, SuppressNoHeartbeats},
+		{"no heartbeat for a little less", func(s *observerState) { s.lastHeartbeat = t0.Add(-59 * time.Second) }, true, ""},
+		{"no heartbeat but no amphora either", func(s *observerState) { s.lastHeartbeat = t0.Add(-time.Hour) }, false, ""},
+		{"never a heartbeat since start", func(s *observerState) { s.lastHeartbeat = time.Time{} }, true, SuppressNoHeartbeats},
+		{"never a heartbeat, started recently", func(s *observerState) {
+			s.lastHeartbeat, s.started = time.Time{}, t0.Add(-30*time.Second)
+		}, true, ""},
+		{"dropped work 9 s ago", func(s *observerState) { s.lastDrop = t0.Add(-9 * time.Second) }, true, SuppressQueueDropping},
+		{"dropped work 10 s ago", func(s *observerState) { s.lastDrop = t0.Add(-10 * time.Second) }, true, ""},
+	}
+	for _, tt := range tests {
+		s := healthy
+		tt.change(&s)
+		if got := judgeSelfHealth(s, t0, rules, tt.exist); got != tt.want {
+			t.Errorf("%s: %q; want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestObserverDatabaseResult(t *testing.T) {
+	t0 := time.Now()
+	tests := []struct {
+		err    error
+		outage bool
+	}{
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
+		{fmt.Errorf("claim: %w", &pgconn.PgError{Code: "08006"}), true},
+		{&pgconn.PgError{Code: "57P01"}, true},
+		{&pgconn.PgError{Code: "40P01"}, false}, // deadlock: the server answered
+		{&pgconn.PgError{Code: "23505"}, false},
+		{fmt.Errorf("cycle: %w", context.Canceled), false},
+		{context.DeadlineExceeded, true},
+	}
+	for _, tt := range tests {
+		o := NewObserver(t0)
+		o.DatabaseResult(tt.err, t0)
+		if o.state().dbDown != tt.outage {
+			t.Errorf("%v: outage %v; want %v", tt.err, o.state().dbDown, tt.outage)
+		}
+		o.DatabaseResult(nil, t0.Add(time.Second))
+		if back := o.state().dbBackAt; tt.outage != back.Equal(t0.Add(time.Second)) {
+			t.Errorf("%v: back at %v", tt.err, back)
+		}
+	}
+}
+
+// Each self-health rule, in a watcher on a real database: while it holds
+// no failover is dispatched (and nothing is claimed); once it ends the
+// stale amphora is failed over.
+func TestWatcherSelfHealthRules(t *testing.T) {
+	tests := []struct {
+		name   string
+		reason string
+		// make puts the observer into the unhealthy state at clock time now.
+		make func(o *Observer, now time.Time)
+		// heal advances the clock and feeds the observer until it is healthy.
+		heal func(o *Observer, clk *clock)
+	}{
+		{"database came back", SuppressDatabaseRecovering,
+			func(o *Observer, now time.Time) {
+				o.HeartbeatReceived(now)
+				o.DatabaseResult(&net.OpError{Op: "dial", Err: errors.New("refused")}, now)
+			},
+			func(o *Observer, clk *clock) { clk.Advance(time.Minute); o.HeartbeatReceived(clk.Now()) }},
+		{"no heartbeat received", SuppressNoHeartbeats,
+			func(o *Observer, now time.Time) { o.HeartbeatReceived(now.Add(-2 * time.Minute)) },
+			func(o *Observer, clk *clock) { o.HeartbeatReceived(clk.Now()) }},
+		{"health queue dropped work", SuppressQueueDropping,
+			func(o *Observer, now time.Time) { o.HeartbeatReceived(now); o.WorkDropped(now) },
+			func(o *Observer, clk *clock) { clk.Advance(10 * time.Second); o.HeartbeatReceived(clk.Now()) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openDB(t)
+			f := &fixture{t: t, db: db}
+			f.lb("lb-1", "ACTIVE", "ONLINE", true)
+			f.amphora("amp-1", "lb-1", "ALLOCATED", "")
+			f.healthRow("amp-1", 10*time.Minute, false)
+			fake := failovertest.New(t)
+			clk := newClock()
+			obs := NewObserver(clk.Now().Add(-time.Hour))
+			w := watcherFor(t, db, octaviaAPI(t, fake), clk, func(c *WatcherConfig) { c.Observer = obs })
+			tt.make(obs, clk.Now())
+			for i := 0; i < 3; i++ {
+				res := cycle(t, w)
+				if res.Suppressed != tt.reason || res.Dispatched != 0 {
+					t.Fatalf("cycle %d: suppressed %q, dispatched %d; want %q and nothing", i, res.Suppressed, res.Dispatched, tt.reason)
+				}
+				clk.Advance(time.Second)
+			}
+			if _, busy := f.amphoraState("amp-1"); *busy {
+				t.Error("claimed while suppressed")
+			}
+			if n := len(fake.Failovers()); n != 0 {
+				t.Errorf("%d failover calls while suppressed", n)
+			}
+			tt.heal(obs, clk)
+			if res := cycle(t, w); res.Suppressed != "" || res.Dispatched != 1 {
+				t.Errorf("after healing: suppressed %q, dispatched %d; want the failover", res.Suppressed, res.Dispatched)
+			}
+		})
+	}
+}
+
+// A real outage: while PostgreSQL is down the cycle fails; once it is back
+// failovers wait heartbeat_timeout, although every amphora looks stale.
+func TestWatcherAfterDatabaseOutage(t *testing.T) {
+	srv := pgtest.NewServer(t)
+	db, err := pgxpool.New(context.Background(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	f := &fixture{t: t, db: db}
+	f.lb("lb-1", "ACTIVE", "ONLINE", true)
+	f.amphora("amp-1", "lb-1", "ALLOCATED", "")
+	f.healthRow("amp-1", 10*time.Minute, false)
+	fake := failovertest.New(t)
+	clk := newClock()
+	obs := NewObserver(clk.Now().Add(-time.Hour))
+	w := watcherFor(t, db, octaviaAPI(t, fake), clk, func(c *WatcherConfig) { c.Observer = obs; c.DBTimeout = 2 * time.Second })
+	obs.HeartbeatReceived(clk.Now())
+
+	srv.Stop()
+	if _, err := w.Cycle(context.Background()); err == nil {
+		t.Fatal("cycle with the database down succeeded")
+	}
+	srv.Start()
+	clk.Advance(time.Second)
+	obs.HeartbeatReceived(clk.Now())
+	var res CycleResult
+	waitUntil(t, "the database back", func() bool {
+		res, err = w.Cycle(context.Background())
+		return err == nil
+	})
+	if res.Suppressed != SuppressDatabaseRecovering || res.Dispatched != 0 {
+		t.Fatalf("first cycle after the outage: %+v; want suppressed (database_recovering)", res)
+	}
+	clk.Advance(time.Minute)
+	obs.HeartbeatReceived(clk.Now())
+	if res := cycle(t, w); res.Dispatched != 1 {
+		t.Errorf("a heartbeat_timeout after the outage: %+v; want the failover", res)
+	}
+	if got := fake.Failovers(); got["amp-1"] != 1 {
+		t.Errorf("calls %v", got)
+	}
+}
