@@ -26,11 +26,14 @@ func TestDatabaseOutage(t *testing.T) {
 connection = %s
 [health_manager]
 heartbeat_key = k
+failover_driver = noop
 bind_ip = 127.0.0.1
 bind_port = 0
 metrics_bind =
 health_batch_wait_ms = 5
 stats_flush_interval_ms = 100
+[controller_worker]
+compute_driver = compute_noop_driver
 `, srv.URL())))
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -67,7 +67,8 @@ func TestSIGHUPKeyRotation(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "octavia.conf")
 	writeConf := func(keys string) {
 		content := fmt.Sprintf("[database]\nconnection = %s\n[health_manager]\n%s\nbind_ip = 127.0.0.1\nbind_port = %d\n"+
-			"metrics_bind = 127.0.0.1:%d\nhealth_batch_wait_ms = 5\n", url, keys, udpPort, metricsPort)
+			"metrics_bind = 127.0.0.1:%d\nhealth_batch_wait_ms = 5\nfailover_driver = noop\n"+
+			"[controller_worker]\ncompute_driver = compute_noop_driver\n", url, keys, udpPort, metricsPort)
 		if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}

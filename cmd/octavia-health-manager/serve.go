@@ -25,6 +25,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/healthdb"
+	"github.com/octavia-vpp/health/healthdb/failover"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/boundq"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
@@ -91,6 +92,8 @@ type daemon struct {
 	pool     *pgxpool.Pool
 	receiver *heartbeat.Receiver
 	updater  *healthdb.Updater
+	watcher  *healthdb.Watcher
+	observer *healthdb.Observer
 	healthQ  *boundq.Queue[*heartbeat.Message]
 	statsQ   *boundq.Queue[*heartbeat.Message]
 	stats    *statsdriver.Pipeline
@@ -145,6 +148,13 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.keys.Store(kr)
 	d.keyState = ks
 	hm := &cfg.HealthManager
+	if err := failover.CheckDriverName(hm.FailoverDriver); err != nil {
+		return nil, usageError("%v", err)
+	}
+	session, err := openstackSession(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	if cfg.Database.Connection == "" {
 		return nil, usageError("[database] connection is not set")
@@ -170,15 +180,30 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.metrics = heartbeat.NewReceiverMetrics(d.registry)
 	updaterMetrics := healthdb.NewUpdaterMetrics(d.registry, hm.HeartbeatTimeout)
 
-	deleter, err := healthdb.NewComputeDeleter(cfg.ControllerWorker.ComputeDriver, d.log)
+	deleter, err := computeDeleter(cfg, session, d.log)
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, err
 	}
 	d.updater, err = healthdb.NewUpdater(healthdb.UpdaterConfig{
 		Store: healthdb.NewStore(d.pool), Deleter: deleter,
 		Rules:     healthdb.Rules{HeartbeatInterval: hm.HeartbeatInterval},
 		BatchSize: hm.HealthBatchSize, BatchDelay: hm.HealthBatchWait,
 		Logger: d.log, Metrics: updaterMetrics,
+	})
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	driver, err := failoverDriver(cfg, session, d.log)
+	if err != nil {
+		return nil, err
+	}
+	d.observer = healthdb.NewObserver(time.Now())
+	d.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
+		Store: healthdb.NewStore(d.pool), Driver: driver,
+		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
+		HeartbeatInterval: hm.HeartbeatInterval, FailoverThreads: hm.FailoverThreads,
+		FailoverThreshold: hm.FailoverThreshold, FailoverThresholdSet: hm.FailoverThresholdSet,
+		Observer: d.observer, Logger: d.log, Metrics: healthdb.NewWatcherMetrics(d.registry),
 	})
 	if err != nil {
 		return nil, usageError("%v", err)
@@ -267,8 +292,11 @@ func buildKeyring(cfg *octaviaconf.Config) (*heartbeat.Keyring, keyState, error)
 // statistics, so that a slow statistics sink never delays a health
 // update. A full queue discards its oldest entry.
 func (d *daemon) deliver(m *heartbeat.Message, _ heartbeat.Verified) {
+	now := time.Now()
+	d.observer.HeartbeatReceived(now)
 	if n := len(d.healthQ.Put(m)); n > 0 {
 		d.metrics.Dropped.WithLabelValues("health", "queue_full").Add(float64(n))
+		d.observer.WorkDropped(now)
 	}
 	if n := len(d.statsQ.Put(m)); n > 0 {
 		d.metrics.Dropped.WithLabelValues("stats", "queue_full").Add(float64(n))
@@ -298,12 +326,20 @@ func (d *daemon) run(ctx context.Context) error {
 		d.receiver.Run(ctx)
 		close(receiverDone)
 	}()
+	// The watcher stops with the receiver; failover requests under way are
+	// cancelled and their claims released before the pool closes.
+	watcherDone := make(chan struct{})
+	go func() {
+		d.watcher.Run(ctx)
+		close(watcherDone)
+	}()
 
 	for {
 		select {
 		case <-ctx.Done():
 			d.log.Info("stopping: no longer reading heartbeats; applying what is queued", "queued", d.healthQ.Len())
 			<-receiverDone
+			<-watcherDone
 			d.healthQ.Close()
 			d.statsQ.Close()
 			timer := time.AfterFunc(drainTimeout, cancelDrain)
@@ -327,6 +363,7 @@ func (d *daemon) run(ctx context.Context) error {
 }
 
 func (d *daemon) batchDone(_ healthdb.BatchResult, err error) {
+	d.observer.DatabaseResult(err, time.Now())
 	d.mu.Lock()
 	d.lastError = err
 	d.mu.Unlock()

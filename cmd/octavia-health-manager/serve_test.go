@@ -90,6 +90,7 @@ func TestServeEndToEnd(t *testing.T) {
 connection = %s
 [health_manager]
 heartbeat_key = e2e-key
+failover_driver = noop
 bind_ip = 127.0.0.1
 bind_port = 0
 metrics_bind = 127.0.0.1:0
@@ -260,6 +261,7 @@ func TestBlockedStatsSinkDoesNotDelayHealth(t *testing.T) {
 connection = %s
 [health_manager]
 heartbeat_key = k
+failover_driver = noop
 bind_ip = 127.0.0.1
 bind_port = 0
 metrics_bind =
@@ -267,6 +269,7 @@ queue_size = 64
 health_batch_wait_ms = 5
 [controller_worker]
 statistics_drivers = stats_logger
+compute_driver = compute_noop_driver
 `, url)))
 	sink := &blockingSink{release: make(chan struct{}), calls: make(chan struct{}, 1)}
 	runCtx, cancel := context.WithCancel(ctx)

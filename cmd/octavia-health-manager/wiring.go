@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/healthdb"
+	"github.com/octavia-vpp/health/healthdb/failover"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 )
@@ -55,9 +56,17 @@ func openPool(ctx context.Context, cfg *octaviaconf.Config) (*pgxpool.Pool, erro
 
 // newUpdater builds the health updater the daemon and replay share.
 func newUpdater(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) (*healthdb.Updater, error) {
-	deleter, err := healthdb.NewComputeDeleter(cfg.ControllerWorker.ComputeDriver, log)
+	// Only the compute driver may need Keystone here: replay fails nothing
+	// over.
+	computeOnly := *cfg
+	computeOnly.HealthManager.FailoverDriver = failover.DriverNoop
+	session, err := openstackSession(&computeOnly)
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, err
+	}
+	deleter, err := computeDeleter(cfg, session, log)
+	if err != nil {
+		return nil, err
 	}
 	u, err := healthdb.NewUpdater(healthdb.UpdaterConfig{
 		Store:   healthdb.NewStore(pool),
