@@ -65,6 +65,13 @@ func (d *messageDecoder) str(i int32) string {
 	return unescapeJSON(d.text[n.start:n.end])
 }
 
+// lone tells whether a string node held a lone surrogate escape, which
+// str turned into U+FFFD.
+func (d *messageDecoder) lone(i int32) bool {
+	n := &d.nodes[i]
+	return n.escaped && hasLoneSurrogate(d.text[n.start:n.end])
+}
+
 // keyIs compares a key node with a field name, honouring escapes
 // ("\u0069d" is "id" to Python too).
 func (d *messageDecoder) keyIs(i int32, name string) bool {
@@ -198,6 +205,7 @@ func (d *messageDecoder) message() (*Message, *Error) {
 	if msg.AmphoraID, err = d.stringValue(idNode); err != nil {
 		return nil, err
 	}
+	msg.AmphoraIDLoneSurrogate = d.lone(idNode)
 	if seqNode >= 0 {
 		if msg.Seq, err = d.int64Value(seqNode); err != nil {
 			return nil, err
@@ -246,7 +254,7 @@ func (d *messageDecoder) listeners(obj int32, perListener bool) ([]Listener, *Er
 	for k := int32(0); k < n; k++ {
 		keyNode, val := child, child+1
 		child = d.nodes[val].next
-		l := Listener{ID: d.str(keyNode)}
+		l := Listener{ID: d.str(keyNode), IDLoneSurrogate: d.lone(keyNode)}
 		if err := d.object(val); err != nil {
 			return nil, err
 		}

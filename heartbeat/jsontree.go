@@ -368,6 +368,34 @@ func unescapeJSON(raw string) string {
 	return string(buf)
 }
 
+// hasLoneSurrogate reports whether the escaped JSON string text raw holds
+// a \uXXXX surrogate escape that is not part of a pair, which
+// unescapeJSON replaces with U+FFFD.
+func hasLoneSurrogate(raw string) bool {
+	for i := 0; i < len(raw); {
+		if raw[i] != '\\' {
+			i++
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		r := rune(hex4(raw[i+2:]))
+		i += 6
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		if r < 0xdc00 && i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' &&
+			utf16.DecodeRune(r, rune(hex4(raw[i+2:]))) != utf8.RuneError {
+			i += 6
+			continue
+		}
+		return true
+	}
+	return false
+}
+
 func hex4(s string) int {
 	return hexValue(s[0])<<12 | hexValue(s[1])<<8 | hexValue(s[2])<<4 | hexValue(s[3])
 }

@@ -207,11 +207,17 @@ func randomMessage(r *rand.Rand) *Message {
 }
 
 // canonical makes empty and nil collections compare equal.
+//
+// The lone-surrogate flags say something about the original text that an
+// encoding cannot carry (the id holds U+FFFD in its place), so they are
+// cleared.
 func canonical(m *Message) *Message {
 	c := *m
+	c.AmphoraIDLoneSurrogate = false
 	c.Listeners = append([]Listener{}, m.Listeners...)
 	for i := range c.Listeners {
 		c.Listeners[i].Pools = canonicalPools(c.Listeners[i].Pools)
+		c.Listeners[i].IDLoneSurrogate = false
 	}
 	if !m.PoolsPerListener() {
 		c.Pools = canonicalPools(m.Pools)

@@ -10,6 +10,11 @@ import "time"
 type Message struct {
 	// AmphoraID is "id".
 	AmphoraID string
+	// AmphoraIDLoneSurrogate tells that "id" held a lone UTF-16 surrogate
+	// escape, which AmphoraID carries as U+FFFD. Python keeps the
+	// surrogate, and Octavia's database driver then fails to encode the
+	// id: that heartbeat's statistics are never written.
+	AmphoraIDLoneSurrogate bool
 	// Seq is "seq"; the controller never reads it.
 	Seq    int64
 	HasSeq bool
@@ -31,9 +36,13 @@ type Message struct {
 
 // Listener is one entry of "listeners".
 type Listener struct {
-	ID     string
-	Status string // OPEN, FULL, STOP, DOWN, ...
-	Stats  Stats
+	ID string
+	// IDLoneSurrogate tells that the key held a lone UTF-16 surrogate
+	// escape, which ID carries as U+FFFD; Octavia cannot write statistics
+	// for such a listener (see Message.AmphoraIDLoneSurrogate).
+	IDLoneSurrogate bool
+	Status          string // OPEN, FULL, STOP, DOWN, ...
+	Stats           Stats
 	// HasStats tells whether the listener carried "stats". Octavia's health
 	// procedure never reads them, so a listener without them is valid; its
 	// stats path, though, drops the statistics of the whole message then.

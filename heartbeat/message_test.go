@@ -260,3 +260,33 @@ func TestNormalizePools(t *testing.T) {
 		t.Errorf("large input normalised to %+v", got)
 	}
 }
+
+// Found by the interop suite: Python keeps a lone surrogate in an id, and
+// Octavia's database driver cannot encode it, so no statistics are written
+// for that listener (or, for the amphora id, for the whole message). We
+// carry U+FFFD instead, and must say so for the stats path to match.
+func TestDecodeMessageFlagsLoneSurrogates(t *testing.T) {
+	tests := []struct {
+		id, listener         string
+		wantAmp, wantListner bool
+	}{
+		{`amp`, `l`, false, false},
+		{`amp\ud800`, `l`, true, false},
+		{`amp`, `l\udc00x`, false, true},
+		{`\ud83d\ude00`, `\ud83d\ude00`, false, false}, // a valid pair
+		{`\ud83d\u0041`, `\ude00\ud83d`, true, true},   // high then not low; low then high
+		{`\\ud800`, `\\\ud800`, false, true},           // an escaped backslash, then a real escape
+		{`\ufffd`, `x\ud83d`, false, true},             // U+FFFD itself is fine; a high surrogate at the end is not
+	}
+	for _, tc := range tests {
+		text := `{"id": "` + tc.id + `", "listeners": {"` + tc.listener + `": {"status": "OPEN"}}, "pools": {}, "ver": 3}`
+		m, err := DecodeMessage([]byte(text))
+		if err != nil {
+			t.Fatalf("%s: %v", text, err)
+		}
+		if m.AmphoraIDLoneSurrogate != tc.wantAmp || m.Listeners[0].IDLoneSurrogate != tc.wantListner {
+			t.Errorf("%s: flags amphora %v listener %v, want %v %v", text,
+				m.AmphoraIDLoneSurrogate, m.Listeners[0].IDLoneSurrogate, tc.wantAmp, tc.wantListner)
+		}
+	}
+}
