@@ -226,6 +226,15 @@ func TestFromMessage(t *testing.T) {
 		{"a listener without stats drops the message", heartbeat.Message{AmphoraID: "a", Version: 3, HasVersion: true,
 			Listeners: []heartbeat.Listener{{ID: "l1", Stats: s, HasStats: true}, {ID: "l2"}}}, nil, false, false},
 		{"no listeners", heartbeat.Message{AmphoraID: "a", Version: 3, HasVersion: true}, []ListenerStats{}, true, true},
+		// Found by the interop suite: Octavia's stats_db stops at an id its
+		// database driver cannot encode.
+		{"a listener id with a lone surrogate ends the list", heartbeat.Message{AmphoraID: "a", Version: 3, HasVersion: true,
+			Listeners: []heartbeat.Listener{{ID: "l1", Stats: s, HasStats: true}, {ID: "l\ufffd", IDLoneSurrogate: true, Stats: s, HasStats: true},
+				{ID: "l3", Stats: s, HasStats: true}}}, want, true, true},
+		{"an amphora id with a lone surrogate gives nothing", heartbeat.Message{AmphoraID: "a\ufffd", AmphoraIDLoneSurrogate: true,
+			Listeners: []heartbeat.Listener{{ID: "l1", Stats: s, HasStats: true}}}, []ListenerStats{}, false, true},
+		{"a listener without stats still drops everything", heartbeat.Message{AmphoraID: "a", Version: 3, HasVersion: true,
+			Listeners: []heartbeat.Listener{{ID: "l\ufffd", IDLoneSurrogate: true, Stats: s, HasStats: true}, {ID: "l2"}}}, nil, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

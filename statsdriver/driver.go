@@ -51,12 +51,27 @@ type Driver interface {
 // ok is false when some listener carries no "stats": Octavia's update_stats
 // then fails before any driver runs, so the message's statistics are
 // dropped whole.
+//
+// An id that held a lone UTF-16 surrogate escape (carried as U+FFFD, see
+// heartbeat.Message.AmphoraIDLoneSurrogate) ends the list there: Octavia's
+// database driver cannot encode it, so its stats_db stops at that listener,
+// keeping the ones before it; with such an amphora id nothing is written.
+// Cutting the list here gives every driver, and any aggregation in front
+// of stats_db, the same rows.
 func FromMessage(m *heartbeat.Message) (stats []ListenerStats, deltas, ok bool) {
 	stats = make([]ListenerStats, 0, len(m.Listeners))
 	for i := range m.Listeners {
-		l := &m.Listeners[i]
-		if !l.HasStats {
+		if !m.Listeners[i].HasStats {
 			return nil, false, false
+		}
+	}
+	if m.AmphoraIDLoneSurrogate {
+		return stats, m.StatsAreDeltas(), true
+	}
+	for i := range m.Listeners {
+		l := &m.Listeners[i]
+		if l.IDLoneSurrogate {
+			break
 		}
 		stats = append(stats, ListenerStats{
 			ListenerID:        l.ID,
