@@ -192,7 +192,7 @@ func (s *scenario) heartbeats(g *gen) {
 		g.r.Shuffle(len(senders), func(i, j int) { senders[i], senders[j] = senders[j], senders[i] })
 		for _, snd := range senders {
 			m := g.message(snd.amp, snd.lb)
-			text := g.duplicateKeys(m, string(m.AppendJSON(nil)))
+			text := g.textEdits(m, string(m.AppendJSON(nil)))
 			if g.chance(0.01) {
 				s.datagrams = append(s.datagrams, other.Seal([]byte(text)))
 				s.texts = append(s.texts, "")
@@ -204,13 +204,22 @@ func (s *scenario) heartbeats(g *gen) {
 	}
 }
 
-// duplicateKeys sometimes repeats a listener or a member in the JSON text
-// with another value before the real one. Python's dict keeps the first
-// position and the last value; so must we.
-func (g *gen) duplicateKeys(m *heartbeat.Message, text string) string {
+// textEdits changes the JSON text in ways our Message cannot express.
+// It sometimes repeats a listener or a member with another value before
+// the real one (Python's dict keeps the first position and the last value;
+// so must we), and puts lone surrogate escapes into ids.
+func (g *gen) textEdits(m *heartbeat.Message, text string) string {
 	if len(m.Listeners) > 0 && g.chance(0.03) {
 		id := quoteJSON(m.Listeners[0].ID)
 		text = strings.Replace(text, `"listeners": {`+id+`: `, `"listeners": {`+id+`: {"status": "FULL"}, `+id+`: `, 1)
+	}
+	// A lone surrogate escape in a listener or amphora id: Python keeps
+	// it and Octavia's database driver cannot encode it, we carry U+FFFD.
+	if g.chance(0.03) {
+		text = strings.Replace(text, `"listeners": {`, `"listeners": {"lone-\ud800-`+fmt.Sprint(g.r.IntN(100))+`": {"status": "OPEN", "stats": {"tx": 1, "rx": 2, "conns": 3, "totconns": 4, "ereq": 5}}, `, 1)
+	}
+	if g.chance(0.01) {
+		text = strings.Replace(text, `{"id": "`, `{"id": "\udc01`, 1)
 	}
 	pools := m.Pools
 	if m.PoolsPerListener() && len(m.Listeners) > 0 {
