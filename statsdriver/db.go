@@ -215,6 +215,31 @@ func storableID(id string) error {
 }
 
 func notRecorded(stats []ListenerStats, keys []statsKey, i int, reason error) error {
-	return fmt.Errorf("%w: listener %q of amphora %q and the %d after it: %w",
-		ErrNotRecorded, keys[i].listener, keys[i].amphora, len(stats)-i-1, reason)
+	return &RefusedError{Written: i, ListenerID: keys[i].listener, AmphoraID: keys[i].amphora,
+		After: len(stats) - i - 1, Reason: reason}
 }
+
+// RefusedError is how stats_db reports a listener it refused, as Octavia's
+// refuses it: the Written listeners before it were written; it and the
+// After listeners after it were not. It matches ErrNotRecorded.
+type RefusedError struct {
+	Written               int
+	ListenerID, AmphoraID string
+	After                 int
+	Reason                error
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%v: listener %q of amphora %q and the %d after it: %v",
+		ErrNotRecorded, e.ListenerID, e.AmphoraID, e.After, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrNotRecorded) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrNotRecorded }
+
+// Unwrap gives the reason.
+func (e *RefusedError) Unwrap() error { return e.Reason }
+
+// WrittenRows is how many leading rows were written; the Aggregator uses it
+// to drop only the refused row.
+func (e *RefusedError) WrittenRows() int { return e.Written }

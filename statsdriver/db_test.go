@@ -65,6 +65,7 @@ func TestDBUpdate(t *testing.T) {
 		stats   []ListenerStats
 		deltas  bool
 		wantErr bool
+		written int // rows written before a refusal
 	}
 	long := strings.Repeat("x", 37)
 	tests := []struct {
@@ -120,14 +121,14 @@ func TestDBUpdate(t *testing.T) {
 				st("l1", "a1", row{1, 1, 1, 1, 1}),
 				st("l2", "a1", row{1, 1, -1, 1, 1}),
 				st("l3", "a1", row{1, 1, 1, 1, 1}),
-			}, wantErr: true}},
+			}, wantErr: true, written: 1}},
 			want: map[string]row{"l1/a1": {1, 1, 1, 1, 1}},
 		},
 		{
 			name: "a negative delta sum is refused, gauge included; a negative delta with a positive sum is fine",
 			calls: []call{
 				{stats: []ListenerStats{st("l1", "a1", row{5, 5, 5, 5, 5}), st("l2", "a1", row{5, 5, 5, 5, 5})}, deltas: true},
-				{stats: []ListenerStats{st("l1", "a1", row{-2, 0, 7, 0, 0}), st("l2", "a1", row{0, -6, 9, 0, 0})}, deltas: true, wantErr: true},
+				{stats: []ListenerStats{st("l1", "a1", row{-2, 0, 7, 0, 0}), st("l2", "a1", row{0, -6, 9, 0, 0})}, deltas: true, wantErr: true, written: 1},
 			},
 			want: map[string]row{"l1/a1": {3, 5, 7, 5, 5}, "l2/a1": {5, 5, 5, 5, 5}},
 		},
@@ -151,7 +152,7 @@ func TestDBUpdate(t *testing.T) {
 			calls: []call{{stats: []ListenerStats{
 				st("l1", "a1", row{1, 1, 1, 1, 1}),
 				st("l2", "a1", row{1, 1, math.MaxInt32 + 1, 1, 1}),
-			}, wantErr: true}},
+			}, wantErr: true, written: 1}},
 			want: map[string]row{"l1/a1": {1, 1, 1, 1, 1}},
 		},
 		{
@@ -168,7 +169,7 @@ func TestDBUpdate(t *testing.T) {
 				st("l1", "a1", row{1, 1, 1, 1, 1}),
 				st(long, "a1", row{1, 1, 1, 1, 1}),
 				st("l3", "a1", row{1, 1, 1, 1, 1}),
-			}, wantErr: true}},
+			}, wantErr: true, written: 1}},
 			want: map[string]row{"l1/a1": {1, 1, 1, 1, 1}},
 		},
 		{
@@ -196,6 +197,12 @@ func TestDBUpdate(t *testing.T) {
 				}
 				if err != nil && !errors.Is(err, ErrNotRecorded) {
 					t.Errorf("call %d: %v does not wrap ErrNotRecorded", i, err)
+				}
+				var refused *RefusedError
+				if err != nil && !errors.As(err, &refused) {
+					t.Errorf("call %d: %v is not a *RefusedError", i, err)
+				} else if err != nil && refused.Written != c.written {
+					t.Errorf("call %d: %d rows written before the refusal, want %d", i, refused.Written, c.written)
 				}
 			}
 			if got := readRows(t, pool); !reflect.DeepEqual(got, tc.want) {
