@@ -71,6 +71,8 @@ bind_port = $udp_port
 metrics_bind = 127.0.0.1:$metrics_port
 heartbeat_interval = 10
 receive_sockets = 2
+# The demo has no Octavia API to call: it only logs what it would fail over.
+failover_driver = noop
 
 [controller_worker]
 compute_driver = compute_noop_driver
@@ -94,7 +96,16 @@ INSERT INTO listener (id, load_balancer_id, protocol, protocol_port, provisionin
 EOF
 
 "$hm" --config-file "$run/octavia.conf" serve 2>"$run/health-manager.log" &
-pids+=($!)
+hm_pid=$!
+pids+=("$hm_pid")
+hm_alive() {
+  kill -0 "$hm_pid" 2>/dev/null && return 0
+  say "the health manager exited; its log (.run/health-manager.log) ends with:"
+  tail -n 20 "$run/health-manager.log" >&2
+  exit 1
+}
+sleep 1
+hm_alive
 say "health manager listening on udp 127.0.0.1:$udp_port; metrics at http://127.0.0.1:$metrics_port/metrics"
 say "simulated amphorae: ${amphorae[*]}; m-2-2 flaps, amp-3 goes silent after 30 s. Ctrl-C stops everything."
 
@@ -117,6 +128,7 @@ while true; do
     send "$n" "$seq" "$member2"
   done
   sleep 2
+  hm_alive
   printf '\n--- %s ---\n' "$(date +%T)"
   psql -q "$db" -P pager=off <<'EOF' || true
 SELECT lb.name, lb.operating_status AS lb, l.operating_status AS listener, p.operating_status AS pool,
