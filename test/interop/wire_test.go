@@ -259,7 +259,8 @@ func TestWireWeSeal(t *testing.T) {
 	t.Logf("%d messages sealed by us, opened identically by Octavia", len(resps))
 }
 
-// TestWireCorrupted: corrupted datagrams are rejected by both.
+// TestWireCorrupted: corrupted datagrams, hex and raw digests alike, are
+// rejected by both.
 func TestWireCorrupted(t *testing.T) {
 	r := rand.New(rand.NewPCG(wireSeed(t), 3))
 	type corruption struct {
@@ -268,17 +269,17 @@ func TestWireCorrupted(t *testing.T) {
 	}
 	corruptions := []corruption{
 		{"payload bit flip", func(d []byte, key string) ([]byte, string) {
-			i := r.IntN(len(d) - 64)
+			i := r.IntN(max(1, len(d)-64)) // a raw-digest datagram can be shorter than 64 bytes
 			d[i] ^= 1 << r.IntN(8)
 			return d, key
 		}},
 		{"MAC bit flip", func(d []byte, key string) ([]byte, string) {
-			i := len(d) - 1 - r.IntN(64)
+			i := len(d) - 1 - r.IntN(min(64, len(d)))
 			d[i] ^= 1 << r.IntN(8)
 			return d, key
 		}},
 		{"uppercase hex MAC", func(d []byte, key string) ([]byte, string) {
-			mac := d[len(d)-64:]
+			mac := d[max(0, len(d)-64):]
 			upper := bytes.ToUpper(mac)
 			if bytes.Equal(upper, mac) {
 				mac[0] = 'G' // no a-f at all: still not lowercase hex of the HMAC
@@ -290,7 +291,7 @@ func TestWireCorrupted(t *testing.T) {
 		{"last byte cut", func(d []byte, key string) ([]byte, string) { return d[:len(d)-1], key }},
 		{"cut anywhere", func(d []byte, key string) ([]byte, string) { return d[:r.IntN(len(d))], key }},
 		{"byte appended", func(d []byte, key string) ([]byte, string) { return append(d, byte(r.IntN(256))), key }},
-		{"MAC only", func(d []byte, key string) ([]byte, string) { return d[len(d)-64:], key }},
+		{"MAC only", func(d []byte, key string) ([]byte, string) { return d[max(0, len(d)-64):], key }},
 	}
 	var reqs []openReq
 	var names []string
@@ -304,7 +305,11 @@ func TestWireCorrupted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, k := c.f(kr.SealMessage(m), key)
+			sealed := kr.SealMessage(m)
+			if i%2 == 1 {
+				sealed = rawSeal(key, m)
+			}
+			d, k := c.f(sealed, key)
 			reqs = append(reqs, openReq{Key: k, B64: base64.StdEncoding.EncodeToString(d)})
 			names, datagrams, keys = append(names, c.name), append(datagrams, d), append(keys, k)
 		}
