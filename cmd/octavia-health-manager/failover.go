@@ -26,7 +26,7 @@ func openstackSession(cfg *octaviaconf.Config) (*failover.Session, error) {
 	}
 	sa := &cfg.ServiceAuth
 	if missing := sa.MissingCredentials(); len(missing) > 0 {
-		return nil, usageError("[service_auth] lacks %s, which %s needs; refusing to start. "+
+		return nil, usageError("[service_auth] lacks %s, needed by %s; refusing to start. "+
 			"Set them, or choose failover_driver = noop and compute_driver = compute_noop_driver for a dry run",
 			strings.Join(missing, ", "), strings.Join(needs, " and "))
 	}
