@@ -66,6 +66,9 @@ type Watcher struct {
 	suppressed string // the reason of the previous cycle, to log changes only
 }
 
+// errCancelled replaces a request's error when the watcher is stopping.
+var errCancelled = errors.New("stopping: failover request cancelled")
+
 type backoffEntry struct {
 	failures int
 	until    time.Time
@@ -282,13 +285,17 @@ func (w *Watcher) dispatch(ctx context.Context, c Claimed) {
 		err := w.cfg.Driver.Failover(reqCtx, c.AmphoraID)
 		cancel()
 		w.m.requestSeconds.Observe(time.Since(start).Seconds())
+		if err != nil && ctx.Err() != nil {
+			err = errCancelled
+		}
 		w.settle(c, err)
 	}()
 }
 
 // settle acts on a failover request's outcome. Accepted: the claim stays
 // (Octavia's worker deletes the health row). Immutable: release, and any
-// later cycle may retry. Anything else: release and back off.
+// later cycle may retry. Cancelled by shutdown: release. Anything else:
+// release and back off.
 func (w *Watcher) settle(c Claimed, err error) {
 	now := w.cfg.Now()
 	attrs := []any{"amphora_id", c.AmphoraID, "load_balancer_id", c.LoadBalancerID}
@@ -305,6 +312,9 @@ func (w *Watcher) settle(c Claimed, err error) {
 		result = ResultDryRun
 	case errors.Is(err, failover.ErrNotFound):
 		result = ResultNotFound
+	case errors.Is(err, errCancelled):
+		result = ResultCancelled
+		w.log.Info("failover request cancelled by shutdown; claim released", attrs...)
 	default:
 		result = ResultError
 	}
@@ -312,7 +322,7 @@ func (w *Watcher) settle(c Claimed, err error) {
 
 	w.mu.Lock()
 	switch result {
-	case ResultAccepted, ResultImmutable:
+	case ResultAccepted, ResultImmutable, ResultCancelled:
 		delete(w.backoff, c.AmphoraID)
 	default:
 		b := w.backoff[c.AmphoraID]

@@ -26,6 +26,7 @@ const (
 	ResultNotFound  = "not_found"
 	ResultError     = "error"
 	ResultDryRun    = "dry_run"
+	ResultCancelled = "cancelled"
 )
 
 // NewWatcherMetrics creates and registers the watcher's metrics.
@@ -42,7 +43,7 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 		claims: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_failover_claims_total", Help: "Stale amphorae claimed (busy) for failover by this process."}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "octavia_hm_failovers_total", Help: "Failover requests, by result (accepted, immutable, not_found, error, dry_run)."},
+			Name: "octavia_hm_failovers_total", Help: "Failover requests, by result (accepted, immutable, not_found, error, dry_run, cancelled)."},
 			[]string{"result"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "octavia_hm_failovers_in_flight", Help: "Failover requests under way."}),
@@ -62,7 +63,7 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 		unclaimFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_failover_unclaim_errors_total", Help: "Failed attempts to release a claim (retried every cycle)."}),
 	}
-	for _, r := range []string{ResultAccepted, ResultImmutable, ResultNotFound, ResultError, ResultDryRun} {
+	for _, r := range []string{ResultAccepted, ResultImmutable, ResultNotFound, ResultError, ResultDryRun, ResultCancelled} {
 		m.failovers.WithLabelValues(r)
 	}
 	for _, r := range SuppressReasons {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/octavia-vpp/health/healthdb/failover"
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
@@ -433,8 +435,9 @@ func TestGetStaleAmphoraPastThreshold(t *testing.T) {
 	}
 	first, _ := getStale()
 	second, _ := getStale()
-	if got := []string{first, second}; sort.StringsAreSorted(got) && (first != "amp-1" || second != "amp-2") ||
-		!sort.StringsAreSorted(got) && (first != "amp-2" || second != "amp-1") {
+	got := []string{first, second}
+	sort.Strings(got)
+	if got[0] != "amp-1" || got[1] != "amp-2" {
 		t.Fatalf("returned %q then %q; want amp-1 and amp-2 in some order", first, second)
 	}
 	check("two stale", first, true, 0, 2)
@@ -601,4 +604,41 @@ func itoa(i int) string {
 		return digits[i : i+1]
 	}
 	return itoa(i/10) + digits[i%10:i%10+1]
+}
+
+// Stopping cancels the requests under way and releases their claims.
+func TestWatcherShutdownReleasesClaims(t *testing.T) {
+	db := openDB(t)
+	f := &fixture{t: t, db: db}
+	f.lb("lb-1", "ACTIVE", "ONLINE", true)
+	f.amphora("amp-1", "lb-1", "ALLOCATED", "")
+	f.healthRow("amp-1", 10*time.Minute, false)
+	fake := failovertest.New(t)
+	called := make(chan struct{}, 1)
+	release := make(chan struct{})
+	defer close(release) // before the fake server closes
+	fake.Respond(func(string, int) int {
+		called <- struct{}{}
+		<-release
+		return http.StatusAccepted
+	})
+	metrics := NewWatcherMetrics(prometheus.NewRegistry())
+	w := watcherFor(t, db, octaviaAPI(t, fake), nil, func(c *WatcherConfig) {
+		c.HeartbeatTimeout, c.HealthCheckInterval, c.Metrics = 20*time.Millisecond, 10*time.Millisecond, metrics
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	<-called
+	if _, busy := f.amphoraState("amp-1"); !*busy {
+		t.Fatal("amp-1 not claimed while its request is under way")
+	}
+	cancel()
+	<-done
+	if _, busy := f.amphoraState("amp-1"); *busy {
+		t.Error("amp-1 still claimed after shutdown cancelled its request")
+	}
+	if v := testutil.ToFloat64(metrics.failovers.WithLabelValues(ResultCancelled)); v != 1 {
+		t.Errorf("cancelled failovers %v; want 1", v)
+	}
 }

@@ -23,8 +23,9 @@ const (
 	Region   = "RegionOne"
 )
 
-// Fake is the fake cloud. Its zero behaviour accepts every failover (202)
-// and every server delete (204).
+// Fake is the fake cloud. It accepts every failover (202) unless told
+// otherwise, and every server delete (204) except of ids starting with
+// "gone-" (404).
 type Fake struct {
 	Server *httptest.Server
 
@@ -204,8 +205,14 @@ func (f *Fake) deleteServer(w http.ResponseWriter, r *http.Request) {
 	if !f.authorized(w, r) {
 		return
 	}
+	id := r.PathValue("id")
 	f.mu.Lock()
-	f.deletes[r.PathValue("id")]++
+	f.deletes[id]++
 	f.mu.Unlock()
+	if strings.HasPrefix(id, "gone-") {
+		w.Header().Set("Content-Type", "application/json")
+		http.Error(w, `{"itemNotFound": {"code": 404, "message": "Instance could not be found."}}`, http.StatusNotFound)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
