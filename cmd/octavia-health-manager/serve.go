@@ -362,8 +362,14 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 }
 
-func (d *daemon) batchDone(_ healthdb.BatchResult, err error) {
-	d.observer.DatabaseResult(err, time.Now())
+func (d *daemon) batchDone(res healthdb.BatchResult, err error) {
+	now := time.Now()
+	d.observer.DatabaseResult(err, now)
+	if res.Health[healthdb.HealthSkipLate] > 0 {
+		// Heartbeats that waited heartbeat_interval in the queue were
+		// dropped: as overloaded as a full queue.
+		d.observer.WorkDropped(now)
+	}
 	d.mu.Lock()
 	d.lastError = err
 	d.mu.Unlock()
