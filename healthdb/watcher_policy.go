@@ -46,9 +46,12 @@ var SuppressReasons = []string{SuppressDatabaseDown, SuppressDatabaseRecovering,
 type observerState struct {
 	started       time.Time
 	lastHeartbeat time.Time
-	lastDrop      time.Time
-	dbDown        bool
-	dbBackAt      time.Time
+	// resumedAt is when heartbeats came back after a silence of at least
+	// heartbeat_timeout.
+	resumedAt time.Time
+	lastDrop  time.Time
+	dbDown    bool
+	dbBackAt  time.Time
 }
 
 // selfHealthRules are the thresholds of the self-health rules.
@@ -70,6 +73,10 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 		return SuppressQueueDropping
 	case candidatesExist && now.Sub(latest(s.lastHeartbeat, s.started)) >= r.heartbeatTimeout:
 		return SuppressNoHeartbeats
+	case !s.resumedAt.IsZero() && now.Sub(s.resumedAt) < r.heartbeatTimeout:
+		// The other amphorae's rows are refreshed only as their own
+		// heartbeats come back; until then they look stale.
+		return SuppressNoHeartbeats
 	}
 	return ""
 }
@@ -86,17 +93,29 @@ func latest(a, b time.Time) time.Time {
 // concurrent use and cheap enough to call per heartbeat.
 type Observer struct {
 	started       time.Time
+	timeout       time.Duration
 	lastHeartbeat atomic.Int64 // unix nanoseconds, 0 = never
+	resumedAt     atomic.Int64
 	lastDrop      atomic.Int64
 	dbDown        atomic.Bool
 	dbBackAt      atomic.Int64
 }
 
-// NewObserver starts an observer at the process's start time.
-func NewObserver(started time.Time) *Observer { return &Observer{started: started} }
+// NewObserver starts an observer at the process's start time;
+// heartbeatTimeout is the silence after which heartbeats that come back
+// count as resumed.
+func NewObserver(started time.Time, heartbeatTimeout time.Duration) *Observer {
+	return &Observer{started: started, timeout: heartbeatTimeout}
+}
 
 // HeartbeatReceived records a valid heartbeat.
-func (o *Observer) HeartbeatReceived(t time.Time) { o.lastHeartbeat.Store(t.UnixNano()) }
+func (o *Observer) HeartbeatReceived(t time.Time) {
+	now := t.UnixNano()
+	prev := max(o.lastHeartbeat.Swap(now), o.started.UnixNano())
+	if now-prev >= int64(o.timeout) {
+		o.resumedAt.Store(now)
+	}
+}
 
 // WorkDropped records that the health queue discarded work.
 func (o *Observer) WorkDropped(t time.Time) { o.lastDrop.Store(t.UnixNano()) }
@@ -137,7 +156,7 @@ func (o *Observer) state() observerState {
 		return time.Time{}
 	}
 	return observerState{
-		started: o.started, lastHeartbeat: at(&o.lastHeartbeat), lastDrop: at(&o.lastDrop),
+		started: o.started, lastHeartbeat: at(&o.lastHeartbeat), resumedAt: at(&o.resumedAt), lastDrop: at(&o.lastDrop),
 		dbDown: o.dbDown.Load(), dbBackAt: at(&o.dbBackAt),
 	}
 }

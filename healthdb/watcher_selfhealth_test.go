@@ -36,6 +36,8 @@ func TestJudgeSelfHealth(t *testing.T) {
 		{"never a heartbeat, started recently", func(s *observerState) {
 			s.lastHeartbeat, s.started = time.Time{}, t0.Add(-30*time.Second)
 		}, true, ""},
+		{"heartbeats resumed 59 s ago", func(s *observerState) { s.resumedAt = t0.Add(-59 * time.Second) }, true, SuppressNoHeartbeats},
+		{"heartbeats resumed 60 s ago", func(s *observerState) { s.resumedAt = t0.Add(-60 * time.Second) }, true, ""},
 		{"dropped work 9 s ago", func(s *observerState) { s.lastDrop = t0.Add(-9 * time.Second) }, true, SuppressQueueDropping},
 		{"dropped work 10 s ago", func(s *observerState) { s.lastDrop = t0.Add(-10 * time.Second) }, true, ""},
 	}
@@ -63,7 +65,7 @@ func TestObserverDatabaseResult(t *testing.T) {
 		{context.DeadlineExceeded, true},
 	}
 	for _, tt := range tests {
-		o := NewObserver(t0)
+		o := NewObserver(t0, time.Minute)
 		o.DatabaseResult(tt.err, t0)
 		if o.state().dbDown != tt.outage {
 			t.Errorf("%v: outage %v; want %v", tt.err, o.state().dbDown, tt.outage)
@@ -82,23 +84,26 @@ func TestWatcherSelfHealthRules(t *testing.T) {
 	tests := []struct {
 		name   string
 		reason string
-		// make puts the observer into the unhealthy state at clock time now.
-		make func(o *Observer, now time.Time)
-		// heal advances the clock and feeds the observer until it is healthy.
-		heal func(o *Observer, clk *clock)
+		// make puts the observer into the unhealthy state; the observer
+		// started 30 s before the clock's time.
+		make func(o *Observer, clk *clock)
+		// heal advances the clock and feeds the observer until it is
+		// healthy, checking it stays suppressed until then.
+		heal func(t *testing.T, w *Watcher, o *Observer, clk *clock, reason string)
 	}{
 		{"database came back", SuppressDatabaseRecovering,
-			func(o *Observer, now time.Time) {
-				o.HeartbeatReceived(now)
-				o.DatabaseResult(&net.OpError{Op: "dial", Err: errors.New("refused")}, now)
+			func(o *Observer, clk *clock) {
+				o.HeartbeatReceived(clk.Now())
+				o.DatabaseResult(&net.OpError{Op: "dial", Err: errors.New("refused")}, clk.Now())
 			},
-			func(o *Observer, clk *clock) { clk.Advance(time.Minute); o.HeartbeatReceived(clk.Now()) }},
+			keepHearing(time.Minute)},
 		{"no heartbeat received", SuppressNoHeartbeats,
-			func(o *Observer, now time.Time) { o.HeartbeatReceived(now.Add(-2 * time.Minute)) },
-			func(o *Observer, clk *clock) { o.HeartbeatReceived(clk.Now()) }},
+			func(o *Observer, clk *clock) { clk.Advance(30 * time.Second) }, // none since start, 60 s ago
+			// Heartbeats come back: still suppressed for heartbeat_timeout.
+			keepHearing(time.Minute)},
 		{"health queue dropped work", SuppressQueueDropping,
-			func(o *Observer, now time.Time) { o.HeartbeatReceived(now); o.WorkDropped(now) },
-			func(o *Observer, clk *clock) { clk.Advance(10 * time.Second); o.HeartbeatReceived(clk.Now()) }},
+			func(o *Observer, clk *clock) { o.HeartbeatReceived(clk.Now()); o.WorkDropped(clk.Now()) },
+			keepHearing(10 * time.Second)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,9 +114,9 @@ func TestWatcherSelfHealthRules(t *testing.T) {
 			f.healthRow("amp-1", 10*time.Minute, false)
 			fake := failovertest.New(t)
 			clk := newClock()
-			obs := NewObserver(clk.Now().Add(-time.Hour))
+			obs := NewObserver(clk.Now().Add(-30*time.Second), time.Minute)
 			w := watcherFor(t, db, octaviaAPI(t, fake), clk, func(c *WatcherConfig) { c.Observer = obs })
-			tt.make(obs, clk.Now())
+			tt.make(obs, clk)
 			for i := 0; i < 3; i++ {
 				res := cycle(t, w)
 				if res.Suppressed != tt.reason || res.Dispatched != 0 {
@@ -125,11 +130,49 @@ func TestWatcherSelfHealthRules(t *testing.T) {
 			if n := len(fake.Failovers()); n != 0 {
 				t.Errorf("%d failover calls while suppressed", n)
 			}
-			tt.heal(obs, clk)
+			tt.heal(t, w, obs, clk, tt.reason)
 			if res := cycle(t, w); res.Suppressed != "" || res.Dispatched != 1 {
 				t.Errorf("after healing: suppressed %q, dispatched %d; want the failover", res.Suppressed, res.Dispatched)
 			}
 		})
+	}
+}
+
+// keepHearing returns a heal step: heartbeats every 5 s for d; each cycle
+// before the end must still be suppressed for reason.
+func keepHearing(d time.Duration) func(*testing.T, *Watcher, *Observer, *clock, string) {
+	return func(t *testing.T, w *Watcher, o *Observer, clk *clock, reason string) {
+		t.Helper()
+		start := clk.Now()
+		for {
+			o.HeartbeatReceived(clk.Now())
+			if clk.Now().Sub(start) >= d {
+				return
+			}
+			if res := cycle(t, w); res.Suppressed != reason {
+				t.Fatalf("%v into healing: suppressed %q; want %q", clk.Now().Sub(start), res.Suppressed, reason)
+			}
+			clk.Advance(5 * time.Second)
+		}
+	}
+}
+
+func TestObserverHeartbeatsResume(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	o := NewObserver(t0, time.Minute)
+	o.HeartbeatReceived(t0.Add(10 * time.Second)) // soon after start
+	o.HeartbeatReceived(t0.Add(69 * time.Second)) // 59 s later
+	if r := o.state().resumedAt; !r.IsZero() {
+		t.Errorf("resumed at %v after gaps under heartbeat_timeout", r)
+	}
+	o.HeartbeatReceived(t0.Add(129 * time.Second)) // 60 s of silence
+	if r := o.state().resumedAt; !r.Equal(t0.Add(129 * time.Second)) {
+		t.Errorf("resumed at %v; want the first heartbeat after the silence", r)
+	}
+	late := NewObserver(t0, time.Minute)
+	late.HeartbeatReceived(t0.Add(2 * time.Minute)) // the first one, long after start
+	if r := late.state().resumedAt; r.IsZero() {
+		t.Error("a first heartbeat heartbeat_timeout after start does not count as resumed")
 	}
 }
 
@@ -148,7 +191,7 @@ func TestWatcherAfterDatabaseOutage(t *testing.T) {
 	f.healthRow("amp-1", 10*time.Minute, false)
 	fake := failovertest.New(t)
 	clk := newClock()
-	obs := NewObserver(clk.Now().Add(-time.Hour))
+	obs := NewObserver(clk.Now().Add(-time.Hour), time.Minute)
 	w := watcherFor(t, db, octaviaAPI(t, fake), clk, func(c *WatcherConfig) { c.Observer = obs; c.DBTimeout = 2 * time.Second })
 	obs.HeartbeatReceived(clk.Now())
 
@@ -167,8 +210,10 @@ func TestWatcherAfterDatabaseOutage(t *testing.T) {
 	if res.Suppressed != SuppressDatabaseRecovering || res.Dispatched != 0 {
 		t.Fatalf("first cycle after the outage: %+v; want suppressed (database_recovering)", res)
 	}
-	clk.Advance(time.Minute)
-	obs.HeartbeatReceived(clk.Now())
+	for i := 0; i < 2; i++ {
+		clk.Advance(30 * time.Second)
+		obs.HeartbeatReceived(clk.Now())
+	}
 	if res := cycle(t, w); res.Dispatched != 1 {
 		t.Errorf("a heartbeat_timeout after the outage: %+v; want the failover", res)
 	}

@@ -197,7 +197,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	if err != nil {
 		return nil, err
 	}
-	d.observer = healthdb.NewObserver(time.Now())
+	d.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
 	d.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
 		Store: healthdb.NewStore(d.pool), Driver: driver,
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
