@@ -157,3 +157,63 @@ region_name = %s
 		t.Error("the log shows the service password")
 	}
 }
+
+// A daemon that hears no heartbeat at all while amphorae exist accuses
+// none of them: it counts suppressed checks instead.
+func TestServeDeafManagerFailsNothingOver(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	conn := seedOneLB(t, ctx, url)
+	if _, err := conn.Exec(ctx, `INSERT INTO amphora_health (amphora_id, last_update, busy) VALUES
+		('amp-1', $1::timestamp, false), ('amp-2', $1::timestamp, false)`, time.Now().UTC().Add(-10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	fake := failovertest.New(t)
+	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+connection = %s
+[health_manager]
+heartbeat_key = k
+bind_ip = 127.0.0.1
+bind_port = 0
+metrics_bind =
+heartbeat_timeout = 1
+health_check_interval = 1
+[controller_worker]
+compute_driver = compute_noop_driver
+[service_auth]
+auth_url = %s
+username = %s
+password = %s
+project_name = %s
+user_domain_name = %s
+project_domain_name = %s
+`, url, fake.AuthURL(), failovertest.Username, failovertest.Password, failovertest.Project,
+		failovertest.Domain, failovertest.Domain)))
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan *daemon, 1)
+	result := make(chan error, 1)
+	go func() {
+		result <- runDaemon(runCtx, daemonOptions{files: []string{conf}, logOutput: io.Discard,
+			ready: func(d *daemon) { ready <- d }})
+	}()
+	var d *daemon
+	select {
+	case d = <-ready:
+	case err := <-result:
+		t.Fatalf("daemon did not start: %v", err)
+	}
+	waitFor(t, "two suppressed checks", func() bool {
+		return testutilValue(t, d, `octavia_hm_health_checks_suppressed_total{reason="no_heartbeats"}`) >= 2
+	})
+	if got := fake.Failovers(); len(got) != 0 {
+		t.Errorf("failover calls %v from a manager that hears nothing", got)
+	}
+	if v := testutilValue(t, d, `octavia_hm_failover_suppressed`); v != 1 {
+		t.Errorf("octavia_hm_failover_suppressed = %v; want 1", v)
+	}
+	cancel()
+	if err := <-result; err != nil {
+		t.Errorf("daemon exit: %v", err)
+	}
+}
