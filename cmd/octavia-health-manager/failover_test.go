@@ -135,8 +135,9 @@ region_name = %s
 		}
 	}()
 	waitFor(t, "amp-2 failed over", func() bool { return fake.Failovers()["amp-2"] == 1 })
-	// Two more health checks: nothing else is called.
-	time.Sleep(2200 * time.Millisecond)
+	// One more health check (health_check_interval = 1): nothing else is
+	// called.
+	time.Sleep(1200 * time.Millisecond)
 	close(stop)
 	<-sent
 	if got := fake.Failovers(); len(got) != 1 || got["amp-2"] != 1 {
