@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 
@@ -110,7 +111,11 @@ func newScenario(seed uint64, nLB int) *scenario {
 		}
 		for _, l := range lb.listeners {
 			if g.chance(0.2) {
-				s.stats = append(s.stats, statsSeed{l.id, lb.amps[0], [5]int64{g.r.Int64N(1000), g.r.Int64N(1000), g.r.Int64N(10), g.r.Int64N(1000), g.r.Int64N(10)}})
+				v := [5]int64{g.r.Int64N(1000), g.r.Int64N(1000), g.r.Int64N(10), g.r.Int64N(1000), g.r.Int64N(10)}
+				if g.chance(0.2) { // close enough to the bigint limit for deltas to overflow it
+					v[g.r.IntN(2)] = math.MaxInt64 - g.r.Int64N(1<<19)
+				}
+				s.stats = append(s.stats, statsSeed{l.id, lb.amps[0], v})
 			}
 		}
 	}
