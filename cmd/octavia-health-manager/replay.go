@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/healthdb"
@@ -86,7 +87,10 @@ func runReplay(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	stats, err := statsdriver.OpenAll(cfg.ControllerWorker.StatisticsDrivers, statsdriver.Deps{Pool: pool, Logger: log})
+	// A config shared with serve may list our prometheus driver; replay
+	// gives it a registry of its own, which nothing serves.
+	stats, err := statsdriver.OpenAll(cfg.ControllerWorker.StatisticsDrivers,
+		statsdriver.Deps{Pool: pool, Logger: log, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		return usageError("%v", err)
 	}
