@@ -100,21 +100,9 @@ region_name = %s
 region_name = %s
 `, url, fake.AuthURL(), failovertest.Username, failovertest.Password, failovertest.Project,
 		failovertest.Domain, failovertest.Domain, failovertest.Region, failovertest.Region)))
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ready := make(chan *daemon, 1)
-	result := make(chan error, 1)
 	var logs syncBuffer
-	go func() {
-		result <- runDaemon(runCtx, daemonOptions{files: []string{conf}, logOutput: &logs,
-			ready: func(d *daemon) { ready <- d }})
-	}()
-	var d *daemon
-	select {
-	case d = <-ready:
-	case err := <-result:
-		t.Fatalf("daemon did not start: %v", err)
-	}
+	r := startDaemon(t, daemonOptions{files: []string{conf}, logOutput: &logs})
+	d := r.daemon
 	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
 	if err != nil {
 		t.Fatal(err)
@@ -150,8 +138,7 @@ region_name = %s
 	if err := conn.QueryRow(ctx, `SELECT busy FROM amphora_health WHERE amphora_id = 'amp-2'`).Scan(&busy); err != nil || !busy {
 		t.Errorf("amp-2 busy = %v (%v); want claimed", busy, err)
 	}
-	cancel()
-	if err := <-result; err != nil {
+	if err := r.stop(); err != nil {
 		t.Errorf("daemon exit: %v", err)
 	}
 	if strings.Contains(logs.String(), failovertest.Password) {
@@ -190,20 +177,8 @@ user_domain_name = %s
 project_domain_name = %s
 `, url, fake.AuthURL(), failovertest.Username, failovertest.Password, failovertest.Project,
 		failovertest.Domain, failovertest.Domain)))
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ready := make(chan *daemon, 1)
-	result := make(chan error, 1)
-	go func() {
-		result <- runDaemon(runCtx, daemonOptions{files: []string{conf}, logOutput: io.Discard,
-			ready: func(d *daemon) { ready <- d }})
-	}()
-	var d *daemon
-	select {
-	case d = <-ready:
-	case err := <-result:
-		t.Fatalf("daemon did not start: %v", err)
-	}
+	r := startDaemon(t, daemonOptions{files: []string{conf}})
+	d := r.daemon
 	waitFor(t, "two suppressed checks", func() bool {
 		return testutilValue(t, d, `octavia_hm_health_checks_suppressed_total{reason="no_heartbeats"}`) >= 2
 	})
@@ -213,8 +188,7 @@ project_domain_name = %s
 	if v := testutilValue(t, d, `octavia_hm_failover_suppressed`); v != 1 {
 		t.Errorf("octavia_hm_failover_suppressed = %v; want 1", v)
 	}
-	cancel()
-	if err := <-result; err != nil {
+	if err := r.stop(); err != nil {
 		t.Errorf("daemon exit: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -35,15 +34,8 @@ stats_flush_interval_ms = 100
 [controller_worker]
 compute_driver = compute_noop_driver
 `, srv.URL())))
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ready := make(chan *daemon, 1)
-	result := make(chan error, 1)
-	go func() {
-		result <- runDaemon(runCtx, daemonOptions{files: []string{conf}, logOutput: io.Discard,
-			ready: func(d *daemon) { ready <- d }})
-	}()
-	d := <-ready
+	r := startDaemon(t, daemonOptions{files: []string{conf}})
+	d := r.daemon
 	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
 	if err != nil {
 		t.Fatal(err)
@@ -73,10 +65,8 @@ compute_driver = compute_noop_driver
 	for ; time.Since(outage) < 2*time.Second; i++ {
 		send(i)
 	}
-	select {
-	case err := <-result:
+	if exited, err := r.exited(); exited {
 		t.Fatalf("the daemon exited during the outage: %v", err)
-	default:
 	}
 	srv.Start()
 	restarted := time.Now().UTC()
@@ -104,8 +94,7 @@ compute_driver = compute_noop_driver
 	}
 	t.Logf("%d heartbeats, %d bytes in summed exactly across a 2 s outage", i, rx)
 
-	cancel()
-	if err := <-result; err != nil {
+	if err := r.stop(); err != nil {
 		t.Errorf("daemon exit: %v", err)
 	}
 }

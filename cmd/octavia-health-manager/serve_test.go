@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,19 +104,8 @@ compute_driver = compute_noop_driver
 statistics_drivers = stats_db, prometheus
 `, url)))
 
-	runCtx, cancel := context.WithCancel(ctx)
-	ready := make(chan *daemon, 1)
-	result := make(chan error, 1)
-	go func() {
-		result <- runDaemon(runCtx, daemonOptions{files: []string{conf}, logOutput: io.Discard,
-			ready: func(d *daemon) { ready <- d }})
-	}()
-	var d *daemon
-	select {
-	case d = <-ready:
-	case err := <-result:
-		t.Fatalf("daemon did not start: %v", err)
-	}
+	r := startDaemon(t, daemonOptions{files: []string{conf}})
+	d := r.daemon
 	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
 	if err != nil {
 		t.Fatal(err)
@@ -193,14 +184,8 @@ statistics_drivers = stats_db, prometheus
 		t.Errorf("/healthz: %v %v", resp, err)
 	}
 
-	cancel()
-	select {
-	case err := <-result:
-		if err != nil {
-			t.Errorf("daemon exited with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop")
+	if err := r.stop(); err != nil {
+		t.Errorf("daemon exited with %v", err)
 	}
 }
 
@@ -272,14 +257,8 @@ statistics_drivers = stats_logger
 compute_driver = compute_noop_driver
 `, url)))
 	sink := &blockingSink{release: make(chan struct{}), calls: make(chan struct{}, 1)}
-	runCtx, cancel := context.WithCancel(ctx)
-	ready := make(chan *daemon, 1)
-	result := make(chan error, 1)
-	go func() {
-		result <- runDaemon(runCtx, daemonOptions{files: []string{conf}, logOutput: io.Discard,
-			extraStats: []statsdriver.Driver{sink}, ready: func(d *daemon) { ready <- d }})
-	}()
-	d := <-ready
+	r := startDaemon(t, daemonOptions{files: []string{conf}, extraStats: []statsdriver.Driver{sink}})
+	d := r.daemon
 	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
 	if err != nil {
 		t.Fatal(err)
@@ -307,8 +286,7 @@ compute_driver = compute_noop_driver
 		t.Error("the stats queue never filled, so the test proved nothing")
 	}
 	close(sink.release)
-	cancel()
-	if err := <-result; err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -340,4 +318,59 @@ func testutilValue(t *testing.T, d *daemon, series string) float64 {
 	}
 	t.Fatalf("no series %s", series)
 	return 0
+}
+
+// runningDaemon is a daemon a test started in-process.
+type runningDaemon struct {
+	*daemon
+	cancel context.CancelFunc
+	result chan error
+	once   sync.Once
+	err    error
+}
+
+// startDaemon runs the daemon in-process and returns once it listens. The
+// test must end it with stop, which returns the daemon's own result.
+func startDaemon(t *testing.T, opts daemonOptions) *runningDaemon {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningDaemon{cancel: cancel, result: make(chan error, 1)}
+	if opts.logOutput == nil {
+		opts.logOutput = io.Discard
+	}
+	ready := make(chan *daemon, 1)
+	opts.ready = func(d *daemon) { ready <- d }
+	go func() { r.result <- runDaemon(ctx, opts) }()
+	select {
+	case r.daemon = <-ready:
+	case err := <-r.result:
+		cancel()
+		t.Fatalf("daemon did not start: %v", err)
+	}
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// stop ends the daemon (SIGTERM's path) and waits for it.
+func (r *runningDaemon) stop() error {
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case r.err = <-r.result:
+		case <-time.After(30 * time.Second):
+			r.err = errors.New("daemon did not stop within 30s")
+		}
+	})
+	return r.err
+}
+
+// exited reports, without waiting, whether the daemon has already stopped.
+func (r *runningDaemon) exited() (bool, error) {
+	select {
+	case err := <-r.result:
+		r.result <- err // for stop
+		return true, err
+	default:
+		return false, nil
+	}
 }
