@@ -212,11 +212,7 @@ func (r *runningAgent) stop(t *testing.T) {
 }
 
 func TestEndToEnd(t *testing.T) {
-	pool, err := pgxpool.New(context.Background(), pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := pgtest.NewPool(t)
 	exec(t, pool, `INSERT INTO load_balancer (id, provisioning_status, operating_status, enabled) VALUES ($1, 'ACTIVE', 'OFFLINE', true)`, e2eLB)
 	exec(t, pool, `INSERT INTO amphora (id, load_balancer_id, status, compute_id, cert_busy) VALUES ($1, $2, 'ALLOCATED', 'compute-1', false)`, e2eAmphora, e2eLB)
 	exec(t, pool, `INSERT INTO pool (id, load_balancer_id, protocol, lb_algorithm, operating_status, enabled, provisioning_status)

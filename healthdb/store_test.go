@@ -18,15 +18,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func openDB(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
+func openDB(t testing.TB) *pgxpool.Pool { return pgtest.NewPool(t) }
 
 // fixture inserts rows with every NOT NULL column Octavia's schema needs.
 type fixture struct {

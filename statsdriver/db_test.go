@@ -18,15 +18,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func openDB(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
+func openDB(t testing.TB) *pgxpool.Pool { return pgtest.NewPool(t) }
 
 // row is one listener_statistics row: bytes_in, bytes_out,
 // active_connections, total_connections, request_errors.

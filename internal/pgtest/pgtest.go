@@ -13,6 +13,7 @@
 //
 //	func TestSomething(t *testing.T) {
 //		url := pgtest.NewDB(t) // postgres://... of a fresh migrated database
+//		pool := pgtest.NewPool(t) // or a pgx pool on one
 //		...
 //	}
 //
@@ -54,6 +55,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/octavia-vpp/health/migrations"
 )
@@ -98,6 +100,18 @@ func Main(m *testing.M) {
 func NewDB(t testing.TB) string {
 	t.Helper()
 	return newDB(t, templateName)
+}
+
+// NewPool creates a database like NewDB and returns a pgx pool on it,
+// closed when the test ends.
+func NewPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), NewDB(t))
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // NewEmptyDB creates an empty database (a clone of template0) and returns
