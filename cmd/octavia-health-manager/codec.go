@@ -43,11 +43,7 @@ func decodeCommand() *cli.Command {
 			"to standard error and exits 1.",
 		Flags: codecFlags,
 		Action: func(c *cli.Context) error {
-			kr, err := codecKeyring(c)
-			if err != nil {
-				return err
-			}
-			input, err := readInput(c)
+			kr, input, err := codecInput(c)
 			if err != nil {
 				return err
 			}
@@ -79,11 +75,7 @@ func encodeCommand() *cli.Command {
 			"would, and writes the sealed datagram: zlib level 9 plus the hex HMAC of the key.",
 		Flags: codecFlags,
 		Action: func(c *cli.Context) error {
-			kr, err := codecKeyring(c)
-			if err != nil {
-				return err
-			}
-			input, err := readInput(c)
+			kr, input, err := codecInput(c)
 			if err != nil {
 				return err
 			}
@@ -101,13 +93,22 @@ func encodeCommand() *cli.Command {
 	}
 }
 
-// codecKeyring is the keyring decode and encode use.
-func codecKeyring(c *cli.Context) (*heartbeat.Keyring, error) {
+// codecInput is what decode and encode start from: the keyring and the
+// input bytes.
+func codecInput(c *cli.Context) (*heartbeat.Keyring, []byte, error) {
 	cfg, err := loadConfig(c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return keyringFor(c, cfg, true)
+	kr, err := keyringFor(c, cfg, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	input, err := readInput(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kr, input, nil
 }
 
 func readInput(c *cli.Context) ([]byte, error) {
