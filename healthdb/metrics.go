@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/octavia-vpp/health/heartbeat"
 )
 
 // UpdaterMetrics are the updater's Prometheus metrics.
@@ -19,6 +21,8 @@ type UpdaterMetrics struct {
 	amphoraeSeen prometheus.GaugeFunc
 	seen         *seenAmphorae
 	lastSuccess  prometheus.Gauge
+	// commitLatency is the receive-to-commit time of every heartbeat.
+	commitLatency prometheus.Histogram
 }
 
 // NewUpdaterMetrics creates and registers the updater's metrics. Amphorae
@@ -48,6 +52,10 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "octavia_hm_health_last_batch_success_timestamp_seconds", Help: "When a batch was last applied."}),
 		seen: &seenAmphorae{window: window, last: map[string]time.Time{}},
+		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "octavia_hm_receive_to_commit_seconds",
+			Help:    "From reading a heartbeat off the socket to committing its batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
 	m.amphoraeSeen = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "octavia_hm_amphorae_seen", Help: "Distinct amphorae with an applied heartbeat within the last heartbeat_timeout."},
@@ -58,8 +66,19 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 	m.deletes.WithLabelValues("deleted")
 	m.deletes.WithLabelValues("failed")
 	reg.MustRegister(m.batchSize, m.applySeconds, m.outcomes, m.changes, m.errors, m.deletes, m.aborted,
-		m.amphoraeSeen, m.lastSuccess)
+		m.amphoraeSeen, m.lastSuccess, m.commitLatency)
 	return m
+}
+
+// committed records, for each heartbeat of a batch just committed, how
+// long it took from the socket to the database.
+func (m *UpdaterMetrics) committed(msgs []*heartbeat.Message, at time.Time) {
+	if m == nil {
+		return
+	}
+	for _, msg := range msgs {
+		m.commitLatency.Observe(at.Sub(msg.RecvTime).Seconds())
+	}
 }
 
 func (m *UpdaterMetrics) observe(res *BatchResult, ids []string, took time.Duration, err error, now time.Time) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/octavia-vpp/health/heartbeat"
 )
@@ -38,6 +39,11 @@ func TestUpdaterMetrics(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(metrics.amphoraeSeen); got != 2 {
 		t.Errorf("amphorae seen = %v, want 2 (each distinct id once)", got)
+	}
+	// Every heartbeat of a committed batch has its receive-to-commit time.
+	var hist dto.Metric
+	if err := metrics.commitLatency.Write(&hist); err != nil || hist.GetHistogram().GetSampleCount() != 3 {
+		t.Errorf("receive-to-commit samples %d (%v), want 3", hist.GetHistogram().GetSampleCount(), err)
 	}
 	if n := testutil.CollectAndCount(metrics.batchSize); n != 1 {
 		t.Errorf("batch size histogram: %d series", n)

@@ -161,7 +161,11 @@ func (u *Updater) ApplyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 	}
 	start := time.Now()
 	res, ids, err := u.applyBatch(ctx, msgs)
-	u.cfg.Metrics.observe(&res, ids, time.Since(start), err, u.cfg.Now())
+	now := u.cfg.Now()
+	u.cfg.Metrics.observe(&res, ids, time.Since(start), err, now)
+	if err == nil {
+		u.cfg.Metrics.committed(msgs, now)
+	}
 	return res, err
 }
 
