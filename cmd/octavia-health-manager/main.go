@@ -51,6 +51,7 @@ func newApp() *cli.App {
 			serveCommand(),
 			migrateCommand(),
 			replayCommand(),
+			loadgenCommand(),
 		},
 		ExitErrHandler: func(_ *cli.Context, err error) {
 			var coder cli.ExitCoder

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/octavia-vpp/health/internal/pgtest"
+)
+
+// A short loadgen scenario against serve: seed the database, send, and
+// read the summary. The figures are checked for consistency, not speed.
+func TestLoadgenAgainstServe(t *testing.T) {
+	url := pgtest.NewDB(t)
+	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+connection = %s
+[health_manager]
+heartbeat_key = load-key
+bind_ip = 127.0.0.1
+bind_port = 0
+metrics_bind = 127.0.0.1:0
+health_batch_wait_ms = 5
+failover_driver = noop
+[controller_worker]
+compute_driver = compute_noop_driver
+`, url)))
+	r := startDaemon(t, daemonOptions{files: []string{conf}})
+	res := runBinary(t, nil, "--config-file", conf, "loadgen", "--seed-db",
+		"--amphorae", "50", "--listeners", "2", "--pools", "2", "--members", "5",
+		"--rate", "500", "--duration", "1s", "--churn", "0.2",
+		"--target", r.receiver.Addr().String(), "--metrics-url", "http://"+r.httpAddr.String()+"/metrics")
+	if res.code != 0 {
+		t.Fatalf("loadgen exit %d: %s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "seeding member: 100%") {
+		t.Errorf("no plain progress lines on a non-terminal: %q", res.stderr)
+	}
+	var rep map[string]float64
+	if err := json.Unmarshal([]byte(strings.TrimSpace(res.stdout)), &rep); err != nil || strings.Count(strings.TrimSpace(res.stdout), "\n") != 0 {
+		t.Fatalf("stdout is not one JSON line: %q (%v)", res.stdout, err)
+	}
+	for _, field := range []string{"amphorae", "sent", "sent_per_s", "applied", "applied_per_s", "p50_ms", "p99_ms", "rejected", "dropped", "hm_rss_bytes"} {
+		if _, ok := rep[field]; !ok {
+			t.Errorf("summary lacks %q: %s", field, res.stdout)
+		}
+	}
+	if rep["amphorae"] != 50 || rep["sent"] < 100 || rep["applied"] < 1 || rep["applied"] > rep["sent"] ||
+		rep["rejected"] != 0 || rep["hm_rss_bytes"] <= 0 || rep["p99_ms"] < rep["p50_ms"] {
+		t.Errorf("inconsistent summary: %s", res.stdout)
+	}
+	t.Logf("loadgen summary: %s", strings.TrimSpace(res.stdout))
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
