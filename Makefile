@@ -52,8 +52,11 @@ interop: interop-deps
 	$(GO) vet -tags interop ./test/interop/
 	$(GO) test -tags interop -count=1 -timeout 20m -v ./test/interop/
 
-bench:
+# The Go benchmarks, then a 60-second loadgen scenario against serve on a
+# throwaway PostgreSQL (test/bench/loadgen.sh; AMPHORAE, RATE, DURATION).
+bench: build deps
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
+	./test/bench/loadgen.sh
 
 # go test -fuzz takes one target per run, so every func Fuzz* in the tree is
 # found and run in turn.

@@ -191,7 +191,9 @@ func (s *copySource) progress() {
 		fmt.Fprintf(w, "\rseeding %-13s [%s] %3d%%", s.table, bar, pct)
 		return
 	}
-	fmt.Fprintf(w, "seeding %s: %d%% (%d of %d amphorae)\n", s.table, pct, s.a, s.total)
+	if pct%25 == 0 { // a log wants a few lines, not a bar's twenty
+		fmt.Fprintf(w, "seeding %s: %d%% (%d of %d amphorae)\n", s.table, pct, s.a, s.total)
+	}
 }
 
 func (s *copySource) done() {

@@ -12,34 +12,10 @@ amphorae=(amp-1 amp-2 amp-3)
 
 say() { printf '[make run] %s\n' "$*"; }
 
-find_pgbin() {
-  local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-  if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return; fi
-  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; fi
-}
-
-pgbin=$(find_pgbin)
-if [ -z "$pgbin" ] || ! command -v psql >/dev/null 2>&1; then
-  "$root/test/install-deps.sh"
-  pgbin=$(find_pgbin)
-fi
-
-# PostgreSQL refuses to run as root; run it as the postgres user then.
-as=()
-mkdir -p "$run"
-if [ "$(id -u)" -eq 0 ]; then
-  as=(runuser -u postgres --)
-  chown postgres "$run"
-fi
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
-
-pgport=$(pick_port 55432)
+# shellcheck source=../pg.sh
+. "$root/test/pg.sh"
 metrics_port=$(pick_port 9102)
-udp_port=5555
-if ! (exec 3<>/dev/udp/127.0.0.1/5555) 2>/dev/null; then udp_port=5556; fi
+udp_port=5555 # Octavia's bind_port; if it is taken, serve says so and the demo stops
 
 pids=()
 cleanup() {
@@ -47,18 +23,14 @@ cleanup() {
   say "stopping"
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  "${as[@]}" "$pgbin/pg_ctl" -D "$run/pgdata" -m fast stop >/dev/null 2>&1 || true
+  pg_stop "$run"
   say "stopped; logs are in .run/"
 }
 trap cleanup INT TERM EXIT
 
-if [ ! -d "$run/pgdata" ]; then
-  say "creating a private PostgreSQL cluster in .run/pgdata"
-  "${as[@]}" "$pgbin/initdb" -D "$run/pgdata" -A trust -U postgres >"$run/initdb.log"
-fi
-"${as[@]}" "$pgbin/pg_ctl" -D "$run/pgdata" -l "$run/postgres.log" -w \
-  -o "-p $pgport -k $run -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-db="postgresql://postgres@127.0.0.1:$pgport/postgres"
+say "starting a private PostgreSQL in .run/pgdata"
+pg_start "$run"
+db=$pg_url
 
 cat >"$run/octavia.conf" <<EOF
 [database]
