@@ -156,18 +156,10 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		return nil, err
 	}
 
-	if cfg.Database.Connection == "" {
-		return nil, usageError("[database] connection is not set")
-	}
-	pcfg, err := pgxpool.ParseConfig(cfg.Database.Connection)
-	if err != nil {
-		return nil, usageError("[database] connection %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
-	}
-	pcfg.MaxConns = int32(max(cfg.Database.MaxPoolSize, 2))
 	// The pool connects lazily: a database that is down at start is retried
 	// by every batch, as Octavia's health manager keeps running without one.
-	if d.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
-		return nil, usageError("database %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
+	if d.pool, err = newPool(ctx, cfg, 2); err != nil {
+		return nil, err
 	}
 	if err := d.pool.Ping(ctx); err != nil {
 		d.log.Warn("database not reachable yet; heartbeats will be retried as they arrive",

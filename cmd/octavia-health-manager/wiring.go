@@ -31,8 +31,9 @@ func newLogger(cfg *octaviaconf.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// openPool connects to [database] connection with [database] max_pool_size.
-func openPool(ctx context.Context, cfg *octaviaconf.Config) (*pgxpool.Pool, error) {
+// newPool makes a pool for [database] connection with [database]
+// max_pool_size connections (at least minConns). It does not connect.
+func newPool(ctx context.Context, cfg *octaviaconf.Config, minConns int) (*pgxpool.Pool, error) {
 	if cfg.Database.Connection == "" {
 		return nil, usageError("[database] connection is not set")
 	}
@@ -40,12 +41,19 @@ func openPool(ctx context.Context, cfg *octaviaconf.Config) (*pgxpool.Pool, erro
 	if err != nil {
 		return nil, usageError("[database] connection %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
 	}
-	if cfg.Database.MaxPoolSize > 0 {
-		pcfg.MaxConns = int32(cfg.Database.MaxPoolSize)
-	}
+	pcfg.MaxConns = int32(max(cfg.Database.MaxPoolSize, minConns))
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return nil, usageError("connect to %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
+		return nil, usageError("database %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
+	}
+	return pool, nil
+}
+
+// openPool is newPool for a command that needs the database now.
+func openPool(ctx context.Context, cfg *octaviaconf.Config) (*pgxpool.Pool, error) {
+	pool, err := newPool(ctx, cfg, 1)
+	if err != nil {
+		return nil, err
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
