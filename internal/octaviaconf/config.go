@@ -12,6 +12,7 @@
 package octaviaconf
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -264,8 +265,41 @@ func Defaults() *Config {
 // earlier one, as with oslo's repeated --config-file. With no files it
 // returns Defaults(). Warnings (unknown [health_manager] options,
 // deprecated names) go to slog's default logger.
+//
+// The error lists every problem found, not just the first: each file that
+// cannot be read or parsed (*FileError), or else each bad value
+// (*OptionError). Problems splits it.
 func Load(files ...string) (*Config, error) {
-	return load(slog.Default(), files...)
+	cfg, err := load(slog.Default(), files...)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Check is Load for a configuration check (--check): when the files parse
+// but some values are bad, it returns the configuration with those
+// options at their defaults along with the error, so that further checks
+// can run on the rest. The configuration is nil only when a file could
+// not be read or parsed.
+func Check(log *slog.Logger, files ...string) (*Config, error) {
+	return load(log, files...)
+}
+
+// Problems flattens an error from Load or Check into its problems, in
+// the order they were found.
+func Problems(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, Problems(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 func load(log *slog.Logger, files ...string) (*Config, error) {
@@ -348,11 +382,8 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r.str("nova", "region_name", &cfg.Nova.RegionName)
 	r.str("nova", "endpoint_type", &cfg.Nova.EndpointType)
 
-	if r.err != nil {
-		return nil, r.err
-	}
 	warnUnknown(log, src, "health_manager", healthManagerOptions)
-	return cfg, nil
+	return cfg, errors.Join(r.errs...)
 }
 
 // healthManagerOptions are the [health_manager] option names Octavia 11
@@ -438,3 +469,13 @@ type OptionError struct {
 func (e *OptionError) Error() string {
 	return fmt.Sprintf("%s: [%s] %s = %q: %s", e.File, e.Section, e.Option, e.Value, e.Reason)
 }
+
+// FileError is a config file that cannot be read or is not valid INI.
+type FileError struct {
+	File string
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("read config file %s: %v", e.File, e.Err) }
+
+func (e *FileError) Unwrap() error { return e.Err }
