@@ -113,23 +113,46 @@ func DefaultConfig() Config {
 // CounterFile is the path of the V3 counter file.
 func (c *Config) CounterFile() string { return filepath.Join(c.BasePath, CounterFileName) }
 
+// ConfigFileError is a config file that cannot be read or is not valid
+// INI (check-config exit code 1).
+type ConfigFileError struct {
+	File string
+	Err  error
+}
+
+func (e *ConfigFileError) Error() string {
+	return fmt.Sprintf("read config file %s: %v", e.File, e.Err)
+}
+
+func (e *ConfigFileError) Unwrap() error { return e.Err }
+
 // LoadConfig reads amphora-agent.conf files in order (a later file
 // overrides an earlier one, as with oslo's repeated --config-file) and
 // validates the result. Values follow oslo.config: lists are
 // comma-separated, "$$" is a literal "$", there are no inline comments.
+//
+// The error names every problem (errors.Join). When every file parses,
+// the configuration is returned even with bad values (those keep their
+// defaults), so that a check can go on to the LB description; it is nil
+// only when a file could not be read or parsed (*ConfigFileError).
 func LoadConfig(files ...string) (*Config, error) {
 	c := DefaultConfig()
 	vals := map[string]string{}
+	var fileErrs []error
 	for _, name := range files {
 		f, err := ini.LoadSources(ini.LoadOptions{AllowPythonMultilineValues: true, IgnoreInlineComment: true}, name)
 		if err != nil {
-			return nil, fmt.Errorf("read config file %s: %w", name, err)
+			fileErrs = append(fileErrs, &ConfigFileError{File: name, Err: err})
+			continue
 		}
 		for _, sec := range f.Sections() {
 			for _, k := range sec.Keys() {
 				vals[sec.Name()+"."+k.Name()] = strings.ReplaceAll(strings.TrimSpace(k.Value()), "$$", "$")
 			}
 		}
+	}
+	if len(fileErrs) > 0 {
+		return nil, errors.Join(fileErrs...)
 	}
 	spoolSet := false
 	var errs []error
@@ -166,8 +189,9 @@ func LoadConfig(files ...string) (*Config, error) {
 		b, err := parseBool(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("amphora_agent.allow_remote_marks: %w", err))
+		} else {
+			c.AllowRemoteMarks = b
 		}
-		c.AllowRemoteMarks = b
 	}
 	spoolSet = str("amphora_agent.spool_dir", &c.SpoolDir)
 	seconds("amphora_agent.vpp_unreachable_limit", &c.VPPUnreachableLimit)
@@ -193,16 +217,18 @@ func LoadConfig(files ...string) (*Config, error) {
 		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("vpp.sticky_buckets_per_core = %q: not an integer", v))
+		} else {
+			c.VPP.StickyBucketsPerCore = uint32(n)
 		}
-		c.VPP.StickyBucketsPerCore = uint32(n)
 	}
 	seconds("vpp.flow_timeout", &c.VPP.FlowTimeout)
 	if v, ok := vals["vpp.encap"]; ok {
 		e, err := vpp.ParseEncap(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("vpp.encap: %w", err))
+		} else {
+			c.VPP.Encap = e
 		}
-		c.VPP.Encap = e
 	}
 	seconds("vpp.sync_interval", &c.VPP.SyncInterval)
 	seconds("vpp.startup_min_delay", &c.VPP.StartupMinDelay)
@@ -210,10 +236,7 @@ func LoadConfig(files ...string) (*Config, error) {
 	if !spoolSet {
 		c.SpoolDir = filepath.Join(c.BasePath, "marks")
 	}
-	if len(errs) > 0 {
-		return &c, errors.Join(errs...)
-	}
-	return &c, c.Validate()
+	return &c, errors.Join(append(errs, c.Validate())...)
 }
 
 // Validate checks the configuration. Every bad controller entry is named;
