@@ -205,8 +205,6 @@ func runAgent(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var dp vpp.Dataplane
 	switch cfg.VPP.Dataplane {
 	case "sim":
@@ -223,8 +221,9 @@ func runAgent(c *cli.Context) error {
 		go g.Run(ctx)
 		dp = g
 	}
-	if err := vpp.RegisterMetrics(reg, dp); err != nil {
-		return fmt.Errorf("vpp metrics: %w", err)
+	reg, err := newRegistry(dp)
+	if err != nil {
+		return err
 	}
 	a, err := agent.New(agent.Options{Config: cfg, Dataplane: dp, Logger: log, Registry: reg})
 	if err != nil {
@@ -281,6 +280,17 @@ func runAgent(c *cli.Context) error {
 		}
 	}()
 	return a.Run(ctx)
+}
+
+// newRegistry holds the Go and process collectors and the dataplane
+// layer's metrics; agent.New registers the agent's own on it.
+func newRegistry(dp vpp.Dataplane) (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := vpp.RegisterMetrics(reg, dp); err != nil {
+		return nil, fmt.Errorf("vpp metrics: %w", err)
+	}
+	return reg, nil
 }
 
 // httpGet calls the running agent's local API.
