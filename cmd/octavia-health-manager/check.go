@@ -21,7 +21,7 @@ import (
 const (
 	checkOK       = 0
 	checkParse    = 1 // a file could not be read or is not valid INI
-	checkSemantic = 2 // the files parse but serve would refuse or ignore something
+	checkSemantic = 2 // the files parse but a value is bad or serve would refuse to start
 )
 
 // checkFlag is the global --check flag.
@@ -113,21 +113,22 @@ func serveProblems(cfg *octaviaconf.Config, bad map[string]bool) []error {
 		add(err)
 	}
 
-	// serve skips an unknown statistics driver with a warning, as Octavia
-	// does; a check reports it, since it is most likely a typo.
+	// serve refuses an unknown statistics driver (statsdriver.Open, where
+	// Octavia only warns); the names are checked here without opening the
+	// drivers, which would need a pool and a registry.
 	known := statsdriver.Names()
 	for _, name := range cfg.ControllerWorker.StatisticsDrivers {
 		if !slices.Contains(known, name) {
-			add(fmt.Errorf("[controller_worker] statistics_drivers: %w %q (known: %s); serve would skip it",
+			add(fmt.Errorf("[controller_worker] statistics_drivers: %w %q (known: %s)",
 				statsdriver.ErrUnknownDriver, name, strings.Join(known, ", ")))
 		}
 	}
+	// serve would fail to listen on a malformed address; whether the
+	// address is free can only be known by binding it.
 	if hm.MetricsBind != "" {
 		if _, _, err := net.SplitHostPort(hm.MetricsBind); err != nil {
 			add(fmt.Errorf("[health_manager] metrics_bind %q: %w", hm.MetricsBind, err))
 		}
-	} else if slices.Contains(cfg.ControllerWorker.StatisticsDrivers, "prometheus") {
-		add(errors.New("[controller_worker] statistics_drivers has prometheus but [health_manager] metrics_bind is empty: nothing would serve its metrics"))
 	}
 	return problems
 }
