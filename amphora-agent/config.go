@@ -21,37 +21,37 @@ import (
 type Config struct {
 	// AmphoraID is [amphora_agent] amphora_id: the heartbeat "id".
 	// Required.
-	AmphoraID string
+	AmphoraID string `conf:"amphora_agent amphora_id,string,same,nodefault"`
 	// StatusBind is [amphora_agent] status_bind: the local HTTP API.
 	// Default 127.0.0.1:9446 (Octavia's own agent API uses 9443). Empty
 	// disables the API.
-	StatusBind string
+	StatusBind string `conf:"amphora_agent status_bind,host:port,ours"`
 	// AllowRemoteMarks is [amphora_agent] allow_remote_marks: accept POST
 	// /marks on the API. Default false.
-	AllowRemoteMarks bool
+	AllowRemoteMarks bool `conf:"amphora_agent allow_remote_marks,boolean,ours"`
 	// SpoolDir is [amphora_agent] spool_dir: the operator marks. Default
 	// <base_path>/marks.
-	SpoolDir string
+	SpoolDir string `conf:"amphora_agent spool_dir,path,ours,computed"`
 	// VPPUnreachableLimit is [amphora_agent] vpp_unreachable_limit
 	// (seconds): VPP silence after which the agent calls itself faulty.
 	// Default 30s.
-	VPPUnreachableLimit time.Duration
+	VPPUnreachableLimit time.Duration `conf:"amphora_agent vpp_unreachable_limit,seconds,ours"`
 	// ShutdownTimeout is [amphora_agent] shutdown_timeout (seconds): a
 	// shutdown taking longer is reported as stuck. Default 10s.
-	ShutdownTimeout time.Duration
+	ShutdownTimeout time.Duration `conf:"amphora_agent shutdown_timeout,seconds,ours"`
 
 	// Controllers is [health_manager] controller_ip_port_list, as written
 	// (entries are checked by Validate).
-	Controllers []string
+	Controllers []string `conf:"health_manager controller_ip_port_list,list,changed"`
 	// HeartbeatInterval is [health_manager] heartbeat_interval (seconds).
 	// Default 10s.
-	HeartbeatInterval time.Duration
+	HeartbeatInterval time.Duration `conf:"health_manager heartbeat_interval,seconds,same"`
 	// HeartbeatKey is [health_manager] heartbeat_key. Required. Secret.
-	HeartbeatKey string
+	HeartbeatKey string `conf:"health_manager heartbeat_key,string,same,nodefault,secret"`
 
 	// BasePath is [haproxy_amphora] base_path: where the counter file
 	// lives. Default /var/lib/octavia.
-	BasePath string
+	BasePath string `conf:"haproxy_amphora base_path,path,same"`
 
 	VPP VPPConfig
 }
@@ -59,33 +59,35 @@ type Config struct {
 // VPPConfig is the [vpp] section.
 type VPPConfig struct {
 	// APISocket is api_socket. Default /run/vpp/api.sock.
-	APISocket string
+	APISocket string `conf:"vpp api_socket,path,ours"`
 	// StatsSocket is stats_socket. Default /run/vpp/stats.sock; empty
 	// reads counters through the CLI only.
-	StatsSocket string
+	StatsSocket string `conf:"vpp stats_socket,path,ours"`
 	// Dataplane is dataplane: "govpp" (default) or "sim" (the in-process
 	// simulator, for demos).
-	Dataplane string
+	Dataplane string `conf:"vpp dataplane,string,ours"`
 	// LBConfigFile is lb_config_file: the LB description. Default
 	// /etc/octavia/amphora-lb.json.
-	LBConfigFile string
+	LBConfigFile string `conf:"vpp lb_config_file,path,ours"`
 	// IP4Src and IP6Src are ip4_src_address and ip6_src_address: the outer
 	// source addresses of encapsulated packets.
-	IP4Src, IP6Src netip.Addr
+	IP4Src netip.Addr `conf:"vpp ip4_src_address,IP address,ours,nodefault"`
+	IP6Src netip.Addr `conf:"vpp ip6_src_address,IP address,ours,nodefault"`
 	// StickyBucketsPerCore is sticky_buckets_per_core (power of two).
 	// Default 1024, VPP's.
-	StickyBucketsPerCore uint32
+	StickyBucketsPerCore uint32 `conf:"vpp sticky_buckets_per_core,integer,ours"`
 	// FlowTimeout is flow_timeout (seconds). Default 40s, VPP's.
-	FlowTimeout time.Duration
+	FlowTimeout time.Duration `conf:"vpp flow_timeout,seconds,ours"`
 	// Encap is encap: gre4 (default), gre6, l3dsr, nat4 or nat6.
-	Encap vpp.Encap
+	Encap vpp.Encap `conf:"vpp encap,string,ours"`
 	// SyncInterval is sync_interval (seconds): the full re-sync period.
 	// Default 30s.
-	SyncInterval time.Duration
+	SyncInterval time.Duration `conf:"vpp sync_interval,seconds,ours"`
 	// StartupMinDelay and StartupMaxDelay are startup_min_delay and
 	// startup_max_delay (seconds, fractions allowed): the warm-up bounds.
 	// Defaults 5s and 30s.
-	StartupMinDelay, StartupMaxDelay time.Duration
+	StartupMinDelay time.Duration `conf:"vpp startup_min_delay,seconds,ours"`
+	StartupMaxDelay time.Duration `conf:"vpp startup_max_delay,seconds,ours"`
 }
 
 // DefaultConfig returns the defaults of every option.
