@@ -93,10 +93,11 @@ func TestMetricNamesGolden(t *testing.T) {
 	for _, c := range append(rec.collectors, vppRec.collectors...) {
 		typ := "unknown"
 		switch c.(type) {
-		case *prometheus.CounterVec, prometheus.Counter:
-			typ = "counter"
+		// Gauge before Counter: a Gauge has Counter's methods too.
 		case *prometheus.GaugeVec, prometheus.Gauge:
 			typ = "gauge"
+		case *prometheus.CounterVec, prometheus.Counter:
+			typ = "counter"
 		case *prometheus.HistogramVec, prometheus.Histogram:
 			typ = "histogram"
 		}
