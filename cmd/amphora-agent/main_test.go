@@ -118,6 +118,19 @@ func TestCheckConfigExitCodes(t *testing.T) {
 	}
 }
 
+// TestSampleFilesPassCheck keeps etc/'s samples valid: the sample config
+// with the sample LB description passes --check.
+func TestSampleFilesPassCheck(t *testing.T) {
+	override := filepath.Join(t.TempDir(), "override.conf")
+	if err := os.WriteFile(override, []byte("[vpp]\nlb_config_file = ../../etc/amphora-lb.json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := run(t, "--config-file", "../../etc/amphora-agent.conf", "--config-file", override, "--check")
+	if code != exitOK || !strings.Contains(out, "ok: amphora") {
+		t.Errorf("samples: exit %d\n%s", code, out)
+	}
+}
+
 func TestMarkCommands(t *testing.T) {
 	dir, conf := setup(t, lbValid, "")
 	if out, code := run(t, "--config-file", conf, "drain", "m1", "--reason", "kernel update", "--expires", "2h"); code != 0 {

@@ -39,6 +39,8 @@ func TestCheckFlag(t *testing.T) {
 		want []string
 	}{
 		{"valid", []string{valid}, checkOK, []string{"ok: " + valid}},
+		// The shipped sample, with what it leaves to the operator.
+		{"sample", []string{"../../etc/octavia.conf", valid}, checkOK, []string{"ok: ../../etc/octavia.conf"}},
 		{"parse errors in two files", []string{
 			write("broken1.conf", "[health_manager\nheartbeat_key = k\n"),
 			valid,
