@@ -169,7 +169,7 @@ func LoadConfig(files ...string) (*Config, error) {
 		if v, ok := vals[key]; ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || f < 0 {
-				errs = append(errs, fmt.Errorf("%s = %q: not a number of seconds", key, v))
+				errs = append(errs, fmt.Errorf("%s = %q: not a number of seconds", optionName(key), v))
 				return
 			}
 			*dst = time.Duration(f * float64(time.Second))
@@ -179,7 +179,7 @@ func LoadConfig(files ...string) (*Config, error) {
 		if v, ok := vals[key]; ok && v != "" {
 			a, err := netip.ParseAddr(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s = %q: not an IP address", key, v))
+				errs = append(errs, fmt.Errorf("%s = %q: not an IP address", optionName(key), v))
 				return
 			}
 			*dst = a
@@ -190,7 +190,7 @@ func LoadConfig(files ...string) (*Config, error) {
 	if v, ok := vals["amphora_agent.allow_remote_marks"]; ok {
 		b, err := parseBool(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("amphora_agent.allow_remote_marks: %w", err))
+			errs = append(errs, fmt.Errorf("[amphora_agent] allow_remote_marks: %w", err))
 		} else {
 			c.AllowRemoteMarks = b
 		}
@@ -218,7 +218,7 @@ func LoadConfig(files ...string) (*Config, error) {
 	if v, ok := vals["vpp.sticky_buckets_per_core"]; ok {
 		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("vpp.sticky_buckets_per_core = %q: not an integer", v))
+			errs = append(errs, fmt.Errorf("[vpp] sticky_buckets_per_core = %q: not an integer", v))
 		} else {
 			c.VPP.StickyBucketsPerCore = uint32(n)
 		}
@@ -227,7 +227,7 @@ func LoadConfig(files ...string) (*Config, error) {
 	if v, ok := vals["vpp.encap"]; ok {
 		e, err := vpp.ParseEncap(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("vpp.encap: %w", err))
+			errs = append(errs, fmt.Errorf("[vpp] encap: %w", err))
 		} else {
 			c.VPP.Encap = e
 		}
@@ -239,6 +239,13 @@ func LoadConfig(files ...string) (*Config, error) {
 		c.SpoolDir = filepath.Join(c.BasePath, "marks")
 	}
 	return &c, errors.Join(append(errs, c.Validate())...)
+}
+
+// optionName writes a key (section, dot, option) the way errors name options
+// ("[section] option"), as the health manager's loader does.
+func optionName(key string) string {
+	section, option, _ := strings.Cut(key, ".")
+	return "[" + section + "] " + option
 }
 
 // Validate checks the configuration. Every bad controller entry is named;
