@@ -207,9 +207,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.runCtx = ctx
 	a.mu.Unlock()
-	if _, err := Notify("READY=1"); err != nil {
-		a.log.Warn("sd_notify failed", "reason", err.Error())
-	}
 	a.log.Info("agent starting", "amphora_id", a.cfg.AmphoraID, "controllers", len(a.cfg.Controllers),
 		"heartbeat_interval", a.cfg.HeartbeatInterval, "lb_config_file", a.cfg.VPP.LBConfigFile)
 	a.loadLB(false)
@@ -258,6 +255,13 @@ func (a *Agent) Run(ctx context.Context) error {
 				defer hbTicker.Stop()
 				hb = hbTicker.C
 				a.heartbeat(ctx)
+				// Ready for systemd (Type=notify) once warm: VPP has been
+				// given what the description says and the first heartbeat
+				// has gone out. Warm-up ends by startup_max_delay even
+				// without VPP, so start-up never waits longer than that.
+				if _, err := Notify("READY=1"); err != nil {
+					a.log.Warn("sd_notify failed", "reason", err.Error())
+				}
 			}
 			h := a.sensor.Health()
 			a.m.setHealthy(h.Healthy)

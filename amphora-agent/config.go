@@ -21,37 +21,37 @@ import (
 type Config struct {
 	// AmphoraID is [amphora_agent] amphora_id: the heartbeat "id".
 	// Required.
-	AmphoraID string
+	AmphoraID string `conf:"amphora_agent amphora_id,string,same,nodefault"`
 	// StatusBind is [amphora_agent] status_bind: the local HTTP API.
 	// Default 127.0.0.1:9446 (Octavia's own agent API uses 9443). Empty
 	// disables the API.
-	StatusBind string
+	StatusBind string `conf:"amphora_agent status_bind,host:port,ours"`
 	// AllowRemoteMarks is [amphora_agent] allow_remote_marks: accept POST
 	// /marks on the API. Default false.
-	AllowRemoteMarks bool
+	AllowRemoteMarks bool `conf:"amphora_agent allow_remote_marks,boolean,ours"`
 	// SpoolDir is [amphora_agent] spool_dir: the operator marks. Default
 	// <base_path>/marks.
-	SpoolDir string
+	SpoolDir string `conf:"amphora_agent spool_dir,path,ours,computed"`
 	// VPPUnreachableLimit is [amphora_agent] vpp_unreachable_limit
 	// (seconds): VPP silence after which the agent calls itself faulty.
 	// Default 30s.
-	VPPUnreachableLimit time.Duration
+	VPPUnreachableLimit time.Duration `conf:"amphora_agent vpp_unreachable_limit,seconds,ours"`
 	// ShutdownTimeout is [amphora_agent] shutdown_timeout (seconds): a
 	// shutdown taking longer is reported as stuck. Default 10s.
-	ShutdownTimeout time.Duration
+	ShutdownTimeout time.Duration `conf:"amphora_agent shutdown_timeout,seconds,ours"`
 
 	// Controllers is [health_manager] controller_ip_port_list, as written
 	// (entries are checked by Validate).
-	Controllers []string
+	Controllers []string `conf:"health_manager controller_ip_port_list,list,changed"`
 	// HeartbeatInterval is [health_manager] heartbeat_interval (seconds).
 	// Default 10s.
-	HeartbeatInterval time.Duration
+	HeartbeatInterval time.Duration `conf:"health_manager heartbeat_interval,seconds,same"`
 	// HeartbeatKey is [health_manager] heartbeat_key. Required. Secret.
-	HeartbeatKey string
+	HeartbeatKey string `conf:"health_manager heartbeat_key,string,same,nodefault,secret"`
 
 	// BasePath is [haproxy_amphora] base_path: where the counter file
 	// lives. Default /var/lib/octavia.
-	BasePath string
+	BasePath string `conf:"haproxy_amphora base_path,path,same"`
 
 	VPP VPPConfig
 }
@@ -59,33 +59,35 @@ type Config struct {
 // VPPConfig is the [vpp] section.
 type VPPConfig struct {
 	// APISocket is api_socket. Default /run/vpp/api.sock.
-	APISocket string
+	APISocket string `conf:"vpp api_socket,path,ours"`
 	// StatsSocket is stats_socket. Default /run/vpp/stats.sock; empty
 	// reads counters through the CLI only.
-	StatsSocket string
+	StatsSocket string `conf:"vpp stats_socket,path,ours"`
 	// Dataplane is dataplane: "govpp" (default) or "sim" (the in-process
 	// simulator, for demos).
-	Dataplane string
+	Dataplane string `conf:"vpp dataplane,string,ours"`
 	// LBConfigFile is lb_config_file: the LB description. Default
 	// /etc/octavia/amphora-lb.json.
-	LBConfigFile string
+	LBConfigFile string `conf:"vpp lb_config_file,path,ours"`
 	// IP4Src and IP6Src are ip4_src_address and ip6_src_address: the outer
 	// source addresses of encapsulated packets.
-	IP4Src, IP6Src netip.Addr
+	IP4Src netip.Addr `conf:"vpp ip4_src_address,IP address,ours,nodefault"`
+	IP6Src netip.Addr `conf:"vpp ip6_src_address,IP address,ours,nodefault"`
 	// StickyBucketsPerCore is sticky_buckets_per_core (power of two).
 	// Default 1024, VPP's.
-	StickyBucketsPerCore uint32
+	StickyBucketsPerCore uint32 `conf:"vpp sticky_buckets_per_core,integer,ours"`
 	// FlowTimeout is flow_timeout (seconds). Default 40s, VPP's.
-	FlowTimeout time.Duration
+	FlowTimeout time.Duration `conf:"vpp flow_timeout,seconds,ours"`
 	// Encap is encap: gre4 (default), gre6, l3dsr, nat4 or nat6.
-	Encap vpp.Encap
+	Encap vpp.Encap `conf:"vpp encap,string,ours"`
 	// SyncInterval is sync_interval (seconds): the full re-sync period.
 	// Default 30s.
-	SyncInterval time.Duration
+	SyncInterval time.Duration `conf:"vpp sync_interval,seconds,ours"`
 	// StartupMinDelay and StartupMaxDelay are startup_min_delay and
 	// startup_max_delay (seconds, fractions allowed): the warm-up bounds.
 	// Defaults 5s and 30s.
-	StartupMinDelay, StartupMaxDelay time.Duration
+	StartupMinDelay time.Duration `conf:"vpp startup_min_delay,seconds,ours"`
+	StartupMaxDelay time.Duration `conf:"vpp startup_max_delay,seconds,ours"`
 }
 
 // DefaultConfig returns the defaults of every option.
@@ -113,23 +115,46 @@ func DefaultConfig() Config {
 // CounterFile is the path of the V3 counter file.
 func (c *Config) CounterFile() string { return filepath.Join(c.BasePath, CounterFileName) }
 
+// ConfigFileError is a config file that cannot be read or is not valid
+// INI (check-config exit code 1).
+type ConfigFileError struct {
+	File string
+	Err  error
+}
+
+func (e *ConfigFileError) Error() string {
+	return fmt.Sprintf("read config file %s: %v", e.File, e.Err)
+}
+
+func (e *ConfigFileError) Unwrap() error { return e.Err }
+
 // LoadConfig reads amphora-agent.conf files in order (a later file
 // overrides an earlier one, as with oslo's repeated --config-file) and
 // validates the result. Values follow oslo.config: lists are
 // comma-separated, "$$" is a literal "$", there are no inline comments.
+//
+// The error names every problem (errors.Join). When every file parses,
+// the configuration is returned even with bad values (those keep their
+// defaults), so that a check can go on to the LB description; it is nil
+// only when a file could not be read or parsed (*ConfigFileError).
 func LoadConfig(files ...string) (*Config, error) {
 	c := DefaultConfig()
 	vals := map[string]string{}
+	var fileErrs []error
 	for _, name := range files {
 		f, err := ini.LoadSources(ini.LoadOptions{AllowPythonMultilineValues: true, IgnoreInlineComment: true}, name)
 		if err != nil {
-			return nil, fmt.Errorf("read config file %s: %w", name, err)
+			fileErrs = append(fileErrs, &ConfigFileError{File: name, Err: err})
+			continue
 		}
 		for _, sec := range f.Sections() {
 			for _, k := range sec.Keys() {
 				vals[sec.Name()+"."+k.Name()] = strings.ReplaceAll(strings.TrimSpace(k.Value()), "$$", "$")
 			}
 		}
+	}
+	if len(fileErrs) > 0 {
+		return nil, errors.Join(fileErrs...)
 	}
 	spoolSet := false
 	var errs []error
@@ -144,7 +169,7 @@ func LoadConfig(files ...string) (*Config, error) {
 		if v, ok := vals[key]; ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || f < 0 {
-				errs = append(errs, fmt.Errorf("%s = %q: not a number of seconds", key, v))
+				errs = append(errs, fmt.Errorf("%s = %q: not a number of seconds", optionName(key), v))
 				return
 			}
 			*dst = time.Duration(f * float64(time.Second))
@@ -154,7 +179,7 @@ func LoadConfig(files ...string) (*Config, error) {
 		if v, ok := vals[key]; ok && v != "" {
 			a, err := netip.ParseAddr(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s = %q: not an IP address", key, v))
+				errs = append(errs, fmt.Errorf("%s = %q: not an IP address", optionName(key), v))
 				return
 			}
 			*dst = a
@@ -165,9 +190,10 @@ func LoadConfig(files ...string) (*Config, error) {
 	if v, ok := vals["amphora_agent.allow_remote_marks"]; ok {
 		b, err := parseBool(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("amphora_agent.allow_remote_marks: %w", err))
+			errs = append(errs, fmt.Errorf("[amphora_agent] allow_remote_marks: %w", err))
+		} else {
+			c.AllowRemoteMarks = b
 		}
-		c.AllowRemoteMarks = b
 	}
 	spoolSet = str("amphora_agent.spool_dir", &c.SpoolDir)
 	seconds("amphora_agent.vpp_unreachable_limit", &c.VPPUnreachableLimit)
@@ -192,17 +218,19 @@ func LoadConfig(files ...string) (*Config, error) {
 	if v, ok := vals["vpp.sticky_buckets_per_core"]; ok {
 		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("vpp.sticky_buckets_per_core = %q: not an integer", v))
+			errs = append(errs, fmt.Errorf("[vpp] sticky_buckets_per_core = %q: not an integer", v))
+		} else {
+			c.VPP.StickyBucketsPerCore = uint32(n)
 		}
-		c.VPP.StickyBucketsPerCore = uint32(n)
 	}
 	seconds("vpp.flow_timeout", &c.VPP.FlowTimeout)
 	if v, ok := vals["vpp.encap"]; ok {
 		e, err := vpp.ParseEncap(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("vpp.encap: %w", err))
+			errs = append(errs, fmt.Errorf("[vpp] encap: %w", err))
+		} else {
+			c.VPP.Encap = e
 		}
-		c.VPP.Encap = e
 	}
 	seconds("vpp.sync_interval", &c.VPP.SyncInterval)
 	seconds("vpp.startup_min_delay", &c.VPP.StartupMinDelay)
@@ -210,10 +238,14 @@ func LoadConfig(files ...string) (*Config, error) {
 	if !spoolSet {
 		c.SpoolDir = filepath.Join(c.BasePath, "marks")
 	}
-	if len(errs) > 0 {
-		return &c, errors.Join(errs...)
-	}
-	return &c, c.Validate()
+	return &c, errors.Join(append(errs, c.Validate())...)
+}
+
+// optionName writes a key (section, dot, option) the way errors name options
+// ("[section] option"), as the health manager's loader does.
+func optionName(key string) string {
+	section, option, _ := strings.Cut(key, ".")
+	return "[" + section + "] " + option
 }
 
 // Validate checks the configuration. Every bad controller entry is named;

@@ -56,12 +56,23 @@ func newApp(stdout io.Writer) *cli.App {
 			},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log as `FORMAT`: text or json"},
 			&cli.BoolFlag{Name: "debug", Usage: "log at DEBUG level"},
+			&cli.BoolFlag{Name: "check", Usage: "validate the config and the LB description, print every problem and exit (0 valid, 1 parse error, 2 semantic error)"},
+		},
+		// --check is check-config as a flag, like the health manager's.
+		Before: func(c *cli.Context) error {
+			if !c.Bool("check") {
+				return nil
+			}
+			if err := checkConfig(c); err != nil {
+				return err
+			}
+			return cli.Exit("", exitOK)
 		},
 		DisableSliceFlagSeparator: true,
 		Action:                    runAgent,
 		Commands: []*cli.Command{
 			{Name: "run", Usage: "run the agent (the default)", Action: runAgent},
-			{Name: "check-config", Usage: "validate the config and the LB description (exit 0 valid, 1 parse error, 2 semantic error)", Action: checkConfig},
+			{Name: "check-config", Usage: "the same as --check", Action: checkConfig},
 			{Name: "status", Usage: "print the running agent's status (exit 1 when faulty)", Action: showStatus},
 			{Name: "counters", Usage: "print the V3 counter file", Action: showCounters},
 			{Name: "marks", Usage: "list operator marks", Action: listMarks},
@@ -119,26 +130,70 @@ func loadConfig(c *cli.Context) (*agent.Config, error) {
 	return cfg, nil
 }
 
+// checkConfig validates the config files and the LB description they
+// name, printing every problem found: exit 1 when a file cannot be read
+// or parsed, 2 when the files parse but something in them is invalid.
 func checkConfig(c *cli.Context) error {
-	cfg, err := agent.LoadConfig(c.StringSlice("config-file")...)
-	if err != nil {
-		code := exitSemantic
-		if strings.Contains(err.Error(), "read config file") {
-			code = exitParse
+	var lines []string
+	code := exitOK
+	report := func(prefix string, err error, parse bool) {
+		for _, p := range flatten(err) {
+			lines = append(lines, "amphora-agent: "+prefix+p)
 		}
-		return cli.Exit("amphora-agent: config: "+err.Error(), code)
+		if parse {
+			code = exitParse
+		} else if code == exitOK {
+			code = exitSemantic
+		}
 	}
-	lb, err := agent.LoadLB(cfg.VPP.LBConfigFile, cfg.VPP.Encap)
+	cfg, err := agent.LoadConfig(c.StringSlice("config-file")...)
+	if cfg == nil {
+		report("config: ", err, true)
+		return checkFailed(lines, code)
+	}
+	if err != nil {
+		report("config: ", err, false)
+	}
+	lbFile := cfg.VPP.LBConfigFile
+	lb, err := agent.LoadLB(lbFile, cfg.VPP.Encap)
 	var se *agent.SemanticError
 	switch {
 	case errors.As(err, &se):
-		return cli.Exit("amphora-agent: "+cfg.VPP.LBConfigFile+": "+err.Error(), exitSemantic)
+		for _, p := range se.Problems {
+			lines = append(lines, "amphora-agent: "+lbFile+": "+p)
+		}
+		if code == exitOK {
+			code = exitSemantic
+		}
 	case err != nil:
-		return cli.Exit("amphora-agent: "+cfg.VPP.LBConfigFile+": "+err.Error(), exitParse)
+		report(lbFile+": ", err, true)
+	}
+	if code != exitOK {
+		return checkFailed(lines, code)
 	}
 	fmt.Fprintf(c.App.Writer, "ok: amphora %s, load balancer %s, %d listeners, %d pools\n",
 		cfg.AmphoraID, lb.ID, len(lb.Listeners), len(lb.Pools))
 	return nil
+}
+
+func checkFailed(lines []string, code int) error {
+	lines = append(lines, fmt.Sprintf("amphora-agent: %d problem(s) found", len(lines)))
+	return cli.Exit(strings.Join(lines, "\n"), code)
+}
+
+// flatten lists the errors an errors.Join holds, recursively.
+func flatten(err error) []string {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
 }
 
 func runAgent(c *cli.Context) error {
@@ -150,8 +205,6 @@ func runAgent(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var dp vpp.Dataplane
 	switch cfg.VPP.Dataplane {
 	case "sim":
@@ -168,8 +221,9 @@ func runAgent(c *cli.Context) error {
 		go g.Run(ctx)
 		dp = g
 	}
-	if err := vpp.RegisterMetrics(reg, dp); err != nil {
-		return fmt.Errorf("vpp metrics: %w", err)
+	reg, err := newRegistry(dp)
+	if err != nil {
+		return err
 	}
 	a, err := agent.New(agent.Options{Config: cfg, Dataplane: dp, Logger: log, Registry: reg})
 	if err != nil {
@@ -226,6 +280,17 @@ func runAgent(c *cli.Context) error {
 		}
 	}()
 	return a.Run(ctx)
+}
+
+// newRegistry holds the Go and process collectors and the dataplane
+// layer's metrics; agent.New registers the agent's own on it.
+func newRegistry(dp vpp.Dataplane) (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := vpp.RegisterMetrics(reg, dp); err != nil {
+		return nil, fmt.Errorf("vpp metrics: %w", err)
+	}
+	return reg, nil
 }
 
 // httpGet calls the running agent's local API.

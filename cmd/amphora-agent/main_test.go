@@ -59,33 +59,75 @@ func setup(t *testing.T, lb, statusBind string) (dir, conf string) {
 }
 
 func TestCheckConfigExitCodes(t *testing.T) {
+	// A description with several problems, each of which must be named.
+	lbSemantic := `{"loadbalancer_id": "lb", "vip_addresses": ["192.0.2.10", "nope"],
+ "listeners": [{"id": "l1", "protocol": "SCTP", "protocol_port": 80, "default_pool_id": "p2"}],
+ "pools": [{"id": "p1", "members": [{"id": "m1", "address": "10.0.0.1", "protocol_port": 0}]}]}`
 	for _, c := range []struct {
 		name string
 		lb   string
+		conf string // appended to the valid config
 		code int
-		want string
+		want []string
 	}{
-		{"valid", lbValid, exitOK, "ok: amphora amp"},
-		{"parse error", `{"loadbalancer_id": `, exitParse, "parse lb description"},
-		{"unknown field", `{"loadbalancer": "x"}`, exitParse, "unknown field"},
-		{"semantic error", strings.Replace(lbValid, `"p1"}]`, `"p2"}]`, 1), exitSemantic, "p2 is not a pool"},
+		{"valid", lbValid, "", exitOK, []string{"ok: amphora amp"}},
+		{"lb parse error", `{"loadbalancer_id": `, "", exitParse, []string{"parse lb description", "1 problem(s)"}},
+		{"lb unknown field", `{"loadbalancer": "x"}`, "", exitParse, []string{"unknown field"}},
+		{"lb semantic errors", lbSemantic, "", exitSemantic, []string{
+			`vip address "nope"`, `protocol "SCTP"`, "p2 is not a pool", "protocol_port 0", "4 problem(s)",
+		}},
+		{"config semantic errors", lbValid, "[health_manager]\ncontroller_ip_port_list = nope\nheartbeat_interval = soon\n" +
+			"[vpp]\nencap = vxlan\nstartup_min_delay = 9\n",
+			exitSemantic, []string{`"nope"`, "heartbeat_interval", "encap", "startup_max_delay", "4 problem(s)"}},
+		{"config and lb semantic errors", lbSemantic, "[vpp]\ndataplane = dpdk\n", exitSemantic,
+			[]string{"dataplane", "p2 is not a pool", "5 problem(s)"}},
+		{"parse error wins over semantic errors", `{`, "[vpp]\ndataplane = dpdk\n", exitParse,
+			[]string{"dataplane", "parse lb description", "2 problem(s)"}},
 	} {
 		_, conf := setup(t, c.lb, "")
-		out, code := run(t, "--config-file", conf, "check-config")
-		if code != c.code || !strings.Contains(out, c.want) {
-			t.Errorf("%s: exit %d %q, want %d and %q", c.name, code, out, c.code, c.want)
+		if c.conf != "" {
+			f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteString(c.conf); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		for _, args := range [][]string{{"--config-file", conf, "check-config"}, {"--config-file", conf, "--check"}} {
+			out, code := run(t, args...)
+			if code != c.code {
+				t.Errorf("%s %v: exit %d, want %d\n%s", c.name, args[2:], code, c.code, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("%s %v: output lacks %q\n%s", c.name, args[2:], w, out)
+				}
+			}
 		}
 	}
-	if _, code := run(t, "--config-file", filepath.Join(t.TempDir(), "missing.conf"), "check-config"); code != exitParse {
-		t.Errorf("missing config file: exit %d", code)
-	}
 	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.conf")
-	if err := os.WriteFile(bad, []byte("[health_manager]\ncontroller_ip_port_list = nope\n"), 0o600); err != nil {
+	broken := filepath.Join(dir, "broken.conf")
+	if err := os.WriteFile(broken, []byte("[vpp\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := run(t, "--config-file", bad, "check-config"); code != exitSemantic || !strings.Contains(out, `"nope"`) {
-		t.Errorf("bad config: exit %d %q", code, out)
+	out, code := run(t, "--config-file", broken, "--config-file", filepath.Join(dir, "missing.conf"), "--check")
+	if code != exitParse || !strings.Contains(out, "broken.conf") || !strings.Contains(out, "missing.conf") {
+		t.Errorf("unparsable config files: exit %d\n%s", code, out)
+	}
+}
+
+// TestSampleFilesPassCheck keeps etc/'s samples valid: the sample config
+// with the sample LB description passes --check.
+func TestSampleFilesPassCheck(t *testing.T) {
+	override := filepath.Join(t.TempDir(), "override.conf")
+	if err := os.WriteFile(override, []byte("[vpp]\nlb_config_file = ../../etc/amphora-lb.json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := run(t, "--config-file", "../../etc/amphora-agent.conf", "--config-file", override, "--check")
+	if code != exitOK || !strings.Contains(out, "ok: amphora") {
+		t.Errorf("samples: exit %d\n%s", code, out)
 	}
 }
 

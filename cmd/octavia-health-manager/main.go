@@ -39,6 +39,14 @@ func newApp() *cli.App {
 				Value: "text",
 				Usage: "log as `FORMAT`: text or json",
 			},
+			checkFlag,
+		},
+		// --check validates the config files instead of running anything.
+		Before: func(c *cli.Context) error {
+			if !c.Bool("check") {
+				return nil
+			}
+			return cli.Exit("", runCheck(c.StringSlice("config-file"), c.App.Writer, c.App.ErrWriter))
 		},
 		// As with Octavia's binary, no command means run the daemon.
 		Action: runServe,

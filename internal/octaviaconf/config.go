@@ -12,6 +12,7 @@
 package octaviaconf
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -32,7 +33,7 @@ type Config struct {
 // Default holds the [DEFAULT] section.
 type Default struct {
 	// Debug is [DEFAULT] debug: log at DEBUG level. Default false.
-	Debug bool
+	Debug bool `conf:"DEFAULT debug,boolean,same"`
 }
 
 // Database holds the [database] section.
@@ -43,104 +44,104 @@ type Database struct {
 	// postgresql://. Any other scheme, mysql included, is a load error.
 	// Empty when unset: oslo's default (sqlite://) is not supported.
 	// Secret: log it only through RedactURL.
-	Connection string
+	Connection string `conf:"database connection,URL,changed,nodefault,secret"`
 	// MaxPoolSize is [database] max_pool_size: connections per pool.
 	// Default 10 (Octavia overrides oslo.db's 5).
-	MaxPoolSize int
+	MaxPoolSize int `conf:"database max_pool_size,integer,same"`
 	// RetryInterval is [database] retry_interval (seconds in the file):
 	// pause between reconnection attempts. Default 10s.
-	RetryInterval time.Duration
+	RetryInterval time.Duration `conf:"database retry_interval,seconds,same"`
 }
 
 // HealthManager holds the [health_manager] section (spec §6.1).
 type HealthManager struct {
 	// BindIP is bind_ip: the heartbeat receiver's address. Default
 	// 127.0.0.1.
-	BindIP netip.Addr
+	BindIP netip.Addr `conf:"health_manager bind_ip,IP address,same"`
 	// BindPort is bind_port: the heartbeat receiver's UDP port. Default
 	// 5555.
-	BindPort int
+	BindPort int `conf:"health_manager bind_port,port,same"`
 	// FailoverThreads is failover_threads: concurrent failovers, and the
 	// most started per health-check cycle. Default 10.
-	FailoverThreads int
+	FailoverThreads int `conf:"health_manager failover_threads,integer,same"`
 	// HealthUpdateThreads is health_update_threads: workers applying
 	// heartbeats. Octavia's default (None) means the CPU count, which is
 	// what an unset option yields here.
-	HealthUpdateThreads int
+	HealthUpdateThreads int `conf:"health_manager health_update_threads,integer,same,cpus"`
 	// StatsUpdateThreads is stats_update_threads: workers handling
 	// statistics. Unset means the CPU count, as in Octavia.
-	StatsUpdateThreads int
+	StatsUpdateThreads int `conf:"health_manager stats_update_threads,integer,same,cpus"`
 	// HeartbeatKey is heartbeat_key: the HMAC key heartbeats are signed
 	// with. No default. Secret.
-	HeartbeatKey string
+	HeartbeatKey string `conf:"health_manager heartbeat_key,string,changed,nodefault,secret"`
 	// HeartbeatKeySet tells an empty key apart from an unset one.
 	HeartbeatKeySet bool
 	// HeartbeatTimeout is heartbeat_timeout (seconds in the file): silence
 	// after which an amphora is stale; also the start-up delay before the
 	// first health check. Default 60s.
-	HeartbeatTimeout time.Duration
+	HeartbeatTimeout time.Duration `conf:"health_manager heartbeat_timeout,seconds,same"`
 	// HealthCheckInterval is health_check_interval (seconds): the period
 	// of the stale-amphora check. Default 3s.
-	HealthCheckInterval time.Duration
+	HealthCheckInterval time.Duration `conf:"health_manager health_check_interval,seconds,same"`
 	// SockRlimit is sock_rlimit: SO_RCVBUF for the receiver socket when
 	// greater than 0. Default 0 (leave the kernel default).
-	SockRlimit int
+	SockRlimit int `conf:"health_manager sock_rlimit,integer,same"`
 	// FailoverThreshold is failover_threshold: when at least this many
 	// amphorae are stale at once, none is failed over (FAILOVER_STOPPED).
 	// Only meaningful when FailoverThresholdSet; Octavia's default is
 	// None, i.e. no circuit breaker. 0 is a valid, distinct setting.
-	FailoverThreshold    int
+	FailoverThreshold    int `conf:"health_manager failover_threshold,integer,same,nodefault"`
 	FailoverThresholdSet bool
 	// ControllerIPPortList is controller_ip_port_list: "host:port"
 	// heartbeat destinations rendered into amphora configurations.
 	// Default empty.
-	ControllerIPPortList []string
+	ControllerIPPortList []string `conf:"health_manager controller_ip_port_list,list,same"`
 	// HeartbeatInterval is heartbeat_interval (seconds): the amphora's send
 	// period, and on the controller the age beyond which a queued heartbeat
 	// is dropped. Default 10s.
-	HeartbeatInterval time.Duration
+	HeartbeatInterval time.Duration `conf:"health_manager heartbeat_interval,seconds,same"`
 	// HealthUpdateDriver is health_update_driver. Deprecated in Octavia
 	// and without effect; read only so that old files keep loading.
 	// Default "health_db".
-	HealthUpdateDriver string
+	HealthUpdateDriver string `conf:"health_manager health_update_driver,string,same"`
 
 	// Options of ours, not Octavia's (docs/configuration.md):
 
 	// HeartbeatKeyPrevious is heartbeat_key_previous: keys still accepted
 	// on receive while amphorae are re-keyed. Default empty. Secret.
-	HeartbeatKeyPrevious []string
+	HeartbeatKeyPrevious []string `conf:"health_manager heartbeat_key_previous,list,ours,secret"`
 	// ReceiveSockets is receive_sockets: SO_REUSEPORT sockets sharing the
 	// heartbeat port. Default: the CPU count.
-	ReceiveSockets int
+	ReceiveSockets int `conf:"health_manager receive_sockets,integer,ours,cpus"`
 	// MetricsBind is metrics_bind: host:port serving /metrics and /healthz.
 	// Default 127.0.0.1:9102; empty disables it.
-	MetricsBind string
+	MetricsBind string `conf:"health_manager metrics_bind,host:port,ours"`
 	// MaxHeartbeatBytes is max_heartbeat_bytes: the largest inflated
 	// heartbeat accepted. Default 4 MiB.
-	MaxHeartbeatBytes int
+	MaxHeartbeatBytes int `conf:"health_manager max_heartbeat_bytes,integer,ours"`
 	// HealthBatchSize is health_batch_size: most heartbeats applied in one
 	// database transaction. Default 512.
-	HealthBatchSize int
+	HealthBatchSize int `conf:"health_manager health_batch_size,integer,ours"`
 	// HealthBatchWait is health_batch_wait_ms (milliseconds in the file):
 	// how long a batch waits to fill. Default 20 ms.
-	HealthBatchWait time.Duration
+	HealthBatchWait time.Duration `conf:"health_manager health_batch_wait_ms,milliseconds,ours,ms"`
 	// QueueSize is queue_size: the bound of each queue between receiving
 	// and applying (received datagrams, health, stats); when one is full
 	// its oldest entry is discarded and counted. Default 16384.
-	QueueSize int
+	QueueSize int `conf:"health_manager queue_size,integer,ours"`
 	// StatsFlushInterval is stats_flush_interval_ms (milliseconds in the
 	// file): how often aggregated listener statistics are written.
 	// Default 1 s.
-	StatsFlushInterval time.Duration
+	StatsFlushInterval time.Duration `conf:"health_manager stats_flush_interval_ms,milliseconds,ours,ms"`
 	// StatsMaxPairs is stats_max_pairs: the most (listener, amphora) pairs
 	// whose statistics are held while the database is unavailable.
 	// Default 1,000,000.
-	StatsMaxPairs int
+	StatsMaxPairs int `conf:"health_manager stats_max_pairs,integer,ours"`
 	// FailoverDriver is failover_driver: how a stale amphora is failed
 	// over. "octavia_api" (the default) calls the Octavia API's amphora
 	// failover with the [service_auth] credentials; "noop" only logs and
 	// counts (tests, dry runs).
-	FailoverDriver string
+	FailoverDriver string `conf:"health_manager failover_driver,string,ours"`
 }
 
 // ServiceAuth holds the [service_auth] section: the Keystone credentials
@@ -149,32 +150,32 @@ type HealthManager struct {
 type ServiceAuth struct {
 	// AuthURL is auth_url: the Keystone endpoint, versioned (".../v3") or
 	// not. No default.
-	AuthURL string
+	AuthURL string `conf:"service_auth auth_url,URL,same,nodefault"`
 	// Username and Password are username and password. No default.
 	// Password is secret.
-	Username string
-	Password string
+	Username string `conf:"service_auth username,string,same,nodefault"`
+	Password string `conf:"service_auth password,string,same,nodefault,secret"`
 	// ProjectName or ProjectID is the project the token is scoped to.
-	ProjectName string
-	ProjectID   string
+	ProjectName string `conf:"service_auth project_name,string,same,nodefault"`
+	ProjectID   string `conf:"service_auth project_id,string,same,nodefault"`
 	// UserDomainName or UserDomainID is the user's domain.
-	UserDomainName string
-	UserDomainID   string
+	UserDomainName string `conf:"service_auth user_domain_name,string,same,nodefault"`
+	UserDomainID   string `conf:"service_auth user_domain_id,string,same,nodefault"`
 	// ProjectDomainName or ProjectDomainID is the project's domain, needed
 	// with ProjectName.
-	ProjectDomainName string
-	ProjectDomainID   string
+	ProjectDomainName string `conf:"service_auth project_domain_name,string,same,nodefault"`
+	ProjectDomainID   string `conf:"service_auth project_domain_id,string,same,nodefault"`
 	// CAFile is cafile: PEM bundle to verify TLS with. Default: the system
 	// roots.
-	CAFile string
+	CAFile string `conf:"service_auth cafile,path,same,nodefault"`
 	// Insecure is insecure: skip TLS verification. Default false.
-	Insecure bool
+	Insecure bool `conf:"service_auth insecure,boolean,same"`
 	// RegionName is region_name: the catalog region of the Octavia API.
 	// Default: any.
-	RegionName string
+	RegionName string `conf:"service_auth region_name,string,same,nodefault"`
 	// Interface is interface: the catalog interface of the Octavia API
 	// (public, internal, admin). Default "public".
-	Interface string
+	Interface string `conf:"service_auth interface,string,same"`
 }
 
 // MissingCredentials names the [service_auth] options that must be set
@@ -204,11 +205,11 @@ func (a *ServiceAuth) MissingCredentials() []string {
 // Nova holds the options of [nova] the health manager reads.
 type Nova struct {
 	// RegionName is region_name: the catalog region of Nova. Default: any.
-	RegionName string
+	RegionName string `conf:"nova region_name,string,same,nodefault"`
 	// EndpointType is endpoint_type: the catalog interface of Nova.
 	// Default "publicURL" (publicURL, internalURL, adminURL, or the same
 	// without "URL").
-	EndpointType string
+	EndpointType string `conf:"nova endpoint_type,string,same"`
 }
 
 // ControllerWorker holds the options of [controller_worker] the health
@@ -217,10 +218,10 @@ type ControllerWorker struct {
 	// StatisticsDrivers is statistics_drivers: listener-statistics drivers
 	// by Octavia name. Default ["stats_db"]. The deprecated
 	// [health_manager] stats_update_driver is used when this is unset.
-	StatisticsDrivers []string
+	StatisticsDrivers []string `conf:"controller_worker statistics_drivers,list,changed"`
 	// ComputeDriver is compute_driver: used to delete zombie amphorae.
 	// Default "compute_nova_driver".
-	ComputeDriver string
+	ComputeDriver string `conf:"controller_worker compute_driver,string,same"`
 }
 
 // Defaults returns the configuration Octavia 11 uses when no file sets
@@ -264,8 +265,41 @@ func Defaults() *Config {
 // earlier one, as with oslo's repeated --config-file. With no files it
 // returns Defaults(). Warnings (unknown [health_manager] options,
 // deprecated names) go to slog's default logger.
+//
+// The error lists every problem found, not just the first: each file that
+// cannot be read or parsed (*FileError), or else each bad value
+// (*OptionError). Problems splits it.
 func Load(files ...string) (*Config, error) {
-	return load(slog.Default(), files...)
+	cfg, err := load(slog.Default(), files...)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Check is Load for a configuration check (--check): when the files parse
+// but some values are bad, it returns the configuration with those
+// options at their defaults along with the error, so that further checks
+// can run on the rest. The configuration is nil only when a file could
+// not be read or parsed.
+func Check(log *slog.Logger, files ...string) (*Config, error) {
+	return load(log, files...)
+}
+
+// Problems flattens an error from Load or Check into its problems, in
+// the order they were found.
+func Problems(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, Problems(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 func load(log *slog.Logger, files ...string) (*Config, error) {
@@ -348,11 +382,8 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r.str("nova", "region_name", &cfg.Nova.RegionName)
 	r.str("nova", "endpoint_type", &cfg.Nova.EndpointType)
 
-	if r.err != nil {
-		return nil, r.err
-	}
 	warnUnknown(log, src, "health_manager", healthManagerOptions)
-	return cfg, nil
+	return cfg, errors.Join(r.errs...)
 }
 
 // healthManagerOptions are the [health_manager] option names Octavia 11
@@ -438,3 +469,13 @@ type OptionError struct {
 func (e *OptionError) Error() string {
 	return fmt.Sprintf("%s: [%s] %s = %q: %s", e.File, e.Section, e.Option, e.Value, e.Reason)
 }
+
+// FileError is a config file that cannot be read or is not valid INI.
+type FileError struct {
+	File string
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("read config file %s: %v", e.File, e.Err) }
+
+func (e *FileError) Unwrap() error { return e.Err }

@@ -549,3 +549,49 @@ func TestSampleConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryProblemIsReported(t *testing.T) {
+	first := writeConf(t, "a.conf", "[health_manager]\nbind_port = 70000\nheartbeat_key = k\n")
+	second := writeConf(t, "b.conf", "[DEFAULT]\ndebug = maybe\n[health_manager]\nqueue_size = 0\n"+
+		"[database]\nconnection = mysql://o:pw@db/o\n")
+	cfg, err := Check(slog.New(slog.DiscardHandler), first, second)
+	if cfg == nil {
+		t.Fatalf("Check returned no configuration; err = %v", err)
+	}
+	if cfg.HealthManager.HeartbeatKey != "k" || cfg.HealthManager.BindPort != 5555 {
+		t.Errorf("good options not read or bad ones not defaulted: key %q port %d", cfg.HealthManager.HeartbeatKey, cfg.HealthManager.BindPort)
+	}
+	var got []string
+	for _, p := range Problems(err) {
+		var oe *OptionError
+		if !errors.As(p, &oe) {
+			t.Fatalf("problem %v is not an *OptionError", p)
+		}
+		got = append(got, filepath.Base(oe.File)+" "+oe.Section+"."+oe.Option)
+	}
+	want := []string{"b.conf DEFAULT.debug", "b.conf database.connection", "a.conf health_manager.bind_port", "b.conf health_manager.queue_size"}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems = %q; want %q", got, want)
+	}
+	if cfg, err := Load(first, second); cfg != nil || len(Problems(err)) != 4 {
+		t.Errorf("Load = %v, %d problems; want nil and 4", cfg, len(Problems(err)))
+	}
+
+	broken := writeConf(t, "broken.conf", "[health_manager\nbind_port = 1\n")
+	missing := filepath.Join(t.TempDir(), "missing.conf")
+	cfg, err = Check(slog.New(slog.DiscardHandler), broken, first, missing)
+	if cfg != nil {
+		t.Errorf("Check of unparsable files returned a configuration")
+	}
+	var files []string
+	for _, p := range Problems(err) {
+		var fe *FileError
+		if !errors.As(p, &fe) {
+			t.Fatalf("problem %v is not a *FileError", p)
+		}
+		files = append(files, fe.File)
+	}
+	if !slices.Equal(files, []string{broken, missing}) {
+		t.Errorf("file problems name %q; want %q", files, []string{broken, missing})
+	}
+}

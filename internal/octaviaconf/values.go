@@ -25,8 +25,11 @@ type sources struct {
 	order    map[string][]string // option names per section, first-seen order
 }
 
+// readFiles reads every file, even after one fails, so that each file
+// that cannot be read or parsed is reported; the errors are *FileError.
 func readFiles(files []string) (*sources, error) {
 	s := &sources{sections: map[string]map[string]entry{}, order: map[string][]string{}}
+	var errs []error
 	for _, name := range files {
 		f, err := ini.LoadSources(ini.LoadOptions{
 			// oslo.config continues a value on indented lines and has no
@@ -35,7 +38,8 @@ func readFiles(files []string) (*sources, error) {
 			IgnoreInlineComment:        true,
 		}, name)
 		if err != nil {
-			return nil, fmt.Errorf("read config file %s: %w", name, err)
+			errs = append(errs, &FileError{File: name, Err: err})
+			continue
 		}
 		for _, sec := range f.Sections() {
 			m := s.sections[sec.Name()]
@@ -52,6 +56,9 @@ func readFiles(files []string) (*sources, error) {
 				m[k.Name()] = entry{value: joinContinuation(k.Value()), file: name}
 			}
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return s, nil
 }
@@ -80,19 +87,18 @@ func (s *sources) fileOf(section, option string) string {
 	return s.sections[section][option].file
 }
 
-// reader converts raw values into typed fields, keeping the first error.
-// Each method returns whether the option was set in a file.
+// reader converts raw values into typed fields, collecting every bad
+// value (an option in error keeps its default). Each method returns
+// whether the option was set in a file.
 type reader struct {
-	src *sources
-	err error
+	src  *sources
+	errs []error
 }
 
 func (r *reader) fileOf(section, option string) string { return r.src.fileOf(section, option) }
 
 func (r *reader) fail(e entry, section, option, shown, reason string) {
-	if r.err == nil {
-		r.err = &OptionError{File: e.file, Section: section, Option: option, Value: shown, Reason: reason}
-	}
+	r.errs = append(r.errs, &OptionError{File: e.file, Section: section, Option: option, Value: shown, Reason: reason})
 }
 
 // raw returns the interpolated value of an option, trimmed of the

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	agent "github.com/octavia-vpp/health/amphora-agent"
+	"github.com/octavia-vpp/health/vpp"
+	"github.com/octavia-vpp/health/vpp/sim"
+)
+
+// recordingRegisterer remembers the collectors registered through it, so
+// that metric families nothing has observed yet are listed too.
+type recordingRegisterer struct {
+	prometheus.Registerer
+	collectors []prometheus.Collector
+}
+
+func (r *recordingRegisterer) Register(c prometheus.Collector) error {
+	r.collectors = append(r.collectors, c)
+	return r.Registerer.Register(c)
+}
+
+var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// TestMetricNamesGolden lists every amphora_agent_ metric family the
+// agent exports, with its type, in testdata/metric-names.golden
+// (regenerate with UPDATE_GOLDEN=1); the alert rules and the dashboard in
+// etc/ are checked against it.
+func TestMetricNamesGolden(t *testing.T) {
+	_, conf := setup(t, lbValid, "")
+	cfg, err := agent.LoadConfig(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp := sim.New(sim.Config{})
+	reg, err := newRegistry(dp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingRegisterer{Registerer: reg}
+	// The dataplane collector is registered by newRegistry; describe a
+	// second one (on a throwaway registry) to list the families it has no
+	// sample for yet.
+
+	a, err := agent.New(agent.Options{Config: cfg, Dataplane: dp, Logger: slog.New(slog.DiscardHandler), Registry: rec, Tick: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Sensor().Record().LastSend.IsZero() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	families, err := reg.Gather()
+	cancel()
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	types := map[string]string{}
+	for _, f := range families {
+		types[f.GetName()] = strings.ToLower(f.GetType().String())
+	}
+	// A family nothing has observed yet is not gathered; its type comes
+	// from its collector, or for the dataplane collector from the layer's
+	// own golden exposition.
+	vppGolden, err := os.ReadFile("../../vpp/testdata/metrics.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vppTypes := map[string]string{}
+	for _, line := range strings.Split(string(vppGolden), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			vppTypes[f[2]] = f[3]
+		}
+	}
+	vppRec := &recordingRegisterer{Registerer: prometheus.NewRegistry()}
+	if err := vpp.RegisterMetrics(vppRec, dp); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range append(rec.collectors, vppRec.collectors...) {
+		typ := "unknown"
+		switch c.(type) {
+		// Gauge before Counter: a Gauge has Counter's methods too.
+		case *prometheus.GaugeVec, prometheus.Gauge:
+			typ = "gauge"
+		case *prometheus.CounterVec, prometheus.Counter:
+			typ = "counter"
+		case *prometheus.HistogramVec, prometheus.Histogram:
+			typ = "histogram"
+		}
+		ch := make(chan *prometheus.Desc, 16)
+		go func() { c.Describe(ch); close(ch) }()
+		for d := range ch {
+			if m := descName.FindStringSubmatch(d.String()); m != nil {
+				if _, ok := types[m[1]]; ok {
+					continue
+				}
+				if vt, ok := vppTypes[m[1]]; ok && typ == "unknown" {
+					typ = vt
+				}
+				types[m[1]] = typ
+			}
+		}
+	}
+	var got []string
+	for name, typ := range types {
+		if strings.HasPrefix(name, "amphora_agent_") {
+			got = append(got, name+" "+typ)
+		}
+	}
+	sort.Strings(got)
+	const golden = "testdata/metric-names.golden"
+	if os.Getenv("UPDATE_GOLDEN") != "" {
+		if err := os.WriteFile(golden, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "\n")+"\n" != string(want) {
+		t.Errorf("metric names differ from %s (UPDATE_GOLDEN=1 rewrites it):\n got:\n%s\nwant:\n%s", golden, strings.Join(got, "\n"), want)
+	}
+}
