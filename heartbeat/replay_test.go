@@ -1,0 +1,239 @@
+package heartbeat
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stamped is a message of our agent: amphora, boot, seq, ts.
+func stamped(amphora, boot string, seq, ts int64) *Message {
+	return &Message{AmphoraID: amphora, Seq: seq, HasSeq: true, Version: 3, HasVersion: true,
+		Timestamp: ts, HasTimestamp: true, Boot: boot, HasBoot: true}
+}
+
+func stock(amphora string, seq int64) *Message {
+	return &Message{AmphoraID: amphora, Seq: seq, HasSeq: true, Version: 3, HasVersion: true}
+}
+
+func TestReplayGuard(t *testing.T) {
+	const t0 = 1_763_726_400 // receiver's clock, Unix seconds
+	at := func(sec int64) time.Time { return time.Unix(sec, 500_000_000) }
+	type step struct {
+		msg  *Message
+		now  int64
+		want Reason // ReasonNone: accepted
+	}
+	for _, c := range []struct {
+		name   string
+		window time.Duration
+		steps  []step
+	}{
+		{"off: a replay passes", 0, []step{
+			{stamped("a", "b1", 1, t0), t0, ReasonNone},
+			{stamped("a", "b1", 1, t0), t0, ReasonNone},
+			{stamped("a", "b1", 1, t0-3600), t0, ReasonNone},
+		}},
+		{"stock messages are never checked", 10 * time.Second, []step{
+			{stock("a", 5), t0, ReasonNone},
+			{stock("a", 5), t0, ReasonNone},
+			{stock("a", 1), t0, ReasonNone},
+			{&Message{AmphoraID: "a"}, t0, ReasonNone},
+		}},
+		{"seq must grow within a boot", 10 * time.Second, []step{
+			{stamped("a", "b1", 5, t0), t0, ReasonNone},
+			{stamped("a", "b1", 5, t0), t0, ReasonReplayNotNewer},
+			{stamped("a", "b1", 4, t0), t0, ReasonReplayNotNewer},
+			{stamped("a", "b1", 6, t0), t0, ReasonNone},
+			{stamped("a", "b1", 8, t0+1), t0 + 1, ReasonNone}, // a gap: heartbeats sent to another HM
+			{stamped("a", "b1", 7, t0), t0 + 1, ReasonReplayNotNewer},
+		}},
+		{"a new boot resets seq; the replaced boot stays refused", 10 * time.Second, []step{
+			{stamped("a", "b1", 100, t0), t0, ReasonNone},
+			{stamped("a", "b2", 0, t0+1), t0 + 1, ReasonNone},
+			{stamped("a", "b1", 101, t0), t0 + 1, ReasonReplayNotNewer},
+			{stamped("a", "b2", 1, t0+1), t0 + 1, ReasonNone},
+			{stamped("a", "b3", 0, t0+2), t0 + 2, ReasonNone},
+			{stamped("a", "b1", 102, t0), t0 + 2, ReasonReplayNotNewer},
+			{stamped("a", "b2", 2, t0+1), t0 + 2, ReasonReplayNotNewer},
+		}},
+		{"amphorae are independent", 10 * time.Second, []step{
+			{stamped("a", "b1", 5, t0), t0, ReasonNone},
+			{stamped("b", "b1", 5, t0), t0, ReasonNone},
+			{stamped("b", "b1", 5, t0), t0, ReasonReplayNotNewer},
+		}},
+		{"ts must lie within ±window of the receiver's clock", 10 * time.Second, []step{
+			{stamped("a", "b1", 1, t0-10), t0, ReasonNone},
+			{stamped("a", "b1", 2, t0-11), t0, ReasonReplayWindow},
+			{stamped("a", "b1", 3, t0+10), t0, ReasonNone},
+			{stamped("a", "b1", 4, t0+11), t0, ReasonReplayWindow},
+			{stamped("a", "b1", -9223372036854775808, -9223372036854775808), t0, ReasonReplayWindow},
+			{stamped("a", "b1", 5, 9223372036854775807), t0, ReasonReplayWindow},
+		}},
+		{"a window rejection does not advance the sequence", 10 * time.Second, []step{
+			{stamped("a", "b1", 9, t0-60), t0, ReasonReplayWindow},
+			{stamped("a", "b1", 1, t0), t0, ReasonNone},
+		}},
+		{"after the entry is forgotten the window still refuses old replays", 10 * time.Second, []step{
+			{stamped("a", "b1", 1, t0), t0, ReasonNone},
+			{stamped("z", "b1", 1, t0+25), t0 + 25, ReasonNone}, // sweeps "a", idle for 2×window
+			{stamped("a", "b1", 1, t0), t0 + 25, ReasonReplayWindow},
+		}},
+		{"incomplete or ill-typed fields", 10 * time.Second, []step{
+			{&Message{AmphoraID: "a", Seq: 1, HasSeq: true, Timestamp: t0, HasTimestamp: true}, t0, ReasonReplayFields},
+			{&Message{AmphoraID: "a", Seq: 1, HasSeq: true, Boot: "b1", HasBoot: true}, t0, ReasonReplayFields},
+			{&Message{AmphoraID: "a", Timestamp: t0, HasTimestamp: true, Boot: "b1", HasBoot: true}, t0, ReasonReplayFields},
+			{&Message{AmphoraID: "a", Seq: 1, HasSeq: true, BadReplayField: "ts: must be an integer, not a string"}, t0, ReasonReplayFields},
+			{stamped("a", "", 1, t0), t0, ReasonReplayFields},
+			{stamped("a", strings.Repeat("b", 65), 1, t0), t0, ReasonReplayFields},
+			{stamped("a", strings.Repeat("b", 64), 1, t0), t0, ReasonNone},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewReplayGuard(c.window, 0)
+			for i, s := range c.steps {
+				err := g.Check(s.msg, at(s.now))
+				if got := ReasonOf(err); got != s.want {
+					t.Errorf("step %d (%s boot %q seq %d ts %d at %d): %v, want %v",
+						i, s.msg.AmphoraID, s.msg.Boot, s.msg.Seq, s.msg.Timestamp, s.now, err, s.want)
+				}
+				if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("amphora %q", s.msg.AmphoraID)) {
+					t.Errorf("step %d: %q does not name the amphora", i, err)
+				}
+			}
+		})
+	}
+}
+
+func TestReplayGuardSetWindow(t *testing.T) {
+	now := time.Unix(1_763_726_400, 0)
+	m := stamped("a", "b1", 1, now.Unix())
+	g := NewReplayGuard(0, 0)
+	if g.Check(m, now) != nil || g.Len() != 0 {
+		t.Fatal("an off guard checks or remembers")
+	}
+	g.SetWindow(30 * time.Second)
+	if err := g.Check(m, now); err != nil {
+		t.Fatalf("first message after switching on: %v", err)
+	}
+	if ReasonOf(g.Check(m, now)) != ReasonReplayNotNewer {
+		t.Fatal("replay accepted with the guard on")
+	}
+	g.SetWindow(0)
+	if g.Len() != 0 {
+		t.Errorf("switched off but remembers %d amphorae", g.Len())
+	}
+	if g.Check(m, now) != nil {
+		t.Error("switched off but still rejects")
+	}
+}
+
+func TestReplayGuardBoundedMemory(t *testing.T) {
+	now := time.Unix(1_763_726_400, 0)
+	g := NewReplayGuard(time.Minute, replayShards) // one entry per shard
+	for i := range 1000 {
+		if err := g.Check(stamped(fmt.Sprint("amp-", i), "b", 1, now.Unix()), now.Add(time.Duration(i)*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := g.Len(); n > replayShards {
+		t.Errorf("remembers %d amphorae, bound %d", n, replayShards)
+	}
+	// The most recent amphora is still remembered: its replay is refused.
+	if ReasonOf(g.Check(stamped("amp-999", "b", 1, now.Unix()), now.Add(time.Second))) != ReasonReplayNotNewer {
+		t.Error("the most recent amphora was evicted")
+	}
+}
+
+// TestReplayGuardConcurrent runs the workers' pattern under -race: each
+// sequence number of an amphora is accepted exactly once however many
+// goroutines offer it.
+func TestReplayGuardConcurrent(t *testing.T) {
+	now := time.Unix(1_763_726_400, 0)
+	g := NewReplayGuard(time.Minute, 0)
+	const amphorae, seqs, workers = 8, 50, 4
+	var mu sync.Mutex
+	accepted := map[string]int{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range int64(seqs) {
+				for a := range amphorae {
+					id := fmt.Sprint("amp-", a)
+					if g.Check(stamped(id, "b", s, now.Unix()), now) == nil {
+						mu.Lock()
+						accepted[fmt.Sprint(id, "/", s)]++
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for k, n := range accepted {
+		if n != 1 {
+			t.Errorf("%s accepted %d times", k, n)
+		}
+	}
+}
+
+func TestReplayFieldsRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		name, text string
+		want       func(*Message) string // "" when as expected
+	}{
+		{"stamped", `{"id": "a", "seq": 7, "listeners": {}, "pools": {}, "ver": 3, "ts": 1763726400, "boot": "0f3a"}`,
+			func(m *Message) string {
+				if !m.HasTimestamp || m.Timestamp != 1763726400 || !m.HasBoot || m.Boot != "0f3a" || m.BadReplayField != "" {
+					return fmt.Sprintf("%+v", m)
+				}
+				return ""
+			}},
+		{"stock", `{"id": "a", "seq": 7, "listeners": {}, "pools": {}, "ver": 3}`,
+			func(m *Message) string {
+				if m.HasTimestamp || m.HasBoot || m.BadReplayField != "" {
+					return fmt.Sprintf("%+v", m)
+				}
+				return ""
+			}},
+	} {
+		m, err := DecodeMessage([]byte(c.text))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if bad := c.want(m); bad != "" {
+			t.Errorf("%s: decoded %s", c.name, bad)
+		}
+		if got := string(m.AppendJSON(nil)); got != c.text {
+			t.Errorf("%s: re-encoded\n%s\nwant\n%s", c.name, got, c.text)
+		}
+	}
+}
+
+// TestReplayFieldsIllTypedStillDecode: Octavia ignores "ts" and "boot", so
+// a wrong type must not reject the message; it is only noted.
+func TestReplayFieldsIllTypedStillDecode(t *testing.T) {
+	for _, text := range []string{
+		`{"id": "a", "listeners": {}, "ts": "now", "boot": "x"}`,
+		`{"id": "a", "listeners": {}, "ts": 1.5, "boot": "x"}`,
+		`{"id": "a", "listeners": {}, "ts": 99999999999999999999, "boot": "x"}`,
+		`{"id": "a", "listeners": {}, "ts": 1, "boot": 7}`,
+		`{"id": "a", "listeners": {}, "boot": null}`,
+	} {
+		m, err := DecodeMessage([]byte(text))
+		if err != nil {
+			t.Errorf("%s: rejected: %v", text, err)
+			continue
+		}
+		if m.BadReplayField == "" {
+			t.Errorf("%s: the bad field is not noted", text)
+		}
+		if ReasonOf(NewReplayGuard(time.Minute, 0).Check(m, time.Now())) != ReasonReplayFields {
+			t.Errorf("%s: the guard accepts it", text)
+		}
+	}
+}
