@@ -107,13 +107,17 @@ func TestKeyRotationWithoutFailover(t *testing.T) {
 	for _, a := range amps {
 		agents = append(agents, startAgent(t, a, oldKey, hm.udp))
 	}
+	t0 := time.Now()
 	phase := func(name string) time.Time {
-		t.Logf("phase: %s", name)
+		t.Logf("%5.1fs phase: %s", time.Since(t0).Seconds(), name)
 		return time.Now()
 	}
 
 	began := phase("old key everywhere")
 	waitFor(t, "every amphora's first heartbeat", func() bool { return live.allMovedSince(amps, began) })
+	// The health manager's stale check starts heartbeat_timeout after it
+	// does; the rotation begins once it runs, so that it watches every step.
+	waitFor(t, "the first stale-amphora check", func() bool { return hm.scrape(t)["octavia_hm_health_checks_total"] > 0 })
 
 	step1 := phase("1: the health manager accepts both keys")
 	hm.reload(t, "heartbeat_key = "+newKey+"\nheartbeat_key_previous = "+oldKey+"\n"+window)
@@ -191,6 +195,7 @@ func TestKeyRotationWithoutFailover(t *testing.T) {
 			t.Errorf("%s went %v without a heartbeat applied (heartbeat_timeout %ds)", a.id, gap, heartbeatTimeout)
 		}
 	}
+	phase("done")
 	for _, a := range agents {
 		a.stop(t)
 	}
