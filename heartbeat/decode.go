@@ -245,19 +245,17 @@ func (d *messageDecoder) message() (*Message, *Error) {
 }
 
 // replayFields reads "ts" and "boot" without ever rejecting: Octavia
-// ignores both, so a wrong type is only noted for the replay guard.
+// ignores both, so one of the wrong type is ignored here too, as if it
+// were absent. (Only a key holder can send such a message, and one without
+// the fields is accepted anyway.)
 func (d *messageDecoder) replayFields(msg *Message, tsNode, bootNode int32) {
 	if tsNode >= 0 {
-		if v, err := d.int64Value(tsNode); err != nil {
-			msg.BadReplayField = err.Field + ": " + err.Detail
-		} else {
+		if v, err := d.int64Value(tsNode); err == nil {
 			msg.Timestamp, msg.HasTimestamp = v, true
 		}
 	}
-	if bootNode >= 0 && msg.BadReplayField == "" {
-		if v, err := d.stringValue(bootNode); err != nil {
-			msg.BadReplayField = err.Field + ": " + err.Detail
-		} else {
+	if bootNode >= 0 {
+		if v, err := d.stringValue(bootNode); err == nil {
 			msg.Boot, msg.HasBoot = v, true
 		}
 	}

@@ -36,10 +36,6 @@ type Message struct {
 	HasTimestamp bool
 	Boot         string
 	HasBoot      bool
-	// BadReplayField names a "ts" or "boot" of the wrong type. Such a
-	// message is still accepted when the replay guard is off, as Octavia,
-	// which ignores both fields, would accept it.
-	BadReplayField string
 	// RecvTime is when the receiver read the datagram. It is stamped by the
 	// receiver, never taken from the datagram (Octavia overwrites a
 	// sender-supplied "recv_time" too).

@@ -32,7 +32,8 @@ const (
 	// to the end (a required field is missing or has the wrong type).
 	ReasonMalformed
 	// ReasonReplayFields: the replay guard is on and the message carries
-	// "ts" or "boot" but not all of "ts", "boot" and "seq" well typed.
+	// "ts" or "boot" but not all of "ts", "boot" and "seq", or a "boot"
+	// that is empty or too long.
 	ReasonReplayFields
 	// ReasonReplayWindow: the replay guard is on and "ts" is further than
 	// replay_window from the receiver's clock.

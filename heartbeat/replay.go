@@ -104,7 +104,7 @@ func (g *ReplayGuard) Check(m *Message, now time.Time) error {
 	if window <= 0 {
 		return nil
 	}
-	if !m.HasTimestamp && !m.HasBoot && m.BadReplayField == "" {
+	if !m.HasTimestamp && !m.HasBoot {
 		return nil // a stock Octavia message: nothing to check it by
 	}
 	if err := replayFieldsError(m); err != nil {
@@ -139,8 +139,6 @@ func (g *ReplayGuard) Check(m *Message, now time.Time) error {
 
 func replayFieldsError(m *Message) *Error {
 	switch {
-	case m.BadReplayField != "":
-		return &Error{Reason: ReasonReplayFields, Detail: m.BadReplayField}
 	case !m.HasTimestamp || !m.HasBoot || !m.HasSeq:
 		return &Error{Reason: ReasonReplayFields, Detail: `"ts", "boot" and "seq" go together`}
 	case m.Boot == "" || len(m.Boot) > maxBootLen:
