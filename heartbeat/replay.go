@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"hash/maphash"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,7 +134,9 @@ func (g *ReplayGuard) Check(m *Message, now time.Time) error {
 	g.makeRoom(shard, now, 2*window)
 	e := &replayEntry{}
 	e.accept(m, now)
-	shard.entries[m.AmphoraID] = e
+	// The decoded id may share the whole message's text; the entry must
+	// not keep that alive.
+	shard.entries[strings.Clone(m.AmphoraID)] = e
 	return nil
 }
 
@@ -170,7 +173,10 @@ func (e *replayEntry) accept(m *Message, now time.Time) {
 		copy(e.retired[1:], e.retired[:])
 		e.retired[0] = e.boot
 	}
-	e.boot, e.seq, e.seen = m.Boot, m.Seq, now
+	if e.boot != m.Boot {
+		e.boot = strings.Clone(m.Boot)
+	}
+	e.seq, e.seen = m.Seq, now
 }
 
 // makeRoom forgets the amphorae idle for longer than idle, at most once
