@@ -136,6 +136,32 @@ func TestReplayGuardSetWindow(t *testing.T) {
 	}
 }
 
+// TestReplayGuardLimits pins down what docs/security.md says the guard
+// cannot do: guards share nothing, so a heartbeat accepted by one health
+// manager is accepted once more by another (or by the same one after a
+// restart) within the window; only the window refuses it later.
+func TestReplayGuardLimits(t *testing.T) {
+	now := time.Unix(1_763_726_400, 0)
+	m := stamped("a", "b1", 7, now.Unix())
+	hmA, hmB := NewReplayGuard(10*time.Second, 0), NewReplayGuard(10*time.Second, 0)
+	if hmA.Check(m, now) != nil {
+		t.Fatal("first delivery refused")
+	}
+	if ReasonOf(hmA.Check(m, now)) != ReasonReplayNotNewer {
+		t.Error("replay to the same health manager accepted")
+	}
+	if err := hmB.Check(m, now.Add(5*time.Second)); err != nil {
+		t.Errorf("replay to another health manager within the window: %v, want accepted once", err)
+	}
+	if ReasonOf(hmB.Check(m, now.Add(5*time.Second))) != ReasonReplayNotNewer {
+		t.Error("a second replay to the other health manager accepted")
+	}
+	restarted := NewReplayGuard(10*time.Second, 0)
+	if ReasonOf(restarted.Check(m, now.Add(11*time.Second))) != ReasonReplayWindow {
+		t.Error("after a restart, a replay older than the window accepted")
+	}
+}
+
 func TestReplayGuardBoundedMemory(t *testing.T) {
 	now := time.Unix(1_763_726_400, 0)
 	g := NewReplayGuard(time.Minute, replayShards) // one entry per shard
