@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,9 +65,13 @@ type Agent struct {
 
 	keyring *heartbeat.Keyring
 	sender  *heartbeat.Sender
-	sensor  *Sensor
-	spool   Spool
-	m       *metrics
+	// boot is drawn at each start and sent as "boot" with every
+	// heartbeat, so that the controller's replay guard can tell a restart,
+	// which begins seq at 0 again, from a replay.
+	boot   string
+	sensor *Sensor
+	spool  Spool
+	m      *metrics
 
 	kick   chan struct{}
 	reload chan chan error
@@ -126,6 +132,11 @@ func New(o Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.keyring = kr
+	var b [16]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("agent: boot id: %w", err)
+	}
+	a.boot = hex.EncodeToString(b[:])
 	a.sender, err = heartbeat.NewSender(heartbeat.SenderConfig{Controllers: a.cfg.Controllers, Logger: a.log})
 	if err != nil {
 		// every bad entry is named; the good ones are used
@@ -658,7 +669,8 @@ func (a *Agent) isWarm() bool {
 	return a.warm
 }
 
-// BuildHeartbeat builds the next V3 message. advance moves the counter
+// BuildHeartbeat builds the next V3 message, stamped with the time ("ts")
+// and this run's boot id ("boot") after Octavia's fields. advance moves the counter
 // file forward and the sequence number; without it (heartbeat --print)
 // nothing is changed.
 func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
@@ -699,6 +711,9 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 		}
 	}
 	msg := buildMessage(a.cfg.AmphoraID, a.seq, plans, deltas, conns, connected)
+	// Octavia ignores both; the replay guard of our controller reads them.
+	msg.Timestamp, msg.HasTimestamp = a.now().Unix(), true
+	msg.Boot, msg.HasBoot = a.boot, true
 	if advance {
 		a.seq++
 		for _, l := range msg.Listeners {

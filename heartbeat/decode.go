@@ -186,16 +186,17 @@ func (d *messageDecoder) object(i int32) *Error {
 }
 
 var (
-	topFields      = []string{"id", "seq", "ver", "listeners", "pools"}
+	topFields      = []string{"id", "seq", "ver", "listeners", "pools", "ts", "boot"}
 	listenerFields = []string{"status", "stats", "pools"}
 	statsFields    = []string{"tx", "rx", "conns", "totconns", "ereq"}
 	poolFields     = []string{"status", "members"}
 )
 
 func (d *messageDecoder) message() (*Message, *Error) {
-	var top [5]int32
+	var top [7]int32
 	d.fields(0, topFields, top[:])
 	idNode, seqNode, verNode, listenersNode, poolsNode := top[0], top[1], top[2], top[3], top[4]
+	tsNode, bootNode := top[5], top[6]
 
 	msg := &Message{}
 	var err *Error
@@ -218,6 +219,7 @@ func (d *messageDecoder) message() (*Message, *Error) {
 		}
 		msg.HasVersion = true
 	}
+	d.replayFields(msg, tsNode, bootNode)
 	perListener := msg.PoolsPerListener()
 
 	if listenersNode < 0 {
@@ -240,6 +242,23 @@ func (d *messageDecoder) message() (*Message, *Error) {
 		}
 	}
 	return msg, nil
+}
+
+// replayFields reads "ts" and "boot" without ever rejecting: Octavia
+// ignores both, so one of the wrong type is ignored here too, as if it
+// were absent. (Only a key holder can send such a message, and one without
+// the fields is accepted anyway.)
+func (d *messageDecoder) replayFields(msg *Message, tsNode, bootNode int32) {
+	if tsNode >= 0 {
+		if v, err := d.int64Value(tsNode); err == nil {
+			msg.Timestamp, msg.HasTimestamp = v, true
+		}
+	}
+	if bootNode >= 0 {
+		if v, err := d.stringValue(bootNode); err == nil {
+			msg.Boot, msg.HasBoot = v, true
+		}
+	}
 }
 
 func (d *messageDecoder) listeners(obj int32, perListener bool) ([]Listener, *Error) {

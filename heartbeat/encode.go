@@ -15,7 +15,8 @@ import (
 // Optional parts follow the message: "seq", "ver" and a listener's "stats"
 // only when present,
 // top-level "pools" from version 2 on, per-listener "pools" before version 2
-// when the listener had them.
+// when the listener had them. Our agent's "ts" and "boot" come last, when
+// present, so that a message without them is Octavia's text byte for byte.
 func (m *Message) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"id": `...)
 	dst = appendPyString(dst, m.AmphoraID)
@@ -60,6 +61,14 @@ func (m *Message) AppendJSON(dst []byte) []byte {
 	if m.HasVersion {
 		dst = append(dst, `, "ver": `...)
 		dst = strconv.AppendInt(dst, m.Version, 10)
+	}
+	if m.HasTimestamp {
+		dst = append(dst, `, "ts": `...)
+		dst = strconv.AppendInt(dst, m.Timestamp, 10)
+	}
+	if m.HasBoot {
+		dst = append(dst, `, "boot": `...)
+		dst = appendPyString(dst, m.Boot)
 	}
 	return append(dst, '}')
 }

@@ -79,6 +79,8 @@ func FuzzDecodeMessage(f *testing.F) {
 		`{"id": "a", "listeners": {}, "pools": {}, "ver": -1e5}`,
 		`[1, 2.5e-3, true, false, null, "x", {}]`,
 		`{"id": NaN}`,
+		`{"id": "a", "seq": 1, "listeners": {}, "pools": {}, "ver": 3, "ts": 1763726400, "boot": "0f\u00e9"}`,
+		`{"id": "a", "listeners": {}, "ts": "1", "boot": 2, "ts": 3.5}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -28,6 +28,14 @@ type Message struct {
 	// "<pool_id>:<listener_id>", or by the bare pool id for LVS listeners.
 	// It is nil before version 2, where pools sit under each listener.
 	Pools []Pool
+	// Timestamp is "ts", the sender's Unix time in seconds when it sealed
+	// the message, and Boot is "boot", an id the sender draws at each
+	// start. Our agent adds both for the replay guard (ReplayGuard);
+	// Octavia's agents never send them and Octavia ignores them.
+	Timestamp    int64
+	HasTimestamp bool
+	Boot         string
+	HasBoot      bool
 	// RecvTime is when the receiver read the datagram. It is stamped by the
 	// receiver, never taken from the datagram (Octavia overwrites a
 	// sender-supplied "recv_time" too).

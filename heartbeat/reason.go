@@ -31,6 +31,16 @@ const (
 	// ReasonMalformed: the object is not a heartbeat Octavia could process
 	// to the end (a required field is missing or has the wrong type).
 	ReasonMalformed
+	// ReasonReplayFields: the replay guard is on and the message carries
+	// "ts" or "boot" but not all of "ts", "boot" and "seq", or a "boot"
+	// that is empty or too long.
+	ReasonReplayFields
+	// ReasonReplayWindow: the replay guard is on and "ts" is further than
+	// replay_window from the receiver's clock.
+	ReasonReplayWindow
+	// ReasonReplayNotNewer: the replay guard is on and ("boot", "seq") is
+	// not newer than the last message accepted for that amphora.
+	ReasonReplayNotNewer
 	reasonCount
 )
 
@@ -44,6 +54,10 @@ var reasonNames = [reasonCount]string{
 	ReasonNotJSON:   "not_json",
 	ReasonNotObject: "not_object",
 	ReasonMalformed: "malformed",
+
+	ReasonReplayFields:   "replay_fields_invalid",
+	ReasonReplayWindow:   "replay_ts_outside_window",
+	ReasonReplayNotNewer: "replay_not_newer",
 }
 
 // String returns the stable label used in logs and metrics.

@@ -40,6 +40,10 @@ type ReceiverConfig struct {
 	// Keys returns the keyring to open with; it is called per datagram, so
 	// a reload takes effect at once.
 	Keys func() *Keyring
+	// Check, when set, may still refuse an opened message (the replay
+	// guard); an *Error it returns is counted and logged by its reason
+	// like any other rejection. It is called from the worker goroutines.
+	Check func(*Message) error
 	// Deliver receives each accepted message, from the worker goroutines.
 	Deliver func(*Message, Verified)
 	// Metrics may be nil.
@@ -194,6 +198,12 @@ func (r *Receiver) open(d datagram) {
 	if m != nil {
 		m.OpenSeconds.Observe(time.Since(start).Seconds())
 	}
+	if err == nil {
+		msg.RecvTime = d.recv
+		if r.cfg.Check != nil {
+			err = r.cfg.Check(msg)
+		}
+	}
 	if err != nil {
 		reason := ReasonOf(err)
 		if m != nil {
@@ -205,7 +215,6 @@ func (r *Receiver) open(d datagram) {
 		}
 		return
 	}
-	msg.RecvTime = d.recv
 	if m != nil {
 		key := "primary"
 		if v.KeyIndex > 0 {

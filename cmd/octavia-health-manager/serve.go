@@ -41,7 +41,8 @@ func serveCommand() *cli.Command {
 		Usage: "receive heartbeats and apply them (the default command)",
 		Description: "Listens on [health_manager] bind_ip:bind_port, verifies heartbeats, and applies\n" +
 			"them to the [database] connection as Octavia's health manager does.\n" +
-			"SIGTERM/SIGINT drain and exit; SIGHUP reloads keys and the log level.",
+			"SIGTERM/SIGINT drain and exit; SIGHUP reloads keys, replay_window, the statistics\n" +
+			"drivers and the log level.",
 		Action: runServe,
 	}
 }
@@ -89,6 +90,7 @@ type daemon struct {
 	level    *slog.LevelVar
 	keys     atomic.Pointer[heartbeat.Keyring]
 	keyState keyState
+	replay   *heartbeat.ReplayGuard
 	pool     *pgxpool.Pool
 	receiver *heartbeat.Receiver
 	updater  *healthdb.Updater
@@ -148,6 +150,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.keys.Store(kr)
 	d.keyState = ks
 	hm := &cfg.HealthManager
+	d.replay = heartbeat.NewReplayGuard(hm.ReplayWindow, 0)
 	if err := failover.CheckDriverName(hm.FailoverDriver); err != nil {
 		return nil, usageError("%v", err)
 	}
@@ -219,6 +222,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		Sockets: hm.ReceiveSockets, ReceiveBuffer: hm.SockRlimit,
 		Workers: hm.HealthUpdateThreads, QueueSize: receiveQueueSize(hm.QueueSize),
 		Keys:    func() *heartbeat.Keyring { return d.keys.Load() },
+		Check:   func(m *heartbeat.Message) error { return d.replay.Check(m, m.RecvTime) },
 		Deliver: d.deliver,
 		Metrics: d.metrics, Logger: d.log,
 	})
@@ -230,6 +234,9 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 			Name: "octavia_hm_queue_length", Help: "Work waiting in each queue.", ConstLabels: prometheus.Labels{"queue": name},
 		}, func() float64 { return float64(length()) }))
 	}
+	d.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "octavia_hm_replay_guard_amphorae", Help: "Amphorae whose last accepted (boot, seq) the replay guard remembers.",
+	}, func() float64 { return float64(d.replay.Len()) }))
 	if hm.MetricsBind != "" {
 		ln, err := net.Listen("tcp", hm.MetricsBind)
 		if err != nil {
@@ -297,7 +304,7 @@ func (d *daemon) deliver(m *heartbeat.Message, _ heartbeat.Verified) {
 
 func (d *daemon) run(ctx context.Context) error {
 	d.log.Info("health manager started", "listen", d.receiver.Addr().String(), "metrics", d.metricsAddr(),
-		"keyring", d.keys.Load())
+		"keyring", d.keys.Load(), "replay_window", d.replay.Window())
 	if d.opts.ready != nil {
 		d.opts.ready(d)
 	}
@@ -367,8 +374,8 @@ func (d *daemon) batchDone(res healthdb.BatchResult, err error) {
 	d.mu.Unlock()
 }
 
-// reloadConfig re-reads the config files on SIGHUP. Keys and the log level
-// change in place; the socket is kept. An invalid file changes nothing.
+// reloadConfig re-reads the config files on SIGHUP. Keys, the replay
+// window and the log level change in place; the socket is kept. An invalid file changes nothing.
 func (d *daemon) reloadConfig() {
 	cfg, err := octaviaconf.Load(d.opts.files...)
 	if err != nil {
@@ -389,9 +396,10 @@ func (d *daemon) reloadConfig() {
 	previousChanged := fmt.Sprint(ks.previous) != fmt.Sprint(d.keyState.previous)
 	d.keys.Store(kr)
 	d.keyState = ks
+	d.replay.SetWindow(cfg.HealthManager.ReplayWindow)
 	d.log.Info("configuration reloaded", "primary_key_changed", primaryChanged,
 		"previous_keys_changed", previousChanged, "previous_keys", len(ks.previous), "debug", cfg.Default.Debug,
-		"statistics_drivers", cfg.ControllerWorker.StatisticsDrivers)
+		"statistics_drivers", cfg.ControllerWorker.StatisticsDrivers, "replay_window", d.replay.Window())
 }
 
 func (d *daemon) metricsAddr() string {

@@ -142,6 +142,11 @@ type HealthManager struct {
 	// failover with the [service_auth] credentials; "noop" only logs and
 	// counts (tests, dry runs).
 	FailoverDriver string `conf:"health_manager failover_driver,string,ours"`
+	// ReplayWindow is replay_window (seconds): when greater than 0, a
+	// heartbeat stamped with "ts" and "boot" (our agent's) is rejected if
+	// ts is further than this from the receiver's clock or (boot, seq) is
+	// not newer than the amphora's last accepted one. Default 0 (off).
+	ReplayWindow time.Duration `conf:"health_manager replay_window,seconds,ours"`
 }
 
 // ServiceAuth holds the [service_auth] section: the Keystone credentials
@@ -347,6 +352,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 		hm.StatsFlushInterval = time.Duration(flushMS) * time.Millisecond
 	}
 	r.integer("health_manager", "stats_max_pairs", 1, &hm.StatsMaxPairs)
+	r.seconds("health_manager", "replay_window", 0, &hm.ReplayWindow)
 	if r.str("health_manager", "health_update_driver", &hm.HealthUpdateDriver) {
 		log.Warn("config option is deprecated and has no effect", "file", r.fileOf("health_manager", "health_update_driver"),
 			"section", "health_manager", "option", "health_update_driver")
@@ -397,7 +403,7 @@ var healthManagerOptions = []string{
 	// ours
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "queue_size",
-	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver",
+	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
 }
 
 // warnUnknown logs every option of section that is not in known, with the

@@ -78,6 +78,7 @@ func TestDefaults(t *testing.T) {
 			{"[controller_worker] statistics_drivers", cw.StatisticsDrivers, []string{"stats_db"}},
 			{"[controller_worker] compute_driver", cw.ComputeDriver, "compute_nova_driver"},
 			{"[health_manager] failover_driver", hm.FailoverDriver, "octavia_api"},
+			{"[health_manager] replay_window", hm.ReplayWindow, time.Duration(0)},
 			{"[service_auth]", cfg.ServiceAuth, ServiceAuth{Interface: "public"}},
 			{"[nova]", cfg.Nova, Nova{EndpointType: "publicURL"}},
 		}
@@ -122,6 +123,7 @@ queue_size = 1000
 stats_flush_interval_ms = 250
 stats_max_pairs = 99
 failover_driver = noop
+replay_window = 30
 
 [controller_worker]
 statistics_drivers = stats_db, stats_logger
@@ -182,6 +184,7 @@ endpoint_type = internalURL
 			StatsFlushInterval:   250 * time.Millisecond,
 			StatsMaxPairs:        99,
 			FailoverDriver:       "noop",
+			ReplayWindow:         30 * time.Second,
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db", "stats_logger"},
