@@ -61,7 +61,13 @@ func (a *Agent) Status() Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st.Warm = a.warm
-	st.Marks = append(st.Marks, a.marks...)
+	// The cached list is refreshed on the agent's loop; a mark that expired
+	// since then no longer applies, so it is not reported either.
+	for _, m := range a.marks {
+		if !m.Expired(now) {
+			st.Marks = append(st.Marks, m)
+		}
+	}
 	for k, v := range a.counters {
 		st.Counters[k] = v
 	}
