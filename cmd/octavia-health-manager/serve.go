@@ -26,6 +26,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/healthdb/failover"
+	"github.com/octavia-vpp/health/healthdb/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/boundq"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
@@ -94,6 +95,7 @@ type daemon struct {
 	updater  *healthdb.Updater
 	watcher  *healthdb.Watcher
 	observer *healthdb.Observer
+	page     *statuspage.Page
 	healthQ  *boundq.Queue[*heartbeat.Message]
 	statsQ   *boundq.Queue[*heartbeat.Message]
 	stats    *statsdriver.Pipeline
@@ -189,6 +191,8 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	if err != nil {
 		return nil, err
 	}
+	d.page = statusPage(cfg, d.pool, d.registry, d.log)
+	driver = d.page.WrapDriver(driver)
 	d.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
 	d.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
 		Store: healthdb.NewStore(d.pool), Driver: driver,
@@ -238,6 +242,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", d.healthz)
+		d.page.Register(mux)
 		d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		d.httpAddr = ln.Addr()
 		go func() {
@@ -357,6 +362,7 @@ func (d *daemon) run(ctx context.Context) error {
 func (d *daemon) batchDone(res healthdb.BatchResult, err error) {
 	now := time.Now()
 	d.observer.DatabaseResult(err, now)
+	d.page.RecordBatch(res, err)
 	if res.Health[healthdb.HealthSkipLate] > 0 {
 		// Heartbeats that waited heartbeat_interval in the queue were
 		// dropped: as overloaded as a full queue.
@@ -414,6 +420,20 @@ func (d *daemon) healthz(w http.ResponseWriter, _ *http.Request) {
 		body = map[string]string{"status": "unhealthy", "reason": "last health batch failed: " + err.Error()}
 	}
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// statusPage is the web page on metrics_bind; it reads the daemon's own
+// metrics and records its transitions and failovers.
+func statusPage(cfg *octaviaconf.Config, pool *pgxpool.Pool, reg prometheus.Gatherer, log *slog.Logger) *statuspage.Page {
+	hm := &cfg.HealthManager
+	threshold := 0
+	if hm.FailoverThresholdSet {
+		threshold = hm.FailoverThreshold
+	}
+	return statuspage.New(statuspage.Config{
+		Pool: pool, Gatherer: reg, HeartbeatTimeout: hm.HeartbeatTimeout,
+		FailoverThreshold: threshold, DryRun: hm.FailoverDriver == failover.DriverNoop, Logger: log,
+	})
 }
 
 func buildInfo() prometheus.Collector {
