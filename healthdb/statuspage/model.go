@@ -40,7 +40,6 @@ type Fleet struct {
 	Stale int `json:"stale"`
 	// Busy: claimed for failover (amphora_health.busy).
 	Busy            int            `json:"busy"`
-	AmphoraByStatus map[string]int `json:"amphorae_by_status"`
 	FailoverStopped int            `json:"failover_stopped"`
 	LoadBalancers   int            `json:"load_balancers"`
 	LBByStatus      map[string]int `json:"load_balancers_by_status"`
@@ -223,8 +222,7 @@ func assemble(s *Snapshot, v *dbView, now time.Time, timeout time.Duration) {
 		f.Stale += c.stale
 	}
 	f.Fresh = f.Amphorae - f.Busy - f.Stale
-	f.AmphoraByStatus = v.amphoraByStatus
-	f.FailoverStopped = v.amphoraByStatus["FAILOVER_STOPPED"]
+	f.FailoverStopped = v.failoverStopped
 	f.LBByStatus = v.lbByStatus
 	for _, n := range v.lbByStatus {
 		f.LoadBalancers += n

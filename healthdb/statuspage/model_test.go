@@ -123,3 +123,34 @@ func TestFormats(t *testing.T) {
 		}
 	}
 }
+
+func TestSlowReadsAreReusedLonger(t *testing.T) {
+	for _, c := range []struct{ query, want time.Duration }{
+		{2 * time.Millisecond, time.Second},
+		{20 * time.Millisecond, time.Second},
+		{40 * time.Millisecond, 2 * time.Second},
+		{300 * time.Millisecond, 15 * time.Second},
+	} {
+		if got := keepFor(time.Second, c.query); got != c.want {
+			t.Errorf("read took %v: kept %v, want %v", c.query, got, c.want)
+		}
+	}
+}
+
+func TestAgeBuckets(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	th := ageThresholds(now, time.Minute, 4) // 30 s buckets over 2 min
+	if len(th) != 5 || !th[0].Equal(now.Add(-2*time.Minute)) || !th[3].Equal(now.Add(-30*time.Second)) || !th[4].Equal(now) {
+		t.Fatalf("thresholds %v", th)
+	}
+	for _, c := range []struct{ widthBucket, want int }{
+		{0, 5}, // older than 2 min
+		{1, 4}, // 90-120 s
+		{4, 1}, // 0-30 s
+		{5, 0}, // in the future
+	} {
+		if got := ageBucket(c.widthBucket, 4); got != c.want {
+			t.Errorf("width_bucket %d -> %d, want %d", c.widthBucket, got, c.want)
+		}
+	}
+}

@@ -137,13 +137,17 @@ func (p *Page) Snapshot(ctx context.Context) *Snapshot {
 		bctx, cancel := context.WithTimeout(context.Background(), snapshotLimit)
 		s := p.build(bctx, now)
 		cancel()
-		keep := max(p.cfg.CacheFor, time.Duration(float64(s.QueryTime)/queryShare))
 		p.mu.Lock()
-		p.snap, p.until, p.building = s, now.Add(keep), nil
+		p.snap, p.until, p.building = s, now.Add(keepFor(p.cfg.CacheFor, s.QueryTime)), nil
 		p.mu.Unlock()
 		close(done)
 		return s
 	}
+}
+
+// keepFor is how long a snapshot that took queryTime to read is reused.
+func keepFor(cacheFor, queryTime time.Duration) time.Duration {
+	return max(cacheFor, time.Duration(float64(queryTime)/queryShare))
 }
 
 func (p *Page) build(ctx context.Context, now time.Time) *Snapshot {
@@ -171,9 +175,9 @@ func (p *Page) build(ctx context.Context, now time.Time) *Snapshot {
 		q.failoverIDs = append(q.failoverIDs, fo.AmphoraID)
 	}
 
-	start := time.Now()
+	start := p.cfg.Now()
 	v, err := p.fetch(ctx, q)
-	s.QueryTime = time.Since(start)
+	s.QueryTime = p.cfg.Now().Sub(start)
 	if err != nil {
 		p.log.Warn("status page: database not read", "err", err)
 		s.Error = err.Error()
