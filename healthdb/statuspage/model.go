@@ -14,7 +14,7 @@ import (
 type Snapshot struct {
 	Taken time.Time `json:"taken"`
 	// QueryTime is how long the database reads took.
-	QueryTime time.Duration `json:"query_seconds"`
+	QueryTime time.Duration `json:"query_ns"`
 	// Error is why the database part is missing, or "".
 	Error string `json:"error,omitempty"`
 
@@ -44,7 +44,7 @@ type Fleet struct {
 	LoadBalancers   int            `json:"load_balancers"`
 	LBByStatus      map[string]int `json:"load_balancers_by_status"`
 
-	HeartbeatTimeout  time.Duration `json:"heartbeat_timeout_seconds"`
+	HeartbeatTimeout  time.Duration `json:"heartbeat_timeout_ns"`
 	FailoverThreshold int           `json:"failover_threshold,omitempty"`
 	DryRun            bool          `json:"dry_run"`
 
@@ -84,7 +84,7 @@ type Amphora struct {
 	NetworkIP string `json:"lb_network_ip"`
 	// Age is the time since the last applied heartbeat; HasHealth is false
 	// when there is no amphora_health row.
-	Age       time.Duration `json:"age_seconds"`
+	Age       time.Duration `json:"age_ns"`
 	HasHealth bool          `json:"has_health"`
 	Stale     bool          `json:"stale"`
 	Busy      bool          `json:"busy"`
