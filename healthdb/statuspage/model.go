@@ -74,7 +74,9 @@ type LoadBalancer struct {
 	Amphorae     []Amphora  `json:"amphorae"`
 	Listeners    []Listener `json:"listeners"`
 	Pools        []Pool     `json:"pools"`
-	Search       string     `json:"-"`
+	// Silent counts the amphorae that are stale or claimed for failover.
+	Silent int    `json:"silent_amphorae"`
+	Search string `json:"-"`
 }
 
 type Amphora struct {
@@ -235,11 +237,6 @@ func assemble(s *Snapshot, v *dbView, now time.Time, timeout time.Duration) {
 	for i, lb := range v.lbs {
 		s.LBs[i] = LoadBalancer{ID: lb.id, Name: lb.name, Provisioning: lb.provisioning, Operating: lb.operating}
 	}
-	// Problems first, then by name.
-	slices.SortStableFunc(s.LBs, func(a, b LoadBalancer) int {
-		return cmp.Or(cmp.Compare(statusRank(a.Operating), statusRank(b.Operating)),
-			cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
-	})
 	for i := range s.LBs {
 		byID[s.LBs[i].ID] = &s.LBs[i]
 	}
@@ -282,8 +279,18 @@ func assemble(s *Snapshot, v *dbView, now time.Time, timeout time.Duration) {
 		}
 	}
 	for i := range s.LBs {
-		s.LBs[i].Search = searchText(&s.LBs[i])
+		lb := &s.LBs[i]
+		for _, a := range lb.Amphorae {
+			if a.Stale || a.Busy {
+				lb.Silent++
+			}
+		}
+		lb.Search = searchText(lb)
 	}
+	// Problems first, then by name.
+	slices.SortStableFunc(s.LBs, func(a, b LoadBalancer) int {
+		return cmp.Or(cmp.Compare(lbRank(&a), lbRank(&b)), cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
 	for i := range s.Transitions {
 		t := &s.Transitions[i]
 		t.Name = v.names[t.Entity+"/"+t.ID]
@@ -313,6 +320,16 @@ func searchText(lb *LoadBalancer) string {
 		}
 	}
 	return strings.ToLower(strings.Join(parts, " "))
+}
+
+// lbRank orders load balancers for the list: ERROR, DEGRADED, then any
+// with a silent amphora, then by operating status.
+func lbRank(lb *LoadBalancer) int {
+	r := 2 * statusRank(lb.Operating)
+	if lb.Silent > 0 && r > 2 {
+		r = 3
+	}
+	return r
 }
 
 // statusRank orders operating statuses worst first.

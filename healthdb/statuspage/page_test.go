@@ -127,8 +127,8 @@ func TestSnapshotOfSeededFleet(t *testing.T) {
 	clk := &clock{t: t0}
 	p := newPage(t, db, clk)
 	p.RecordBatch(healthdb.BatchResult{Transitions: []healthdb.Transition{
-		{Entity: "member", ID: "m-web-2", From: "ONLINE", To: "ERROR"},
 		{Entity: "load_balancer", ID: "lb-web", From: "ONLINE", To: "DEGRADED"},
+		{Entity: "member", ID: "m-web-2", From: "ONLINE", To: "ERROR"},
 	}}, nil)
 	p.RecordBatch(healthdb.BatchResult{Transitions: []healthdb.Transition{{Entity: "pool", ID: "gone", From: "A", To: "B"}}},
 		context.DeadlineExceeded) // not committed: not recorded
@@ -164,6 +164,9 @@ func TestSnapshotOfSeededFleet(t *testing.T) {
 	if len(web.Listeners) != 1 || web.Listeners[0].Name != "web-http" || len(web.Pools) != 1 || len(web.Pools[0].Members) != 2 ||
 		web.Pools[0].Members[1].Operating != "ERROR" || len(web.Amphorae) != 1 || web.Amphorae[0].Stale {
 		t.Errorf("web %+v", web)
+	}
+	if s.LBs[0].Silent != 0 || s.LBs[1].Silent != 1 || s.LBs[2].Silent != 1 {
+		t.Errorf("silent amphorae per load balancer: %d %d %d", s.LBs[0].Silent, s.LBs[1].Silent, s.LBs[2].Silent)
 	}
 	if a := s.LBs[1].Amphorae; len(a) != 1 || !a[0].Stale || a[0].Age != 5*time.Minute {
 		t.Errorf("api amphorae %+v", a)
@@ -296,5 +299,24 @@ func TestDatabaseErrorStillShowsTheProcessFigures(t *testing.T) {
 	p.serveHTML(rec, httptest.NewRequest("GET", "/", nil))
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `id="db-error"`) {
 		t.Errorf("page with the database down: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+func TestListIsCapped(t *testing.T) {
+	db := seeded(t)
+	p := New(Config{Pool: db, HeartbeatTimeout: time.Minute, MaxLoadBalancers: 2, MaxMembers: 1,
+		Now: (&clock{t: t0}).Now, Logger: quiet})
+	s := p.Snapshot(context.Background())
+	if s.Error != "" || s.Fleet.LoadBalancers != 3 || s.LBsListed != 2 || s.LBs[0].Name != "web" || !s.MembersCapped {
+		t.Fatalf("capped snapshot: %s, %d of %d listed, first %q, members capped %v",
+			s.Error, s.LBsListed, s.Fleet.LoadBalancers, s.LBs[0].Name, s.MembersCapped)
+	}
+	if n := len(s.LBs[0].Pools[0].Members); n != 1 {
+		t.Errorf("%d members listed, want 1", n)
+	}
+	rec := httptest.NewRecorder()
+	p.serveHTML(rec, httptest.NewRequest("GET", "/", nil))
+	if body := rec.Body.String(); !strings.Contains(body, "Showing 2 of 3 load balancers") || !strings.Contains(body, "Members are capped") {
+		t.Errorf("no cap notes in the page")
 	}
 }

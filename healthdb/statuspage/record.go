@@ -85,8 +85,10 @@ func (p *Page) RecordBatch(res healthdb.BatchResult, err error) {
 		return
 	}
 	at := p.cfg.Now()
-	for _, t := range res.Transitions {
-		p.transitions.add(TransitionEvent{At: at, Transition: t})
+	// Added last to first, so that newest-first lists a batch in its own
+	// order (load balancers before their members).
+	for i := len(res.Transitions) - 1; i >= 0; i-- {
+		p.transitions.add(TransitionEvent{At: at, Transition: res.Transitions[i]})
 	}
 }
 
