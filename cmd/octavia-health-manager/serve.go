@@ -171,7 +171,8 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.registry = prometheus.NewRegistry()
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.registry.MustRegister(buildInfo())
-	d.metrics = heartbeat.NewReceiverMetrics(d.registry)
+	d.page = statusPage(cfg, d.pool, d.log)
+	d.metrics = heartbeat.NewReceiverMetrics(d.page.Watch(d.registry))
 	updaterMetrics := healthdb.NewUpdaterMetrics(d.registry, hm.HeartbeatTimeout)
 
 	deleter, err := computeDeleter(cfg, session, d.log)
@@ -191,7 +192,6 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	if err != nil {
 		return nil, err
 	}
-	d.page = statusPage(cfg, d.pool, d.registry, d.log)
 	driver = d.page.WrapDriver(driver)
 	d.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
 	d.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
@@ -199,7 +199,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
 		HeartbeatInterval: hm.HeartbeatInterval, FailoverThreads: hm.FailoverThreads,
 		FailoverThreshold: hm.FailoverThreshold, FailoverThresholdSet: hm.FailoverThresholdSet,
-		Observer: d.observer, Logger: d.log, Metrics: healthdb.NewWatcherMetrics(d.registry),
+		Observer: d.observer, Logger: d.log, Metrics: healthdb.NewWatcherMetrics(d.page.Watch(d.registry)),
 	})
 	if err != nil {
 		return nil, usageError("%v", err)
@@ -422,16 +422,17 @@ func (d *daemon) healthz(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// statusPage is the web page on metrics_bind; it reads the daemon's own
-// metrics and records its transitions and failovers.
-func statusPage(cfg *octaviaconf.Config, pool *pgxpool.Pool, reg prometheus.Gatherer, log *slog.Logger) *statuspage.Page {
+// statusPage is the web page on metrics_bind. It reads the metrics
+// registered through its Watch and records the transitions and failovers
+// the daemon hands it.
+func statusPage(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) *statuspage.Page {
 	hm := &cfg.HealthManager
 	threshold := 0
 	if hm.FailoverThresholdSet {
 		threshold = hm.FailoverThreshold
 	}
 	return statuspage.New(statuspage.Config{
-		Pool: pool, Gatherer: reg, HeartbeatTimeout: hm.HeartbeatTimeout,
+		Pool: pool, HeartbeatTimeout: hm.HeartbeatTimeout,
 		FailoverThreshold: threshold, DryRun: hm.FailoverDriver == failover.DriverNoop, Logger: log,
 	})
 }

@@ -17,6 +17,41 @@ const (
 	metricSuppressed  = "octavia_hm_failover_suppressed"
 )
 
+// Watch returns a Registerer that registers collectors with reg and also
+// with the page's own registry, which the summary reads. Give it to the
+// metrics the summary shows (the receiver's and the watcher's), so that a
+// snapshot gathers a few dozen series rather than the whole registry,
+// which may hold a series per listener.
+func (p *Page) Watch(reg prometheus.Registerer) prometheus.Registerer {
+	return teeRegisterer{main: reg, page: p.watched}
+}
+
+type teeRegisterer struct{ main, page prometheus.Registerer }
+
+func (t teeRegisterer) Register(c prometheus.Collector) error {
+	if err := t.main.Register(c); err != nil {
+		return err
+	}
+	if err := t.page.Register(c); err != nil {
+		t.main.Unregister(c)
+		return err
+	}
+	return nil
+}
+
+func (t teeRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := t.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (t teeRegisterer) Unregister(c prometheus.Collector) bool {
+	t.page.Unregister(c)
+	return t.main.Unregister(c)
+}
+
 // Counters are the process's own figures at one instant.
 type Counters struct {
 	Accepted float64 `json:"heartbeats_accepted"`

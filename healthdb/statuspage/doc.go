@@ -16,6 +16,8 @@
 //     children of at most MaxLoadBalancers load balancers through the
 //     load_balancer_id and pool_id indexes, with at most MaxMembers
 //     members in all.
+//   - The counters come from the few metrics registered through Watch,
+//     not from gathering the daemon's whole registry.
 //   - Transitions and failovers are not read from the database: the
 //     process records the ones it made in small in-memory rings
 //     (RecordBatch, WrapDriver).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -33,7 +34,7 @@ const (
 type Config struct {
 	Pool *pgxpool.Pool
 	// Gatherer holds the daemon's metrics (heartbeats, rejections,
-	// failovers, breaker); nil shows them as zero.
+	// failovers, breaker); nil means the ones registered through Watch.
 	Gatherer prometheus.Gatherer
 	// HeartbeatTimeout is heartbeat_timeout, which makes an amphora stale.
 	HeartbeatTimeout time.Duration
@@ -60,6 +61,7 @@ type Page struct {
 	transitions *ring[TransitionEvent]
 	failovers   *ring[FailoverEvent]
 	rates       rates
+	watched     *prometheus.Registry
 	// fetch reads the database; tests wrap it to count reads.
 	fetch func(context.Context, query) (*dbView, error)
 
@@ -90,8 +92,17 @@ func New(cfg Config) *Page {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Page{cfg: cfg, log: log, transitions: newRing[TransitionEvent](MaxTransitions), failovers: newRing[FailoverEvent](MaxFailovers)}
-	p.fetch = func(ctx context.Context, q query) (*dbView, error) { return fetch(ctx, cfg.Pool, q) }
+	p := &Page{cfg: cfg, log: log, transitions: newRing[TransitionEvent](MaxTransitions), failovers: newRing[FailoverEvent](MaxFailovers),
+		watched: prometheus.NewRegistry()}
+	if p.cfg.Gatherer == nil {
+		p.cfg.Gatherer = p.watched
+	}
+	p.fetch = func(ctx context.Context, q query) (*dbView, error) {
+		if cfg.Pool == nil {
+			return nil, errors.New("status page: no database configured")
+		}
+		return fetch(ctx, cfg.Pool, q)
+	}
 	return p
 }
 
@@ -129,20 +140,28 @@ func (p *Page) Snapshot(ctx context.Context) *Snapshot {
 				return s
 			}
 		}
-		done := make(chan struct{})
-		p.building = done
+		p.building = make(chan struct{})
 		p.mu.Unlock()
-
-		// Not the caller's context: the build serves everyone waiting.
-		bctx, cancel := context.WithTimeout(context.Background(), snapshotLimit)
-		s := p.build(bctx, now)
-		cancel()
-		p.mu.Lock()
-		p.snap, p.until, p.building = s, now.Add(keepFor(p.cfg.CacheFor, s.QueryTime)), nil
-		p.mu.Unlock()
-		close(done)
-		return s
+		return p.rebuild(now)
 	}
+}
+
+// rebuild builds a snapshot and publishes it to the requests waiting for
+// it; even a panic releases them.
+func (p *Page) rebuild(now time.Time) (s *Snapshot) {
+	defer func() {
+		p.mu.Lock()
+		if s != nil {
+			p.snap, p.until = s, now.Add(keepFor(p.cfg.CacheFor, s.QueryTime))
+		}
+		close(p.building)
+		p.building = nil
+		p.mu.Unlock()
+	}()
+	// Not the caller's context: the build serves everyone waiting.
+	ctx, cancel := context.WithTimeout(context.Background(), snapshotLimit)
+	defer cancel()
+	return p.build(ctx, now)
 }
 
 // keepFor is how long a snapshot that took queryTime to read is reused.

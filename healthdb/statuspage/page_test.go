@@ -320,3 +320,34 @@ func TestListIsCapped(t *testing.T) {
 		t.Errorf("no cap notes in the page")
 	}
 }
+
+// The daemon registers the receiver's and the watcher's metrics through
+// Watch; the page reads only those.
+func TestWatchedMetrics(t *testing.T) {
+	main := prometheus.NewRegistry()
+	p := New(Config{HeartbeatTimeout: time.Minute, Now: (&clock{t: t0}).Now, Logger: quiet})
+	accepted := prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricAccepted}, []string{"key"})
+	breaker := prometheus.NewGauge(prometheus.GaugeOpts{Name: metricBreakerOpen})
+	p.Watch(main).MustRegister(accepted, breaker)
+	main.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "octavia_hm_per_listener_total"}))
+	accepted.WithLabelValues("primary").Add(3)
+	breaker.Set(1)
+
+	s := p.Snapshot(context.Background())
+	if s.Fleet.Accepted != 3 || !s.Fleet.BreakerOpen {
+		t.Errorf("counters %+v", s.Fleet.Counters)
+	}
+	if s.Error == "" {
+		t.Error("no database: want an error in the snapshot")
+	}
+	families, err := p.watched.Gather()
+	if err != nil || len(families) != 2 {
+		t.Errorf("the page gathers %d families (%v), want 2", len(families), err)
+	}
+	if families, _ := main.Gather(); len(families) != 3 {
+		t.Errorf("the daemon's registry has %d families, want 3", len(families))
+	}
+	if err := p.Watch(main).Register(breaker); err == nil {
+		t.Error("registering twice: want an error")
+	}
+}

@@ -98,7 +98,7 @@ func startHealthManager(t *testing.T, db *pgxpool.Pool) *healthManager {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	const timeout = time.Minute
 	reg := prometheus.NewRegistry()
-	page := statuspage.New(statuspage.Config{Pool: db, Gatherer: reg, HeartbeatTimeout: timeout, DryRun: true,
+	page := statuspage.New(statuspage.Config{Pool: db, HeartbeatTimeout: timeout, DryRun: true,
 		FailoverThreshold: 3, RefreshEvery: time.Second, Logger: log})
 	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{heartbeatKey}})
 	if err != nil {
@@ -114,7 +114,7 @@ func startHealthManager(t *testing.T, db *pgxpool.Pool) *healthManager {
 	watcher, err := healthdb.NewWatcher(healthdb.WatcherConfig{
 		Store: healthdb.NewStore(db), Driver: page.WrapDriver(failover.Noop{Log: log}),
 		HeartbeatTimeout: timeout, HealthCheckInterval: 3 * time.Second, HeartbeatInterval: 10 * time.Second,
-		FailoverThreshold: 3, FailoverThresholdSet: true, Logger: log, Metrics: healthdb.NewWatcherMetrics(reg),
+		FailoverThreshold: 3, FailoverThresholdSet: true, Logger: log, Metrics: healthdb.NewWatcherMetrics(page.Watch(reg)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func startHealthManager(t *testing.T, db *pgxpool.Pool) *healthManager {
 		Addr: netip.MustParseAddrPort("127.0.0.1:0"), Sockets: 1, Workers: 1,
 		Keys:    func() *heartbeat.Keyring { return kr },
 		Deliver: func(m *heartbeat.Message, _ heartbeat.Verified) { queue.Put(m) },
-		Metrics: heartbeat.NewReceiverMetrics(reg), Logger: log,
+		Metrics: heartbeat.NewReceiverMetrics(page.Watch(reg)), Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
