@@ -7,6 +7,8 @@
 #   make lint    gofmt, go vet and staticcheck (installed into ./bin)
 #   make interop run Octavia 11's own code next to ours (test/interop/README.md);
 #                make test runs it too when CI=true
+#   make browser drive headless Chromium against the status page
+#                (test/browser); make test runs it too when CI=true
 
 GO          ?= go
 BIN         := $(CURDIR)/bin
@@ -18,7 +20,7 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test deps vet bench fuzz lint fmt clean interop interop-deps
+.PHONY: all build run test deps vet bench fuzz lint fmt clean interop interop-deps browser browser-deps
 
 all: build
 
@@ -41,6 +43,7 @@ vet:
 test: deps vet
 	$(GO) test -race -count=1 ./...
 	@if [ "$(CI)" = "true" ]; then $(MAKE) --no-print-directory interop; fi
+	@if [ "$(CI)" = "true" ]; then $(MAKE) --no-print-directory browser; fi
 
 # Debian's Octavia 11.0.0 and psycopg2, for /usr/bin/python3.
 interop-deps: deps
@@ -51,6 +54,16 @@ interop-deps: deps
 interop: interop-deps
 	$(GO) vet -tags interop ./test/interop/
 	$(GO) test -tags interop -count=1 -timeout 20m -v ./test/interop/
+
+# Debian's chromium and chromium-driver.
+browser-deps: deps
+	./test/browser/install-deps.sh
+
+# The status page in headless Chromium; the screenshot is written to
+# test/browser/out/status-page.png.
+browser: browser-deps
+	$(GO) vet -tags browser ./test/browser/
+	$(GO) test -tags browser -count=1 -timeout 5m -v ./test/browser/
 
 # The Go benchmarks, then a 60-second loadgen scenario against serve on a
 # throwaway PostgreSQL (test/bench/loadgen.sh; AMPHORAE, RATE, DURATION).

@@ -86,6 +86,9 @@ type BatchResult struct {
 	Aborted int
 	// ComputeDeletes and ComputeDeleteFailures count zombie deletions.
 	ComputeDeletes, ComputeDeleteFailures int
+	// Transitions lists the committed status changes, at most
+	// MaxTransitionsPerBatch (Add does not merge them).
+	Transitions []Transition
 }
 
 // Add accumulates another result into r.
@@ -241,6 +244,7 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 	if err := u.cfg.Store.Apply(ctx, writes, now); err != nil {
 		return res, ids, fmt.Errorf("write batch of %d heartbeats: %w", len(msgs), err)
 	}
+	res.Transitions = state.transitions(MaxTransitionsPerBatch)
 	return res, ids, nil
 }
 

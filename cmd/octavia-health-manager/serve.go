@@ -26,6 +26,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/healthdb/failover"
+	"github.com/octavia-vpp/health/healthdb/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/boundq"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
@@ -96,6 +97,7 @@ type daemon struct {
 	updater  *healthdb.Updater
 	watcher  *healthdb.Watcher
 	observer *healthdb.Observer
+	page     *statuspage.Page
 	healthQ  *boundq.Queue[*heartbeat.Message]
 	statsQ   *boundq.Queue[*heartbeat.Message]
 	stats    *statsdriver.Pipeline
@@ -172,7 +174,8 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.registry = prometheus.NewRegistry()
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.registry.MustRegister(buildInfo())
-	d.metrics = heartbeat.NewReceiverMetrics(d.registry)
+	d.page = statusPage(cfg, d.pool, d.log)
+	d.metrics = heartbeat.NewReceiverMetrics(d.page.Watch(d.registry))
 	updaterMetrics := healthdb.NewUpdaterMetrics(d.registry, hm.HeartbeatTimeout)
 
 	deleter, err := computeDeleter(cfg, session, d.log)
@@ -192,13 +195,14 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	if err != nil {
 		return nil, err
 	}
+	driver = d.page.WrapDriver(driver)
 	d.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
 	d.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
 		Store: healthdb.NewStore(d.pool), Driver: driver,
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
 		HeartbeatInterval: hm.HeartbeatInterval, FailoverThreads: hm.FailoverThreads,
 		FailoverThreshold: hm.FailoverThreshold, FailoverThresholdSet: hm.FailoverThresholdSet,
-		Observer: d.observer, Logger: d.log, Metrics: healthdb.NewWatcherMetrics(d.registry),
+		Observer: d.observer, Logger: d.log, Metrics: healthdb.NewWatcherMetrics(d.page.Watch(d.registry)),
 	})
 	if err != nil {
 		return nil, usageError("%v", err)
@@ -245,6 +249,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", d.healthz)
+		d.page.Register(mux)
 		d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		d.httpAddr = ln.Addr()
 		go func() {
@@ -364,6 +369,7 @@ func (d *daemon) run(ctx context.Context) error {
 func (d *daemon) batchDone(res healthdb.BatchResult, err error) {
 	now := time.Now()
 	d.observer.DatabaseResult(err, now)
+	d.page.RecordBatch(res, err)
 	if res.Health[healthdb.HealthSkipLate] > 0 {
 		// Heartbeats that waited heartbeat_interval in the queue were
 		// dropped: as overloaded as a full queue.
@@ -422,6 +428,21 @@ func (d *daemon) healthz(w http.ResponseWriter, _ *http.Request) {
 		body = map[string]string{"status": "unhealthy", "reason": "last health batch failed: " + err.Error()}
 	}
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// statusPage is the web page on metrics_bind. It reads the metrics
+// registered through its Watch and records the transitions and failovers
+// the daemon hands it.
+func statusPage(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) *statuspage.Page {
+	hm := &cfg.HealthManager
+	threshold := 0
+	if hm.FailoverThresholdSet {
+		threshold = hm.FailoverThreshold
+	}
+	return statuspage.New(statuspage.Config{
+		Pool: pool, HeartbeatTimeout: hm.HeartbeatTimeout,
+		FailoverThreshold: threshold, DryRun: hm.FailoverDriver == failover.DriverNoop, Logger: log,
+	})
 }
 
 func buildInfo() prometheus.Collector {

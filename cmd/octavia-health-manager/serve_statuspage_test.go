@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/octavia-vpp/health/healthdb/statuspage"
+	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/internal/pgtest"
+)
+
+// The daemon serves the status page on metrics_bind, fed by its own
+// metrics and the transitions its batches wrote.
+func TestServeStatusPage(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	seedOneLB(t, ctx, url)
+	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+connection = %s
+[health_manager]
+heartbeat_key = page-key
+failover_driver = noop
+bind_ip = 127.0.0.1
+bind_port = 0
+metrics_bind = 127.0.0.1:0
+health_batch_wait_ms = 5
+[controller_worker]
+compute_driver = compute_noop_driver
+statistics_drivers = stats_db
+`, url)))
+	d := startDaemon(t, daemonOptions{files: []string{conf}}).daemon
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	kr, _ := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{"page-key"}})
+	if _, err := udp.Write(kr.SealMessage(typicalHeartbeat("amp-1", "DOWN"))); err != nil {
+		t.Fatal(err)
+	}
+
+	get := func(path string) string {
+		resp, err := http.Get("http://" + d.httpAddr.String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		return string(body)
+	}
+	var s statuspage.Snapshot
+	waitFor(t, "the member's transition on the page", func() bool {
+		if err := json.Unmarshal([]byte(get("/status.json")), &s); err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range s.Transitions {
+			if tr.Entity == "member" && tr.ID == "m-1" && tr.To == "ERROR" {
+				return true
+			}
+		}
+		return false
+	})
+	if s.Fleet.Amphorae != 1 || s.Fleet.Fresh != 1 || s.Fleet.Accepted != 1 || !s.Fleet.DryRun || len(s.LBs) != 1 {
+		t.Errorf("fleet %+v, %d load balancers", s.Fleet, len(s.LBs))
+	}
+	if page := get("/"); !strings.Contains(page, "Octavia health manager") || !strings.Contains(page, `data-id="lb-1"`) {
+		t.Errorf("/ is not the status page:\n%s", page)
+	}
+	if !strings.Contains(get("/metrics"), "octavia_hm_heartbeats_accepted_total") {
+		t.Error("/metrics moved")
+	}
+}
