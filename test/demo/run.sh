@@ -56,6 +56,14 @@ mkdir -p "$bin" "$logs"
 # has just built them.
 (cd "$root" && GOFLAGS=-buildvcs=false "$go" build -o "$bin/" ./cmd/octavia-health-manager ./cmd/amphora-agent ./test/demo)
 
+if [ -f "$run/pgdata/postmaster.pid" ]; then
+  # A run that was killed outright leaves its server behind.
+  say "stopping the PostgreSQL a previous run left running"
+  pg_bin=$(pg_find_bin)
+  pg_as=()
+  if [ "$(id -u)" -eq 0 ]; then pg_as=(runuser -u postgres --); fi
+  pg_stop "$run"
+fi
 say "starting a private PostgreSQL in $run/pgdata"
 pg_start "$run"
 
