@@ -106,10 +106,12 @@ type Topology struct {
 // amphora is noticed about 15 s after it stops.
 const (
 	agentHeartbeatInterval = 2 * time.Second
-	hmHeartbeatInterval    = 3 * time.Second
-	hmHeartbeatTimeout     = 15 * time.Second
-	hmHealthCheckInterval  = 1 * time.Second
-	heartbeatKey           = "demo-heartbeat-key"
+	// The health manager's heartbeat_interval only bounds how late a
+	// heartbeat may be applied; generous, for a busy machine.
+	hmHeartbeatInterval   = 5 * time.Second
+	hmHeartbeatTimeout    = 15 * time.Second
+	hmHealthCheckInterval = 1 * time.Second
+	heartbeatKey          = "demo-heartbeat-key"
 )
 
 var lbNames = []string{"web", "api", "shop", "auth", "media", "search", "cdn", "mail", "chat", "pay"}

@@ -200,8 +200,9 @@ func Screen(t *Topology, cur Sample, rate float64, events []Event, duration time
 	}
 	fmt.Fprintf(&b, "status page     %s  (%s)\n", t.StatusURL, page)
 	fmt.Fprintf(&b, "metrics         %s\n", t.MetricsURL)
-	if _, a := t.Amphora(t.SilentAmphora); a != nil {
-		fmt.Fprintf(&b, "agent API       http://127.0.0.1:%d/status  (%s, goes silent)\n", a.StatusPort, a.ID)
+	if lb := t.LBOfMember(t.DrainedMember); lb != nil {
+		a := lb.Amphorae[0]
+		fmt.Fprintf(&b, "agent API       http://127.0.0.1:%d/status  (%s, drains a member)\n", a.StatusPort, a.ID)
 	}
 	if cur.DBErr != "" {
 		fmt.Fprintf(&b, "database        %s\n", cur.DBErr)
