@@ -4,7 +4,7 @@
 //
 //	demo plan    --dir DIR --db URL [--lbs 20]   write configs, LB descriptions, seed.sql
 //	demo members --topology FILE                 serve every member's local HTTP server
-//	demo wait    --url URL [--timeout 60s]       wait until a URL answers
+//	demo wait    --url URL [--pid PID]           wait until a URL answers
 //	demo watch   --topology FILE ...             run the story, draw the summary
 package main
 
@@ -146,6 +146,7 @@ func waitCmd(ctx context.Context, args []string) (int, error) {
 	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
 	url := fs.String("url", "", "URL that must answer")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	pid := fs.Int("pid", 0, "give up as soon as this process (the server) has exited")
 	if err := fs.Parse(args); err != nil {
 		return 2, nil
 	}
@@ -160,6 +161,9 @@ func waitCmd(ctx context.Context, args []string) (int, error) {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			return 0, nil
+		}
+		if *pid > 0 && syscall.Kill(*pid, 0) != nil {
+			return 1, fmt.Errorf("process %d exited before %s answered", *pid, *url)
 		}
 		select {
 		case <-ctx.Done():

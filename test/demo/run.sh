@@ -81,7 +81,7 @@ pids+=($!)
 "$bin/octavia-health-manager" --config-file "$fleet/octavia.conf" serve 2>"$logs/health-manager.log" &
 hm_pid=$!
 pids+=("$hm_pid")
-if ! "$bin/demo" wait --url "${metrics_url%/metrics}/healthz" --timeout 60s; then
+if ! "$bin/demo" wait --url "${metrics_url%/metrics}/healthz" --pid "$hm_pid" --timeout 60s; then
   say "the health manager does not answer; $logs/health-manager.log ends with:"
   tail -n 20 "$logs/health-manager.log" >&2
   exit 1

@@ -215,7 +215,11 @@ func Screen(t *Topology, cur Sample, rate float64, events []Event, duration time
 	if len(cur.Stale) > 0 {
 		stale = strings.Join(cur.Stale, ", ")
 	}
-	fmt.Fprintf(&b, "amphorae        %3d   fresh %d   stale: %s\n", amps, amps-len(cur.Stale)-len(cur.Unheard), stale)
+	unheard := ""
+	if len(cur.Unheard) > 0 {
+		unheard = fmt.Sprintf("  not heard yet %d", len(cur.Unheard))
+	}
+	fmt.Fprintf(&b, "amphorae        %3d   fresh %d%s  stale: %s\n", amps, amps-len(cur.Stale)-len(cur.Unheard), unheard, stale)
 	if cur.Metrics {
 		fmt.Fprintf(&b, "heartbeats      %.1f/s  (%.0f accepted, %.0f rejected)\n", rate, cur.HeartbeatsAccepted, cur.HeartbeatsRejected)
 		wf := "nothing yet"
