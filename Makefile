@@ -1,6 +1,7 @@
 # octavia-vpp-health build entry points. See README.md.
 #
-#   make run     build and start the main job
+#   make run     build and start the main job (the demo; DEMO_SECONDS=N to stop by itself)
+#   make demo-test  run the demo unattended and check its story (about 2 minutes)
 #   make test    install what the tests need, then vet and run every test with -race
 #   make bench   run the benchmarks
 #   make fuzz    run every fuzz target for FUZZTIME each
@@ -20,17 +21,25 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test deps vet bench fuzz lint fmt clean interop interop-deps browser browser-deps
+.PHONY: all build run demo-test test deps vet bench fuzz lint fmt clean interop interop-deps browser browser-deps
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# The health manager on a private PostgreSQL under .run/, fed by simulated
-# amphorae; Ctrl-C stops everything.
+# The demo (test/demo/run.sh): the health manager on a private PostgreSQL
+# under .run/, fed by a fleet of amphora-agent processes on the VPP
+# simulator; Ctrl-C stops everything. DEMO_SECONDS=N stops after N seconds
+# and exits 0 only if the whole story was seen.
 run: build
 	./test/demo/run.sh
+
+# make run unattended (DEMO_SECONDS) and stopped by signals, checking that
+# nothing is left running.
+demo-test: build
+	$(GO) vet -tags demo ./test/demo/
+	$(GO) test -tags demo -count=1 -timeout 10m -run '^TestDemo' -v ./test/demo/
 
 # Modules and system packages (PostgreSQL) the suite needs on a fresh machine.
 deps:
