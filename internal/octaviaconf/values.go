@@ -323,10 +323,20 @@ func RedactURL(v string) string {
 
 var optionName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*`)
 
+// maxSubstitutions bounds the references one value may expand, all levels
+// together: options that each name the next several times would otherwise
+// expand exponentially.
+const maxSubstitutions = 1000
+
 // interpolate applies oslo.config's substitution: "$$" is "$", and "$name"
 // or "${name}" is the value of option name in the same section, else in
 // [DEFAULT]; "${group.name}" names the section explicitly.
 func interpolate(src *sources, section, v string, depth int) (string, error) {
+	budget := maxSubstitutions
+	return expand(src, section, v, depth, &budget)
+}
+
+func expand(src *sources, section, v string, depth int, budget *int) (string, error) {
 	if !strings.Contains(v, "$") {
 		return v, nil
 	}
@@ -371,7 +381,10 @@ func interpolate(src *sources, section, v string, depth int) (string, error) {
 		if !ok {
 			return "", fmt.Errorf(`"$%s" refers to an option that is not set (write "$$" for a literal "$")`, ref)
 		}
-		sub, err := interpolate(src, group, e.value, depth+1)
+		if *budget--; *budget < 0 {
+			return "", fmt.Errorf("more than %d substitutions in one value", maxSubstitutions)
+		}
+		sub, err := expand(src, group, e.value, depth+1, budget)
 		if err != nil {
 			return "", err
 		}
