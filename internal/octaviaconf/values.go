@@ -90,6 +90,7 @@ type reader struct {
 func (r *reader) fileOf(section, option string) string { return r.src.fileOf(section, option) }
 
 func (r *reader) fail(e entry, section, option, shown, reason string) {
+	shown, reason = r.src.redact(section, option, shown, reason)
 	if r.err == nil {
 		r.err = &OptionError{File: e.file, Section: section, Option: option, Value: shown, Reason: reason}
 	}
@@ -104,11 +105,12 @@ func (r *reader) raw(section, option string, secret bool) (string, entry, bool) 
 	}
 	v, err := interpolate(r.src, section, e.value, 0)
 	if err != nil {
-		shown := e.value
+		shown, reason := e.value, err.Error()
 		if secret {
-			shown = "(hidden: secret option)"
+			// The reason quotes the reference, which is part of the secret.
+			shown, reason = hiddenValue, `"$" substitution failed (details hidden: secret option; write "$$" for a literal "$")`
 		}
-		r.fail(e, section, option, shown, err.Error())
+		r.fail(e, section, option, shown, reason)
 		return "", e, false
 	}
 	return strings.TrimSpace(v), e, true
@@ -224,7 +226,7 @@ func (r *reader) listOf(section, option string, secret bool, dst *[]string) bool
 	if err != nil {
 		shown := v
 		if secret {
-			shown = "(hidden: secret option)"
+			shown = hiddenValue
 		}
 		r.fail(e, section, option, shown, err.Error())
 		return false
@@ -314,7 +316,10 @@ func postgresURL(v string) (string, error) {
 	return out, nil
 }
 
-var userinfoPassword = regexp.MustCompile(`(://[^:/@]*):[^@/]*@`)
+// userinfoPassword runs to the last "@": a password written without
+// percent-encoding may hold "@" or "/" itself, so a URL with a query or
+// path containing "@" loses more than the password, never less.
+var userinfoPassword = regexp.MustCompile(`(://[^:/@]*):.*@`)
 
 // RedactURL hides the password of a database URL so that it can be logged.
 func RedactURL(v string) string {
@@ -391,4 +396,95 @@ func expand(src *sources, section, v string, depth int, budget *int) (string, er
 		b.WriteString(strings.TrimSpace(sub))
 	}
 	return b.String(), nil
+}
+
+// hiddenValue stands for a value an error must not show.
+const hiddenValue = "(hidden: secret option)"
+
+// secretOptions are the options whose values errors never show.
+var secretOptions = map[string]bool{
+	"service_auth.password":                 true,
+	"health_manager.heartbeat_key":          true,
+	"health_manager.heartbeat_key_previous": true,
+	"database.connection":                   true,
+}
+
+// redact hides what an error about an option would show of a secret. A
+// value that "$" substitution fills from a secret option is hidden with
+// the reason (which may quote it); a database URL keeps all but its
+// password.
+func (s *sources) redact(section, option, shown, reason string) (string, string) {
+	e, _ := s.get(section, option)
+	visited := map[string]bool{}
+	for _, ref := range references(e.value) {
+		if s.involvesSecret(section, ref, visited) {
+			return hiddenValue, "invalid value (details hidden: it substitutes a secret option)"
+		}
+	}
+	switch {
+	case section == "database" && option == "connection":
+		return RedactURL(shown), reason
+	case secretOptions[section+"."+option]:
+		return hiddenValue, reason
+	}
+	return shown, reason
+}
+
+// involvesSecret reports whether the reference ref, read in section, is a
+// secret option or substitutes one, as interpolate would resolve it.
+// visited holds the options already searched, so that each is searched
+// once however often it is named.
+func (s *sources) involvesSecret(section, ref string, visited map[string]bool) bool {
+	group, name := section, ref
+	if g, n, ok := strings.Cut(ref, "."); ok {
+		group, name = g, n
+	}
+	e, ok := s.get(group, name)
+	if !ok && group == section {
+		if secretOptions["DEFAULT."+name] {
+			return true
+		}
+		e, ok = s.get("DEFAULT", name)
+	}
+	if secretOptions[group+"."+name] {
+		return true
+	}
+	if !ok || visited[group+"."+name] {
+		return false
+	}
+	visited[group+"."+name] = true
+	for _, r := range references(e.value) {
+		if s.involvesSecret(group, r, visited) {
+			return true
+		}
+	}
+	return false
+}
+
+// references lists the option references of a value the way interpolate
+// reads them, without failing on malformed ones.
+func references(v string) []string {
+	var refs []string
+	for i := 0; i < len(v); i++ {
+		if v[i] != '$' {
+			continue
+		}
+		rest := v[i+1:]
+		switch {
+		case strings.HasPrefix(rest, "$"):
+			i++
+		case strings.HasPrefix(rest, "{"):
+			end := strings.IndexByte(rest, '}')
+			if end < 0 {
+				end = len(rest)
+			}
+			refs = append(refs, rest[1:end])
+			i += end
+		default:
+			ref := optionName.FindString(rest)
+			refs = append(refs, ref)
+			i += len(ref)
+		}
+	}
+	return refs
 }
