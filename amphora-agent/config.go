@@ -12,6 +12,7 @@ import (
 	"gopkg.in/ini.v1"
 
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/vpp"
 )
 
@@ -123,7 +124,7 @@ func LoadConfig(files ...string) (*Config, error) {
 	for _, name := range files {
 		f, err := ini.LoadSources(ini.LoadOptions{AllowPythonMultilineValues: true, IgnoreInlineComment: true}, name)
 		if err != nil {
-			return nil, fmt.Errorf("read config file %s: %w", name, err)
+			return nil, fmt.Errorf("read config file %s: %w", name, octaviaconf.INIError(err))
 		}
 		for _, sec := range f.Sections() {
 			for _, k := range sec.Keys() {

@@ -35,7 +35,7 @@ func readFiles(files []string) (*sources, error) {
 			IgnoreInlineComment:        true,
 		}, name)
 		if err != nil {
-			return nil, fmt.Errorf("read config file %s: %w", name, err)
+			return nil, fmt.Errorf("read config file %s: %w", name, INIError(err))
 		}
 		for _, sec := range f.Sections() {
 			m := s.sections[sec.Name()]
