@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -114,6 +115,9 @@ func DefaultConfig() Config {
 // CounterFile is the path of the V3 counter file.
 func (c *Config) CounterFile() string { return filepath.Join(c.BasePath, CounterFileName) }
 
+// maxSeconds is the largest number of seconds a time.Duration holds.
+const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
+
 // LoadConfig reads amphora-agent.conf files in order (a later file
 // overrides an earlier one, as with oslo's repeated --config-file) and
 // validates the result. Values follow oslo.config: lists are
@@ -144,7 +148,9 @@ func LoadConfig(files ...string) (*Config, error) {
 	seconds := func(key string, dst *time.Duration) {
 		if v, ok := vals[key]; ok {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f < 0 {
+			// The negated test also refuses NaN; the bound keeps the
+			// nanoseconds inside a time.Duration.
+			if err != nil || !(f >= 0 && f <= maxSeconds) {
 				errs = append(errs, fmt.Errorf("%s = %q: not a number of seconds", key, v))
 				return
 			}
