@@ -1,6 +1,7 @@
 package lbcli
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,8 +46,14 @@ func FuzzResult(f *testing.F) {
 		if utf8.ValidString(reply) && !utf8.ValidString(msg) {
 			t.Fatalf("valid reply %q gave invalid error text %q", reply, msg)
 		}
-		if code != 0 && !strings.Contains(trimmed, "error "+strconv.Itoa(code)) {
-			t.Fatalf("%q: code %d not in the text", reply, code)
+		if code != 0 {
+			m := regexp.MustCompile(`error (-?\d+)`).FindStringSubmatch(trimmed)
+			if m == nil {
+				t.Fatalf("%q: code %d without an error number", reply, code)
+			}
+			if n, err := strconv.ParseInt(m[1], 10, 64); err != nil || n != int64(code) {
+				t.Fatalf("%q: code %d, the text says %s", reply, code, m[1])
+			}
 		}
 	})
 }
