@@ -14,8 +14,9 @@ import (
 // secrets: a [service_auth] password, heartbeat keys and a database URL
 // carrying the same fuzzed password. Load must not panic, and neither its
 // error nor its log may show the password or any 8-byte piece of it that
-// the rest of the file does not also contain (the text can pull secrets
-// into other options through "$" substitution).
+// the rest of the file does not also contain, nor the messages for the
+// same file under another password (the text can pull secrets into other
+// options through "$" substitution).
 func FuzzLoad(f *testing.F) {
 	sample, err := os.ReadFile("../../etc/octavia.conf")
 	if err != nil {
@@ -50,9 +51,20 @@ func FuzzLoad(f *testing.F) {
 		}
 		var logs bytes.Buffer
 		_, err := load(slog.New(slog.NewTextHandler(&logs, nil)), path)
+		// The same file under another password of the same length: what
+		// its error and log show did not come from the password.
+		other := strings.Repeat("Q", len(password))
+		if err := os.WriteFile(path, []byte(strings.ReplaceAll(head, password, other)+text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var otherLogs bytes.Buffer
+		_, otherErr := load(slog.New(slog.NewTextHandler(&otherLogs, nil)), path)
 		// What the error may show for reasons of its own, quoted as %q
 		// quotes it too.
-		public := path + "\n" + scheme + "\n" + scheme + "://octavia:@db.example/octavia\n" + text
+		public := path + "\n" + scheme + "\n" + scheme + "://octavia:@db.example/octavia\n" + text + "\n" + otherLogs.String()
+		if otherErr != nil {
+			public += "\n" + otherErr.Error()
+		}
 		for _, line := range strings.Split(public, "\n") {
 			public += "\n" + strconv.Quote(line)
 		}
