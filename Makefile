@@ -60,22 +60,24 @@ bench: build deps
 
 # go test -fuzz takes one target per run, so every func Fuzz* in the tree is
 # found and run in turn, each for FUZZTIME (make fuzz FUZZTIME=10s for a
-# quick pass). FUZZ=regexp picks targets by name; FUZZPARALLEL sets the
-# workers per target (default: all CPUs). Every target runs even after one
-# fails; the failures are listed at the end. A failing input is written to
-# <package>/testdata/fuzz/<target>/, where go test replays it from then on.
+# quick pass). FUZZ=regexp picks targets by name (grep -E; write "$" as "$$"
+# for make); FUZZPARALLEL sets the workers per target (default: all CPUs).
+# Every target runs even after one fails; the failures are listed at the
+# end. A failing input is written to <package>/testdata/fuzz/<target>/,
+# where go test replays it from then on.
 FUZZ         ?= .
 FUZZPARALLEL ?=
 fuzz:
-	@failed=""; \
+	@failed=""; ran=0; \
 	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
 	  pkg=./$$(dirname $${file#./}); \
 	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file | grep -E '$(FUZZ)'); do \
-	    echo "== $$pkg $$target ($(FUZZTIME))"; \
+	    echo "== $$pkg $$target ($(FUZZTIME))"; ran=$$((ran + 1)); \
 	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) \
 	      $(if $(FUZZPARALLEL),-parallel $(FUZZPARALLEL)) $$pkg || failed="$$failed $$pkg:$$target"; \
 	  done; \
 	done; \
+	if [ $$ran -eq 0 ]; then echo "no fuzz target matches FUZZ=$(FUZZ)"; exit 1; fi; \
 	if [ -n "$$failed" ]; then echo "fuzz targets failed:$$failed"; exit 1; fi
 
 $(BIN)/staticcheck:
