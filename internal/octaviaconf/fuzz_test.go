@@ -14,9 +14,9 @@ import (
 // secrets: a [service_auth] password, heartbeat keys and a database URL
 // carrying the same fuzzed password. Load must not panic, and neither its
 // error nor its log may show the password or any 8-byte piece of it that
-// the rest of the file does not also contain, nor the messages for the
-// same file under another password (the text can pull secrets into other
-// options through "$" substitution).
+// the rest of the file, the package's fixed message texts or the messages
+// for the same file under another password do not also contain (the text
+// can pull secrets into other options through "$" substitution).
 func FuzzLoad(f *testing.F) {
 	sample, err := os.ReadFile("../../etc/octavia.conf")
 	if err != nil {
@@ -35,6 +35,23 @@ func FuzzLoad(f *testing.F) {
 		{"[health_manager]\nheartbeat_key = a\n  b\n  c\nheartbeat_interval = 0\n", "postgres", "percent%zzencoded"},
 	} {
 		f.Add(s.text, s.scheme, s.password)
+	}
+	// The package's own source holds every fixed message text: a piece of
+	// the password that is also one of those words was not shown for
+	// being the password.
+	var source strings.Builder
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range files {
+		if !strings.HasSuffix(name, "_test.go") {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				f.Fatal(err)
+			}
+			source.Write(b)
+		}
 	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, text, scheme, password string) {
@@ -61,7 +78,8 @@ func FuzzLoad(f *testing.F) {
 		_, otherErr := load(slog.New(slog.NewTextHandler(&otherLogs, nil)), path)
 		// What the error may show for reasons of its own, quoted as %q
 		// quotes it too.
-		public := path + "\n" + scheme + "\n" + scheme + "://octavia:@db.example/octavia\n" + text + "\n" + otherLogs.String()
+		public := path + "\n" + scheme + "\n" + scheme + "://octavia:@db.example/octavia\n" + text + "\n" + otherLogs.String() +
+			"\n" + source.String()
 		if otherErr != nil {
 			public += "\n" + otherErr.Error()
 		}
