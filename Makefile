@@ -4,7 +4,7 @@
 #   make demo-test  run the demo unattended and check its story (about 2 minutes)
 #   make test    install what the tests need, then vet and run every test with -race
 #   make bench   run the benchmarks
-#   make fuzz    run every fuzz target for FUZZTIME each
+#   make fuzz    run every fuzz target for FUZZTIME each (FUZZTIME=10s, FUZZ=regexp)
 #   make lint    gofmt, go vet and staticcheck (installed into ./bin)
 #   make interop run Octavia 11's own code next to ours (test/interop/README.md);
 #                make test runs it too when CI=true
@@ -81,16 +81,26 @@ bench: build deps
 	./test/bench/loadgen.sh
 
 # go test -fuzz takes one target per run, so every func Fuzz* in the tree is
-# found and run in turn.
+# found and run in turn, each for FUZZTIME (make fuzz FUZZTIME=10s for a
+# quick pass). FUZZ=regexp picks targets by name (grep -E; write "$" as "$$"
+# for make); FUZZPARALLEL sets the workers per target (default: all CPUs).
+# Every target runs even after one fails; the failures are listed at the
+# end. A failing input is written to <package>/testdata/fuzz/<target>/,
+# where go test replays it from then on.
+FUZZ         ?= .
+FUZZPARALLEL ?=
 fuzz:
-	@set -e; \
-	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . ); do \
+	@failed=""; ran=0; \
+	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
 	  pkg=./$$(dirname $${file#./}); \
-	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
-	    echo "== $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file | grep -E '$(FUZZ)'); do \
+	    echo "== $$pkg $$target ($(FUZZTIME))"; ran=$$((ran + 1)); \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) \
+	      $(if $(FUZZPARALLEL),-parallel $(FUZZPARALLEL)) $$pkg || failed="$$failed $$pkg:$$target"; \
 	  done; \
-	done
+	done; \
+	if [ $$ran -eq 0 ]; then echo "no fuzz target matches FUZZ=$(FUZZ)"; exit 1; fi; \
+	if [ -n "$$failed" ]; then echo "fuzz targets failed:$$failed"; exit 1; fi
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"gopkg.in/ini.v1"
 
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/vpp"
 )
 
@@ -128,6 +130,9 @@ func (e *ConfigFileError) Error() string {
 
 func (e *ConfigFileError) Unwrap() error { return e.Err }
 
+// maxSeconds is the largest number of seconds a time.Duration holds.
+const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
+
 // LoadConfig reads amphora-agent.conf files in order (a later file
 // overrides an earlier one, as with oslo's repeated --config-file) and
 // validates the result. Values follow oslo.config: lists are
@@ -144,7 +149,7 @@ func LoadConfig(files ...string) (*Config, error) {
 	for _, name := range files {
 		f, err := ini.LoadSources(ini.LoadOptions{AllowPythonMultilineValues: true, IgnoreInlineComment: true}, name)
 		if err != nil {
-			fileErrs = append(fileErrs, &ConfigFileError{File: name, Err: err})
+			fileErrs = append(fileErrs, &ConfigFileError{File: name, Err: octaviaconf.INIError(err)})
 			continue
 		}
 		for _, sec := range f.Sections() {
@@ -168,7 +173,9 @@ func LoadConfig(files ...string) (*Config, error) {
 	seconds := func(key string, dst *time.Duration) {
 		if v, ok := vals[key]; ok {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f < 0 {
+			// The negated test also refuses NaN; the bound keeps the
+			// nanoseconds inside a time.Duration.
+			if err != nil || !(f >= 0 && f <= maxSeconds) {
 				errs = append(errs, fmt.Errorf("%s = %q: not a number of seconds", optionName(key), v))
 				return
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"strconv"
@@ -387,17 +388,28 @@ func (lb *LB) validate(encap vpp.Encap) error {
 	return nil
 }
 
+// The range of a health monitor's delays and timeout, in seconds: a
+// millisecond, and Octavia's API maximum.
+const (
+	minMonitorSeconds = 0.001
+	maxMonitorSeconds = math.MaxInt32
+)
+
 func validateMonitor(poolID string, hm *HealthMonitor, bad func(string, ...any)) {
 	switch hm.Type {
 	case MonitorTCP, MonitorHTTP, MonitorHTTPS, MonitorTLSHello, MonitorUDPConnect, MonitorPing:
 	default:
 		bad("pool %s: healthmonitor type %q is not supported", poolID, hm.Type)
 	}
-	if hm.Delay <= 0 {
-		bad("pool %s: healthmonitor delay must be positive", poolID)
+	// Out of this range a period rounds to no time at all, or overflows a
+	// time.Duration (twice the delay included) into a negative one: both
+	// would make the prober spin.
+	inRange := func(f float64) bool { return f >= minMonitorSeconds && f <= maxMonitorSeconds }
+	if !inRange(hm.Delay) {
+		bad("pool %s: healthmonitor delay %g out of range %g-%d seconds", poolID, hm.Delay, minMonitorSeconds, maxMonitorSeconds)
 	}
-	if hm.Timeout <= 0 {
-		bad("pool %s: healthmonitor timeout must be positive", poolID)
+	if !inRange(hm.Timeout) {
+		bad("pool %s: healthmonitor timeout %g out of range %g-%d seconds", poolID, hm.Timeout, minMonitorSeconds, maxMonitorSeconds)
 	}
 	if hm.MaxRetries < 1 || hm.MaxRetries > 10 {
 		bad("pool %s: healthmonitor max_retries %d out of range 1-10", poolID, hm.MaxRetries)
@@ -405,8 +417,8 @@ func validateMonitor(poolID string, hm *HealthMonitor, bad func(string, ...any))
 	if hm.MaxRetriesDown < 0 || hm.MaxRetriesDown > 10 {
 		bad("pool %s: healthmonitor max_retries_down %d out of range 1-10", poolID, hm.MaxRetriesDown)
 	}
-	if hm.FastDelay < 0 || hm.DownDelay < 0 {
-		bad("pool %s: healthmonitor fast_delay/down_delay must not be negative", poolID)
+	if (hm.FastDelay != 0 && !inRange(hm.FastDelay)) || (hm.DownDelay != 0 && !inRange(hm.DownDelay)) {
+		bad("pool %s: healthmonitor fast_delay/down_delay out of range %g-%d seconds (or 0 for the default)", poolID, minMonitorSeconds, maxMonitorSeconds)
 	}
 	if hm.Type == MonitorHTTP || hm.Type == MonitorHTTPS {
 		if _, err := ExpectedCodes(hm.ExpectedCodes); err != nil {

@@ -1,6 +1,7 @@
 package vpp
 
 import (
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -231,9 +232,10 @@ func (t *counterTracker) snapshotWith(now time.Time, s statSet, obs []vipObs, te
 	return c
 }
 
-// bootTimeOf converts the /sys/boottime scalar.
+// bootTimeOf converts the /sys/boottime scalar. Zero, negative, NaN and
+// values beyond what nanoseconds since the epoch can hold are no boot time.
 func bootTimeOf(sec float64) time.Time {
-	if sec <= 0 {
+	if !(sec > 0 && sec < math.MaxInt64/1e9) {
 		return time.Time{}
 	}
 	return time.Unix(0, int64(sec*1e9)).UTC()

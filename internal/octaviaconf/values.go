@@ -38,7 +38,7 @@ func readFiles(files []string) (*sources, error) {
 			IgnoreInlineComment:        true,
 		}, name)
 		if err != nil {
-			errs = append(errs, &FileError{File: name, Err: err})
+			errs = append(errs, &FileError{File: name, Err: INIError(err)})
 			continue
 		}
 		for _, sec := range f.Sections() {
@@ -98,6 +98,7 @@ type reader struct {
 func (r *reader) fileOf(section, option string) string { return r.src.fileOf(section, option) }
 
 func (r *reader) fail(e entry, section, option, shown, reason string) {
+	shown, reason = r.src.redact(section, option, shown, reason)
 	r.errs = append(r.errs, &OptionError{File: e.file, Section: section, Option: option, Value: shown, Reason: reason})
 }
 
@@ -110,11 +111,12 @@ func (r *reader) raw(section, option string, secret bool) (string, entry, bool) 
 	}
 	v, err := interpolate(r.src, section, e.value, 0)
 	if err != nil {
-		shown := e.value
+		shown, reason := e.value, err.Error()
 		if secret {
-			shown = "(hidden: secret option)"
+			// The reason quotes the reference, which is part of the secret.
+			shown, reason = hiddenValue, `"$" substitution failed (details hidden: secret option; write "$$" for a literal "$")`
 		}
-		r.fail(e, section, option, shown, err.Error())
+		r.fail(e, section, option, shown, reason)
 		return "", e, false
 	}
 	return strings.TrimSpace(v), e, true
@@ -230,7 +232,7 @@ func (r *reader) listOf(section, option string, secret bool, dst *[]string) bool
 	if err != nil {
 		shown := v
 		if secret {
-			shown = "(hidden: secret option)"
+			shown = hiddenValue
 		}
 		r.fail(e, section, option, shown, err.Error())
 		return false
@@ -320,7 +322,10 @@ func postgresURL(v string) (string, error) {
 	return out, nil
 }
 
-var userinfoPassword = regexp.MustCompile(`(://[^:/@]*):[^@/]*@`)
+// userinfoPassword runs to the last "@": a password written without
+// percent-encoding may hold "@" or "/" itself, so a URL with a query or
+// path containing "@" loses more than the password, never less.
+var userinfoPassword = regexp.MustCompile(`(://[^:/@]*):.*@`)
 
 // RedactURL hides the password of a database URL so that it can be logged.
 func RedactURL(v string) string {
@@ -329,10 +334,20 @@ func RedactURL(v string) string {
 
 var optionName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*`)
 
+// maxSubstitutions bounds the references one value may expand, all levels
+// together: options that each name the next several times would otherwise
+// expand exponentially.
+const maxSubstitutions = 1000
+
 // interpolate applies oslo.config's substitution: "$$" is "$", and "$name"
 // or "${name}" is the value of option name in the same section, else in
 // [DEFAULT]; "${group.name}" names the section explicitly.
 func interpolate(src *sources, section, v string, depth int) (string, error) {
+	budget := maxSubstitutions
+	return expand(src, section, v, depth, &budget)
+}
+
+func expand(src *sources, section, v string, depth int, budget *int) (string, error) {
 	if !strings.Contains(v, "$") {
 		return v, nil
 	}
@@ -377,11 +392,105 @@ func interpolate(src *sources, section, v string, depth int) (string, error) {
 		if !ok {
 			return "", fmt.Errorf(`"$%s" refers to an option that is not set (write "$$" for a literal "$")`, ref)
 		}
-		sub, err := interpolate(src, group, e.value, depth+1)
+		if *budget--; *budget < 0 {
+			return "", fmt.Errorf("more than %d substitutions in one value", maxSubstitutions)
+		}
+		sub, err := expand(src, group, e.value, depth+1, budget)
 		if err != nil {
 			return "", err
 		}
 		b.WriteString(strings.TrimSpace(sub))
 	}
 	return b.String(), nil
+}
+
+// hiddenValue stands for a value an error must not show.
+const hiddenValue = "(hidden: secret option)"
+
+// secretOptions are the options whose values errors never show.
+var secretOptions = map[string]bool{
+	"service_auth.password":                 true,
+	"health_manager.heartbeat_key":          true,
+	"health_manager.heartbeat_key_previous": true,
+	"database.connection":                   true,
+}
+
+// redact hides what an error about an option would show of a secret. A
+// value that "$" substitution fills from a secret option is hidden with
+// the reason (which may quote it); a database URL keeps all but its
+// password.
+func (s *sources) redact(section, option, shown, reason string) (string, string) {
+	e, _ := s.get(section, option)
+	visited := map[string]bool{}
+	for _, ref := range references(e.value) {
+		if s.involvesSecret(section, ref, visited) {
+			return hiddenValue, "invalid value (details hidden: it substitutes a secret option)"
+		}
+	}
+	switch {
+	case section == "database" && option == "connection":
+		return RedactURL(shown), reason
+	case secretOptions[section+"."+option]:
+		return hiddenValue, reason
+	}
+	return shown, reason
+}
+
+// involvesSecret reports whether the reference ref, read in section, is a
+// secret option or substitutes one, as interpolate would resolve it.
+// visited holds the options already searched, so that each is searched
+// once however often it is named.
+func (s *sources) involvesSecret(section, ref string, visited map[string]bool) bool {
+	group, name := section, ref
+	if g, n, ok := strings.Cut(ref, "."); ok {
+		group, name = g, n
+	}
+	e, ok := s.get(group, name)
+	if !ok && group == section {
+		if secretOptions["DEFAULT."+name] {
+			return true
+		}
+		e, ok = s.get("DEFAULT", name)
+	}
+	if secretOptions[group+"."+name] {
+		return true
+	}
+	if !ok || visited[group+"."+name] {
+		return false
+	}
+	visited[group+"."+name] = true
+	for _, r := range references(e.value) {
+		if s.involvesSecret(group, r, visited) {
+			return true
+		}
+	}
+	return false
+}
+
+// references lists the option references of a value the way interpolate
+// reads them, without failing on malformed ones.
+func references(v string) []string {
+	var refs []string
+	for i := 0; i < len(v); i++ {
+		if v[i] != '$' {
+			continue
+		}
+		rest := v[i+1:]
+		switch {
+		case strings.HasPrefix(rest, "$"):
+			i++
+		case strings.HasPrefix(rest, "{"):
+			end := strings.IndexByte(rest, '}')
+			if end < 0 {
+				end = len(rest)
+			}
+			refs = append(refs, rest[1:end])
+			i += end
+		default:
+			ref := optionName.FindString(rest)
+			refs = append(refs, ref)
+			i += len(ref)
+		}
+	}
+	return refs
 }

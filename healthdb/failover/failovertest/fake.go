@@ -32,6 +32,8 @@ type Fake struct {
 	mu        sync.Mutex
 	tokens    map[string]bool // issued token -> still valid
 	issued    int
+	issuedIDs []string
+	reject    bool
 	failovers map[string]int
 	deletes   map[string]int
 	order     []string
@@ -70,6 +72,21 @@ func (f *Fake) ExpireTokens() {
 		f.tokens[k] = false
 	}
 	f.mu.Unlock()
+}
+
+// RejectAuth makes Keystone refuse every authentication (401) while on,
+// as it does for wrong credentials.
+func (f *Fake) RejectAuth(on bool) {
+	f.mu.Lock()
+	f.reject = on
+	f.mu.Unlock()
+}
+
+// Tokens returns every token issued so far.
+func (f *Fake) Tokens() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.issuedIDs...)
 }
 
 // TokensIssued counts successful authentications.
@@ -128,14 +145,20 @@ func (f *Fake) issueToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := req.Auth.Identity.Password.User
-	if u.Name != Username || u.Password != Password || u.Domain.Name != Domain || req.Auth.Scope.Project.Name != Project {
+	f.mu.Lock()
+	reject := f.reject
+	f.mu.Unlock()
+	if reject || u.Name != Username || u.Password != Password || u.Domain.Name != Domain || req.Auth.Scope.Project.Name != Project {
 		http.Error(w, `{"error": {"code": 401, "message": "The request you have made requires authentication."}}`, http.StatusUnauthorized)
 		return
 	}
 	f.mu.Lock()
 	f.issued++
-	token := fmt.Sprintf("token-%d", f.issued)
+	// Long and distinctive, like a real one, so that a test can look for
+	// it in logs.
+	token := fmt.Sprintf("gAAAAABfake-keystone-token-%04d", f.issued)
 	f.tokens[token] = true
+	f.issuedIDs = append(f.issuedIDs, token)
 	f.mu.Unlock()
 	endpoint := func(path string) []map[string]string {
 		return []map[string]string{{"id": path, "interface": "public", "region": Region, "region_id": Region, "url": f.Server.URL + path}}

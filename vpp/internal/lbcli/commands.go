@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Key selects a VIP on the CLI: prefix plus, for per-port VIPs, protocol
@@ -97,22 +98,33 @@ func Result(reply string) (index int64, code int, err error) {
 	if t == "" {
 		return -1, 0, nil
 	}
+	// A pool index is a u32 and an error number an i32: text beyond those
+	// is not VPP's, and is reported as an error without a code.
 	if m := reOK.FindStringSubmatch(t); m != nil {
-		n, _ := strconv.ParseInt(m[1], 10, 64)
-		return n, 0, nil
+		if n, err := strconv.ParseUint(m[1], 10, 32); err == nil {
+			return int64(n), 0, nil
+		}
 	}
 	if m := reError.FindStringSubmatch(t); m != nil {
-		code, _ = strconv.Atoi(m[1])
+		if n, err := strconv.ParseInt(m[1], 10, 32); err == nil {
+			code = int(n)
+		}
 	}
 	return -1, code, fmt.Errorf("vpp cli: %s", firstLine(t))
 }
 
+// firstLine keeps the first line, cut to 200 bytes on a character
+// boundary.
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
 	if len(s) > 200 {
-		s = s[:200]
+		n := 200
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
 	}
 	return s
 }
