@@ -117,7 +117,8 @@ func (o *Observer) HeartbeatReceived(t time.Time) {
 	}
 }
 
-// WorkDropped records that the health queue discarded work.
+// WorkDropped records that heartbeats were lost on their way to the
+// database: discarded by a queue or dropped by the kernel unread.
 func (o *Observer) WorkDropped(t time.Time) { o.lastDrop.Store(t.UnixNano()) }
 
 // DatabaseResult records the outcome of a database operation. Only

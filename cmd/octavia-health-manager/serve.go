@@ -220,6 +220,9 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		Workers: hm.HealthUpdateThreads, QueueSize: receiveQueueSize(hm.QueueSize),
 		Keys:    func() *heartbeat.Keyring { return d.keys.Load() },
 		Deliver: d.deliver,
+		// Heartbeats lost unopened make rows look stale as surely as a
+		// full health queue: the same self-health rule holds failovers.
+		Lost:    func(int) { d.observer.WorkDropped(time.Now()) },
 		Metrics: d.metrics, Logger: d.log,
 	})
 	if err != nil {
