@@ -461,8 +461,11 @@ func TestGetStaleAmphoraPastThreshold(t *testing.T) {
 
 	// One recovers: 3 stale still trip the breaker; it is ALLOCATED again.
 	f.refresh("amp-3")
-	id, _ = getStale()
+	id, res = getStale()
 	check("one recovered", id, false, 3, 3)
+	if res.Stopped != 0 {
+		t.Errorf("one recovered: %d newly stopped; the other three were FAILOVER_STOPPED already", res.Stopped)
+	}
 
 	// Another recovers: 2 stale are under the threshold; one of the
 	// FAILOVER_STOPPED ones is returned.
