@@ -7,6 +7,9 @@
 #   make lint    gofmt, go vet and staticcheck (installed into ./bin)
 #   make interop run Octavia 11's own code next to ours (test/interop/README.md);
 #                make test runs it too when CI=true
+#   make faults  the fault suite: database outage, slow database, crash, three
+#                managers, mass silence, garbage flood (test/faults/);
+#                make test runs it too when CI=true
 
 GO          ?= go
 BIN         := $(CURDIR)/bin
@@ -18,7 +21,7 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test deps vet bench fuzz lint fmt clean interop interop-deps
+.PHONY: all build run test deps vet bench fuzz lint fmt clean interop interop-deps faults
 
 all: build
 
@@ -41,6 +44,7 @@ vet:
 test: deps vet
 	$(GO) test -race -count=1 ./...
 	@if [ "$(CI)" = "true" ]; then $(MAKE) --no-print-directory interop; fi
+	@if [ "$(CI)" = "true" ]; then $(MAKE) --no-print-directory faults; fi
 
 # Debian's Octavia 11.0.0 and psycopg2, for /usr/bin/python3.
 interop-deps: deps
@@ -51,6 +55,13 @@ interop-deps: deps
 interop: interop-deps
 	$(GO) vet -tags interop ./test/interop/
 	$(GO) test -tags interop -count=1 -timeout 20m -v ./test/interop/
+
+# Each scenario prints a "FAULTS <scenario>: ..." line of figures, the ones
+# docs/reliability.md records. FAULTS_FLOOD_RATE sets the garbage flood's
+# datagrams per second (default 100000).
+faults: deps
+	$(GO) vet -tags faults ./test/faults/
+	$(GO) test -tags faults -count=1 -timeout 15m -v ./test/faults/
 
 # The Go benchmarks, then a 60-second loadgen scenario against serve on a
 # throwaway PostgreSQL (test/bench/loadgen.sh; AMPHORAE, RATE, DURATION).
