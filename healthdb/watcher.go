@@ -24,9 +24,6 @@ type WatcherConfig struct {
 	HeartbeatTimeout time.Duration
 	// HealthCheckInterval is health_check_interval: the cycle period.
 	HealthCheckInterval time.Duration
-	// HeartbeatInterval is heartbeat_interval: after the health queue
-	// dropped work, failovers wait this long.
-	HeartbeatInterval time.Duration
 	// FailoverThreads is failover_threads: failover requests under way at
 	// once, at most (default 10).
 	FailoverThreads int
@@ -79,8 +76,8 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 	if cfg.Store == nil || cfg.Driver == nil {
 		return nil, errors.New("healthdb: a watcher needs a store and a failover driver")
 	}
-	if cfg.HeartbeatTimeout <= 0 || cfg.HealthCheckInterval <= 0 || cfg.HeartbeatInterval <= 0 {
-		return nil, errors.New("healthdb: heartbeat_timeout, health_check_interval and heartbeat_interval must be positive")
+	if cfg.HeartbeatTimeout <= 0 || cfg.HealthCheckInterval <= 0 {
+		return nil, errors.New("healthdb: heartbeat_timeout and health_check_interval must be positive")
 	}
 	if cfg.FailoverThreads <= 0 {
 		cfg.FailoverThreads = 10
@@ -178,7 +175,7 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	reason := ""
 	if o := w.cfg.Observer; o != nil {
 		reason = judgeSelfHealth(o.state(), now, selfHealthRules{
-			heartbeatTimeout: w.cfg.HeartbeatTimeout, heartbeatInterval: w.cfg.HeartbeatInterval}, exist)
+			heartbeatTimeout: w.cfg.HeartbeatTimeout}, exist)
 	}
 	w.noteSuppression(reason, now)
 	if reason != "" {

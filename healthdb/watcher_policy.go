@@ -56,8 +56,7 @@ type observerState struct {
 
 // selfHealthRules are the thresholds of the self-health rules.
 type selfHealthRules struct {
-	heartbeatTimeout  time.Duration
-	heartbeatInterval time.Duration
+	heartbeatTimeout time.Duration
 }
 
 // judgeSelfHealth returns why this health manager must not accuse
@@ -69,7 +68,12 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 		return SuppressDatabaseDown
 	case !s.dbBackAt.IsZero() && now.Sub(s.dbBackAt) < r.heartbeatTimeout:
 		return SuppressDatabaseRecovering
-	case !s.lastDrop.IsZero() && now.Sub(s.lastDrop) < r.heartbeatInterval:
+	case !s.lastDrop.IsZero() && now.Sub(s.lastDrop) < r.heartbeatTimeout:
+		// Held for heartbeat_timeout, not heartbeat_interval: drops are
+		// noticed when a batch ends, and behind a slow database batches
+		// end further apart than heartbeat_interval; rows whose
+		// heartbeats were dropped also need their next heartbeat
+		// applied, which waits behind the same slow batches.
 		return SuppressQueueDropping
 	case candidatesExist && now.Sub(latest(s.lastHeartbeat, s.started)) >= r.heartbeatTimeout:
 		return SuppressNoHeartbeats

@@ -89,7 +89,7 @@ func watcherFor(t *testing.T, db *pgxpool.Pool, driver failover.Driver, clk *clo
 	t.Helper()
 	cfg := WatcherConfig{
 		Store: NewStore(db), Driver: driver,
-		HeartbeatTimeout: time.Minute, HealthCheckInterval: 50 * time.Millisecond, HeartbeatInterval: 10 * time.Second,
+		HeartbeatTimeout: time.Minute, HealthCheckInterval: 50 * time.Millisecond,
 		FailoverThreads: 10, Logger: quietLog(),
 	}
 	if clk != nil {

@@ -193,7 +193,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
 		Store: healthdb.NewStore(d.pool), Driver: driver,
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
-		HeartbeatInterval: hm.HeartbeatInterval, FailoverThreads: hm.FailoverThreads,
+		FailoverThreads:   hm.FailoverThreads,
 		FailoverThreshold: hm.FailoverThreshold, FailoverThresholdSet: hm.FailoverThresholdSet,
 		Observer: d.observer, Logger: d.log, Metrics: healthdb.NewWatcherMetrics(d.registry),
 	})
