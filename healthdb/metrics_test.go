@@ -37,7 +37,10 @@ func TestUpdaterMetrics(t *testing.T) {
 	if got := testutil.ToFloat64(metrics.changes.WithLabelValues("load_balancer", "ONLINE")); got != 1 {
 		t.Errorf("status changes = %v", got)
 	}
-	if got := testutil.ToFloat64(metrics.amphoraeSeen); got != 2 {
+	// Counted on the updater's clock: the gauge reads the wall clock,
+	// which is past the fixed test time (2026-11-21 12:00 UTC) by more than
+	// the window from that day on.
+	if got := metrics.seen.count(now); got != 2 {
 		t.Errorf("amphorae seen = %v, want 2 (each distinct id once)", got)
 	}
 	// Every heartbeat of a committed batch has its receive-to-commit time.
@@ -48,8 +51,8 @@ func TestUpdaterMetrics(t *testing.T) {
 	if n := testutil.CollectAndCount(metrics.batchSize); n != 1 {
 		t.Errorf("batch size histogram: %d series", n)
 	}
-	metrics.seen.mark([]string{"amp-old"}, time.Now().Add(-2*time.Minute))
-	if got := metrics.seen.count(time.Now()); got != 2 {
+	metrics.seen.mark([]string{"amp-old"}, now.Add(-2*time.Minute))
+	if got := metrics.seen.count(now); got != 2 {
 		t.Errorf("an amphora older than the window still counts: %d", got)
 	}
 }
