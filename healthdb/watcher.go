@@ -61,6 +61,10 @@ type Watcher struct {
 	// release holds claims whose release failed; each cycle retries them.
 	release    map[string]bool
 	suppressed string // the reason of the previous cycle, to log changes only
+	// breakerOpen is whether the previous cycle found failover_threshold
+	// reached; breakerClosed is when a cycle last found it no longer was.
+	breakerOpen   bool
+	breakerClosed time.Time
 }
 
 // errCancelled replaces a request's error when the watcher is stopping.
@@ -177,8 +181,8 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 		reason = judgeSelfHealth(o.state(), now, selfHealthRules{
 			heartbeatTimeout: w.cfg.HeartbeatTimeout}, exist)
 	}
-	w.noteSuppression(reason, now)
 	if reason != "" {
+		w.noteSuppression(reason, now)
 		res.Suppressed = reason
 		return res, nil
 	}
@@ -186,7 +190,14 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	w.mu.Lock()
 	free := w.cfg.FailoverThreads - w.inFlight
 	exclude := w.backingOff(now)
+	// While the breaker holds and for heartbeat_timeout after it lets go,
+	// nothing is claimed; the other steps (un-stopping recovered
+	// amphorae, counting, the breaker itself) still run.
+	holding := breakerHolding(w.breakerOpen, w.breakerClosed, now, w.cfg.HeartbeatTimeout)
 	w.mu.Unlock()
+	if holding {
+		free = 0
+	}
 	claimCtx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
 	claim, err := w.cfg.Store.ClaimStale(claimCtx, ClaimRequest{
 		Now: now, HeartbeatTimeout: w.cfg.HeartbeatTimeout,
@@ -198,9 +209,22 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 		o.DatabaseResult(err, w.cfg.Now())
 	}
 	if err != nil {
+		w.noteSuppression("", now)
 		w.m.cycleErrors.Inc()
 		return res, fmt.Errorf("health check: %w", err)
 	}
+	w.mu.Lock()
+	if w.breakerOpen && !claim.BreakerOpen {
+		w.breakerClosed = now
+	}
+	w.breakerOpen = claim.BreakerOpen
+	holding = breakerHolding(w.breakerOpen, w.breakerClosed, now, w.cfg.HeartbeatTimeout)
+	w.mu.Unlock()
+	if holding && !claim.BreakerOpen {
+		reason = SuppressBreakerRecovering
+		res.Suppressed = reason
+	}
+	w.noteSuppression(reason, now)
 	res.Claim = claim
 	w.m.stale.Set(float64(claim.Stale))
 	w.m.recovered.Add(float64(claim.Recovered))

@@ -36,10 +36,23 @@ const (
 	SuppressDatabaseRecovering = "database_recovering"
 	SuppressNoHeartbeats       = "no_heartbeats"
 	SuppressQueueDropping      = "health_queue_dropping"
+	// SuppressBreakerRecovering: the failover_threshold breaker let go
+	// less than heartbeat_timeout ago. Amphorae coming back from a mass
+	// silence send their next heartbeat at their own point of the period;
+	// until then they look stale, and Octavia would fail them over.
+	SuppressBreakerRecovering = "breaker_recovering"
 )
 
 // SuppressReasons lists every suppression reason.
-var SuppressReasons = []string{SuppressDatabaseDown, SuppressDatabaseRecovering, SuppressNoHeartbeats, SuppressQueueDropping}
+var SuppressReasons = []string{SuppressDatabaseDown, SuppressDatabaseRecovering, SuppressNoHeartbeats, SuppressQueueDropping,
+	SuppressBreakerRecovering}
+
+// breakerHolding says whether claims wait for the failover_threshold
+// breaker: it was open at the last check, or let go less than
+// heartbeatTimeout ago.
+func breakerHolding(open bool, closedAt, now time.Time, heartbeatTimeout time.Duration) bool {
+	return open || (!closedAt.IsZero() && now.Sub(closedAt) < heartbeatTimeout)
+}
 
 // observerState is what the observer knows at one instant. Zero times
 // mean "never".
