@@ -357,15 +357,6 @@ func (m metrics) byLabel(name, label string) string {
 	return strings.Join(parts, ",")
 }
 
-// sumsOver adds a metric over several managers.
-func sumsOver(hms []*hmProcess, name string, labelPairs ...string) float64 {
-	var sum float64
-	for _, h := range hms {
-		sum += h.scrape().get(name, labelPairs...)
-	}
-	return sum
-}
-
 // waitUntil polls cond every 100 ms until it holds or timeout passes.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -456,6 +447,9 @@ type fleet struct {
 
 	silent []atomic.Bool
 	sent   []atomic.Int64
+	// burst sends every amphora at once, at the start of each period,
+	// instead of spreading them over it.
+	burst  atomic.Bool
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -522,7 +516,14 @@ func (f *fleet) start() {
 			f.mu.Lock()
 			targets := f.targets
 			f.mu.Unlock()
-			for a := slice; a < f.n; a += slices {
+			first, step := slice, slices
+			if f.burst.Load() {
+				first, step = 0, 1
+				if slice != 0 {
+					first = f.n // nothing in this slice
+				}
+			}
+			for a := first; a < f.n; a += step {
 				if f.silent[a].Load() {
 					continue
 				}
