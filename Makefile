@@ -88,6 +88,7 @@ lint: $(BIN)/staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go') ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
+	$(BIN)/staticcheck -tags faults ./test/faults/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
