@@ -10,6 +10,9 @@
 #                make test runs it too when CI=true
 #   make browser drive headless Chromium against the status page
 #                (test/browser); make test runs it too when CI=true
+#   make faults  the fault suite: database outage, slow database, crash, three
+#                managers, mass silence, garbage flood (test/faults/);
+#                make test runs it too when CI=true
 
 GO          ?= go
 BIN         := $(CURDIR)/bin
@@ -21,7 +24,7 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run demo-test test deps vet bench fuzz lint fmt clean interop interop-deps browser browser-deps
+.PHONY: all build run demo-test test deps vet bench fuzz lint fmt clean interop interop-deps browser browser-deps faults
 
 all: build
 
@@ -53,6 +56,7 @@ test: deps vet
 	$(GO) test -race -count=1 ./...
 	@if [ "$(CI)" = "true" ]; then $(MAKE) --no-print-directory interop; fi
 	@if [ "$(CI)" = "true" ]; then $(MAKE) --no-print-directory browser; fi
+	@if [ "$(CI)" = "true" ]; then $(MAKE) --no-print-directory faults; fi
 
 # Debian's Octavia 11.0.0 and psycopg2, for /usr/bin/python3.
 interop-deps: deps
@@ -73,6 +77,12 @@ browser-deps: deps
 browser: browser-deps
 	$(GO) vet -tags browser ./test/browser/
 	$(GO) test -tags browser -count=1 -timeout 5m -v ./test/browser/
+# Each scenario prints a "FAULTS <scenario>: ..." line of figures, the ones
+# docs/reliability.md records. FAULTS_FLOOD_RATE sets the garbage flood's
+# datagrams per second (default 100000).
+faults: deps
+	$(GO) vet -tags faults ./test/faults/
+	$(GO) test -tags faults -count=1 -timeout 15m -v ./test/faults/
 
 # The Go benchmarks, then a 60-second loadgen scenario against serve on a
 # throwaway PostgreSQL (test/bench/loadgen.sh; AMPHORAE, RATE, DURATION).
@@ -109,6 +119,7 @@ lint: $(BIN)/staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go') ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
+	$(BIN)/staticcheck -tags faults,browser,demo,interop ./test/...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

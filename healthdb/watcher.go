@@ -24,9 +24,6 @@ type WatcherConfig struct {
 	HeartbeatTimeout time.Duration
 	// HealthCheckInterval is health_check_interval: the cycle period.
 	HealthCheckInterval time.Duration
-	// HeartbeatInterval is heartbeat_interval: after the health queue
-	// dropped work, failovers wait this long.
-	HeartbeatInterval time.Duration
 	// FailoverThreads is failover_threads: failover requests under way at
 	// once, at most (default 10).
 	FailoverThreads int
@@ -64,6 +61,10 @@ type Watcher struct {
 	// release holds claims whose release failed; each cycle retries them.
 	release    map[string]bool
 	suppressed string // the reason of the previous cycle, to log changes only
+	// breakerOpen is whether the previous cycle found failover_threshold
+	// reached; breakerClosed is when a cycle last found it no longer was.
+	breakerOpen   bool
+	breakerClosed time.Time
 }
 
 // errCancelled replaces a request's error when the watcher is stopping.
@@ -79,8 +80,8 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 	if cfg.Store == nil || cfg.Driver == nil {
 		return nil, errors.New("healthdb: a watcher needs a store and a failover driver")
 	}
-	if cfg.HeartbeatTimeout <= 0 || cfg.HealthCheckInterval <= 0 || cfg.HeartbeatInterval <= 0 {
-		return nil, errors.New("healthdb: heartbeat_timeout, health_check_interval and heartbeat_interval must be positive")
+	if cfg.HeartbeatTimeout <= 0 || cfg.HealthCheckInterval <= 0 {
+		return nil, errors.New("healthdb: heartbeat_timeout and health_check_interval must be positive")
 	}
 	if cfg.FailoverThreads <= 0 {
 		cfg.FailoverThreads = 10
@@ -178,10 +179,10 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	reason := ""
 	if o := w.cfg.Observer; o != nil {
 		reason = judgeSelfHealth(o.state(), now, selfHealthRules{
-			heartbeatTimeout: w.cfg.HeartbeatTimeout, heartbeatInterval: w.cfg.HeartbeatInterval}, exist)
+			heartbeatTimeout: w.cfg.HeartbeatTimeout}, exist)
 	}
-	w.noteSuppression(reason, now)
 	if reason != "" {
+		w.noteSuppression(reason, now)
 		res.Suppressed = reason
 		return res, nil
 	}
@@ -189,7 +190,14 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	w.mu.Lock()
 	free := w.cfg.FailoverThreads - w.inFlight
 	exclude := w.backingOff(now)
+	// While the breaker holds and for heartbeat_timeout after it lets go,
+	// nothing is claimed; the other steps (un-stopping recovered
+	// amphorae, counting, the breaker itself) still run.
+	holding := breakerHolding(w.breakerOpen, w.breakerClosed, now, w.cfg.HeartbeatTimeout)
 	w.mu.Unlock()
+	if holding {
+		free = 0
+	}
 	claimCtx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
 	claim, err := w.cfg.Store.ClaimStale(claimCtx, ClaimRequest{
 		Now: now, HeartbeatTimeout: w.cfg.HeartbeatTimeout,
@@ -201,9 +209,22 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 		o.DatabaseResult(err, w.cfg.Now())
 	}
 	if err != nil {
+		w.noteSuppression("", now)
 		w.m.cycleErrors.Inc()
 		return res, fmt.Errorf("health check: %w", err)
 	}
+	w.mu.Lock()
+	if w.breakerOpen && !claim.BreakerOpen {
+		w.breakerClosed = now
+	}
+	w.breakerOpen = claim.BreakerOpen
+	holding = breakerHolding(w.breakerOpen, w.breakerClosed, now, w.cfg.HeartbeatTimeout)
+	w.mu.Unlock()
+	if holding && !claim.BreakerOpen {
+		reason = SuppressBreakerRecovering
+		res.Suppressed = reason
+	}
+	w.noteSuppression(reason, now)
 	res.Claim = claim
 	w.m.stale.Set(float64(claim.Stale))
 	w.m.recovered.Add(float64(claim.Recovered))

@@ -36,10 +36,23 @@ const (
 	SuppressDatabaseRecovering = "database_recovering"
 	SuppressNoHeartbeats       = "no_heartbeats"
 	SuppressQueueDropping      = "health_queue_dropping"
+	// SuppressBreakerRecovering: the failover_threshold breaker let go
+	// less than heartbeat_timeout ago. Amphorae coming back from a mass
+	// silence send their next heartbeat at their own point of the period;
+	// until then they look stale, and Octavia would fail them over.
+	SuppressBreakerRecovering = "breaker_recovering"
 )
 
 // SuppressReasons lists every suppression reason.
-var SuppressReasons = []string{SuppressDatabaseDown, SuppressDatabaseRecovering, SuppressNoHeartbeats, SuppressQueueDropping}
+var SuppressReasons = []string{SuppressDatabaseDown, SuppressDatabaseRecovering, SuppressNoHeartbeats, SuppressQueueDropping,
+	SuppressBreakerRecovering}
+
+// breakerHolding says whether claims wait for the failover_threshold
+// breaker: it was open at the last check, or let go less than
+// heartbeatTimeout ago.
+func breakerHolding(open bool, closedAt, now time.Time, heartbeatTimeout time.Duration) bool {
+	return open || (!closedAt.IsZero() && now.Sub(closedAt) < heartbeatTimeout)
+}
 
 // observerState is what the observer knows at one instant. Zero times
 // mean "never".
@@ -56,8 +69,7 @@ type observerState struct {
 
 // selfHealthRules are the thresholds of the self-health rules.
 type selfHealthRules struct {
-	heartbeatTimeout  time.Duration
-	heartbeatInterval time.Duration
+	heartbeatTimeout time.Duration
 }
 
 // judgeSelfHealth returns why this health manager must not accuse
@@ -69,7 +81,12 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 		return SuppressDatabaseDown
 	case !s.dbBackAt.IsZero() && now.Sub(s.dbBackAt) < r.heartbeatTimeout:
 		return SuppressDatabaseRecovering
-	case !s.lastDrop.IsZero() && now.Sub(s.lastDrop) < r.heartbeatInterval:
+	case !s.lastDrop.IsZero() && now.Sub(s.lastDrop) < r.heartbeatTimeout:
+		// Held for heartbeat_timeout, not heartbeat_interval: drops are
+		// noticed when a batch ends, and behind a slow database batches
+		// end further apart than heartbeat_interval; rows whose
+		// heartbeats were dropped also need their next heartbeat
+		// applied, which waits behind the same slow batches.
 		return SuppressQueueDropping
 	case candidatesExist && now.Sub(latest(s.lastHeartbeat, s.started)) >= r.heartbeatTimeout:
 		return SuppressNoHeartbeats
@@ -117,7 +134,8 @@ func (o *Observer) HeartbeatReceived(t time.Time) {
 	}
 }
 
-// WorkDropped records that the health queue discarded work.
+// WorkDropped records that heartbeats were lost on their way to the
+// database: discarded by a queue or dropped by the kernel unread.
 func (o *Observer) WorkDropped(t time.Time) { o.lastDrop.Store(t.UnixNano()) }
 
 // DatabaseResult records the outcome of a database operation. Only

@@ -27,10 +27,15 @@ WHERE id IN (SELECT id FROM amphora WHERE status = 'FAILOVER_STOPPED' AND id IN 
 
 	countStale = `SELECT count(*) FROM (` + staleRows + `) AS stale`
 
+	// Amphorae already FAILOVER_STOPPED are marked again (updated_at), as
+	// in Octavia; the count returned is of those newly stopped.
 	stopStale = `
-UPDATE amphora SET updated_at = $2, status = 'FAILOVER_STOPPED'
-WHERE id IN (SELECT id FROM amphora WHERE status NOT IN ('DELETED', 'PENDING_DELETE') AND id IN (` + staleRows + `)
-    ORDER BY id FOR UPDATE)`
+WITH s AS (SELECT id, status AS was FROM amphora
+    WHERE status NOT IN ('DELETED', 'PENDING_DELETE') AND id IN (` + staleRows + `)
+    ORDER BY id FOR UPDATE)
+UPDATE amphora a SET updated_at = $2, status = 'FAILOVER_STOPPED' FROM s
+WHERE a.id = s.id
+RETURNING s.was <> 'FAILOVER_STOPPED'`
 
 	// $2 lists amphorae to leave alone (backing off), $3 is the most to
 	// claim. Row locks re-check busy = false on the newest row version, so
@@ -79,8 +84,9 @@ type ClaimResult struct {
 	// Stale is the number of stale, not busy amphora_health rows, whatever
 	// their amphora's status (Octavia's count).
 	Stale int
-	// BreakerOpen is set when Stale reached the threshold; then Stopped
-	// amphorae were marked FAILOVER_STOPPED and none was claimed.
+	// BreakerOpen is set when Stale reached the threshold; then every
+	// stale amphora was marked FAILOVER_STOPPED, Stopped of them newly,
+	// and none was claimed.
 	BreakerOpen bool
 	Stopped     int
 	// Claimed are the amphorae now marked busy by this call.
@@ -121,11 +127,19 @@ func (s *Store) ClaimStale(ctx context.Context, req ClaimRequest) (ClaimResult, 
 			}
 			if req.ThresholdSet && res.Stale >= req.Threshold {
 				res.BreakerOpen = true
-				tag, err := tx.Exec(ctx, stopStale, expired, now)
+				rows, err := tx.Query(ctx, stopStale, expired, now)
 				if err != nil {
 					return fmt.Errorf("mark stale amphorae FAILOVER_STOPPED: %w", err)
 				}
-				res.Stopped = int(tag.RowsAffected())
+				newly, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+				if err != nil {
+					return fmt.Errorf("mark stale amphorae FAILOVER_STOPPED: %w", err)
+				}
+				for _, n := range newly {
+					if n {
+						res.Stopped++
+					}
+				}
 				return nil
 			}
 			if req.Limit <= 0 {

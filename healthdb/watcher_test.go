@@ -89,7 +89,7 @@ func watcherFor(t *testing.T, db *pgxpool.Pool, driver failover.Driver, clk *clo
 	t.Helper()
 	cfg := WatcherConfig{
 		Store: NewStore(db), Driver: driver,
-		HeartbeatTimeout: time.Minute, HealthCheckInterval: 50 * time.Millisecond, HeartbeatInterval: 10 * time.Second,
+		HeartbeatTimeout: time.Minute, HealthCheckInterval: 50 * time.Millisecond,
 		FailoverThreads: 10, Logger: quietLog(),
 	}
 	if clk != nil {
@@ -461,8 +461,11 @@ func TestGetStaleAmphoraPastThreshold(t *testing.T) {
 
 	// One recovers: 3 stale still trip the breaker; it is ALLOCATED again.
 	f.refresh("amp-3")
-	id, _ = getStale()
+	id, res = getStale()
 	check("one recovered", id, false, 3, 3)
+	if res.Stopped != 0 {
+		t.Errorf("one recovered: %d newly stopped; the other three were FAILOVER_STOPPED already", res.Stopped)
+	}
 
 	// Another recovers: 2 stale are under the threshold; one of the
 	// FAILOVER_STOPPED ones is returned.
@@ -640,5 +643,65 @@ func TestWatcherShutdownReleasesClaims(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(metrics.failovers.WithLabelValues(ResultCancelled)); v != 1 {
 		t.Errorf("cancelled failovers %v; want 1", v)
+	}
+}
+
+// Amphorae coming back from a mass silence send their next heartbeat at
+// their own point of the period, so when the stale count drops under
+// failover_threshold some are still a moment from their heartbeat.
+// Octavia fails those over at once (the fault suite saw 5 and 10 of 40);
+// claims wait heartbeat_timeout after the breaker lets go, and only the
+// amphorae still silent then are failed over.
+func TestWatcherHoldsFailoversAsTheBreakerLetsGo(t *testing.T) {
+	db := openDB(t)
+	f := &fixture{t: t, db: db}
+	f.lb("lb-1", "ACTIVE", "ONLINE", true)
+	ids := []string{"amp-1", "amp-2", "amp-3", "amp-4"}
+	for _, id := range ids {
+		f.amphora(id, "lb-1", "ALLOCATED", "")
+		f.healthRow(id, 10*time.Minute, false)
+	}
+	fake := failovertest.New(t)
+	clk := newClock()
+	w := watcherFor(t, db, octaviaAPI(t, fake), clk, func(c *WatcherConfig) {
+		c.FailoverThreshold, c.FailoverThresholdSet = 3, true
+	})
+	heartbeat := func(ids ...string) {
+		f.exec(`UPDATE amphora_health SET last_update = $2::timestamp WHERE amphora_id = ANY($1)`, ids, clk.Now().UTC())
+	}
+
+	if res := cycle(t, w); !res.Claim.BreakerOpen || res.Dispatched != 0 {
+		t.Fatalf("four stale, threshold 3: %+v; want the breaker open and nothing dispatched", res)
+	}
+	// Three come back; one is a moment late, one is dead.
+	heartbeat("amp-1", "amp-2")
+	steps := []struct {
+		name      string
+		advance   time.Duration
+		back      []string
+		suppress  string
+		dispatch  int
+		allocated int
+	}{
+		{"the breaker lets go", time.Second, nil, SuppressBreakerRecovering, 0, 2},
+		{"the late one is back", time.Second, []string{"amp-3"}, SuppressBreakerRecovering, 0, 3},
+		{"just under heartbeat_timeout", 58 * time.Second, []string{"amp-1", "amp-2", "amp-3"}, SuppressBreakerRecovering, 0, 3},
+		{"heartbeat_timeout after it let go", time.Second, []string{"amp-1", "amp-2", "amp-3"}, "", 1, 3},
+	}
+	for _, s := range steps {
+		clk.Advance(s.advance)
+		if s.back != nil {
+			heartbeat(s.back...)
+		}
+		res := cycle(t, w)
+		if res.Suppressed != s.suppress || res.Dispatched != s.dispatch {
+			t.Errorf("%s: suppressed %q, dispatched %d; want %q, %d", s.name, res.Suppressed, res.Dispatched, s.suppress, s.dispatch)
+		}
+		if n := f.countStatus("ALLOCATED"); n != s.allocated {
+			t.Errorf("%s: %d ALLOCATED; want %d", s.name, n, s.allocated)
+		}
+	}
+	if got := fake.Failovers(); len(got) != 1 || got["amp-4"] != 1 {
+		t.Errorf("failover calls %v; want only the dead amp-4, once", got)
 	}
 }

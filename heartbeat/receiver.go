@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +47,11 @@ type ReceiverConfig struct {
 	Check func(*Message) error
 	// Deliver receives each accepted message, from the worker goroutines.
 	Deliver func(*Message, Verified)
+	// Lost, if set, is told whenever datagrams were discarded before they
+	// could be opened: the socket's receive buffer overflowed (the kernel
+	// dropped them) or the queue was full. Valid heartbeats may be among
+	// them, so rows may go stale through no fault of their amphorae.
+	Lost func(n int)
 	// Metrics may be nil.
 	Metrics *ReceiverMetrics
 	Logger  *slog.Logger
@@ -109,6 +115,11 @@ func listenReusePort(addr netip.AddrPort, rcvbuf int) (*net.UDPConn, error) {
 		var sockErr error
 		err := rc.Control(func(fd uintptr) {
 			sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			if sockErr == nil {
+				// Every datagram read then carries the socket's count of
+				// datagrams the kernel dropped for want of buffer space.
+				sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
+			}
 			if sockErr == nil && rcvbuf > 0 {
 				// Linux doubles the value and caps it at net.core.rmem_max.
 				sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
@@ -170,9 +181,11 @@ func (r *Receiver) Run(ctx context.Context) {
 
 func (r *Receiver) read(conn *net.UDPConn) {
 	buf := make([]byte, maxDatagram)
+	oob := make([]byte, unix.CmsgSpace(4))
+	var kernelDrops uint32 // the socket's cumulative count, as last read
 	m := r.cfg.Metrics
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -180,15 +193,48 @@ func (r *Receiver) read(conn *net.UDPConn) {
 			r.cfg.Logger.Warn("heartbeat socket read failed", "err", err)
 			continue
 		}
+		if total, ok := socketDrops(oob[:oobn]); ok && total != kernelDrops {
+			// uint32 arithmetic survives the kernel's counter wrapping.
+			r.lost("socket", "buffer_full", int(total-kernelDrops))
+			kernelDrops = total
+		}
 		d := datagram{data: append([]byte(nil), buf[:n]...), from: from, recv: r.cfg.Now()}
 		if m != nil {
 			m.Datagrams.Inc()
 			m.Bytes.Add(float64(n))
 		}
-		if dropped := len(r.queue.Put(d)); dropped > 0 && m != nil {
-			m.Dropped.WithLabelValues("receive", "queue_full").Add(float64(dropped))
+		if dropped := len(r.queue.Put(d)); dropped > 0 {
+			r.lost("receive", "queue_full", dropped)
 		}
 	}
+}
+
+// lost counts datagrams discarded unopened and tells cfg.Lost.
+func (r *Receiver) lost(queue, reason string, n int) {
+	if m := r.cfg.Metrics; m != nil {
+		m.Dropped.WithLabelValues(queue, reason).Add(float64(n))
+	}
+	if r.cfg.Lost != nil {
+		r.cfg.Lost(n)
+	}
+}
+
+// socketDrops finds the SO_RXQ_OVFL count in a datagram's control
+// messages. The kernel attaches it once the socket has dropped anything.
+func socketDrops(oob []byte) (uint32, bool) {
+	if len(oob) == 0 {
+		return 0, false
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0, false
+	}
+	for _, c := range msgs {
+		if c.Header.Level == unix.SOL_SOCKET && c.Header.Type == unix.SO_RXQ_OVFL && len(c.Data) >= 4 {
+			return binary.NativeEndian.Uint32(c.Data), true
+		}
+	}
+	return 0, false
 }
 
 func (r *Receiver) open(d datagram) {
@@ -289,6 +335,7 @@ func NewReceiverMetrics(reg prometheus.Registerer) *ReceiverMetrics {
 		m.Rejected.WithLabelValues(r.String())
 	}
 	m.Dropped.WithLabelValues("receive", "queue_full")
+	m.Dropped.WithLabelValues("socket", "buffer_full")
 	reg.MustRegister(m.Datagrams, m.Bytes, m.Rejected, m.Accepted, m.OpenSeconds, m.Dropped)
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,3 +116,100 @@ func TestLogLimiter(t *testing.T) {
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Datagrams lost before they are opened, whether the kernel dropped them
+// for want of socket buffer or the receive queue was full, are counted and
+// reported to Lost, so that the health manager knows heartbeats may be
+// missing.
+func TestReceiverReportsLostDatagrams(t *testing.T) {
+	tests := []struct {
+		name string
+		// buffer is SO_RCVBUF; queue the receive queue's bound.
+		buffer, queue int
+		// readFirst starts reading before the burst (else after it).
+		readFirst bool
+		// blockOpening holds the worker until the burst is over.
+		blockOpening bool
+		label        string
+	}{
+		{name: "socket buffer overflow", buffer: 1, queue: 1024, label: "socket"},
+		{name: "receive queue full", buffer: 4 << 20, queue: 1, readFirst: true, blockOpening: true, label: "receive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const burst = 300
+			reg := prometheus.NewRegistry()
+			metrics := NewReceiverMetrics(reg)
+			kr := keyring(t, "k")
+			release := make(chan struct{})
+			var releaseOnce sync.Once
+			defer releaseOnce.Do(func() { close(release) })
+			var lost atomic.Int64
+			r, err := NewReceiver(ReceiverConfig{
+				Addr: netip.MustParseAddrPort("127.0.0.1:0"), Sockets: 1, Workers: 1,
+				ReceiveBuffer: tt.buffer, QueueSize: tt.queue,
+				Keys: func() *Keyring {
+					if tt.blockOpening {
+						<-release
+					}
+					return kr
+				},
+				Deliver: func(*Message, Verified) {},
+				Lost:    func(n int) { lost.Add(int64(n)) },
+				Metrics: metrics, Logger: quiet(),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			run := func() { go func() { r.Run(ctx); close(done) }() }
+			if tt.readFirst {
+				run()
+			}
+			conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(r.Addr()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// Garbage: each one is either lost or rejected as bad_mac.
+			garbage := make([]byte, 1000)
+			sent := 0
+			send := func() {
+				if _, err := conn.Write(garbage); err != nil {
+					t.Fatal(err)
+				}
+				sent++
+			}
+			for range burst {
+				send()
+			}
+			if !tt.readFirst {
+				run()
+				// The kernel reports its drop count with the datagrams
+				// queued after the drops.
+				for range 5 {
+					time.Sleep(20 * time.Millisecond)
+					send()
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+			releaseOnce.Do(func() { close(release) })
+			rejected := func() int64 { return int64(testutil.ToFloat64(metrics.Rejected.WithLabelValues("bad_mac"))) }
+			deadline := time.Now().Add(10 * time.Second)
+			for lost.Load()+rejected() != int64(sent) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			<-done
+			if lost.Load() == 0 || lost.Load()+rejected() != int64(sent) {
+				t.Errorf("%d sent: %d reported lost, %d rejected; want some lost and every one accounted for",
+					sent, lost.Load(), rejected())
+			}
+			if n := int64(testutil.ToFloat64(metrics.Dropped.WithLabelValues(tt.label, map[string]string{
+				"socket": "buffer_full", "receive": "queue_full"}[tt.label]))); n != lost.Load() {
+				t.Errorf("queue_dropped_total{queue=%q} = %d; want the %d reported lost", tt.label, n, lost.Load())
+			}
+		})
+	}
+}

@@ -200,7 +200,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
 		Store: healthdb.NewStore(d.pool), Driver: driver,
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
-		HeartbeatInterval: hm.HeartbeatInterval, FailoverThreads: hm.FailoverThreads,
+		FailoverThreads:   hm.FailoverThreads,
 		FailoverThreshold: hm.FailoverThreshold, FailoverThresholdSet: hm.FailoverThresholdSet,
 		Observer: d.observer, Logger: d.log, Metrics: healthdb.NewWatcherMetrics(d.page.Watch(d.registry)),
 	})
@@ -228,6 +228,9 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		Keys:    func() *heartbeat.Keyring { return d.keys.Load() },
 		Check:   func(m *heartbeat.Message) error { return d.replay.Check(m, m.RecvTime) },
 		Deliver: d.deliver,
+		// Heartbeats lost unopened make rows look stale as surely as a
+		// full health queue: the same self-health rule holds failovers.
+		Lost:    func(int) { d.observer.WorkDropped(time.Now()) },
 		Metrics: d.metrics, Logger: d.log,
 	})
 	if err != nil {
