@@ -113,7 +113,7 @@ func startHealthManager(t *testing.T, db *pgxpool.Pool) *healthManager {
 	}
 	watcher, err := healthdb.NewWatcher(healthdb.WatcherConfig{
 		Store: healthdb.NewStore(db), Driver: page.WrapDriver(failover.Noop{Log: log}),
-		HeartbeatTimeout: timeout, HealthCheckInterval: 3 * time.Second, HeartbeatInterval: 10 * time.Second,
+		HeartbeatTimeout: timeout, HealthCheckInterval: 3 * time.Second,
 		FailoverThreshold: 3, FailoverThresholdSet: true, Logger: log, Metrics: healthdb.NewWatcherMetrics(page.Watch(reg)),
 	})
 	if err != nil {
