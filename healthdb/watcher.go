@@ -39,11 +39,25 @@ type WatcherConfig struct {
 	RequestTimeout, DBTimeout time.Duration
 	// Observer feeds the self-health rules; nil disables them.
 	Observer *Observer
+	// OctaviaBreakerRelease resumes claims at the first check that finds
+	// the failover_threshold breaker let go, as Octavia does, instead of
+	// holding them for HeartbeatTimeout (failover_breaker_hold = false).
+	OctaviaBreakerRelease bool
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *WatcherMetrics
+}
+
+// breakerHolding says whether claims wait for the breaker at now; with
+// OctaviaBreakerRelease they never do, the threshold alone decides. The
+// caller holds w.mu.
+func (w *Watcher) breakerHolding(now time.Time) bool {
+	if w.cfg.OctaviaBreakerRelease {
+		return false
+	}
+	return breakerHolding(w.breakerOpen, w.breakerClosed, now, w.cfg.HeartbeatTimeout)
 }
 
 // Watcher finds stale amphorae and fails them over (spec §5). Several
@@ -193,7 +207,7 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	// While the breaker holds and for heartbeat_timeout after it lets go,
 	// nothing is claimed; the other steps (un-stopping recovered
 	// amphorae, counting, the breaker itself) still run.
-	holding := breakerHolding(w.breakerOpen, w.breakerClosed, now, w.cfg.HeartbeatTimeout)
+	holding := w.breakerHolding(now)
 	w.mu.Unlock()
 	if holding {
 		free = 0
@@ -218,7 +232,7 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 		w.breakerClosed = now
 	}
 	w.breakerOpen = claim.BreakerOpen
-	holding = breakerHolding(w.breakerOpen, w.breakerClosed, now, w.cfg.HeartbeatTimeout)
+	holding = w.breakerHolding(now)
 	w.mu.Unlock()
 	if holding && !claim.BreakerOpen {
 		reason = SuppressBreakerRecovering

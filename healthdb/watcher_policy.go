@@ -48,10 +48,10 @@ var SuppressReasons = []string{SuppressDatabaseDown, SuppressDatabaseRecovering,
 	SuppressBreakerRecovering}
 
 // breakerHolding says whether claims wait for the failover_threshold
-// breaker: it was open at the last check, or let go less than
-// heartbeatTimeout ago.
-func breakerHolding(open bool, closedAt, now time.Time, heartbeatTimeout time.Duration) bool {
-	return open || (!closedAt.IsZero() && now.Sub(closedAt) < heartbeatTimeout)
+// breaker: it was open at the last check, or let go less than hold
+// (heartbeat_timeout) ago.
+func breakerHolding(open bool, closedAt, now time.Time, hold time.Duration) bool {
+	return open || (!closedAt.IsZero() && now.Sub(closedAt) < hold)
 }
 
 // observerState is what the observer knows at one instant. Zero times

@@ -705,3 +705,35 @@ func TestWatcherHoldsFailoversAsTheBreakerLetsGo(t *testing.T) {
 		t.Errorf("failover calls %v; want only the dead amp-4, once", got)
 	}
 }
+
+// With failover_breaker_hold = false the watcher releases claims as
+// Octavia does: the first check under the threshold fails over every
+// amphora still stale, the late one included.
+func TestWatcherOctaviaBreakerRelease(t *testing.T) {
+	db := openDB(t)
+	f := &fixture{t: t, db: db}
+	f.lb("lb-1", "ACTIVE", "ONLINE", true)
+	for _, id := range []string{"amp-1", "amp-2", "amp-3", "amp-4"} {
+		f.amphora(id, "lb-1", "ALLOCATED", "")
+		f.healthRow(id, 10*time.Minute, false)
+	}
+	fake := failovertest.New(t)
+	clk := newClock()
+	w := watcherFor(t, db, octaviaAPI(t, fake), clk, func(c *WatcherConfig) {
+		c.FailoverThreshold, c.FailoverThresholdSet = 3, true
+		c.OctaviaBreakerRelease = true
+	})
+	if res := cycle(t, w); !res.Claim.BreakerOpen || res.Dispatched != 0 {
+		t.Fatalf("four stale, threshold 3: %+v; want the breaker open and nothing dispatched", res)
+	}
+	f.exec(`UPDATE amphora_health SET last_update = $2::timestamp WHERE amphora_id = ANY($1)`,
+		[]string{"amp-1", "amp-2"}, clk.Now().UTC())
+	clk.Advance(time.Second)
+	res := cycle(t, w)
+	if res.Claim.BreakerOpen || res.Suppressed != "" || res.Dispatched != 2 {
+		t.Errorf("first check under the threshold: %+v; want 2 dispatched, nothing suppressed", res)
+	}
+	if got := fake.Failovers(); len(got) != 2 || got["amp-3"] != 1 || got["amp-4"] != 1 {
+		t.Errorf("failover calls %v; want amp-3 and amp-4 once each", got)
+	}
+}

@@ -202,7 +202,8 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
 		FailoverThreads:   hm.FailoverThreads,
 		FailoverThreshold: hm.FailoverThreshold, FailoverThresholdSet: hm.FailoverThresholdSet,
-		Observer: d.observer, Logger: d.log, Metrics: healthdb.NewWatcherMetrics(d.page.Watch(d.registry)),
+		OctaviaBreakerRelease: !hm.FailoverBreakerHold,
+		Observer:              d.observer, Logger: d.log, Metrics: healthdb.NewWatcherMetrics(d.page.Watch(d.registry)),
 	})
 	if err != nil {
 		return nil, usageError("%v", err)

@@ -142,6 +142,12 @@ type HealthManager struct {
 	// failover with the [service_auth] credentials; "noop" only logs and
 	// counts (tests, dry runs).
 	FailoverDriver string `conf:"health_manager failover_driver,string,ours"`
+	// FailoverBreakerHold is failover_breaker_hold: when the
+	// failover_threshold breaker lets go, claim nothing for
+	// heartbeat_timeout, so amphorae returning from a mass silence are not
+	// failed over a moment before their next heartbeat. False is Octavia's
+	// behaviour. Default true.
+	FailoverBreakerHold bool `conf:"health_manager failover_breaker_hold,boolean,ours"`
 	// ReplayWindow is replay_window (seconds): when greater than 0, a
 	// heartbeat stamped with "ts" and "boot" (our agent's) is rejected if
 	// ts is further than this from the receiver's clock or (boot, seq) is
@@ -256,6 +262,7 @@ func Defaults() *Config {
 			StatsFlushInterval:  time.Second,
 			StatsMaxPairs:       1_000_000,
 			FailoverDriver:      "octavia_api",
+			FailoverBreakerHold: true,
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db"},
@@ -370,6 +377,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	}
 	r.str("controller_worker", "compute_driver", &cw.ComputeDriver)
 	r.str("health_manager", "failover_driver", &hm.FailoverDriver)
+	r.boolean("health_manager", "failover_breaker_hold", &hm.FailoverBreakerHold)
 
 	sa := &cfg.ServiceAuth
 	r.str("service_auth", "auth_url", &sa.AuthURL)
@@ -404,6 +412,7 @@ var healthManagerOptions = []string{
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "queue_size",
 	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
+	"failover_breaker_hold",
 }
 
 // warnUnknown logs every option of section that is not in known, with the

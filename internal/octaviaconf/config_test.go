@@ -124,6 +124,7 @@ stats_flush_interval_ms = 250
 stats_max_pairs = 99
 failover_driver = noop
 replay_window = 30
+failover_breaker_hold = false
 
 [controller_worker]
 statistics_drivers = stats_db, stats_logger
@@ -185,6 +186,7 @@ endpoint_type = internalURL
 			StatsMaxPairs:        99,
 			FailoverDriver:       "noop",
 			ReplayWindow:         30 * time.Second,
+			FailoverBreakerHold:  false,
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db", "stats_logger"},
