@@ -19,14 +19,17 @@ func TestUpdaterMetrics(t *testing.T) {
 	f.amphora("amp-1", "lb-1", "ALLOCATED", "c-1")
 	reg := prometheus.NewRegistry()
 	metrics := NewUpdaterMetrics(reg, time.Minute)
+	// The amphorae-seen gauge counts against the wall clock, so this test
+	// runs on it rather than on the fixed test time.
+	clock := time.Now()
 	u, err := NewUpdater(UpdaterConfig{Store: NewStore(db), Deleter: noopDeleter{}, Rules: rules,
-		Now: func() time.Time { return now }, Logger: quiet, Metrics: metrics})
+		Now: func() time.Time { return clock }, Logger: quiet, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
-	late := hb("amp-1", nil)
-	late.RecvTime = now.Add(-time.Hour)
-	if _, err := u.ApplyBatch(context.Background(), []*heartbeat.Message{hb("amp-1", nil), late, hb("amp-x", nil)}); err != nil {
+	onTime, late, unknown := hb("amp-1", nil), hb("amp-1", nil), hb("amp-x", nil)
+	onTime.RecvTime, late.RecvTime, unknown.RecvTime = clock, clock.Add(-time.Hour), clock
+	if _, err := u.ApplyBatch(context.Background(), []*heartbeat.Message{onTime, late, unknown}); err != nil {
 		t.Fatal(err)
 	}
 	for outcome, want := range map[string]float64{"written": 1, "too_late": 1, "unknown_amphora": 1, "zombie": 0} {

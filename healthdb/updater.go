@@ -33,6 +33,11 @@ type UpdaterConfig struct {
 	// DefaultBatchDelay).
 	BatchSize  int
 	BatchDelay time.Duration
+	// TopologyCache, when positive, keeps topologies between batches for at
+	// most this long, checking every cached row's version before each use
+	// ([health_manager] topology_cache_seconds; 0, the default, reads every
+	// batch's topologies afresh).
+	TopologyCache time.Duration
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -46,8 +51,9 @@ type UpdaterConfig struct {
 // net changes are written, in one transaction. The result equals applying
 // the messages one at a time.
 type Updater struct {
-	cfg UpdaterConfig
-	log *slog.Logger
+	cfg   UpdaterConfig
+	log   *slog.Logger
+	cache *topologyCache // nil unless cfg.TopologyCache > 0
 }
 
 // NewUpdater checks the configuration and fills in defaults.
@@ -71,7 +77,11 @@ func NewUpdater(cfg UpdaterConfig) (*Updater, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Updater{cfg: cfg, log: log}, nil
+	u := &Updater{cfg: cfg, log: log}
+	if cfg.TopologyCache > 0 {
+		u.cache = newTopologyCache(cfg.Store, cfg.TopologyCache)
+	}
+	return u, nil
 }
 
 // BatchResult says what a batch did.
@@ -179,7 +189,13 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 			ids = append(ids, m.AmphoraID)
 		}
 	}
-	topos, err := u.cfg.Store.LoadTopologies(ctx, ids)
+	var topos map[string]*Topology
+	var err error
+	if u.cache != nil {
+		topos, _, err = u.cache.load(ctx, ids, u.cfg.Now())
+	} else {
+		topos, err = u.cfg.Store.LoadTopologies(ctx, ids)
+	}
 	if err != nil {
 		return res, ids, err
 	}
