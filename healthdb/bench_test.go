@@ -105,6 +105,7 @@ func BenchmarkUpdater(b *testing.B) {
 				msgs := make([]*heartbeat.Message, 0, batchSize)
 				seq := 0
 				b.ResetTimer()
+				cpu := startCPU(b, db)
 				for done := 0; done < b.N; {
 					msgs = msgs[:0]
 					for len(msgs) < batchSize && done+len(msgs) < b.N {
@@ -122,6 +123,7 @@ func BenchmarkUpdater(b *testing.B) {
 					done += len(msgs)
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "heartbeats/s")
+				cpu.report(b, b.N)
 			})
 		}
 	}

@@ -23,8 +23,11 @@ type Store struct {
 // NewStore wraps a connection pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// The topology of a batch is read with four queries sent as one pgx batch,
-// one round trip. Unlike Octavia's single join, which returns the cross
+// The topology of a batch is read in two round trips: the amphorae with
+// their load balancers, then the listeners, pools and members of the live
+// load balancers found, three queries sent as one pgx batch. (Sending all
+// four at once, each finding the load balancers from the amphora ids
+// again, costs PostgreSQL more than the second round trip.) Unlike Octavia's single join, which returns the cross
 // product listeners x (pools x members) for every heartbeat, each row here
 // is one entity. The ids arrive through unnest() so that every lookup is an
 // index lookup. Rows are sorted in Go, by byte order, so that the order
@@ -38,9 +41,9 @@ SELECT a.id, a.compute_id, a.status, lb.id, lb.enabled, lb.provisioning_status, 
 FROM ` + batchAmphorae + `
 LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id`
 
-	// batchLBs is the set of load balancers the batch's amphorae point at.
-	batchLBs = `(SELECT DISTINCT a.load_balancer_id AS id FROM ` + batchAmphorae + `
-WHERE a.load_balancer_id IS NOT NULL) AS lbs`
+	// batchLBs is the set of live load balancers the batch's amphorae
+	// point at, found by selectAmphorae.
+	batchLBs = `unnest($1::varchar[]) AS lbs(id)`
 
 	// The versionless-UDP rule needs, per UDP listener, whether its default
 	// pool has an enabled member; other protocols never ask.
@@ -108,13 +111,6 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	if len(amphoraIDs) == 0 {
 		return topos, versions, nil
 	}
-	batch := &pgx.Batch{}
-	for _, q := range []string{selectAmphorae, selectListeners, selectPools, selectMembers} {
-		batch.Queue(q, amphoraIDs)
-	}
-	results := s.pool.SendBatch(ctx, batch)
-	defer results.Close()
-
 	lbs := map[string]*LoadBalancer{}
 	lbVersion := func(lbID string) *lbVersions {
 		v := versions.lbs[lbID]
@@ -124,7 +120,12 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 		}
 		return v
 	}
-	if err := eachRow(results, func(rows pgx.Rows) error {
+	var lbIDs []string
+	amphorae, err := s.pool.Query(ctx, selectAmphorae, amphoraIDs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %d amphorae: %w", len(amphoraIDs), err)
+	}
+	if err := scanRows(amphorae, func(rows pgx.Rows) error {
 		var id, status string
 		var computeID, lbID, lbProv, lbOp *string
 		var lbEnabled *bool
@@ -146,6 +147,7 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 			if lb == nil {
 				lb = &LoadBalancer{ID: *lbID, Enabled: *lbEnabled, ProvisioningStatus: *lbProv, OperatingStatus: *lbOp}
 				lbs[*lbID] = lb
+				lbIDs = append(lbIDs, *lbID)
 				lbV.xmin = *lbXmin
 				v := lbVersion(*lbID)
 				v.rows[tableLoadBalancer] = append(v.rows[tableLoadBalancer], lbV)
@@ -157,6 +159,15 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	}); err != nil {
 		return nil, nil, fmt.Errorf("load %d amphorae: %w", len(amphoraIDs), err)
 	}
+	if len(lbIDs) == 0 {
+		return topos, versions, nil
+	}
+	batch := &pgx.Batch{}
+	for _, q := range []string{selectListeners, selectPools, selectMembers} {
+		batch.Queue(q, lbIDs)
+	}
+	results := s.pool.SendBatch(ctx, batch)
+	defer results.Close()
 	if err := eachRow(results, func(rows pgx.Rows) error {
 		var lbID string
 		var l Listener
@@ -234,6 +245,10 @@ func eachRow(results pgx.BatchResults, scan func(pgx.Rows) error) error {
 	if err != nil {
 		return err
 	}
+	return scanRows(rows, scan)
+}
+
+func scanRows(rows pgx.Rows, scan func(pgx.Rows) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		if err := scan(rows); err != nil {
