@@ -2,6 +2,7 @@ package healthdb
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -174,14 +175,22 @@ func (c *topologyCache) validate(ctx context.Context, candidates []string) (map[
 	}
 	results := c.store.pool.SendBatch(ctx, batch)
 	defer results.Close()
-	readVisible := func(table string) (map[pgtype.TID]uint32, error) {
-		visible := map[pgtype.TID]uint32{}
+	readVisible := func(table string, expected int) (map[pgtype.TID]uint32, error) {
+		visible := make(map[pgtype.TID]uint32, expected)
 		err := eachRow(results, func(rows pgx.Rows) error {
-			var v rowVersion
-			if err := rows.Scan(&v.tid, &v.xmin); err != nil {
+			if f := rows.FieldDescriptions(); f[0].Format != pgx.BinaryFormatCode || f[1].Format != pgx.BinaryFormatCode {
+				var v rowVersion // a pool in simple-protocol mode gets text
+				if err := rows.Scan(&v.tid, &v.xmin); err != nil {
+					return err
+				}
+				visible[v.tid] = v.xmin
+				return nil
+			}
+			tid, xmin, err := decodeVersion(rows.RawValues())
+			if err != nil {
 				return err
 			}
-			visible[v.tid] = v.xmin
+			visible[tid] = xmin
 			return nil
 		})
 		if err != nil {
@@ -189,7 +198,7 @@ func (c *topologyCache) validate(ctx context.Context, candidates []string) (map[
 		}
 		return visible, nil
 	}
-	ampVisible, err := readVisible("amphora")
+	ampVisible, err := readVisible("amphora", len(ampTIDs))
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +207,7 @@ func (c *topologyCache) validate(ctx context.Context, candidates []string) (map[
 		if len(graphTIDs[t]) == 0 {
 			continue
 		}
-		if graphVisible[t], err = readVisible(graphTableNames[t]); err != nil {
+		if graphVisible[t], err = readVisible(graphTableNames[t], len(graphTIDs[t])); err != nil {
 			return nil, err
 		}
 	}
@@ -224,6 +233,17 @@ func (c *topologyCache) validate(ctx context.Context, candidates []string) (map[
 		valid[id] = found && x == a.version.xmin && lbValid[a.lbID]
 	}
 	return valid, nil
+}
+
+// decodeVersion reads a (ctid, xmin) row in PostgreSQL's binary format
+// (tid: 4-byte block, 2-byte offset; xid: 4 bytes), which pgx uses for
+// both: Scan through pgtype cost more than the check's query.
+func decodeVersion(values [][]byte) (pgtype.TID, uint32, error) {
+	if len(values) != 2 || len(values[0]) != 6 || len(values[1]) != 4 {
+		return pgtype.TID{}, 0, fmt.Errorf("unexpected (ctid, xmin) encoding")
+	}
+	tid := pgtype.TID{BlockNumber: binary.BigEndian.Uint32(values[0]), OffsetNumber: binary.BigEndian.Uint16(values[0][4:]), Valid: true}
+	return tid, binary.BigEndian.Uint32(values[1]), nil
 }
 
 // sweep drops expired entries, at most once per ttl, so that amphorae
