@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -54,5 +55,25 @@ func TestUpdaterMetrics(t *testing.T) {
 	metrics.seen.mark([]string{"amp-old"}, time.Now().Add(-2*time.Minute))
 	if got := metrics.seen.count(time.Now()); got != 2 {
 		t.Errorf("an amphora older than the window still counts: %d", got)
+	}
+}
+
+// A seen amphora's id must not keep the heartbeat it came from in memory.
+func TestSeenAmphoraeCopiesIDs(t *testing.T) {
+	s := &seenAmphorae{window: time.Minute, last: map[string]*time.Time{}}
+	for round, text := range []string{`{"id": "amp-1", ...}`, `{"id": "amp-1", "seq": 2}`} {
+		id := text[7:12] // as the decoder slices ids out of the inflated text
+		s.mark([]string{id}, now.Add(time.Duration(round)*time.Second))
+		for key, at := range s.last {
+			if unsafe.StringData(key) == unsafe.StringData(id) {
+				t.Errorf("round %d: the key %q shares the message's memory", round, key)
+			}
+			if !at.Equal(now.Add(time.Duration(round) * time.Second)) {
+				t.Errorf("round %d: %q last seen %v", round, key, at)
+			}
+		}
+	}
+	if len(s.last) != 1 {
+		t.Errorf("%d entries, want 1", len(s.last))
 	}
 }
