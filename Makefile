@@ -4,6 +4,7 @@
 #   make demo-test  run the demo unattended and check its story (about 2 minutes)
 #   make test    install what the tests need, then vet and run every test with -race
 #   make bench   run the benchmarks
+#   make bench-octavia  Octavia 11's own health path on the same workload
 #   make fuzz    run every fuzz target for FUZZTIME each (FUZZTIME=10s, FUZZ=regexp)
 #   make lint    gofmt, go vet and staticcheck (installed into ./bin)
 #   make interop run Octavia 11's own code next to ours (test/interop/README.md);
@@ -24,7 +25,7 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run demo-test test deps vet bench fuzz lint fmt clean interop interop-deps browser browser-deps faults
+.PHONY: all build run demo-test test deps vet bench bench-octavia fuzz lint fmt clean interop interop-deps browser browser-deps faults
 
 all: build
 
@@ -85,10 +86,17 @@ faults: deps
 	$(GO) test -tags faults -count=1 -timeout 15m -v ./test/faults/
 
 # The Go benchmarks, then a 60-second loadgen scenario against serve on a
-# throwaway PostgreSQL (test/bench/loadgen.sh; AMPHORAE, RATE, DURATION).
+# throwaway PostgreSQL (test/bench/loadgen.sh; AMPHORAE, RATE, DURATION,
+# TOPOLOGY_CACHE_SECONDS).
 bench: build deps
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
 	./test/bench/loadgen.sh
+
+# Octavia 11's unwrap_envelope, update_health and update_stats on the same
+# workload and PostgreSQL, one process (test/bench/octavia.sh; AMPHORAE,
+# DURATION in seconds).
+bench-octavia: build deps
+	./test/bench/octavia.sh
 
 # go test -fuzz takes one target per run, so every func Fuzz* in the tree is
 # found and run in turn, each for FUZZTIME (make fuzz FUZZTIME=10s for a

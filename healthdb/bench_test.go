@@ -75,7 +75,8 @@ func benchMessage(i int, churn bool, recv time.Time) *heartbeat.Message {
 // BenchmarkUpdater measures heartbeats per second through ApplyBatch (one
 // topology read and one write transaction per batch) against the harness
 // PostgreSQL, for a fleet of 5,000 load balancers. "steady" heartbeats
-// change nothing but amphora_health; "churn" flips a member in 10% of them.
+// change nothing but amphora_health; "churn" flips a member in 10% of them;
+// "cached" runs with the topology cache on.
 func BenchmarkUpdater(b *testing.B) {
 	const fleet = 5000
 	db := openDB(b)
@@ -83,11 +84,18 @@ func BenchmarkUpdater(b *testing.B) {
 	for _, batchSize := range []int{64, 512, 2048} {
 		for _, mode := range []struct {
 			name  string
-			every int // every n-th heartbeat churns; 0 never
-		}{{"steady", 0}, {"churn10pct", 10}} {
+			every int           // every n-th heartbeat churns; 0 never
+			cache time.Duration // topology_cache_seconds
+		}{{"steady", 0, 0}, {"churn10pct", 10, 0}, {"steady-cached", 0, time.Hour}, {"churn10pct-cached", 10, time.Hour}} {
 			b.Run(fmt.Sprintf("batch%d/%s", batchSize, mode.name), func(b *testing.B) {
 				clock := time.Now()
-				u := newTestUpdater(b, db, noopDeleter{}, clock)
+				u, err := NewUpdater(UpdaterConfig{
+					Store: NewStore(db), Deleter: noopDeleter{}, Rules: rules, TopologyCache: mode.cache,
+					Now: func() time.Time { return clock }, Logger: quiet,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
 				// Messages are built before the clock starts: the receiver
 				// hands the updater decoded messages.
 				steady, churned := make([]*heartbeat.Message, fleet), make([]*heartbeat.Message, fleet)
@@ -97,6 +105,7 @@ func BenchmarkUpdater(b *testing.B) {
 				msgs := make([]*heartbeat.Message, 0, batchSize)
 				seq := 0
 				b.ResetTimer()
+				cpu := startCPU(b, db)
 				for done := 0; done < b.N; {
 					msgs = msgs[:0]
 					for len(msgs) < batchSize && done+len(msgs) < b.N {
@@ -114,6 +123,7 @@ func BenchmarkUpdater(b *testing.B) {
 					done += len(msgs)
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "heartbeats/s")
+				cpu.report(b, b.N)
 			})
 		}
 	}

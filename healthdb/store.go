@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -22,8 +23,11 @@ type Store struct {
 // NewStore wraps a connection pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// The topology of a batch is read with four queries sent as one pgx batch,
-// one round trip. Unlike Octavia's single join, which returns the cross
+// The topology of a batch is read in two round trips: the amphorae with
+// their load balancers, then the listeners, pools and members of the live
+// load balancers found, three queries sent as one pgx batch. (Sending all
+// four at once, each finding the load balancers from the amphora ids
+// again, costs PostgreSQL more than the second round trip.) Unlike Octavia's single join, which returns the cross
 // product listeners x (pools x members) for every heartbeat, each row here
 // is one entity. The ids arrive through unnest() so that every lookup is an
 // index lookup. Rows are sorted in Go, by byte order, so that the order
@@ -32,28 +36,30 @@ const (
 	batchAmphorae = `unnest($1::varchar[]) AS ids(id) JOIN amphora a ON a.id = ids.id`
 
 	selectAmphorae = `
-SELECT a.id, a.compute_id, a.status, lb.id, lb.enabled, lb.provisioning_status, lb.operating_status
+SELECT a.id, a.compute_id, a.status, lb.id, lb.enabled, lb.provisioning_status, lb.operating_status,
+       a.ctid, a.xmin, lb.ctid, lb.xmin
 FROM ` + batchAmphorae + `
 LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id`
 
-	// batchLBs is the set of load balancers the batch's amphorae point at.
-	batchLBs = `(SELECT DISTINCT a.load_balancer_id AS id FROM ` + batchAmphorae + `
-WHERE a.load_balancer_id IS NOT NULL) AS lbs`
+	// batchLBs is the set of live load balancers the batch's amphorae
+	// point at, found by selectAmphorae.
+	batchLBs = `unnest($1::varchar[]) AS lbs(id)`
 
 	// The versionless-UDP rule needs, per UDP listener, whether its default
 	// pool has an enabled member; other protocols never ask.
 	selectListeners = `
 SELECT l.load_balancer_id, l.id, l.operating_status, l.protocol, l.enabled,
        l.protocol = 'UDP' AND EXISTS (
-           SELECT 1 FROM member m WHERE m.pool_id = l.default_pool_id AND m.enabled)
+           SELECT 1 FROM member m WHERE m.pool_id = l.default_pool_id AND m.enabled),
+       l.ctid, l.xmin
 FROM ` + batchLBs + ` JOIN listener l ON l.load_balancer_id = lbs.id`
 
 	selectPools = `
-SELECT p.load_balancer_id, p.id, p.operating_status
+SELECT p.load_balancer_id, p.id, p.operating_status, p.ctid, p.xmin
 FROM ` + batchLBs + ` JOIN pool p ON p.load_balancer_id = lbs.id`
 
 	selectMembers = `
-SELECT m.pool_id, m.id, m.operating_status
+SELECT m.pool_id, m.id, m.operating_status, m.ctid, m.xmin, p.load_balancer_id
 FROM ` + batchLBs + ` JOIN pool p ON p.load_balancer_id = lbs.id JOIN member m ON m.pool_id = p.id`
 )
 
@@ -64,26 +70,72 @@ const statusDeleted = "DELETED"
 // same load balancer (an ACTIVE_STANDBY pair) share one *LoadBalancer, so
 // that changes applied in memory for one are seen by the other.
 func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[string]*Topology, error) {
+	topos, _, err := s.loadTopologies(ctx, amphoraIDs)
+	return topos, err
+}
+
+// rowVersion names one version of one row: where it is stored (ctid) and
+// the transaction that wrote it (xmin). An UPDATE or DELETE of the row ends
+// that version: a later snapshot no longer sees a tuple with both.
+type rowVersion struct {
+	tid  pgtype.TID
+	xmin uint32
+}
+
+// The tables of a load balancer's graph, in the order of lbVersions.rows.
+const (
+	tableLoadBalancer = iota
+	tableListener
+	tablePool
+	tableMember
+	numGraphTables
+)
+
+var graphTableNames = [numGraphTables]string{"load_balancer", "listener", "pool", "member"}
+
+// topologyVersions records the row versions a read was made from.
+type topologyVersions struct {
+	amphorae map[string]rowVersion
+	lbs      map[string]*lbVersions
+}
+
+// lbVersions lists the row versions of a load balancer's graph, per table.
+type lbVersions struct {
+	rows [numGraphTables][]rowVersion
+}
+
+func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[string]*Topology, *topologyVersions, error) {
 	topos := make(map[string]*Topology, len(amphoraIDs))
+	versions := &topologyVersions{amphorae: map[string]rowVersion{}, lbs: map[string]*lbVersions{}}
 	amphoraIDs = storableIDs(amphoraIDs)
 	if len(amphoraIDs) == 0 {
-		return topos, nil
+		return topos, versions, nil
 	}
-	batch := &pgx.Batch{}
-	for _, q := range []string{selectAmphorae, selectListeners, selectPools, selectMembers} {
-		batch.Queue(q, amphoraIDs)
-	}
-	results := s.pool.SendBatch(ctx, batch)
-	defer results.Close()
-
 	lbs := map[string]*LoadBalancer{}
-	if err := eachRow(results, func(rows pgx.Rows) error {
+	lbVersion := func(lbID string) *lbVersions {
+		v := versions.lbs[lbID]
+		if v == nil {
+			v = &lbVersions{}
+			versions.lbs[lbID] = v
+		}
+		return v
+	}
+	var lbIDs []string
+	amphorae, err := s.pool.Query(ctx, selectAmphorae, amphoraIDs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %d amphorae: %w", len(amphoraIDs), err)
+	}
+	if err := scanRows(amphorae, func(rows pgx.Rows) error {
 		var id, status string
 		var computeID, lbID, lbProv, lbOp *string
 		var lbEnabled *bool
-		if err := rows.Scan(&id, &computeID, &status, &lbID, &lbEnabled, &lbProv, &lbOp); err != nil {
+		var ampV, lbV rowVersion
+		var lbXmin *uint32
+		if err := rows.Scan(&id, &computeID, &status, &lbID, &lbEnabled, &lbProv, &lbOp,
+			&ampV.tid, &ampV.xmin, &lbV.tid, &lbXmin); err != nil {
 			return err
 		}
+		versions.amphorae[id] = ampV
 		t := &Topology{AmphoraID: id, AmphoraExists: true}
 		if computeID != nil {
 			t.ComputeID = *computeID
@@ -95,26 +147,43 @@ func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 			if lb == nil {
 				lb = &LoadBalancer{ID: *lbID, Enabled: *lbEnabled, ProvisioningStatus: *lbProv, OperatingStatus: *lbOp}
 				lbs[*lbID] = lb
+				lbIDs = append(lbIDs, *lbID)
+				lbV.xmin = *lbXmin
+				v := lbVersion(*lbID)
+				v.rows[tableLoadBalancer] = append(v.rows[tableLoadBalancer], lbV)
 			}
 			t.LB = lb
 		}
 		topos[id] = t
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("load %d amphorae: %w", len(amphoraIDs), err)
+		return nil, nil, fmt.Errorf("load %d amphorae: %w", len(amphoraIDs), err)
 	}
+	if len(lbIDs) == 0 {
+		return topos, versions, nil
+	}
+	batch := &pgx.Batch{}
+	for _, q := range []string{selectListeners, selectPools, selectMembers} {
+		batch.Queue(q, lbIDs)
+	}
+	results := s.pool.SendBatch(ctx, batch)
+	defer results.Close()
 	if err := eachRow(results, func(rows pgx.Rows) error {
 		var lbID string
 		var l Listener
-		if err := rows.Scan(&lbID, &l.ID, &l.OperatingStatus, &l.Protocol, &l.Enabled, &l.DefaultPoolHasEnabledMember); err != nil {
+		var v rowVersion
+		if err := rows.Scan(&lbID, &l.ID, &l.OperatingStatus, &l.Protocol, &l.Enabled, &l.DefaultPoolHasEnabledMember,
+			&v.tid, &v.xmin); err != nil {
 			return err
 		}
 		if lb := lbs[lbID]; lb != nil {
 			lb.Listeners = append(lb.Listeners, l)
+			lv := lbVersion(lbID)
+			lv.rows[tableListener] = append(lv.rows[tableListener], v)
 		}
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("load listeners of %d load balancers: %w", len(lbs), err)
+		return nil, nil, fmt.Errorf("load listeners of %d load balancers: %w", len(lbs), err)
 	}
 	poolByID := map[string]*Pool{}
 	var poolLB []string // pool index -> load balancer, to place them after the read
@@ -122,30 +191,40 @@ func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	if err := eachRow(results, func(rows pgx.Rows) error {
 		var lbID string
 		var p Pool
-		if err := rows.Scan(&lbID, &p.ID, &p.OperatingStatus); err != nil {
+		var v rowVersion
+		if err := rows.Scan(&lbID, &p.ID, &p.OperatingStatus, &v.tid, &v.xmin); err != nil {
 			return err
 		}
 		pools = append(pools, p)
 		poolLB = append(poolLB, lbID)
+		if lbs[lbID] != nil {
+			lv := lbVersion(lbID)
+			lv.rows[tablePool] = append(lv.rows[tablePool], v)
+		}
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("load pools of %d load balancers: %w", len(lbs), err)
+		return nil, nil, fmt.Errorf("load pools of %d load balancers: %w", len(lbs), err)
 	}
 	for i := range pools {
 		poolByID[pools[i].ID] = &pools[i]
 	}
 	if err := eachRow(results, func(rows pgx.Rows) error {
-		var poolID string
+		var poolID, lbID string
 		var m Member
-		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus); err != nil {
+		var v rowVersion
+		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus, &v.tid, &v.xmin, &lbID); err != nil {
 			return err
 		}
 		if p := poolByID[poolID]; p != nil {
 			p.Members = append(p.Members, m)
 		}
+		if lbs[lbID] != nil {
+			lv := lbVersion(lbID)
+			lv.rows[tableMember] = append(lv.rows[tableMember], v)
+		}
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("load members of %d load balancers: %w", len(lbs), err)
+		return nil, nil, fmt.Errorf("load members of %d load balancers: %w", len(lbs), err)
 	}
 	for i := range pools {
 		if lb := lbs[poolLB[i]]; lb != nil {
@@ -158,7 +237,7 @@ func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 		sort.Slice(lb.Listeners, func(a, b int) bool { return lb.Listeners[a].ID < lb.Listeners[b].ID })
 		sort.Slice(lb.Pools, func(a, b int) bool { return lb.Pools[a].ID < lb.Pools[b].ID })
 	}
-	return topos, nil
+	return topos, versions, nil
 }
 
 func eachRow(results pgx.BatchResults, scan func(pgx.Rows) error) error {
@@ -166,6 +245,10 @@ func eachRow(results pgx.BatchResults, scan func(pgx.Rows) error) error {
 	if err != nil {
 		return err
 	}
+	return scanRows(rows, scan)
+}
+
+func scanRows(rows pgx.Rows, scan func(pgx.Rows) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		if err := scan(rows); err != nil {

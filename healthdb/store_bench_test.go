@@ -20,17 +20,21 @@ func BenchmarkStore(b *testing.B) {
 		ids[i] = fmt.Sprintf("amp-%d", i*7%fleet)
 	}
 	b.Run("LoadTopologies512", func(b *testing.B) {
+		cpu := startCPU(b, db)
 		for b.Loop() {
 			if _, err := s.LoadTopologies(context.Background(), ids); err != nil {
 				b.Fatal(err)
 			}
 		}
+		cpu.report(b, b.N)
 	})
 	b.Run("ApplyHealth512", func(b *testing.B) {
+		cpu := startCPU(b, db)
 		for b.Loop() {
 			if err := s.Apply(context.Background(), &Writes{Health: ids}, time.Now()); err != nil {
 				b.Fatal(err)
 			}
 		}
+		cpu.report(b, b.N)
 	})
 }

@@ -33,6 +33,11 @@ type UpdaterConfig struct {
 	// DefaultBatchDelay).
 	BatchSize  int
 	BatchDelay time.Duration
+	// TopologyCache, when positive, keeps topologies between batches for at
+	// most this long, checking every cached row's version before each use
+	// ([health_manager] topology_cache_seconds; 0, the default, reads every
+	// batch's topologies afresh).
+	TopologyCache time.Duration
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -46,8 +51,9 @@ type UpdaterConfig struct {
 // net changes are written, in one transaction. The result equals applying
 // the messages one at a time.
 type Updater struct {
-	cfg UpdaterConfig
-	log *slog.Logger
+	cfg   UpdaterConfig
+	log   *slog.Logger
+	cache *topologyCache // nil unless cfg.TopologyCache > 0
 }
 
 // NewUpdater checks the configuration and fills in defaults.
@@ -71,7 +77,11 @@ func NewUpdater(cfg UpdaterConfig) (*Updater, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Updater{cfg: cfg, log: log}, nil
+	u := &Updater{cfg: cfg, log: log}
+	if cfg.TopologyCache > 0 {
+		u.cache = newTopologyCache(cfg.Store, cfg.TopologyCache)
+	}
+	return u, nil
 }
 
 // BatchResult says what a batch did.
@@ -182,12 +192,18 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 			ids = append(ids, m.AmphoraID)
 		}
 	}
-	topos, err := u.cfg.Store.LoadTopologies(ctx, ids)
+	var topos map[string]*Topology
+	var err error
+	if u.cache != nil {
+		topos, _, err = u.cache.load(ctx, ids, u.cfg.Now())
+	} else {
+		topos, err = u.cfg.Store.LoadTopologies(ctx, ids)
+	}
 	if err != nil {
 		return res, ids, err
 	}
 	now := u.cfg.Now()
-	state := newBatchState()
+	state := newBatchState(len(topos))
 	deleted := map[string]error{} // zombie amphora -> result of its delete, once per batch
 	for _, m := range msgs {
 		topo := topos[m.AmphoraID]
@@ -260,11 +276,14 @@ type batchState struct {
 
 type tracked struct{ original, current string }
 
-func newBatchState() *batchState {
+// newBatchState sizes the indexes for n load balancers of a typical
+// shape (two listeners, two pools, ten members): growing maps by
+// rehashing was a tenth of a batch's CPU time.
+func newBatchState(n int) *batchState {
 	return &batchState{
 		lbs: map[string]*tracked{}, listeners: map[string]*tracked{}, pools: map[string]*tracked{}, members: map[string]*tracked{},
-		listenerIdx: map[string]*string{}, poolIdx: map[string]*string{}, memberIdx: map[string]*string{},
-		indexedLBs: map[*LoadBalancer]bool{},
+		listenerIdx: make(map[string]*string, 2*n), poolIdx: make(map[string]*string, 2*n), memberIdx: make(map[string]*string, 10*n),
+		indexedLBs: make(map[*LoadBalancer]bool, n),
 	}
 }
 

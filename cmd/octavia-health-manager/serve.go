@@ -186,7 +186,8 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		Store: healthdb.NewStore(d.pool), Deleter: deleter,
 		Rules:     healthdb.Rules{HeartbeatInterval: hm.HeartbeatInterval},
 		BatchSize: hm.HealthBatchSize, BatchDelay: hm.HealthBatchWait,
-		Logger: d.log, Metrics: updaterMetrics,
+		TopologyCache: hm.TopologyCache,
+		Logger:        d.log, Metrics: updaterMetrics,
 	})
 	if err != nil {
 		return nil, usageError("%v", err)

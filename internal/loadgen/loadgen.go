@@ -57,8 +57,11 @@ type Report struct {
 	P50ms       float64 `json:"p50_ms"`
 	P99ms       float64 `json:"p99_ms"`
 	Rejected    float64 `json:"rejected"`
-	Dropped     float64 `json:"dropped"`
-	HMRSSBytes  float64 `json:"hm_rss_bytes"`
+	// Dropped counts heartbeats discarded from a full queue or as late;
+	// Late is the second kind alone (Octavia's "processed too slowly").
+	Dropped    float64 `json:"dropped"`
+	Late       float64 `json:"late"`
+	HMRSSBytes float64 `json:"hm_rss_bytes"`
 }
 
 // Validate checks the configuration and fills in defaults.
@@ -330,7 +333,8 @@ func Run(ctx context.Context, c *Config) (*Report, error) {
 		Dropped:    counterSum(after, "octavia_hm_queue_dropped_total") - counterSum(before, "octavia_hm_queue_dropped_total"),
 		HMRSSBytes: gauge(after, "process_resident_memory_bytes"),
 	}
-	rep.Dropped += outcome(after, "too_late") - outcome(before, "too_late")
+	rep.Late = outcome(after, "too_late") - outcome(before, "too_late")
+	rep.Dropped += rep.Late
 	rep.AppliedPerS = rep.Applied / elapsed.Seconds()
 	rep.P50ms, rep.P99ms = quantiles(before, after)
 	return rep, nil

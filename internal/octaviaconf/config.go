@@ -125,6 +125,11 @@ type HealthManager struct {
 	// HealthBatchWait is health_batch_wait_ms (milliseconds in the file):
 	// how long a batch waits to fill. Default 20 ms.
 	HealthBatchWait time.Duration `conf:"health_manager health_batch_wait_ms,milliseconds,ours,ms"`
+	// TopologyCache is topology_cache_seconds (seconds in the file): how
+	// long load balancer topologies are kept between health batches, each
+	// use checked against the rows' versions. Default 0, off: every batch
+	// reads them afresh, as Octavia does. See docs/deviations.md.
+	TopologyCache time.Duration `conf:"health_manager topology_cache_seconds,seconds,ours"`
 	// QueueSize is queue_size: the bound of each queue between receiving
 	// and applying (received datagrams, health, stats); when one is full
 	// its oldest entry is discarded and counted. Default 16384.
@@ -353,6 +358,10 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	if r.integer("health_manager", "health_batch_wait_ms", 1, &waitMS) {
 		hm.HealthBatchWait = time.Duration(waitMS) * time.Millisecond
 	}
+	var cacheSeconds int
+	if r.integer("health_manager", "topology_cache_seconds", 0, &cacheSeconds) {
+		hm.TopologyCache = time.Duration(cacheSeconds) * time.Second
+	}
 	r.integer("health_manager", "queue_size", 1, &hm.QueueSize)
 	var flushMS int
 	if r.integer("health_manager", "stats_flush_interval_ms", 1, &flushMS) {
@@ -410,7 +419,7 @@ var healthManagerOptions = []string{
 	"stats_update_driver",
 	// ours
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "max_heartbeat_bytes",
-	"health_batch_size", "health_batch_wait_ms", "queue_size",
+	"health_batch_size", "health_batch_wait_ms", "topology_cache_seconds", "queue_size",
 	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
 	"failover_breaker_hold",
 }

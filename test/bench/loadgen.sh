@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench, second half: a 60-second loadgen scenario against serve on a
 # throwaway PostgreSQL. Prints loadgen's JSON report.
-#   AMPHORAE (10000), RATE (9000 heartbeats/s), DURATION (60s) override.
+#   AMPHORAE (10000), RATE (9000 heartbeats/s), DURATION (60s) and
+#   TOPOLOGY_CACHE_SECONDS (0: off) override.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,6 +32,7 @@ bind_ip = 127.0.0.1
 bind_port = $udp_port
 metrics_bind = 127.0.0.1:$metrics_port
 failover_driver = noop
+topology_cache_seconds = ${TOPOLOGY_CACHE_SECONDS:-0}
 [controller_worker]
 compute_driver = compute_noop_driver
 EOF2
