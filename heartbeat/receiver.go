@@ -2,7 +2,6 @@ package heartbeat
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,11 +9,9 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/octavia-vpp/health/internal/boundq"
 )
@@ -81,6 +78,9 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.Sockets <= 0 {
 		cfg.Sockets = runtime.NumCPU()
 	}
+	if !reusePortSockets {
+		cfg.Sockets = 1
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
 	}
@@ -110,35 +110,12 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	return r, nil
 }
 
-func listenReusePort(addr netip.AddrPort, rcvbuf int) (*net.UDPConn, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var sockErr error
-		err := rc.Control(func(fd uintptr) {
-			sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			if sockErr == nil {
-				// Every datagram read then carries the socket's count of
-				// datagrams the kernel dropped for want of buffer space.
-				sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
-			}
-			if sockErr == nil && rcvbuf > 0 {
-				// Linux doubles the value and caps it at net.core.rmem_max.
-				sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		return sockErr
-	}}
-	network := "udp4"
+// udpNetwork is the network to listen on for addr's family.
+func udpNetwork(addr netip.AddrPort) string {
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
-		network = "udp6"
+		return "udp6"
 	}
-	pc, err := lc.ListenPacket(context.Background(), network, addr.String())
-	if err != nil {
-		return nil, err
-	}
-	return pc.(*net.UDPConn), nil
+	return "udp4"
 }
 
 // Addr is the bound address.
@@ -179,34 +156,39 @@ func (r *Receiver) Run(ctx context.Context) {
 	workers.Wait()
 }
 
-func (r *Receiver) read(conn *net.UDPConn) {
-	buf := make([]byte, maxDatagram)
-	oob := make([]byte, unix.CmsgSpace(4))
-	var kernelDrops uint32 // the socket's cumulative count, as last read
-	m := r.cfg.Metrics
-	for {
-		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			r.cfg.Logger.Warn("heartbeat socket read failed", "err", err)
-			continue
-		}
-		if total, ok := socketDrops(oob[:oobn]); ok && total != kernelDrops {
-			// uint32 arithmetic survives the kernel's counter wrapping.
-			r.lost("socket", "buffer_full", int(total-kernelDrops))
-			kernelDrops = total
-		}
-		d := datagram{data: append([]byte(nil), buf[:n]...), from: from, recv: r.cfg.Now()}
-		if m != nil {
-			m.Datagrams.Inc()
-			m.Bytes.Add(float64(n))
-		}
-		if dropped := len(r.queue.Put(d)); dropped > 0 {
-			r.lost("receive", "queue_full", dropped)
-		}
+// enqueue counts datagrams just read and queues them for the workers.
+func (r *Receiver) enqueue(ds []datagram, bytes int) {
+	if m := r.cfg.Metrics; m != nil {
+		m.Datagrams.Add(float64(len(ds)))
+		m.Bytes.Add(float64(bytes))
 	}
+	dropped := 0
+	for _, d := range ds {
+		dropped += len(r.queue.Put(d))
+	}
+	if dropped > 0 {
+		r.lost("receive", "queue_full", dropped)
+	}
+}
+
+// slabSize is how much datagram data one allocation holds.
+const slabSize = 256 << 10
+
+// slab copies datagrams out of the read buffers into large chunks, so the
+// reader allocates once per slabSize bytes instead of once per datagram. A
+// chunk is garbage once every datagram in it has been opened; as the queue
+// is first in, first out, the chunks alive hold little beyond the queued
+// datagrams themselves.
+type slab struct{ buf []byte }
+
+func (s *slab) copy(b []byte) []byte {
+	if len(b) > cap(s.buf)-len(s.buf) {
+		s.buf = make([]byte, 0, max(slabSize, len(b)))
+	}
+	start := len(s.buf)
+	s.buf = append(s.buf, b...)
+	// Capped, so that nothing appends into the next datagram.
+	return s.buf[start:len(s.buf):len(s.buf)]
 }
 
 // lost counts datagrams discarded unopened and tells cfg.Lost.
@@ -217,24 +199,6 @@ func (r *Receiver) lost(queue, reason string, n int) {
 	if r.cfg.Lost != nil {
 		r.cfg.Lost(n)
 	}
-}
-
-// socketDrops finds the SO_RXQ_OVFL count in a datagram's control
-// messages. The kernel attaches it once the socket has dropped anything.
-func socketDrops(oob []byte) (uint32, bool) {
-	if len(oob) == 0 {
-		return 0, false
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0, false
-	}
-	for _, c := range msgs {
-		if c.Header.Level == unix.SOL_SOCKET && c.Header.Type == unix.SO_RXQ_OVFL && len(c.Data) >= 4 {
-			return binary.NativeEndian.Uint32(c.Data), true
-		}
-	}
-	return 0, false
 }
 
 func (r *Receiver) open(d datagram) {
