@@ -62,6 +62,9 @@ type Receiver struct {
 	conns   []*net.UDPConn
 	queue   *boundq.Queue[datagram]
 	limiter *logLimiter
+	// rejected holds each reason's counter, resolved once rather than
+	// per rejection (a label lookup costs more than the rest of counting).
+	rejected [reasonCount]prometheus.Counter
 }
 
 type datagram struct {
@@ -94,6 +97,11 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		cfg.Now = time.Now
 	}
 	r := &Receiver{cfg: cfg, queue: boundq.New[datagram](cfg.QueueSize), limiter: newLogLimiter(10 * time.Second)}
+	if m := cfg.Metrics; m != nil {
+		for _, reason := range Reasons() {
+			r.rejected[reason] = m.Rejected.WithLabelValues(reason.String())
+		}
+	}
 	addr := cfg.Addr
 	for i := 0; i < cfg.Sockets; i++ {
 		conn, err := listenReusePort(addr, cfg.ReceiveBuffer)
@@ -205,8 +213,9 @@ func (r *Receiver) open(d datagram) {
 	m := r.cfg.Metrics
 	start := time.Now()
 	msg, v, err := r.cfg.Keys().Open(d.data)
+	end := time.Now()
 	if m != nil {
-		m.OpenSeconds.Observe(time.Since(start).Seconds())
+		m.OpenSeconds.Observe(end.Sub(start).Seconds())
 	}
 	if err == nil {
 		msg.RecvTime = d.recv
@@ -215,11 +224,15 @@ func (r *Receiver) open(d datagram) {
 		}
 	}
 	if err != nil {
-		reason := ReasonOf(err)
+		reason := rejectionReason(err)
 		if m != nil {
-			m.Rejected.WithLabelValues(reason.String()).Inc()
+			if reason < reasonCount && r.rejected[reason] != nil {
+				r.rejected[reason].Inc()
+			} else {
+				m.Rejected.WithLabelValues(reason.String()).Inc()
+			}
 		}
-		if suppressed, ok := r.limiter.allow(reason.String()); ok {
+		if suppressed, ok := r.limiter.allowAt(reason.String(), end); ok {
 			r.cfg.Logger.Warn("heartbeat rejected", "reason", reason.String(), "srcaddr", d.from.Addr().String(),
 				"bytes", len(d.data), "err", err, "suppressed_since_last", suppressed)
 		}
@@ -233,6 +246,15 @@ func (r *Receiver) open(d datagram) {
 		m.Accepted.WithLabelValues(key, v.Form.String()).Inc()
 	}
 	r.cfg.Deliver(msg, v)
+}
+
+// rejectionReason is ReasonOf without its allocation in the common case,
+// where the error is an *Error itself rather than wraps one.
+func rejectionReason(err error) Reason {
+	if he, ok := err.(*Error); ok && he != nil {
+		return he.Reason
+	}
+	return ReasonOf(err)
 }
 
 // QueueLen is how many datagrams wait for a worker.
@@ -251,10 +273,12 @@ func newLogLimiter(period time.Duration) *logLimiter {
 	return &logLimiter{period: period, last: map[string]time.Time{}, quiet: map[string]int{}}
 }
 
-func (l *logLimiter) allow(key string) (suppressed int, ok bool) {
+func (l *logLimiter) allow(key string) (suppressed int, ok bool) { return l.allowAt(key, time.Now()) }
+
+// allowAt is allow for a caller that already read the clock.
+func (l *logLimiter) allowAt(key string, now time.Time) (suppressed int, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
 	if now.Sub(l.last[key]) < l.period {
 		l.quiet[key]++
 		return 0, false
