@@ -27,6 +27,7 @@ type ReceiverConfig struct {
 	Addr netip.AddrPort
 	// Sockets is [health_manager] receive_sockets: how many SO_REUSEPORT
 	// sockets share the port, each with its reader. Default: the CPU count.
+	// Linux only (it spreads datagrams over them); elsewhere one is bound.
 	Sockets int
 	// ReceiveBuffer is [health_manager] sock_rlimit: SO_RCVBUF when > 0.
 	ReceiveBuffer int
