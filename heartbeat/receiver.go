@@ -2,7 +2,6 @@ package heartbeat
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,11 +9,9 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/octavia-vpp/health/internal/boundq"
 )
@@ -30,6 +27,7 @@ type ReceiverConfig struct {
 	Addr netip.AddrPort
 	// Sockets is [health_manager] receive_sockets: how many SO_REUSEPORT
 	// sockets share the port, each with its reader. Default: the CPU count.
+	// Linux only (it spreads datagrams over them); elsewhere one is bound.
 	Sockets int
 	// ReceiveBuffer is [health_manager] sock_rlimit: SO_RCVBUF when > 0.
 	ReceiveBuffer int
@@ -65,6 +63,9 @@ type Receiver struct {
 	conns   []*net.UDPConn
 	queue   *boundq.Queue[datagram]
 	limiter *logLimiter
+	// rejected holds each reason's counter, resolved once rather than
+	// per rejection (a label lookup costs more than the rest of counting).
+	rejected [reasonCount]prometheus.Counter
 }
 
 type datagram struct {
@@ -81,6 +82,9 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.Sockets <= 0 {
 		cfg.Sockets = runtime.NumCPU()
 	}
+	if !reusePortSockets {
+		cfg.Sockets = 1
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
 	}
@@ -94,6 +98,11 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		cfg.Now = time.Now
 	}
 	r := &Receiver{cfg: cfg, queue: boundq.New[datagram](cfg.QueueSize), limiter: newLogLimiter(10 * time.Second)}
+	if m := cfg.Metrics; m != nil {
+		for _, reason := range Reasons() {
+			r.rejected[reason] = m.Rejected.WithLabelValues(reason.String())
+		}
+	}
 	addr := cfg.Addr
 	for i := 0; i < cfg.Sockets; i++ {
 		conn, err := listenReusePort(addr, cfg.ReceiveBuffer)
@@ -110,35 +119,12 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	return r, nil
 }
 
-func listenReusePort(addr netip.AddrPort, rcvbuf int) (*net.UDPConn, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var sockErr error
-		err := rc.Control(func(fd uintptr) {
-			sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			if sockErr == nil {
-				// Every datagram read then carries the socket's count of
-				// datagrams the kernel dropped for want of buffer space.
-				sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
-			}
-			if sockErr == nil && rcvbuf > 0 {
-				// Linux doubles the value and caps it at net.core.rmem_max.
-				sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		return sockErr
-	}}
-	network := "udp4"
+// udpNetwork is the network to listen on for addr's family.
+func udpNetwork(addr netip.AddrPort) string {
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
-		network = "udp6"
+		return "udp6"
 	}
-	pc, err := lc.ListenPacket(context.Background(), network, addr.String())
-	if err != nil {
-		return nil, err
-	}
-	return pc.(*net.UDPConn), nil
+	return "udp4"
 }
 
 // Addr is the bound address.
@@ -179,34 +165,39 @@ func (r *Receiver) Run(ctx context.Context) {
 	workers.Wait()
 }
 
-func (r *Receiver) read(conn *net.UDPConn) {
-	buf := make([]byte, maxDatagram)
-	oob := make([]byte, unix.CmsgSpace(4))
-	var kernelDrops uint32 // the socket's cumulative count, as last read
-	m := r.cfg.Metrics
-	for {
-		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			r.cfg.Logger.Warn("heartbeat socket read failed", "err", err)
-			continue
-		}
-		if total, ok := socketDrops(oob[:oobn]); ok && total != kernelDrops {
-			// uint32 arithmetic survives the kernel's counter wrapping.
-			r.lost("socket", "buffer_full", int(total-kernelDrops))
-			kernelDrops = total
-		}
-		d := datagram{data: append([]byte(nil), buf[:n]...), from: from, recv: r.cfg.Now()}
-		if m != nil {
-			m.Datagrams.Inc()
-			m.Bytes.Add(float64(n))
-		}
-		if dropped := len(r.queue.Put(d)); dropped > 0 {
-			r.lost("receive", "queue_full", dropped)
-		}
+// enqueue counts datagrams just read and queues them for the workers.
+func (r *Receiver) enqueue(ds []datagram, bytes int) {
+	if m := r.cfg.Metrics; m != nil {
+		m.Datagrams.Add(float64(len(ds)))
+		m.Bytes.Add(float64(bytes))
 	}
+	dropped := 0
+	for _, d := range ds {
+		dropped += len(r.queue.Put(d))
+	}
+	if dropped > 0 {
+		r.lost("receive", "queue_full", dropped)
+	}
+}
+
+// slabSize is how much datagram data one allocation holds.
+const slabSize = 256 << 10
+
+// slab copies datagrams out of the read buffers into large chunks, so the
+// reader allocates once per slabSize bytes instead of once per datagram. A
+// chunk is garbage once every datagram in it has been opened; as the queue
+// is first in, first out, the chunks alive hold little beyond the queued
+// datagrams themselves.
+type slab struct{ buf []byte }
+
+func (s *slab) copy(b []byte) []byte {
+	if len(b) > cap(s.buf)-len(s.buf) {
+		s.buf = make([]byte, 0, max(slabSize, len(b)))
+	}
+	start := len(s.buf)
+	s.buf = append(s.buf, b...)
+	// Capped, so that nothing appends into the next datagram.
+	return s.buf[start:len(s.buf):len(s.buf)]
 }
 
 // lost counts datagrams discarded unopened and tells cfg.Lost.
@@ -219,30 +210,13 @@ func (r *Receiver) lost(queue, reason string, n int) {
 	}
 }
 
-// socketDrops finds the SO_RXQ_OVFL count in a datagram's control
-// messages. The kernel attaches it once the socket has dropped anything.
-func socketDrops(oob []byte) (uint32, bool) {
-	if len(oob) == 0 {
-		return 0, false
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0, false
-	}
-	for _, c := range msgs {
-		if c.Header.Level == unix.SOL_SOCKET && c.Header.Type == unix.SO_RXQ_OVFL && len(c.Data) >= 4 {
-			return binary.NativeEndian.Uint32(c.Data), true
-		}
-	}
-	return 0, false
-}
-
 func (r *Receiver) open(d datagram) {
 	m := r.cfg.Metrics
 	start := time.Now()
 	msg, v, err := r.cfg.Keys().Open(d.data)
+	end := time.Now()
 	if m != nil {
-		m.OpenSeconds.Observe(time.Since(start).Seconds())
+		m.OpenSeconds.Observe(end.Sub(start).Seconds())
 	}
 	if err == nil {
 		msg.RecvTime = d.recv
@@ -251,11 +225,15 @@ func (r *Receiver) open(d datagram) {
 		}
 	}
 	if err != nil {
-		reason := ReasonOf(err)
+		reason := rejectionReason(err)
 		if m != nil {
-			m.Rejected.WithLabelValues(reason.String()).Inc()
+			if reason < reasonCount && r.rejected[reason] != nil {
+				r.rejected[reason].Inc()
+			} else {
+				m.Rejected.WithLabelValues(reason.String()).Inc()
+			}
 		}
-		if suppressed, ok := r.limiter.allow(reason.String()); ok {
+		if suppressed, ok := r.limiter.allowAt(reason.String(), end); ok {
 			r.cfg.Logger.Warn("heartbeat rejected", "reason", reason.String(), "srcaddr", d.from.Addr().String(),
 				"bytes", len(d.data), "err", err, "suppressed_since_last", suppressed)
 		}
@@ -269,6 +247,15 @@ func (r *Receiver) open(d datagram) {
 		m.Accepted.WithLabelValues(key, v.Form.String()).Inc()
 	}
 	r.cfg.Deliver(msg, v)
+}
+
+// rejectionReason is ReasonOf without its allocation in the common case,
+// where the error is an *Error itself rather than wraps one.
+func rejectionReason(err error) Reason {
+	if he, ok := err.(*Error); ok && he != nil {
+		return he.Reason
+	}
+	return ReasonOf(err)
 }
 
 // QueueLen is how many datagrams wait for a worker.
@@ -287,10 +274,12 @@ func newLogLimiter(period time.Duration) *logLimiter {
 	return &logLimiter{period: period, last: map[string]time.Time{}, quiet: map[string]int{}}
 }
 
-func (l *logLimiter) allow(key string) (suppressed int, ok bool) {
+func (l *logLimiter) allow(key string) (suppressed int, ok bool) { return l.allowAt(key, time.Now()) }
+
+// allowAt is allow for a caller that already read the clock.
+func (l *logLimiter) allowAt(key string, now time.Time) (suppressed int, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
 	if now.Sub(l.last[key]) < l.period {
 		l.quiet[key]++
 		return 0, false

@@ -183,6 +183,12 @@ func TestGarbageFlood(t *testing.T) {
 	receiveDropped := delta("octavia_hm_queue_dropped_total", "queue", "receive")
 	suppressed := delta("octavia_hm_health_checks_suppressed_total", "reason", "health_queue_dropping")
 	validLost := float64(validSent) - applied
+	// Datagrams sent that the manager neither read nor saw counted as
+	// dropped by the kernel: 0 (or a few heartbeats sent before the first
+	// scrape and read after it, negative) in all runs but one, which had
+	// 0.14 %. Reported, not asserted.
+	allSent := float64(garbageSent.Load() + validSent)
+	unaccounted := allSent - (received + kernelDropped)
 	// listener_statistics holds the deltas of every heartbeat the manager
 	// verified, since it started.
 	want := f.expected(int64(after.get("octavia_hm_heartbeats_accepted_total")))
@@ -193,8 +199,8 @@ func TestGarbageFlood(t *testing.T) {
 	}
 	fault(t, "garbage_flood", "duration_s", floodTime.Seconds(), "target_per_s", rate,
 		"garbage_sent", garbageSent.Load(), "achieved_per_s", float64(garbageSent.Load())/floodTime.Seconds(),
-		"sent_by_kind", sentBy[:len(sentBy)-1], "received", received,
-		"kernel_dropped", kernelDropped, "receive_queue_dropped", receiveDropped,
+		"sent_by_kind", sentBy[:len(sentBy)-1], "received", received, "read_per_s", received/floodTime.Seconds(),
+		"kernel_dropped", kernelDropped, "receive_queue_dropped", receiveDropped, "unaccounted", unaccounted,
 		"valid_sent", validSent, "valid_verified", accepted, "valid_applied", applied,
 		"valid_too_late", delta("octavia_hm_heartbeats_applied_total", "outcome", "too_late"), "valid_lost", validLost,
 		"stats_exact_for_verified", got == want,

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package heartbeat
+
+const readBatchForTest = 32
