@@ -15,25 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/octavia-vpp/health/internal/testproc"
 )
-
-// lockedBuffer collects log output from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // A burst several times the read batch, of every size up to the largest
 // UDP payload, is read whole over either address family: each datagram is
@@ -56,7 +40,7 @@ func TestReceiverReadsBurstsOverBothFamilies(t *testing.T) {
 			var mu sync.Mutex
 			delivered := map[string]bool{}
 			var badStamps, lost atomic.Int64
-			logs := &lockedBuffer{}
+			logs := &testproc.Output{}
 			r, err := NewReceiver(ReceiverConfig{
 				Addr: netip.MustParseAddrPort(tt.addr), Sockets: 1, Workers: 2,
 				ReceiveBuffer: 4 << 20, QueueSize: 4096,

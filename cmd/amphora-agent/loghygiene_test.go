@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"net"
@@ -10,31 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestAgentLogsHoldNoKey runs the agent binary at debug level on the
 // simulator and reloads it with a config whose heartbeat key opens a """
@@ -73,7 +54,7 @@ func TestAgentLogsHoldNoKey(t *testing.T) {
 	writeConf("heartbeat_key = " + key1)
 
 	cmd := exec.Command(bin, "--debug", "--config-file", conf, "run")
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testproc.Output
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

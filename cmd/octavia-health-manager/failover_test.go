@@ -12,6 +12,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // With failover_driver octavia_api (the default), serve refuses to start
@@ -100,7 +101,7 @@ region_name = %s
 region_name = %s
 `, url, fake.AuthURL(), failovertest.Username, failovertest.Password, failovertest.Project,
 		failovertest.Domain, failovertest.Domain, failovertest.Region, failovertest.Region)))
-	var logs syncBuffer
+	var logs testproc.Output
 	r := startDaemon(t, daemonOptions{files: []string{conf}, logOutput: &logs})
 	d := r.daemon
 	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))

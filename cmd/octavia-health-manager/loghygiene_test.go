@@ -18,6 +18,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // TestLogsHoldNoSecrets runs the binary at debug level through what makes
@@ -55,7 +56,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	// The trust-authenticated test cluster ignores a password in the URL.
 	withPassword := func(pw string) string { return strings.Replace(url, "@", ":"+pw+"@", 1) }
 
-	udpPort, metricsPort := freePort(t, "udp"), freePort(t, "tcp")
+	udpPort, metricsPort := testproc.FreePort(t, "udp"), testproc.FreePort(t, "tcp")
 	conf := filepath.Join(t.TempDir(), "octavia.conf")
 	writeConf := func(healthManager, connection string) {
 		content := fmt.Sprintf(`[DEFAULT]
@@ -90,7 +91,7 @@ region_name = %s
 	writeConf("heartbeat_key = "+key1+"\nheartbeat_key_previous = "+key0, withPassword(dbPassword1))
 
 	cmd := exec.Command(bin, "--config-file", conf, "serve")
-	var stdout, stderr syncBuffer
+	var stdout, stderr testproc.Output
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -195,7 +196,7 @@ region_name = %s
 }
 
 // waitLogged is waitFor that shows the daemon's log when it times out.
-func waitLogged(t *testing.T, what string, logs *syncBuffer, cond func() bool) {
+func waitLogged(t *testing.T, what string, logs *testproc.Output, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {

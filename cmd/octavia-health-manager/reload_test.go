@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -10,50 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
-
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestSIGHUPKeyRotation(t *testing.T) {
 	ctx := context.Background()
@@ -63,7 +26,7 @@ func TestSIGHUPKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udpPort, metricsPort := freePort(t, "udp"), freePort(t, "tcp")
+	udpPort, metricsPort := testproc.FreePort(t, "udp"), testproc.FreePort(t, "tcp")
 	conf := filepath.Join(t.TempDir(), "octavia.conf")
 	writeConf := func(keys string) {
 		content := fmt.Sprintf("[database]\nconnection = %s\n[health_manager]\n%s\nbind_ip = 127.0.0.1\nbind_port = %d\n"+
@@ -76,7 +39,7 @@ func TestSIGHUPKeyRotation(t *testing.T) {
 	writeConf("heartbeat_key = old-s3cret")
 
 	cmd := exec.Command(bin, "--config-file", conf, "serve")
-	var stderr syncBuffer
+	var stderr testproc.Output
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -8,13 +8,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // webDriver is a W3C WebDriver session on a chromedriver this test started:
@@ -44,7 +45,7 @@ func startWebDriver(t *testing.T) *webDriver {
 	if err != nil {
 		t.Fatal("chromium not found: run test/browser/install-deps.sh (make browser does)")
 	}
-	port := freePort(t)
+	port := testproc.FreePort(t, "tcp")
 	cmd := exec.Command(driver, "--port="+strconv.Itoa(port), "--allowed-ips=127.0.0.1")
 	logFile, err := os.Create(t.TempDir() + "/chromedriver.log")
 	if err != nil {
@@ -89,16 +90,6 @@ func startWebDriver(t *testing.T) *webDriver {
 	wd.session = "/session/" + created.SessionID
 	t.Cleanup(func() { _ = wd.call("DELETE", wd.session, nil, nil) })
 	return wd
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // call sends one WebDriver command and decodes its "value" into out.

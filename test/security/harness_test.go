@@ -5,11 +5,9 @@
 package security
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -52,42 +51,6 @@ func binary(t *testing.T, name string) string {
 	return filepath.Join(dir, name)
 }
 
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// logBuffer collects a child's output while the test reads it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -112,13 +75,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	log  *logBuffer
+	log  *testproc.Output
 	done chan error
 }
 
 func start(t *testing.T, name string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, cmd: exec.Command(binary(t, name), args...), log: &logBuffer{}, done: make(chan error, 1)}
+	p := &process{name: name, cmd: exec.Command(binary(t, name), args...), log: &testproc.Output{}, done: make(chan error, 1)}
 	p.cmd.Stderr = p.log
 	p.cmd.Stdout = p.log
 	if err := p.cmd.Start(); err != nil {
@@ -170,7 +133,7 @@ type healthManager struct {
 // given extra [health_manager] lines, and waits for /healthz.
 func startHealthManager(t *testing.T, dbURL string, heartbeatTimeout int, extra string) *healthManager {
 	t.Helper()
-	udpPort, metricsPort := freePort(t, "udp"), freePort(t, "tcp")
+	udpPort, metricsPort := testproc.FreePort(t, "udp"), testproc.FreePort(t, "tcp")
 	hm := &healthManager{
 		conf:    filepath.Join(t.TempDir(), "octavia.conf"),
 		udp:     fmt.Sprintf("127.0.0.1:%d", udpPort),
