@@ -89,18 +89,9 @@ metrics_bind =
 health_batch_wait_ms = 5
 heartbeat_timeout = 1
 health_check_interval = 1
-[service_auth]
-auth_url = %s
-username = %s
-password = %s
-project_name = %s
-user_domain_name = %s
-project_domain_name = %s
+%s[nova]
 region_name = %s
-[nova]
-region_name = %s
-`, url, fake.AuthURL(), failovertest.Username, failovertest.Password, failovertest.Project,
-		failovertest.Domain, failovertest.Domain, failovertest.Region, failovertest.Region)))
+`, url, fake.ServiceAuthSection(), failovertest.Region)))
 	var logs testproc.Output
 	r := startDaemon(t, daemonOptions{files: []string{conf}, logOutput: &logs})
 	d := r.daemon
@@ -169,15 +160,7 @@ heartbeat_timeout = 1
 health_check_interval = 1
 [controller_worker]
 compute_driver = compute_noop_driver
-[service_auth]
-auth_url = %s
-username = %s
-password = %s
-project_name = %s
-user_domain_name = %s
-project_domain_name = %s
-`, url, fake.AuthURL(), failovertest.Username, failovertest.Password, failovertest.Project,
-		failovertest.Domain, failovertest.Domain)))
+%s`, url, fake.ServiceAuthSection())))
 	r := startDaemon(t, daemonOptions{files: []string{conf}})
 	d := r.daemon
 	waitFor(t, "two suppressed checks", func() bool {

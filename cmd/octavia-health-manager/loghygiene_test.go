@@ -74,16 +74,7 @@ health_check_interval = 1
 failover_driver = octavia_api
 [controller_worker]
 compute_driver = compute_noop_driver
-[service_auth]
-auth_url = %s
-username = %s
-password = %s
-project_name = %s
-user_domain_name = %s
-project_domain_name = %s
-region_name = %s
-`, connection, healthManager, udpPort, metricsPort, fake.AuthURL(), failovertest.Username, failovertest.Password,
-			failovertest.Project, failovertest.Domain, failovertest.Domain, failovertest.Region)
+%s`, connection, healthManager, udpPort, metricsPort, fake.ServiceAuthSection())
 		if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -69,10 +69,7 @@ func writeConfig(t *testing.T, c hmConfig) string {
 	}
 	b.WriteString(c.extra)
 	b.WriteString("\n[controller_worker]\ncompute_driver = compute_noop_driver\n")
-	fmt.Fprintf(&b, "[service_auth]\nauth_url = %s\nusername = %s\npassword = %s\nproject_name = %s\n"+
-		"user_domain_name = %s\nproject_domain_name = %s\nregion_name = %s\n",
-		c.fake.AuthURL(), failovertest.Username, failovertest.Password, failovertest.Project,
-		failovertest.Domain, failovertest.Domain, failovertest.Region)
+	b.WriteString(c.fake.ServiceAuthSection())
 	path := filepath.Join(t.TempDir(), "octavia.conf")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)

@@ -56,6 +56,14 @@ func New(t testing.TB) *Fake {
 // AuthURL is the Keystone v3 endpoint.
 func (f *Fake) AuthURL() string { return f.Server.URL + "/v3" }
 
+// ServiceAuthSection is an octavia.conf [service_auth] section holding
+// the credentials the fake accepts, for tests that write config files.
+func (f *Fake) ServiceAuthSection() string {
+	return fmt.Sprintf("[service_auth]\nauth_url = %s\nusername = %s\npassword = %s\nproject_name = %s\n"+
+		"user_domain_name = %s\nproject_domain_name = %s\nregion_name = %s\n",
+		f.AuthURL(), Username, Password, Project, Domain, Domain, Region)
+}
+
 // Respond sets the HTTP status of each failover call; call counts from 1
 // per amphora. It may block (to hold a request open).
 func (f *Fake) Respond(fn func(amphoraID string, call int) int) {
