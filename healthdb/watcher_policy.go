@@ -41,11 +41,20 @@ const (
 	// silence send their next heartbeat at their own point of the period;
 	// until then they look stale, and Octavia would fail them over.
 	SuppressBreakerRecovering = "breaker_recovering"
+	// SuppressWritesFailing: the last health batch was not committed,
+	// whatever the error (a statement timeout, a full disk, a read-only
+	// database, a lock timeout, a deadline): the heartbeats it held were
+	// lost, so the rows of working amphorae age as if they were silent.
+	SuppressWritesFailing = "health_writes_failing"
+	// SuppressWritesRecovering: health batches commit again, but less
+	// than heartbeat_timeout ago; amphorae whose heartbeats were lost are
+	// refreshed only by their next one.
+	SuppressWritesRecovering = "health_writes_recovering"
 )
 
 // SuppressReasons lists every suppression reason.
 var SuppressReasons = []string{SuppressDatabaseDown, SuppressDatabaseRecovering, SuppressNoHeartbeats, SuppressQueueDropping,
-	SuppressBreakerRecovering}
+	SuppressBreakerRecovering, SuppressWritesFailing, SuppressWritesRecovering}
 
 // breakerHolding says whether claims wait for the failover_threshold
 // breaker: it was open at the last check, or let go less than hold
@@ -65,6 +74,10 @@ type observerState struct {
 	lastDrop  time.Time
 	dbDown    bool
 	dbBackAt  time.Time
+	// writesFailing is set while the last health batch failed;
+	// writesBackAt is when one committed again after a failure.
+	writesFailing bool
+	writesBackAt  time.Time
 }
 
 // selfHealthRules are the thresholds of the self-health rules.
@@ -79,8 +92,16 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 	switch {
 	case s.dbDown:
 		return SuppressDatabaseDown
+	case s.writesFailing:
+		// This manager cannot commit the heartbeats it receives: it must
+		// not accuse amphorae of silence, however well its reads work.
+		return SuppressWritesFailing
 	case !s.dbBackAt.IsZero() && now.Sub(s.dbBackAt) < r.heartbeatTimeout:
 		return SuppressDatabaseRecovering
+	case !s.writesBackAt.IsZero() && now.Sub(s.writesBackAt) < r.heartbeatTimeout:
+		// Every amphora whose heartbeat was lost needs its next one
+		// committed; a new failure starts the wait again.
+		return SuppressWritesRecovering
 	case !s.lastDrop.IsZero() && now.Sub(s.lastDrop) < r.heartbeatTimeout:
 		// Held for heartbeat_timeout, not heartbeat_interval: drops are
 		// noticed when a batch ends, and behind a slow database batches
@@ -116,6 +137,37 @@ type Observer struct {
 	lastDrop      atomic.Int64
 	dbDown        atomic.Bool
 	dbBackAt      atomic.Int64
+	lastOutage    atomic.Pointer[FailureCause]
+	writesFailing atomic.Bool
+	writesBackAt  atomic.Int64
+	lastWriteErr  atomic.Pointer[FailureCause]
+}
+
+// FailureCause is what the observer keeps of an error, for the
+// suppression log line and the metric's labels.
+type FailureCause struct {
+	// SQLState is the PostgreSQL error code, or "" when the error carried
+	// none (no answer, a deadline, a lost connection).
+	SQLState string
+	Err      string
+}
+
+func causeOf(err error) FailureCause {
+	c := FailureCause{SQLState: SQLState(err)}
+	if err != nil {
+		c.Err = err.Error()
+	}
+	return c
+}
+
+// SQLState returns the SQLSTATE of a PostgreSQL error wrapped in err, or
+// "".
+func SQLState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
 }
 
 // NewObserver starts an observer at the process's start time;
@@ -144,6 +196,8 @@ func (o *Observer) WorkDropped(t time.Time) { o.lastDrop.Store(t.UnixNano()) }
 func (o *Observer) DatabaseResult(err error, t time.Time) {
 	if err != nil {
 		if isOutage(err) {
+			c := causeOf(err)
+			o.lastOutage.Store(&c)
 			o.dbDown.Store(true)
 		}
 		return
@@ -151,6 +205,41 @@ func (o *Observer) DatabaseResult(err error, t time.Time) {
 	if o.dbDown.CompareAndSwap(true, false) {
 		o.dbBackAt.Store(t.UnixNano())
 	}
+}
+
+// HealthBatchResult records the outcome of a health batch. Any error
+// counts: whether the server refused the write (57014, 53100, 25006,
+// 53300, 55P03, ...), never answered, or the batch was abandoned, the
+// heartbeats it held were not committed. Failovers then stay suspended
+// until batches have committed for heartbeat_timeout.
+func (o *Observer) HealthBatchResult(err error, t time.Time) {
+	if err != nil {
+		c := causeOf(err)
+		o.lastWriteErr.Store(&c)
+		o.writesFailing.Store(true)
+		return
+	}
+	if o.writesFailing.Load() {
+		// writesBackAt first (state reads them in the other order): a
+		// reader always sees one of the two rules hold.
+		o.writesBackAt.Store(t.UnixNano())
+		o.writesFailing.Store(false)
+	}
+}
+
+// Cause returns the error behind a suppression reason, when it has one.
+func (o *Observer) Cause(reason string) (FailureCause, bool) {
+	var p *FailureCause
+	switch reason {
+	case SuppressDatabaseDown, SuppressDatabaseRecovering:
+		p = o.lastOutage.Load()
+	case SuppressWritesFailing, SuppressWritesRecovering:
+		p = o.lastWriteErr.Load()
+	}
+	if p == nil {
+		return FailureCause{}, false
+	}
+	return *p, true
 }
 
 func isOutage(err error) bool {
@@ -176,5 +265,9 @@ func (o *Observer) state() observerState {
 	return observerState{
 		started: o.started, lastHeartbeat: at(&o.lastHeartbeat), resumedAt: at(&o.resumedAt), lastDrop: at(&o.lastDrop),
 		dbDown: o.dbDown.Load(), dbBackAt: at(&o.dbBackAt),
+		// writesFailing is read before writesBackAt, the reverse of
+		// HealthBatchResult's stores, so the end of a failure is never
+		// missed by both rules.
+		writesFailing: o.writesFailing.Load(), writesBackAt: at(&o.writesBackAt),
 	}
 }

@@ -44,6 +44,18 @@ func TestJudgeSelfHealth(t *testing.T) {
 		{"dropped work 11 s ago", func(s *observerState) { s.lastDrop = t0.Add(-11 * time.Second) }, true, SuppressQueueDropping},
 		{"dropped work 59 s ago", func(s *observerState) { s.lastDrop = t0.Add(-59 * time.Second) }, true, SuppressQueueDropping},
 		{"dropped work 60 s ago", func(s *observerState) { s.lastDrop = t0.Add(-60 * time.Second) }, true, ""},
+		{"health writes failing", func(s *observerState) { s.writesFailing = true }, true, SuppressWritesFailing},
+		{"health writes failing, no amphora", func(s *observerState) { s.writesFailing = true }, false, SuppressWritesFailing},
+		{"health writes failing, database down", func(s *observerState) { s.writesFailing, s.dbDown = true, true }, true, SuppressDatabaseDown},
+		{"health writes failing since long ago", func(s *observerState) {
+			s.writesFailing, s.writesBackAt = true, t0.Add(-time.Hour)
+		}, true, SuppressWritesFailing},
+		{"health writes back 59 s ago", func(s *observerState) { s.writesBackAt = t0.Add(-59 * time.Second) }, true, SuppressWritesRecovering},
+		{"health writes back 60 s ago", func(s *observerState) { s.writesBackAt = t0.Add(-60 * time.Second) }, true, ""},
+		{"health writes back, database back later", func(s *observerState) {
+			s.writesBackAt, s.dbBackAt = t0.Add(-59*time.Second), t0.Add(-10*time.Second)
+		}, true, SuppressDatabaseRecovering},
+		{"health writes back 59 s ago, no amphora", func(s *observerState) { s.writesBackAt = t0.Add(-59 * time.Second) }, false, SuppressWritesRecovering},
 	}
 	for _, tt := range tests {
 		s := healthy
@@ -81,6 +93,97 @@ func TestObserverDatabaseResult(t *testing.T) {
 	}
 }
 
+// Every failed health batch is lost work, whatever the error; failovers
+// wait until batches have committed for heartbeat_timeout since the last
+// failure.
+func TestObserverHealthBatchResult(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	const timeout = time.Minute
+	rules := selfHealthRules{heartbeatTimeout: timeout}
+	batchErr := func(code string) error {
+		return fmt.Errorf("write batch of 3 heartbeats: %w", &pgconn.PgError{Severity: "ERROR", Code: code, Message: "refused"})
+	}
+	cases := []struct {
+		name     string
+		err      error
+		sqlstate string
+		outage   bool
+	}{
+		{"statement timeout", batchErr("57014"), "57014", false},
+		{"disk full", batchErr("53100"), "53100", false},
+		{"read-only transaction", batchErr("25006"), "25006", false},
+		{"too many connections", batchErr("53300"), "53300", false},
+		{"lock timeout", batchErr("55P03"), "55P03", false},
+		{"unique violation", batchErr("23505"), "23505", false},
+		{"serialization failure, retries exhausted", batchErr("40001"), "40001", false},
+		{"connection lost", batchErr("08006"), "08006", true},
+		{"deadline", fmt.Errorf("apply: %w", context.DeadlineExceeded), "", true},
+		{"abandoned at shutdown", fmt.Errorf("apply: %w", context.Canceled), "", false},
+		{"no answer", &net.OpError{Op: "read", Err: errors.New("connection reset")}, "", true},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			o := NewObserver(t0.Add(-time.Second), timeout)
+			at := t0
+			judge := func() string {
+				o.HeartbeatReceived(at) // heartbeats keep coming all along
+				return judgeSelfHealth(o.state(), at, rules, true)
+			}
+			if got := judge(); got != "" {
+				t.Fatalf("before any failure: %q", got)
+			}
+			o.HealthBatchResult(nil, at)
+			if got := judge(); got != "" {
+				t.Fatalf("after a success: %q", got)
+			}
+			o.HealthBatchResult(tt.err, at)
+			if tt.outage {
+				o.DatabaseResult(tt.err, at) // serve.go feeds both
+			}
+			// Failing for much longer than heartbeat_timeout.
+			for at = t0; at.Before(t0.Add(3 * timeout)); at = at.Add(10 * time.Second) {
+				o.HealthBatchResult(tt.err, at)
+				want := SuppressWritesFailing
+				if tt.outage {
+					want = SuppressDatabaseDown
+				}
+				if got := judge(); got != want {
+					t.Fatalf("%v into the failure: %q; want %q", at.Sub(t0), got, want)
+				}
+			}
+			c, ok := o.Cause(SuppressWritesFailing)
+			if !ok || c.SQLState != tt.sqlstate || c.Err != tt.err.Error() {
+				t.Errorf("cause %+v, %v; want SQLSTATE %q and the error", c, ok, tt.sqlstate)
+			}
+			// Writes come back; one more failure restarts the wait.
+			back := at
+			o.HealthBatchResult(nil, back)
+			if tt.outage {
+				o.DatabaseResult(nil, back)
+			}
+			at = back.Add(30 * time.Second)
+			o.HealthBatchResult(tt.err, at)
+			if got := judge(); got != SuppressWritesFailing && got != SuppressDatabaseDown {
+				t.Fatalf("failed again during the hold: %q", got)
+			}
+			back = at.Add(time.Second)
+			o.HealthBatchResult(nil, back)
+			for at = back; at.Sub(back) < timeout; at = at.Add(5 * time.Second) {
+				o.HealthBatchResult(nil, at)
+				if got := judge(); got != SuppressWritesRecovering && got != SuppressDatabaseRecovering {
+					t.Fatalf("%v after writes came back: %q; want a recovering reason", at.Sub(back), got)
+				}
+			}
+			if got := judge(); got != "" {
+				t.Errorf("heartbeat_timeout after writes came back: %q; want failovers allowed", got)
+			}
+			if c, ok := o.Cause(SuppressWritesRecovering); !ok || c.SQLState != tt.sqlstate {
+				t.Errorf("cause kept for the log: %+v, %v", c, ok)
+			}
+		})
+	}
+}
+
 // Each self-health rule, in a watcher on a real database: while it holds
 // no failover is dispatched (and nothing is claimed); once it ends the
 // stale amphora is failed over.
@@ -108,6 +211,15 @@ func TestWatcherSelfHealthRules(t *testing.T) {
 		{"health queue dropped work", SuppressQueueDropping,
 			func(o *Observer, clk *clock) { o.HeartbeatReceived(clk.Now()); o.WorkDropped(clk.Now()) },
 			keepHearing(time.Minute)},
+		{"health batch failed", SuppressWritesFailing,
+			func(o *Observer, clk *clock) {
+				o.HeartbeatReceived(clk.Now())
+				o.HealthBatchResult(&pgconn.PgError{Code: "53100"}, clk.Now())
+			},
+			func(t *testing.T, w *Watcher, o *Observer, clk *clock, _ string) {
+				o.HealthBatchResult(nil, clk.Now())
+				keepHearing(time.Minute)(t, w, o, clk, SuppressWritesRecovering)
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -374,6 +374,9 @@ func (d *daemon) run(ctx context.Context) error {
 func (d *daemon) batchDone(res healthdb.BatchResult, err error) {
 	now := time.Now()
 	d.observer.DatabaseResult(err, now)
+	// Whatever the error, this batch's heartbeats were not committed:
+	// failovers wait until batches have committed for heartbeat_timeout.
+	d.observer.HealthBatchResult(err, now)
 	d.page.RecordBatch(res, err)
 	if res.Health[healthdb.HealthSkipLate] > 0 {
 		// Heartbeats that waited heartbeat_interval in the queue were
