@@ -283,10 +283,7 @@ func (w *Watcher) noteSuppression(reason string, now time.Time, cause FailureCau
 	if reason == prev && cause.SQLState == prevCause.SQLState {
 		return
 	}
-	w.m.suppressedReason.Reset()
-	if reason != "" {
-		w.m.suppressedReason.WithLabelValues(reason, cause.SQLState).Set(1)
-	}
+	w.m.showSuppression(prev, prevCause.SQLState, reason, cause.SQLState)
 	switch {
 	case reason != "":
 		attrs := []any{"reason", reason, "heartbeat_timeout", w.cfg.HeartbeatTimeout, "since", now.UTC().Format(time.RFC3339)}
