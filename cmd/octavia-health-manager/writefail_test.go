@@ -192,7 +192,6 @@ compute_driver = compute_noop_driver
 	}
 	silent.Store(victim, true)
 	faultAt := time.Now()
-	waitFor(t, "suppression with SQLSTATE "+sqlstate, func() bool { return gauge("health_writes_failing", sqlstate) == 1 })
 
 	// Writes fail for three heartbeat_timeouts; every row goes stale.
 	time.Sleep(3*timeout - time.Since(faultAt))
@@ -205,7 +204,11 @@ compute_driver = compute_noop_driver
 		t.Errorf("%d amphora_health rows written during the fault; the fault did not hold", fresh)
 	}
 	if got := fake.Failovers(); len(got) != 0 {
-		t.Fatalf("failover calls %v while heartbeat writes failed with %s", got, sqlstate)
+		t.Fatalf("%d failover calls (%v) for %d amphorae while heartbeat writes failed with %s",
+			len(got), got, len(amphorae), sqlstate)
+	}
+	if v := gauge("health_writes_failing", sqlstate); v != 1 {
+		t.Errorf("octavia_hm_failover_suppressed_reason{reason=health_writes_failing,sqlstate=%s} = %v; want 1", sqlstate, v)
 	}
 	if v := testutilValue(t, d, `octavia_hm_health_batch_errors_total`); v == 0 {
 		t.Error("no failed batch counted")
