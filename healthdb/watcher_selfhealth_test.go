@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/octavia-vpp/health/healthdb/failover"
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
 	"github.com/octavia-vpp/health/internal/pgtest"
 )
@@ -335,5 +339,100 @@ func TestWatcherAfterDatabaseOutage(t *testing.T) {
 	}
 	if got := fake.Failovers(); got["amp-1"] != 1 {
 		t.Errorf("calls %v", got)
+	}
+}
+
+// The suppressed-cycles log line and octavia_hm_failover_suppressed_reason
+// name the reason and the SQLSTATE behind it; a change of SQLSTATE under
+// the same reason is logged again, and at most one series is 1.
+func TestNoteSuppressionShowsSQLState(t *testing.T) {
+	var logs strings.Builder
+	reg := prometheus.NewRegistry()
+	w, err := NewWatcher(WatcherConfig{
+		Store: NewStore(nil), Driver: failover.Noop{}, HeartbeatTimeout: time.Minute, HealthCheckInterval: time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: NewWatcherMetrics(reg),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauges := func() map[string]float64 {
+		out := map[string]float64{}
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() != "octavia_hm_failover_suppressed_reason" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				var reason, state string
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case "reason":
+						reason = l.GetValue()
+					case "sqlstate":
+						state = l.GetValue()
+					}
+				}
+				out[reason+"/"+state] = m.GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	// lit returns the one series at 1 ("" if none) and checks every
+	// reason keeps its sqlstate="" series.
+	lit := func() string {
+		t.Helper()
+		g := gauges()
+		on := ""
+		for k, v := range g {
+			if v == 1 {
+				if on != "" {
+					t.Errorf("two series at 1: %s and %s", on, k)
+				}
+				on = k
+			}
+		}
+		for _, r := range SuppressReasons {
+			if _, ok := g[r+"/"]; !ok {
+				t.Errorf("no series for reason %s", r)
+			}
+		}
+		return on
+	}
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	if got := lit(); got != "" {
+		t.Fatalf("at start %q is 1", got)
+	}
+	steps := []struct {
+		reason string
+		cause  FailureCause
+		lit    string
+		logged string // a new line holding this, or "" for none
+	}{
+		{SuppressWritesFailing, causeOf(&pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}),
+			"health_writes_failing/57014", "reason=health_writes_failing heartbeat_timeout=1m0s since=2026-01-01T12:00:00Z sqlstate=57014"},
+		{SuppressWritesFailing, causeOf(&pgconn.PgError{Code: "57014"}), "health_writes_failing/57014", ""},
+		{SuppressWritesFailing, causeOf(&pgconn.PgError{Severity: "ERROR", Code: "53100", Message: "could not extend file"}),
+			"health_writes_failing/53100", "sqlstate=53100 err=\"ERROR: could not extend file (SQLSTATE 53100)\""},
+		{SuppressWritesRecovering, causeOf(&pgconn.PgError{Code: "53100"}), "health_writes_recovering/53100", "reason=health_writes_recovering"},
+		{SuppressNoHeartbeats, FailureCause{}, "no_heartbeats/", "reason=no_heartbeats"},
+		{"", FailureCause{}, "", "failovers allowed again"},
+		{SuppressDatabaseDown, causeOf(errors.New("dial tcp: connection refused")), "database_down/", "sqlstate=\"\" err=\"dial tcp: connection refused\""},
+	}
+	for i, s := range steps {
+		before := logs.Len()
+		w.noteSuppression(s.reason, now, s.cause)
+		if got := lit(); got != s.lit {
+			t.Errorf("step %d: series at 1 %q; want %q", i, got, s.lit)
+		}
+		line := logs.String()[before:]
+		switch {
+		case s.logged == "" && line != "":
+			t.Errorf("step %d: logged %q; want nothing", i, line)
+		case s.logged != "" && !strings.Contains(line, s.logged):
+			t.Errorf("step %d: logged %q; want it to hold %q", i, line, s.logged)
+		}
 	}
 }
