@@ -3,6 +3,7 @@ package healthdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,11 +51,16 @@ const (
 	// than heartbeat_timeout ago; amphorae whose heartbeats were lost are
 	// refreshed only by their next one.
 	SuppressWritesRecovering = "health_writes_recovering"
+	// SuppressWritesStalled: a heartbeat received heartbeat_timeout/2 ago
+	// or more is still waiting for a health batch to end: a write hangs
+	// (a row lock held elsewhere, a database that never answers), and the
+	// rows of working amphorae age behind it.
+	SuppressWritesStalled = "health_writes_stalled"
 )
 
 // SuppressReasons lists every suppression reason.
 var SuppressReasons = []string{SuppressDatabaseDown, SuppressDatabaseRecovering, SuppressNoHeartbeats, SuppressQueueDropping,
-	SuppressBreakerRecovering, SuppressWritesFailing, SuppressWritesRecovering}
+	SuppressBreakerRecovering, SuppressWritesFailing, SuppressWritesRecovering, SuppressWritesStalled}
 
 // breakerHolding says whether claims wait for the failover_threshold
 // breaker: it was open at the last check, or let go less than hold
@@ -78,6 +84,10 @@ type observerState struct {
 	// writesBackAt is when one committed again after a failure.
 	writesFailing bool
 	writesBackAt  time.Time
+	// pendingSince is when the oldest heartbeat no health batch has
+	// ended after was received; zero when none waits or batches are not
+	// tracked.
+	pendingSince time.Time
 }
 
 // selfHealthRules are the thresholds of the self-health rules.
@@ -109,6 +119,8 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 		// heartbeats were dropped also need their next heartbeat
 		// applied, which waits behind the same slow batches.
 		return SuppressQueueDropping
+	case !s.pendingSince.IsZero() && now.Sub(s.pendingSince) >= stallLimit(r.heartbeatTimeout):
+		return SuppressWritesStalled
 	case candidatesExist && now.Sub(latest(s.lastHeartbeat, s.started)) >= r.heartbeatTimeout:
 		return SuppressNoHeartbeats
 	case !s.resumedAt.IsZero() && now.Sub(s.resumedAt) < r.heartbeatTimeout:
@@ -118,6 +130,15 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 	}
 	return ""
 }
+
+// stallLimit is how long a received heartbeat may wait for a health
+// batch to end before the writes count as stalled. A row is refreshed at
+// most an amphora's heartbeat interval apart, which Octavia's defaults
+// keep at a sixth of heartbeat_timeout (10 s of 60 s): a stall this long
+// is seen before any row of a working amphora ages past
+// heartbeat_timeout, as long as the interval is at most half of it. A
+// batch that merely takes long (a slow database) stays well under it.
+func stallLimit(heartbeatTimeout time.Duration) time.Duration { return heartbeatTimeout / 2 }
 
 func latest(a, b time.Time) time.Time {
 	if a.After(b) {
@@ -141,6 +162,9 @@ type Observer struct {
 	writesFailing atomic.Bool
 	writesBackAt  atomic.Int64
 	lastWriteErr  atomic.Pointer[FailureCause]
+	// trackBatches enables pendingSince (TrackHealthBatches).
+	trackBatches atomic.Bool
+	pendingSince atomic.Int64
 }
 
 // FailureCause is what the observer keeps of an error, for the
@@ -177,9 +201,23 @@ func NewObserver(started time.Time, heartbeatTimeout time.Duration) *Observer {
 	return &Observer{started: started, timeout: heartbeatTimeout}
 }
 
+// TrackHealthBatches says that every heartbeat passed to
+// HeartbeatReceived goes to health batches whose end is reported to
+// HealthBatchResult; from then on, a heartbeat that waits
+// heartbeat_timeout/2 for a batch to end suppresses failovers
+// (health_writes_stalled).
+func (o *Observer) TrackHealthBatches() { o.trackBatches.Store(true) }
+
 // HeartbeatReceived records a valid heartbeat.
 func (o *Observer) HeartbeatReceived(t time.Time) {
 	now := t.UnixNano()
+	if o.trackBatches.Load() {
+		// Only the first heartbeat after a batch's end is recorded: a
+		// heartbeat that arrives while a batch runs and is left for the
+		// next one is caught up by the one after it, a heartbeat gap
+		// later.
+		o.pendingSince.CompareAndSwap(0, now)
+	}
 	prev := max(o.lastHeartbeat.Swap(now), o.started.UnixNano())
 	if now-prev >= int64(o.timeout) {
 		o.resumedAt.Store(now)
@@ -213,13 +251,26 @@ func (o *Observer) DatabaseResult(err error, t time.Time) {
 // heartbeats it held were not committed. Failovers then stay suspended
 // until batches have committed for heartbeat_timeout.
 func (o *Observer) HealthBatchResult(err error, t time.Time) {
+	// pendingSince is cleared last (only this goroutine clears it; a
+	// heartbeat sets it only when clear), so that state, which reads it
+	// first, never sees it clear before the rule that replaces it.
+	pending := o.pendingSince.Load()
+	defer o.pendingSince.Store(0)
 	if err != nil {
 		c := causeOf(err)
 		o.lastWriteErr.Store(&c)
 		o.writesFailing.Store(true)
 		return
 	}
-	if o.writesFailing.Load() {
+	waited := time.Duration(t.UnixNano() - pending)
+	stalled := pending != 0 && waited >= stallLimit(o.timeout)
+	if stalled {
+		// A stall that ends is held like a failure: heartbeats waited
+		// behind it, and a hung batch writes the time it began.
+		c := FailureCause{Err: fmt.Sprintf("a received heartbeat waited %v for its health batch", waited.Round(time.Millisecond))}
+		o.lastWriteErr.Store(&c)
+	}
+	if stalled || o.writesFailing.Load() {
 		// writesBackAt first (state reads them in the other order): a
 		// reader always sees one of the two rules hold.
 		o.writesBackAt.Store(t.UnixNano())
@@ -262,12 +313,15 @@ func (o *Observer) state() observerState {
 		}
 		return time.Time{}
 	}
+	// The health-write fields are read in the reverse order of
+	// HealthBatchResult's stores, so that the end of a failure or a
+	// stall is never missed by every rule at once.
+	pendingSince := at(&o.pendingSince)
+	writesFailing := o.writesFailing.Load()
+	writesBackAt := at(&o.writesBackAt)
 	return observerState{
 		started: o.started, lastHeartbeat: at(&o.lastHeartbeat), resumedAt: at(&o.resumedAt), lastDrop: at(&o.lastDrop),
 		dbDown: o.dbDown.Load(), dbBackAt: at(&o.dbBackAt),
-		// writesFailing is read before writesBackAt, the reverse of
-		// HealthBatchResult's stores, so the end of a failure is never
-		// missed by both rules.
-		writesFailing: o.writesFailing.Load(), writesBackAt: at(&o.writesBackAt),
+		writesFailing: writesFailing, writesBackAt: writesBackAt, pendingSince: pendingSince,
 	}
 }

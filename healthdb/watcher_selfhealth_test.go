@@ -60,6 +60,11 @@ func TestJudgeSelfHealth(t *testing.T) {
 			s.writesBackAt, s.dbBackAt = t0.Add(-59*time.Second), t0.Add(-10*time.Second)
 		}, true, SuppressDatabaseRecovering},
 		{"health writes back 59 s ago, no amphora", func(s *observerState) { s.writesBackAt = t0.Add(-59 * time.Second) }, false, SuppressWritesRecovering},
+		{"a heartbeat waiting 29 s for its batch", func(s *observerState) { s.pendingSince = t0.Add(-29 * time.Second) }, true, ""},
+		{"a heartbeat waiting 30 s for its batch", func(s *observerState) { s.pendingSince = t0.Add(-30 * time.Second) }, true, SuppressWritesStalled},
+		{"stalled and dropping", func(s *observerState) {
+			s.pendingSince, s.lastDrop = t0.Add(-30*time.Second), t0.Add(-time.Second)
+		}, true, SuppressQueueDropping},
 	}
 	for _, tt := range tests {
 		s := healthy
@@ -185,6 +190,69 @@ func TestObserverHealthBatchResult(t *testing.T) {
 				t.Errorf("cause kept for the log: %+v, %v", c, ok)
 			}
 		})
+	}
+}
+
+// A heartbeat that waits heartbeat_timeout/2 for its health batch to end
+// holds failovers (a write hangs), and once the batch ends they stay held
+// for heartbeat_timeout, as after a failure. Only a daemon that reports
+// every batch tracks this.
+func TestObserverStalledHealthWrites(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	const timeout = time.Minute
+	rules := selfHealthRules{heartbeatTimeout: timeout}
+	o := NewObserver(t0.Add(-time.Second), timeout)
+	o.TrackHealthBatches()
+	judge := func(at time.Time) string { return judgeSelfHealth(o.state(), at, rules, true) }
+
+	// Batches that end promptly: never stalled, however sparse the
+	// heartbeats.
+	at := t0
+	for ; at.Before(t0.Add(3 * timeout)); at = at.Add(20 * time.Second) {
+		o.HeartbeatReceived(at)
+		o.HealthBatchResult(nil, at.Add(20*time.Millisecond))
+		if got := judge(at.Add(19 * time.Second)); got != "" {
+			t.Fatalf("prompt batches: %q", got)
+		}
+	}
+	// A batch hangs: heartbeats keep coming, none of them is written.
+	hung := at
+	for ; at.Sub(hung) < timeout; at = at.Add(5 * time.Second) {
+		o.HeartbeatReceived(at)
+		want := ""
+		if at.Sub(hung) >= timeout/2 {
+			want = SuppressWritesStalled
+		}
+		if got := judge(at); got != want {
+			t.Fatalf("%v into the hang: %q; want %q", at.Sub(hung), got, want)
+		}
+	}
+	if _, ok := o.Cause(SuppressWritesStalled); ok {
+		t.Error("a stall has a cause before it ends")
+	}
+	// It commits at last: held for heartbeat_timeout from then.
+	back := at
+	o.HealthBatchResult(nil, back)
+	for ; at.Sub(back) < timeout; at = at.Add(5 * time.Second) {
+		o.HeartbeatReceived(at)
+		o.HealthBatchResult(nil, at.Add(20*time.Millisecond))
+		if got := judge(at.Add(20 * time.Millisecond)); got != SuppressWritesRecovering {
+			t.Fatalf("%v after the hung batch ended: %q; want %q", at.Sub(back), got, SuppressWritesRecovering)
+		}
+	}
+	if c, ok := o.Cause(SuppressWritesRecovering); !ok || c.SQLState != "" || !strings.Contains(c.Err, "waited 1m0s for its health batch") {
+		t.Errorf("cause %+v, %v", c, ok)
+	}
+	if got := judge(at); got != "" {
+		t.Errorf("heartbeat_timeout after the hung batch ended: %q", got)
+	}
+
+	// Without TrackHealthBatches (a watcher fed by hand), a heartbeat
+	// never counts as waiting.
+	untracked := NewObserver(t0, timeout)
+	untracked.HeartbeatReceived(t0.Add(time.Second))
+	if got := judgeSelfHealth(untracked.state(), t0.Add(50*time.Second), rules, true); got != "" {
+		t.Errorf("untracked: %q", got)
 	}
 }
 

@@ -198,6 +198,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	}
 	driver = d.page.WrapDriver(driver)
 	d.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
+	d.observer.TrackHealthBatches() // batchDone reports every batch's end
 	d.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
 		Store: healthdb.NewStore(d.pool), Driver: driver,
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,

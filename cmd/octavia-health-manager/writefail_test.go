@@ -57,25 +57,28 @@ CREATE TRIGGER hm_fault BEFORE INSERT OR UPDATE ON amphora_health
     FOR EACH ROW EXECUTE FUNCTION hm_fault();
 `
 
-// Heartbeat writes that fail for three times heartbeat_timeout, while the
-// watcher's reads and claims succeed, fail nothing over, whatever the
-// SQLSTATE; once writes succeed again, the one amphora that really went
+// Heartbeat writes that fail, or hang, for three times heartbeat_timeout,
+// while the watcher's reads and claims succeed, fail nothing over,
+// whatever the SQLSTATE; once writes succeed again, the one amphora that really went
 // silent is failed over, and only after heartbeat_timeout of good writes.
 // This runs the whole daemon: the updater's results reach the observer
 // through serve.go's wiring.
 func TestServeFailedHealthWritesFailNothingOver(t *testing.T) {
 	tests := []struct {
-		sqlstate string
-		mode     string // hm_fault.mode
+		name, sqlstate string
+		mode           string // hm_fault.mode, or row_lock
 	}{
-		{"57014", "statement_timeout"}, // a real statement timeout
-		{"53100", "53100"},             // disk full, raised
-		{"25006", "read_only"},         // a real read-only transaction
-		{"55P03", "lock_timeout"},      // a real lock timeout
-		{"53300", "53300"},             // too many connections, raised
+		{"57014", "57014", "statement_timeout"}, // a real statement timeout
+		{"53100", "53100", "53100"},             // disk full, raised
+		{"25006", "25006", "read_only"},         // a real read-only transaction
+		{"55P03", "55P03", "lock_timeout"},      // a real lock timeout
+		{"53300", "53300", "53300"},             // too many connections, raised
+		// No error at all: a row lock held elsewhere, and no
+		// lock_timeout or statement_timeout, hangs every batch.
+		{"hung", "", "row_lock"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.sqlstate, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			testFailedHealthWrites(t, tt.sqlstate, tt.mode)
 		})
@@ -114,10 +117,18 @@ func testFailedHealthWrites(t *testing.T, sqlstate, mode string) {
 		}
 		return 202
 	})
-	// pgx sends statement_timeout as a run-time parameter of the
-	// manager's connections only.
+	failing := "health_writes_failing"
+	params := ""
+	switch mode {
+	case "statement_timeout":
+		// pgx sends it as a run-time parameter of the manager's
+		// connections only.
+		params = "&statement_timeout=1000"
+	case "row_lock":
+		failing = "health_writes_stalled"
+	}
 	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
-connection = %s&statement_timeout=1000
+connection = %s%s
 [health_manager]
 heartbeat_key = k
 bind_ip = 127.0.0.1
@@ -128,7 +139,7 @@ heartbeat_timeout = 2
 health_check_interval = 1
 [controller_worker]
 compute_driver = compute_noop_driver
-%s`, url, fake.ServiceAuthSection())))
+%s`, url, params, fake.ServiceAuthSection())))
 	var logs testproc.Output
 	r := startDaemon(t, daemonOptions{files: []string{conf}, logOutput: &logs})
 	d := r.daemon
@@ -173,22 +184,26 @@ compute_driver = compute_noop_driver
 	}
 
 	var lockTx pgx.Tx
-	if mode == "lock_timeout" {
+	if lock := map[string]string{
+		"lock_timeout": `LOCK TABLE hm_fault_lock IN ACCESS EXCLUSIVE MODE`,
+		"row_lock":     `SELECT 1 FROM amphora_health WHERE amphora_id = 'amp-1' FOR UPDATE`,
+	}[mode]; lock != "" {
 		if lockTx, err = conn.Begin(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := lockTx.Exec(ctx, `LOCK TABLE hm_fault_lock IN ACCESS EXCLUSIVE MODE`); err != nil {
+		if _, err := lockTx.Exec(ctx, lock); err != nil {
 			t.Fatal(err)
 		}
-		// conn is busy with the open transaction: switch with another.
 	}
 	control, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer control.Close(ctx)
-	if _, err := control.Exec(ctx, `UPDATE hm_fault SET mode = $1`, mode); err != nil {
-		t.Fatal(err)
+	if lockTx == nil || mode == "lock_timeout" {
+		if _, err := control.Exec(ctx, `UPDATE hm_fault SET mode = $1`, mode); err != nil {
+			t.Fatal(err)
+		}
 	}
 	silent.Store(victim, true)
 	faultAt := time.Now()
@@ -204,14 +219,14 @@ compute_driver = compute_noop_driver
 		t.Errorf("%d amphora_health rows written during the fault; the fault did not hold", fresh)
 	}
 	if got := fake.Failovers(); len(got) != 0 {
-		t.Fatalf("%d failover calls (%v) for %d amphorae while heartbeat writes failed with %s",
-			len(got), got, len(amphorae), sqlstate)
+		t.Fatalf("%d failover calls (%v) for %d amphorae while heartbeat writes failed (%s)",
+			len(got), got, len(amphorae), mode)
 	}
-	if v := gauge("health_writes_failing", sqlstate); v != 1 {
-		t.Errorf("octavia_hm_failover_suppressed_reason{reason=health_writes_failing,sqlstate=%s} = %v; want 1", sqlstate, v)
+	if v := gauge(failing, sqlstate); v != 1 {
+		t.Errorf("octavia_hm_failover_suppressed_reason{reason=%s,sqlstate=%q} = %v; want 1", failing, sqlstate, v)
 	}
-	if v := testutilValue(t, d, `octavia_hm_health_batch_errors_total`); v == 0 {
-		t.Error("no failed batch counted")
+	if v := testutilValue(t, d, `octavia_hm_health_batch_errors_total`); (v == 0) != (mode == "row_lock") {
+		t.Errorf("%v failed batches counted", v)
 	}
 
 	// Writes succeed again.
@@ -239,17 +254,17 @@ compute_driver = compute_noop_driver
 	if got := fake.Failovers(); len(got) != 1 {
 		t.Errorf("failover calls %v; want %s once and no working amphora", got, victim)
 	}
-	if v := gauge("health_writes_failing", ""); v != 0 {
-		t.Errorf("health_writes_failing gauge %v after recovery", v)
+	if v := gauge(failing, ""); v != 0 {
+		t.Errorf("%s gauge %v after recovery", failing, v)
 	}
 	out := logs.String()
-	for _, want := range []string{"reason=health_writes_failing", "sqlstate=" + sqlstate, "reason=health_writes_recovering",
+	for _, want := range []string{"reason=" + failing, "sqlstate=" + sqlstate, "reason=health_writes_recovering",
 		"failovers allowed again"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log lacks %q", want)
 		}
 	}
-	t.Logf("SQLSTATE %s: writes failed %v, 0 failovers; %s failed over %v after writes came back",
+	t.Logf("SQLSTATE %q: writes failed %v, 0 failovers; %s failed over %v after writes came back",
 		sqlstate, healedAt.Sub(faultAt).Round(100*time.Millisecond), victim, after.Round(100*time.Millisecond))
 	if err := r.stop(); err != nil {
 		t.Errorf("daemon exit: %v", err)
