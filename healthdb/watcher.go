@@ -75,6 +75,8 @@ type Watcher struct {
 	// release holds claims whose release failed; each cycle retries them.
 	release    map[string]bool
 	suppressed string // the reason of the previous cycle, to log changes only
+	// suppressedCause is the error behind it, if any.
+	suppressedCause FailureCause
 	// breakerOpen is whether the previous cycle found failover_threshold
 	// reached; breakerClosed is when a cycle last found it no longer was.
 	breakerOpen   bool
@@ -187,7 +189,7 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	}
 	if err != nil {
 		w.m.cycleErrors.Inc()
-		w.noteSuppression(SuppressDatabaseDown, now)
+		w.noteSuppression(SuppressDatabaseDown, now, causeOf(err))
 		return res, err
 	}
 	reason := ""
@@ -196,7 +198,8 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 			heartbeatTimeout: w.cfg.HeartbeatTimeout}, exist)
 	}
 	if reason != "" {
-		w.noteSuppression(reason, now)
+		cause, _ := w.cfg.Observer.Cause(reason)
+		w.noteSuppression(reason, now, cause)
 		res.Suppressed = reason
 		return res, nil
 	}
@@ -223,7 +226,7 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 		o.DatabaseResult(err, w.cfg.Now())
 	}
 	if err != nil {
-		w.noteSuppression("", now)
+		w.noteSuppression("", now, FailureCause{})
 		w.m.cycleErrors.Inc()
 		return res, fmt.Errorf("health check: %w", err)
 	}
@@ -238,7 +241,7 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 		reason = SuppressBreakerRecovering
 		res.Suppressed = reason
 	}
-	w.noteSuppression(reason, now)
+	w.noteSuppression(reason, now, FailureCause{})
 	res.Claim = claim
 	w.m.stale.Set(float64(claim.Stale))
 	w.m.recovered.Add(float64(claim.Recovered))
@@ -262,26 +265,34 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	return res, nil
 }
 
-// noteSuppression logs a change of self-health state (WARN on entering,
-// INFO on leaving) and counts suppressed cycles.
-func (w *Watcher) noteSuppression(reason string, now time.Time) {
+// noteSuppression logs a change of self-health state or of its cause
+// (WARN on entering, INFO on leaving), counts suppressed cycles, and shows
+// the reason and its SQLSTATE on octavia_hm_failover_suppressed_reason.
+func (w *Watcher) noteSuppression(reason string, now time.Time, cause FailureCause) {
 	if reason != "" {
 		w.m.suppressed.WithLabelValues(reason).Inc()
 		w.m.suppressedNow.Set(1)
 	} else {
 		w.m.suppressedNow.Set(0)
+		cause = FailureCause{}
 	}
 	w.mu.Lock()
-	prev := w.suppressed
-	w.suppressed = reason
+	prev, prevCause := w.suppressed, w.suppressedCause
+	w.suppressed, w.suppressedCause = reason, cause
 	w.mu.Unlock()
+	if reason == prev && cause.SQLState == prevCause.SQLState {
+		return
+	}
+	w.m.showSuppression(prev, prevCause.SQLState, reason, cause.SQLState)
 	switch {
-	case reason == prev:
 	case reason != "":
-		w.log.Warn("not failing over any amphora: this health manager cannot judge staleness right now",
-			"reason", reason, "heartbeat_timeout", w.cfg.HeartbeatTimeout, "since", now.UTC().Format(time.RFC3339))
+		attrs := []any{"reason", reason, "heartbeat_timeout", w.cfg.HeartbeatTimeout, "since", now.UTC().Format(time.RFC3339)}
+		if cause.Err != "" {
+			attrs = append(attrs, "sqlstate", cause.SQLState, "err", cause.Err)
+		}
+		w.log.Warn("not failing over any amphora: this health manager cannot judge staleness right now", attrs...)
 	default:
-		w.log.Info("failovers allowed again", "previous_reason", prev)
+		w.log.Info("failovers allowed again", "previous_reason", prev, "previous_sqlstate", prevCause.SQLState)
 	}
 }
 

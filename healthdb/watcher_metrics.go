@@ -4,19 +4,22 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // WatcherMetrics are the stale-amphora watcher's Prometheus metrics.
 type WatcherMetrics struct {
-	stale           prometheus.Gauge
-	breakerOpen     prometheus.Gauge
-	stopped         prometheus.Counter
-	recovered       prometheus.Counter
-	claims          prometheus.Counter
-	failovers       *prometheus.CounterVec
-	inFlight        prometheus.Gauge
-	requestSeconds  prometheus.Histogram
-	cycles          prometheus.Counter
-	cycleErrors     prometheus.Counter
-	suppressed      *prometheus.CounterVec
-	suppressedNow   prometheus.Gauge
-	unclaimFailures prometheus.Counter
+	stale          prometheus.Gauge
+	breakerOpen    prometheus.Gauge
+	stopped        prometheus.Counter
+	recovered      prometheus.Counter
+	claims         prometheus.Counter
+	failovers      *prometheus.CounterVec
+	inFlight       prometheus.Gauge
+	requestSeconds prometheus.Histogram
+	cycles         prometheus.Counter
+	cycleErrors    prometheus.Counter
+	suppressed     *prometheus.CounterVec
+	suppressedNow  prometheus.Gauge
+	// suppressedReason is 1 for the current reason and the SQLSTATE
+	// behind it, 0 for every other reason (sqlstate "").
+	suppressedReason *prometheus.GaugeVec
+	unclaimFailures  prometheus.Counter
 }
 
 // Failover results (the "result" label of octavia_hm_failovers_total).
@@ -60,6 +63,10 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 			[]string{"reason"}),
 		suppressedNow: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "octavia_hm_failover_suppressed", Help: "1 while failovers are suppressed by the self-health rules."}),
+		suppressedReason: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "octavia_hm_failover_suppressed_reason",
+			Help: "1 for the reason failovers are suppressed now, with the SQLSTATE of the error behind it (empty when there is none); 0 for the other reasons."},
+			[]string{"reason", "sqlstate"}),
 		unclaimFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_failover_unclaim_errors_total", Help: "Failed attempts to release a claim (retried every cycle)."}),
 	}
@@ -68,8 +75,25 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 	}
 	for _, r := range SuppressReasons {
 		m.suppressed.WithLabelValues(r)
+		m.suppressedReason.WithLabelValues(r, "").Set(0)
 	}
 	reg.MustRegister(m.stale, m.breakerOpen, m.stopped, m.recovered, m.claims, m.failovers, m.inFlight,
-		m.requestSeconds, m.cycles, m.cycleErrors, m.suppressed, m.suppressedNow, m.unclaimFailures)
+		m.requestSeconds, m.cycles, m.cycleErrors, m.suppressed, m.suppressedNow, m.suppressedReason, m.unclaimFailures)
 	return m
+}
+
+// showSuppression moves octavia_hm_failover_suppressed_reason from the
+// previous reason (and SQLSTATE) to the current one; "" is no reason.
+// Series of a past SQLSTATE are deleted, so that at most one series is 1.
+func (m *WatcherMetrics) showSuppression(prevReason, prevSQLState, reason, sqlState string) {
+	if prevReason != "" {
+		if prevSQLState != "" {
+			m.suppressedReason.DeleteLabelValues(prevReason, prevSQLState)
+		} else {
+			m.suppressedReason.WithLabelValues(prevReason, "").Set(0)
+		}
+	}
+	if reason != "" {
+		m.suppressedReason.WithLabelValues(reason, sqlState).Set(1)
+	}
 }

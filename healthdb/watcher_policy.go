@@ -3,6 +3,7 @@ package healthdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -41,11 +42,25 @@ const (
 	// silence send their next heartbeat at their own point of the period;
 	// until then they look stale, and Octavia would fail them over.
 	SuppressBreakerRecovering = "breaker_recovering"
+	// SuppressWritesFailing: the last health batch was not committed,
+	// whatever the error (a statement timeout, a full disk, a read-only
+	// database, a lock timeout, a deadline): the heartbeats it held were
+	// lost, so the rows of working amphorae age as if they were silent.
+	SuppressWritesFailing = "health_writes_failing"
+	// SuppressWritesRecovering: health batches commit again, but less
+	// than heartbeat_timeout ago; amphorae whose heartbeats were lost are
+	// refreshed only by their next one.
+	SuppressWritesRecovering = "health_writes_recovering"
+	// SuppressWritesStalled: a heartbeat received heartbeat_timeout/2 ago
+	// or more is still waiting for a health batch to end: a write hangs
+	// (a row lock held elsewhere, a database that never answers), and the
+	// rows of working amphorae age behind it.
+	SuppressWritesStalled = "health_writes_stalled"
 )
 
 // SuppressReasons lists every suppression reason.
 var SuppressReasons = []string{SuppressDatabaseDown, SuppressDatabaseRecovering, SuppressNoHeartbeats, SuppressQueueDropping,
-	SuppressBreakerRecovering}
+	SuppressBreakerRecovering, SuppressWritesFailing, SuppressWritesRecovering, SuppressWritesStalled}
 
 // breakerHolding says whether claims wait for the failover_threshold
 // breaker: it was open at the last check, or let go less than hold
@@ -65,6 +80,14 @@ type observerState struct {
 	lastDrop  time.Time
 	dbDown    bool
 	dbBackAt  time.Time
+	// writesFailing is set while the last health batch failed;
+	// writesBackAt is when one committed again after a failure.
+	writesFailing bool
+	writesBackAt  time.Time
+	// pendingSince is when the oldest heartbeat no health batch has
+	// ended after was received; zero when none waits or batches are not
+	// tracked.
+	pendingSince time.Time
 }
 
 // selfHealthRules are the thresholds of the self-health rules.
@@ -79,8 +102,16 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 	switch {
 	case s.dbDown:
 		return SuppressDatabaseDown
+	case s.writesFailing:
+		// This manager cannot commit the heartbeats it receives: it must
+		// not accuse amphorae of silence, however well its reads work.
+		return SuppressWritesFailing
 	case !s.dbBackAt.IsZero() && now.Sub(s.dbBackAt) < r.heartbeatTimeout:
 		return SuppressDatabaseRecovering
+	case !s.writesBackAt.IsZero() && now.Sub(s.writesBackAt) < r.heartbeatTimeout:
+		// Every amphora whose heartbeat was lost needs its next one
+		// committed; a new failure starts the wait again.
+		return SuppressWritesRecovering
 	case !s.lastDrop.IsZero() && now.Sub(s.lastDrop) < r.heartbeatTimeout:
 		// Held for heartbeat_timeout, not heartbeat_interval: drops are
 		// noticed when a batch ends, and behind a slow database batches
@@ -88,6 +119,8 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 		// heartbeats were dropped also need their next heartbeat
 		// applied, which waits behind the same slow batches.
 		return SuppressQueueDropping
+	case !s.pendingSince.IsZero() && now.Sub(s.pendingSince) >= stallLimit(r.heartbeatTimeout):
+		return SuppressWritesStalled
 	case candidatesExist && now.Sub(latest(s.lastHeartbeat, s.started)) >= r.heartbeatTimeout:
 		return SuppressNoHeartbeats
 	case !s.resumedAt.IsZero() && now.Sub(s.resumedAt) < r.heartbeatTimeout:
@@ -97,6 +130,15 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 	}
 	return ""
 }
+
+// stallLimit is how long a received heartbeat may wait for a health
+// batch to end before the writes count as stalled. A row is refreshed at
+// most an amphora's heartbeat interval apart, which Octavia's defaults
+// keep at a sixth of heartbeat_timeout (10 s of 60 s): a stall this long
+// is seen before any row of a working amphora ages past
+// heartbeat_timeout, as long as the interval is at most half of it. A
+// batch that merely takes long (a slow database) stays well under it.
+func stallLimit(heartbeatTimeout time.Duration) time.Duration { return heartbeatTimeout / 2 }
 
 func latest(a, b time.Time) time.Time {
 	if a.After(b) {
@@ -116,6 +158,40 @@ type Observer struct {
 	lastDrop      atomic.Int64
 	dbDown        atomic.Bool
 	dbBackAt      atomic.Int64
+	lastOutage    atomic.Pointer[FailureCause]
+	writesFailing atomic.Bool
+	writesBackAt  atomic.Int64
+	lastWriteErr  atomic.Pointer[FailureCause]
+	// trackBatches enables pendingSince (TrackHealthBatches).
+	trackBatches atomic.Bool
+	pendingSince atomic.Int64
+}
+
+// FailureCause is what the observer keeps of an error, for the
+// suppression log line and the metric's labels.
+type FailureCause struct {
+	// SQLState is the PostgreSQL error code, or "" when the error carried
+	// none (no answer, a deadline, a lost connection).
+	SQLState string
+	Err      string
+}
+
+func causeOf(err error) FailureCause {
+	c := FailureCause{SQLState: SQLState(err)}
+	if err != nil {
+		c.Err = err.Error()
+	}
+	return c
+}
+
+// SQLState returns the SQLSTATE of a PostgreSQL error wrapped in err, or
+// "".
+func SQLState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
 }
 
 // NewObserver starts an observer at the process's start time;
@@ -125,9 +201,23 @@ func NewObserver(started time.Time, heartbeatTimeout time.Duration) *Observer {
 	return &Observer{started: started, timeout: heartbeatTimeout}
 }
 
+// TrackHealthBatches says that every heartbeat passed to
+// HeartbeatReceived goes to health batches whose end is reported to
+// HealthBatchResult; from then on, a heartbeat that waits
+// heartbeat_timeout/2 for a batch to end suppresses failovers
+// (health_writes_stalled).
+func (o *Observer) TrackHealthBatches() { o.trackBatches.Store(true) }
+
 // HeartbeatReceived records a valid heartbeat.
 func (o *Observer) HeartbeatReceived(t time.Time) {
 	now := t.UnixNano()
+	if o.trackBatches.Load() {
+		// Only the first heartbeat after a batch's end is recorded: a
+		// heartbeat that arrives while a batch runs and is left for the
+		// next one is caught up by the one after it, a heartbeat gap
+		// later.
+		o.pendingSince.CompareAndSwap(0, now)
+	}
 	prev := max(o.lastHeartbeat.Swap(now), o.started.UnixNano())
 	if now-prev >= int64(o.timeout) {
 		o.resumedAt.Store(now)
@@ -144,6 +234,8 @@ func (o *Observer) WorkDropped(t time.Time) { o.lastDrop.Store(t.UnixNano()) }
 func (o *Observer) DatabaseResult(err error, t time.Time) {
 	if err != nil {
 		if isOutage(err) {
+			c := causeOf(err)
+			o.lastOutage.Store(&c)
 			o.dbDown.Store(true)
 		}
 		return
@@ -151,6 +243,54 @@ func (o *Observer) DatabaseResult(err error, t time.Time) {
 	if o.dbDown.CompareAndSwap(true, false) {
 		o.dbBackAt.Store(t.UnixNano())
 	}
+}
+
+// HealthBatchResult records the outcome of a health batch. Any error
+// counts: whether the server refused the write (57014, 53100, 25006,
+// 53300, 55P03, ...), never answered, or the batch was abandoned, the
+// heartbeats it held were not committed. Failovers then stay suspended
+// until batches have committed for heartbeat_timeout.
+func (o *Observer) HealthBatchResult(err error, t time.Time) {
+	// pendingSince is cleared last (only this goroutine clears it; a
+	// heartbeat sets it only when clear), so that state, which reads it
+	// first, never sees it clear before the rule that replaces it.
+	pending := o.pendingSince.Load()
+	defer o.pendingSince.Store(0)
+	if err != nil {
+		c := causeOf(err)
+		o.lastWriteErr.Store(&c)
+		o.writesFailing.Store(true)
+		return
+	}
+	waited := time.Duration(t.UnixNano() - pending)
+	stalled := pending != 0 && waited >= stallLimit(o.timeout)
+	if stalled {
+		// A stall that ends is held like a failure: heartbeats waited
+		// behind it, and a hung batch writes the time it began.
+		c := FailureCause{Err: fmt.Sprintf("a received heartbeat waited %v for its health batch", waited.Round(time.Millisecond))}
+		o.lastWriteErr.Store(&c)
+	}
+	if stalled || o.writesFailing.Load() {
+		// writesBackAt first (state reads them in the other order): a
+		// reader always sees one of the two rules hold.
+		o.writesBackAt.Store(t.UnixNano())
+		o.writesFailing.Store(false)
+	}
+}
+
+// Cause returns the error behind a suppression reason, when it has one.
+func (o *Observer) Cause(reason string) (FailureCause, bool) {
+	var p *FailureCause
+	switch reason {
+	case SuppressDatabaseDown, SuppressDatabaseRecovering:
+		p = o.lastOutage.Load()
+	case SuppressWritesFailing, SuppressWritesRecovering:
+		p = o.lastWriteErr.Load()
+	}
+	if p == nil {
+		return FailureCause{}, false
+	}
+	return *p, true
 }
 
 func isOutage(err error) bool {
@@ -173,8 +313,15 @@ func (o *Observer) state() observerState {
 		}
 		return time.Time{}
 	}
+	// The health-write fields are read in the reverse order of
+	// HealthBatchResult's stores, so that the end of a failure or a
+	// stall is never missed by every rule at once.
+	pendingSince := at(&o.pendingSince)
+	writesFailing := o.writesFailing.Load()
+	writesBackAt := at(&o.writesBackAt)
 	return observerState{
 		started: o.started, lastHeartbeat: at(&o.lastHeartbeat), resumedAt: at(&o.resumedAt), lastDrop: at(&o.lastDrop),
 		dbDown: o.dbDown.Load(), dbBackAt: at(&o.dbBackAt),
+		writesFailing: writesFailing, writesBackAt: writesBackAt, pendingSince: pendingSince,
 	}
 }

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/octavia-vpp/health/healthdb/failover"
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
 	"github.com/octavia-vpp/health/internal/pgtest"
 )
@@ -44,6 +48,23 @@ func TestJudgeSelfHealth(t *testing.T) {
 		{"dropped work 11 s ago", func(s *observerState) { s.lastDrop = t0.Add(-11 * time.Second) }, true, SuppressQueueDropping},
 		{"dropped work 59 s ago", func(s *observerState) { s.lastDrop = t0.Add(-59 * time.Second) }, true, SuppressQueueDropping},
 		{"dropped work 60 s ago", func(s *observerState) { s.lastDrop = t0.Add(-60 * time.Second) }, true, ""},
+		{"health writes failing", func(s *observerState) { s.writesFailing = true }, true, SuppressWritesFailing},
+		{"health writes failing, no amphora", func(s *observerState) { s.writesFailing = true }, false, SuppressWritesFailing},
+		{"health writes failing, database down", func(s *observerState) { s.writesFailing, s.dbDown = true, true }, true, SuppressDatabaseDown},
+		{"health writes failing since long ago", func(s *observerState) {
+			s.writesFailing, s.writesBackAt = true, t0.Add(-time.Hour)
+		}, true, SuppressWritesFailing},
+		{"health writes back 59 s ago", func(s *observerState) { s.writesBackAt = t0.Add(-59 * time.Second) }, true, SuppressWritesRecovering},
+		{"health writes back 60 s ago", func(s *observerState) { s.writesBackAt = t0.Add(-60 * time.Second) }, true, ""},
+		{"health writes back, database back later", func(s *observerState) {
+			s.writesBackAt, s.dbBackAt = t0.Add(-59*time.Second), t0.Add(-10*time.Second)
+		}, true, SuppressDatabaseRecovering},
+		{"health writes back 59 s ago, no amphora", func(s *observerState) { s.writesBackAt = t0.Add(-59 * time.Second) }, false, SuppressWritesRecovering},
+		{"a heartbeat waiting 29 s for its batch", func(s *observerState) { s.pendingSince = t0.Add(-29 * time.Second) }, true, ""},
+		{"a heartbeat waiting 30 s for its batch", func(s *observerState) { s.pendingSince = t0.Add(-30 * time.Second) }, true, SuppressWritesStalled},
+		{"stalled and dropping", func(s *observerState) {
+			s.pendingSince, s.lastDrop = t0.Add(-30*time.Second), t0.Add(-time.Second)
+		}, true, SuppressQueueDropping},
 	}
 	for _, tt := range tests {
 		s := healthy
@@ -81,6 +102,160 @@ func TestObserverDatabaseResult(t *testing.T) {
 	}
 }
 
+// Every failed health batch is lost work, whatever the error; failovers
+// wait until batches have committed for heartbeat_timeout since the last
+// failure.
+func TestObserverHealthBatchResult(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	const timeout = time.Minute
+	rules := selfHealthRules{heartbeatTimeout: timeout}
+	batchErr := func(code string) error {
+		return fmt.Errorf("write batch of 3 heartbeats: %w", &pgconn.PgError{Severity: "ERROR", Code: code, Message: "refused"})
+	}
+	cases := []struct {
+		name     string
+		err      error
+		sqlstate string
+		outage   bool
+	}{
+		{"statement timeout", batchErr("57014"), "57014", false},
+		{"disk full", batchErr("53100"), "53100", false},
+		{"read-only transaction", batchErr("25006"), "25006", false},
+		{"too many connections", batchErr("53300"), "53300", false},
+		{"lock timeout", batchErr("55P03"), "55P03", false},
+		{"unique violation", batchErr("23505"), "23505", false},
+		{"serialization failure, retries exhausted", batchErr("40001"), "40001", false},
+		{"connection lost", batchErr("08006"), "08006", true},
+		{"deadline", fmt.Errorf("apply: %w", context.DeadlineExceeded), "", true},
+		{"abandoned at shutdown", fmt.Errorf("apply: %w", context.Canceled), "", false},
+		{"no answer", &net.OpError{Op: "read", Err: errors.New("connection reset")}, "", true},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			o := NewObserver(t0.Add(-time.Second), timeout)
+			at := t0
+			judge := func() string {
+				o.HeartbeatReceived(at) // heartbeats keep coming all along
+				return judgeSelfHealth(o.state(), at, rules, true)
+			}
+			if got := judge(); got != "" {
+				t.Fatalf("before any failure: %q", got)
+			}
+			o.HealthBatchResult(nil, at)
+			if got := judge(); got != "" {
+				t.Fatalf("after a success: %q", got)
+			}
+			o.HealthBatchResult(tt.err, at)
+			if tt.outage {
+				o.DatabaseResult(tt.err, at) // serve.go feeds both
+			}
+			// Failing for much longer than heartbeat_timeout.
+			for at = t0; at.Before(t0.Add(3 * timeout)); at = at.Add(10 * time.Second) {
+				o.HealthBatchResult(tt.err, at)
+				want := SuppressWritesFailing
+				if tt.outage {
+					want = SuppressDatabaseDown
+				}
+				if got := judge(); got != want {
+					t.Fatalf("%v into the failure: %q; want %q", at.Sub(t0), got, want)
+				}
+			}
+			c, ok := o.Cause(SuppressWritesFailing)
+			if !ok || c.SQLState != tt.sqlstate || c.Err != tt.err.Error() {
+				t.Errorf("cause %+v, %v; want SQLSTATE %q and the error", c, ok, tt.sqlstate)
+			}
+			// Writes come back; one more failure restarts the wait.
+			back := at
+			o.HealthBatchResult(nil, back)
+			if tt.outage {
+				o.DatabaseResult(nil, back)
+			}
+			at = back.Add(30 * time.Second)
+			o.HealthBatchResult(tt.err, at)
+			if got := judge(); got != SuppressWritesFailing && got != SuppressDatabaseDown {
+				t.Fatalf("failed again during the hold: %q", got)
+			}
+			back = at.Add(time.Second)
+			o.HealthBatchResult(nil, back)
+			for at = back; at.Sub(back) < timeout; at = at.Add(5 * time.Second) {
+				o.HealthBatchResult(nil, at)
+				if got := judge(); got != SuppressWritesRecovering && got != SuppressDatabaseRecovering {
+					t.Fatalf("%v after writes came back: %q; want a recovering reason", at.Sub(back), got)
+				}
+			}
+			if got := judge(); got != "" {
+				t.Errorf("heartbeat_timeout after writes came back: %q; want failovers allowed", got)
+			}
+			if c, ok := o.Cause(SuppressWritesRecovering); !ok || c.SQLState != tt.sqlstate {
+				t.Errorf("cause kept for the log: %+v, %v", c, ok)
+			}
+		})
+	}
+}
+
+// A heartbeat that waits heartbeat_timeout/2 for its health batch to end
+// holds failovers (a write hangs), and once the batch ends they stay held
+// for heartbeat_timeout, as after a failure. Only a daemon that reports
+// every batch tracks this.
+func TestObserverStalledHealthWrites(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	const timeout = time.Minute
+	rules := selfHealthRules{heartbeatTimeout: timeout}
+	o := NewObserver(t0.Add(-time.Second), timeout)
+	o.TrackHealthBatches()
+	judge := func(at time.Time) string { return judgeSelfHealth(o.state(), at, rules, true) }
+
+	// Batches that end promptly: never stalled, however sparse the
+	// heartbeats.
+	at := t0
+	for ; at.Before(t0.Add(3 * timeout)); at = at.Add(20 * time.Second) {
+		o.HeartbeatReceived(at)
+		o.HealthBatchResult(nil, at.Add(20*time.Millisecond))
+		if got := judge(at.Add(19 * time.Second)); got != "" {
+			t.Fatalf("prompt batches: %q", got)
+		}
+	}
+	// A batch hangs: heartbeats keep coming, none of them is written.
+	hung := at
+	for ; at.Sub(hung) < timeout; at = at.Add(5 * time.Second) {
+		o.HeartbeatReceived(at)
+		want := ""
+		if at.Sub(hung) >= timeout/2 {
+			want = SuppressWritesStalled
+		}
+		if got := judge(at); got != want {
+			t.Fatalf("%v into the hang: %q; want %q", at.Sub(hung), got, want)
+		}
+	}
+	if _, ok := o.Cause(SuppressWritesStalled); ok {
+		t.Error("a stall has a cause before it ends")
+	}
+	// It commits at last: held for heartbeat_timeout from then.
+	back := at
+	o.HealthBatchResult(nil, back)
+	for ; at.Sub(back) < timeout; at = at.Add(5 * time.Second) {
+		o.HeartbeatReceived(at)
+		o.HealthBatchResult(nil, at.Add(20*time.Millisecond))
+		if got := judge(at.Add(20 * time.Millisecond)); got != SuppressWritesRecovering {
+			t.Fatalf("%v after the hung batch ended: %q; want %q", at.Sub(back), got, SuppressWritesRecovering)
+		}
+	}
+	if c, ok := o.Cause(SuppressWritesRecovering); !ok || c.SQLState != "" || !strings.Contains(c.Err, "waited 1m0s for its health batch") {
+		t.Errorf("cause %+v, %v", c, ok)
+	}
+	if got := judge(at); got != "" {
+		t.Errorf("heartbeat_timeout after the hung batch ended: %q", got)
+	}
+
+	// Without TrackHealthBatches (a watcher fed by hand), a heartbeat
+	// never counts as waiting.
+	untracked := NewObserver(t0, timeout)
+	untracked.HeartbeatReceived(t0.Add(time.Second))
+	if got := judgeSelfHealth(untracked.state(), t0.Add(50*time.Second), rules, true); got != "" {
+		t.Errorf("untracked: %q", got)
+	}
+}
+
 // Each self-health rule, in a watcher on a real database: while it holds
 // no failover is dispatched (and nothing is claimed); once it ends the
 // stale amphora is failed over.
@@ -108,6 +283,15 @@ func TestWatcherSelfHealthRules(t *testing.T) {
 		{"health queue dropped work", SuppressQueueDropping,
 			func(o *Observer, clk *clock) { o.HeartbeatReceived(clk.Now()); o.WorkDropped(clk.Now()) },
 			keepHearing(time.Minute)},
+		{"health batch failed", SuppressWritesFailing,
+			func(o *Observer, clk *clock) {
+				o.HeartbeatReceived(clk.Now())
+				o.HealthBatchResult(&pgconn.PgError{Code: "53100"}, clk.Now())
+			},
+			func(t *testing.T, w *Watcher, o *Observer, clk *clock, _ string) {
+				o.HealthBatchResult(nil, clk.Now())
+				keepHearing(time.Minute)(t, w, o, clk, SuppressWritesRecovering)
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,5 +407,100 @@ func TestWatcherAfterDatabaseOutage(t *testing.T) {
 	}
 	if got := fake.Failovers(); got["amp-1"] != 1 {
 		t.Errorf("calls %v", got)
+	}
+}
+
+// The suppressed-cycles log line and octavia_hm_failover_suppressed_reason
+// name the reason and the SQLSTATE behind it; a change of SQLSTATE under
+// the same reason is logged again, and at most one series is 1.
+func TestNoteSuppressionShowsSQLState(t *testing.T) {
+	var logs strings.Builder
+	reg := prometheus.NewRegistry()
+	w, err := NewWatcher(WatcherConfig{
+		Store: NewStore(nil), Driver: failover.Noop{}, HeartbeatTimeout: time.Minute, HealthCheckInterval: time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: NewWatcherMetrics(reg),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauges := func() map[string]float64 {
+		out := map[string]float64{}
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() != "octavia_hm_failover_suppressed_reason" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				var reason, state string
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case "reason":
+						reason = l.GetValue()
+					case "sqlstate":
+						state = l.GetValue()
+					}
+				}
+				out[reason+"/"+state] = m.GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	// lit returns the one series at 1 ("" if none) and checks every
+	// reason keeps its sqlstate="" series.
+	lit := func() string {
+		t.Helper()
+		g := gauges()
+		on := ""
+		for k, v := range g {
+			if v == 1 {
+				if on != "" {
+					t.Errorf("two series at 1: %s and %s", on, k)
+				}
+				on = k
+			}
+		}
+		for _, r := range SuppressReasons {
+			if _, ok := g[r+"/"]; !ok {
+				t.Errorf("no series for reason %s", r)
+			}
+		}
+		return on
+	}
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	if got := lit(); got != "" {
+		t.Fatalf("at start %q is 1", got)
+	}
+	steps := []struct {
+		reason string
+		cause  FailureCause
+		lit    string
+		logged string // a new line holding this, or "" for none
+	}{
+		{SuppressWritesFailing, causeOf(&pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}),
+			"health_writes_failing/57014", "reason=health_writes_failing heartbeat_timeout=1m0s since=2026-01-01T12:00:00Z sqlstate=57014"},
+		{SuppressWritesFailing, causeOf(&pgconn.PgError{Code: "57014"}), "health_writes_failing/57014", ""},
+		{SuppressWritesFailing, causeOf(&pgconn.PgError{Severity: "ERROR", Code: "53100", Message: "could not extend file"}),
+			"health_writes_failing/53100", "sqlstate=53100 err=\"ERROR: could not extend file (SQLSTATE 53100)\""},
+		{SuppressWritesRecovering, causeOf(&pgconn.PgError{Code: "53100"}), "health_writes_recovering/53100", "reason=health_writes_recovering"},
+		{SuppressNoHeartbeats, FailureCause{}, "no_heartbeats/", "reason=no_heartbeats"},
+		{"", FailureCause{}, "", "failovers allowed again"},
+		{SuppressDatabaseDown, causeOf(errors.New("dial tcp: connection refused")), "database_down/", "sqlstate=\"\" err=\"dial tcp: connection refused\""},
+	}
+	for i, s := range steps {
+		before := logs.Len()
+		w.noteSuppression(s.reason, now, s.cause)
+		if got := lit(); got != s.lit {
+			t.Errorf("step %d: series at 1 %q; want %q", i, got, s.lit)
+		}
+		line := logs.String()[before:]
+		switch {
+		case s.logged == "" && line != "":
+			t.Errorf("step %d: logged %q; want nothing", i, line)
+		case s.logged != "" && !strings.Contains(line, s.logged):
+			t.Errorf("step %d: logged %q; want it to hold %q", i, line, s.logged)
+		}
 	}
 }

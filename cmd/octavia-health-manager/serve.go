@@ -198,6 +198,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	}
 	driver = d.page.WrapDriver(driver)
 	d.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
+	d.observer.TrackHealthBatches() // batchDone reports every batch's end
 	d.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
 		Store: healthdb.NewStore(d.pool), Driver: driver,
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
@@ -374,6 +375,9 @@ func (d *daemon) run(ctx context.Context) error {
 func (d *daemon) batchDone(res healthdb.BatchResult, err error) {
 	now := time.Now()
 	d.observer.DatabaseResult(err, now)
+	// Whatever the error, this batch's heartbeats were not committed:
+	// failovers wait until batches have committed for heartbeat_timeout.
+	d.observer.HealthBatchResult(err, now)
 	d.page.RecordBatch(res, err)
 	if res.Health[healthdb.HealthSkipLate] > 0 {
 		// Heartbeats that waited heartbeat_interval in the queue were
