@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,6 +77,8 @@ type Agent struct {
 
 	kick   chan struct{}
 	reload chan chan error
+	// ready: READY=1 went to systemd; watchdog pings only follow it.
+	ready atomic.Bool
 
 	mu             sync.Mutex
 	runCtx         context.Context
@@ -224,8 +228,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		"heartbeat_interval", a.cfg.HeartbeatInterval, "lb_config_file", a.cfg.VPP.LBConfigFile)
 	a.loadLB(false)
 	a.refreshMarks()
-	a.configure(ctx)
-
 	// Heartbeats run on their own goroutine: VPP programming below may
 	// wait on VPP (5 s per call), and whether this amphora is healthy must
 	// never be decided by how long that takes (docs/agent.md, heartbeats).
@@ -234,6 +236,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer close(hbDone)
 		a.heartbeatLoop(ctx)
 	}()
+	a.configure(ctx)
+
 	tick := time.NewTicker(a.tick)
 	defer tick.Stop()
 	full := time.NewTicker(a.cfg.VPP.SyncInterval)
@@ -266,7 +270,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			h := a.sensor.Health()
 			a.m.setHealthy(h.Healthy)
-			if wd > 0 && h.Healthy && a.now().Sub(lastWD) >= wd {
+			if wd > 0 && h.Healthy && a.ready.Load() && a.now().Sub(lastWD) >= wd {
 				lastWD = a.now()
 				if _, err := Notify("WATCHDOG=1"); err != nil {
 					a.log.Warn("sd_notify failed", "reason", err.Error())
@@ -306,6 +310,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	if _, err := Notify("READY=1"); err != nil {
 		a.log.Warn("sd_notify failed", "reason", err.Error())
 	}
+	a.ready.Store(true)
 	hb := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	for {
@@ -327,14 +332,24 @@ func (a *Agent) observeVPP() {
 	}
 }
 
-// vppSilence is how long VPP has not been seen connected (since the
-// agent started when it never was).
+// neverReached is the silence of a VPP this process has never seen
+// connected: past any limit.
+const neverReached = time.Duration(math.MaxInt64)
+
+// vppSilence is how long VPP has not been seen connected.
+//
+// An agent that has not reached VPP since it started has no state to
+// report, so its silence is unbounded, as Octavia's agent reports no
+// listener until HAProxy runs. Counting from the start instead would let
+// a dead dataplane escape failover: the systemd watchdog stops once VPP
+// is unreachable past the limit, and each restarted agent would report
+// the listeners again for another vpp_unreachable_limit, refreshing
+// amphora_health before heartbeat_timeout ran out.
 func (a *Agent) vppSilence() time.Duration {
 	a.observeVPP()
-	r := a.sensor.Record()
-	last := r.LastVPP
+	last := a.sensor.Record().LastVPP
 	if last.IsZero() {
-		last = r.Started
+		return neverReached
 	}
 	return max(a.now().Sub(last), 0)
 }

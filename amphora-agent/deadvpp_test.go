@@ -46,10 +46,11 @@ func clockedAgent(t *testing.T, dp vpp.Dataplane, clock *time.Time) *Agent {
 	return a
 }
 
-// The agent counts VPP's silence from the last time it saw VPP connected
-// (from its start when it never did): up to vpp_unreachable_limit the
-// heartbeat reports the listener as before, OPEN; past it, the listener
-// and its pool are left out; once VPP is back they are reported again.
+// The agent counts VPP's silence from the last time it saw VPP connected:
+// up to vpp_unreachable_limit the heartbeat reports the listener as
+// before, OPEN; past it, the listener and its pool are left out; once VPP
+// is back they are reported again. An agent that never reached VPP has no
+// state to report and leaves them out from the first heartbeat.
 func TestHeartbeatLeavesListenersOutPastVPPUnreachableLimit(t *testing.T) {
 	listeners := func(a *Agent) []string {
 		t.Helper()
@@ -88,9 +89,21 @@ func TestHeartbeatLeavesListenersOutPastVPPUnreachableLimit(t *testing.T) {
 		if got := listeners(a); len(got) != 0 {
 			t.Errorf("VPP silent past the limit: listeners %v; want none", got)
 		}
+		if _, err := a.BuildHeartbeat(true); err != nil {
+			t.Fatal(err)
+		}
+		if !a.Status().ListenersLeftOut {
+			t.Error("/status does not say the heartbeat left the listeners out")
+		}
 		dp.SetReachable(true)
 		if got := listeners(a); len(got) != 1 {
 			t.Errorf("VPP back: listeners %v", got)
+		}
+		if _, err := a.BuildHeartbeat(true); err != nil {
+			t.Fatal(err)
+		}
+		if a.Status().ListenersLeftOut {
+			t.Error("/status says the listeners are left out with VPP back")
 		}
 	})
 	t.Run("vpp never reached", func(t *testing.T) {
@@ -98,13 +111,16 @@ func TestHeartbeatLeavesListenersOutPastVPPUnreachableLimit(t *testing.T) {
 		dp := sim.New(sim.Config{Logger: quietLogger()})
 		dp.SetReachable(false)
 		a := clockedAgent(t, dp, &clock)
-		clock = clock.Add(limit)
-		if got := listeners(a); len(got) != 1 {
-			t.Errorf("%v after start without VPP: listeners %v", limit, got)
+		if got := listeners(a); len(got) != 0 {
+			t.Errorf("at start without VPP: listeners %v; want none", got)
 		}
-		clock = clock.Add(time.Second)
+		clock = clock.Add(limit + time.Second)
 		if got := listeners(a); len(got) != 0 {
 			t.Errorf("past the limit without VPP ever: listeners %v", got)
+		}
+		dp.SetReachable(true)
+		if got := listeners(a); len(got) != 1 {
+			t.Errorf("VPP reached at last: listeners %v", got)
 		}
 	})
 }

@@ -226,6 +226,7 @@ func TestReportedListenersFollowVPPSilence(t *testing.T) {
 		{limit, []string{"L1", "L2", "L3"}},
 		{limit + time.Millisecond, []string{"L3"}},
 		{time.Hour, []string{"L3"}},
+		{neverReached, []string{"L3"}},
 	} {
 		msg := buildMessage("amp", 0, reportedPlans(plans, c.silence, limit), nil, nil)
 		var got []string
