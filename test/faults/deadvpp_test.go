@@ -50,8 +50,14 @@ const (
 //     programming waits 5 s per call. Heartbeats keep their interval
 //     throughout; a hung VPP is a dead dataplane, so it is failed over too.
 func TestDeadDataplane(t *testing.T) {
-	bins := buildAgentBinaries(t)
+	// Build while PostgreSQL starts.
+	built := make(chan error, 1)
+	bins := agentBinaries{agent: filepath.Join(t.TempDir(), "amphora-agent"), fakevpp: filepath.Join(t.TempDir(), "fakevpp")}
+	go func() { built <- bins.build() }()
 	srv := pgtest.NewServer(t)
+	if err := <-built; err != nil {
+		t.Fatal(err)
+	}
 	d := db{t, srv.URL()}
 	cases := []string{"dead", "back", "hung"}
 	seedAmphorae(t, srv.URL(), cases)
@@ -141,19 +147,16 @@ func TestDeadDataplane(t *testing.T) {
 
 type agentBinaries struct{ agent, fakevpp string }
 
-func buildAgentBinaries(t *testing.T) agentBinaries {
-	t.Helper()
-	dir := t.TempDir()
-	b := agentBinaries{agent: filepath.Join(dir, "amphora-agent"), fakevpp: filepath.Join(dir, "fakevpp")}
+func (b agentBinaries) build() error {
 	for bin, pkg := range map[string]string{
 		b.agent:   "github.com/octavia-vpp/health/cmd/amphora-agent",
 		b.fakevpp: "github.com/octavia-vpp/health/vpp/internal/fakevpp/cmd/fakevpp",
 	} {
 		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
 		}
 	}
-	return b
+	return nil
 }
 
 // seedAmphorae seeds one load balancer per name: amphora amp-<name>,
@@ -372,7 +375,7 @@ api_socket = %s
 stats_socket =
 lb_config_file = %s
 ip4_src_address = 192.0.2.1
-startup_min_delay = 0
+startup_min_delay = 0.5
 startup_max_delay = 1
 sync_interval = 1
 `, name, vppUnreachableLimit.Seconds(), heartbeatKey, a.relay.conn.LocalAddr(), agentInterval.Seconds(), dir, socket, lbPath)
