@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,6 +77,8 @@ type Agent struct {
 
 	kick   chan struct{}
 	reload chan chan error
+	// ready: READY=1 went to systemd; watchdog pings only follow it.
+	ready atomic.Bool
 
 	mu             sync.Mutex
 	runCtx         context.Context
@@ -91,6 +95,8 @@ type Agent struct {
 	seq            int64
 	warm           bool
 	configured     bool
+	// withheld: the last heartbeat left VPP's listeners out.
+	withheld bool
 }
 
 type fileStamp struct {
@@ -222,20 +228,27 @@ func (a *Agent) Run(ctx context.Context) error {
 		"heartbeat_interval", a.cfg.HeartbeatInterval, "lb_config_file", a.cfg.VPP.LBConfigFile)
 	a.loadLB(false)
 	a.refreshMarks()
+	// Heartbeats run on their own goroutine: VPP programming below may
+	// wait on VPP (5 s per call), and whether this amphora is healthy must
+	// never be decided by how long that takes (docs/agent.md, heartbeats).
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		a.heartbeatLoop(ctx)
+	}()
 	a.configure(ctx)
 
 	tick := time.NewTicker(a.tick)
 	defer tick.Stop()
 	full := time.NewTicker(a.cfg.VPP.SyncInterval)
 	defer full.Stop()
-	var hb <-chan time.Time
-	var hbTicker *time.Ticker
 	wd := WatchdogInterval()
 	var lastWD time.Time
 	var lastGen uint64
 	for {
 		select {
 		case <-ctx.Done():
+			<-hbDone
 			a.shutdown()
 			return nil
 		case <-tick.C:
@@ -246,14 +259,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			if !a.configured {
 				a.configure(ctx)
 			}
-			st := a.dp.State()
-			if st.Connected {
-				a.sensor.VPPContact(st.LastContact)
-				if st.LastContact.IsZero() {
-					a.sensor.VPPContact(a.now())
-				}
-			}
-			if st.Generation != lastGen {
+			a.observeVPP()
+			if st := a.dp.State(); st.Generation != lastGen {
 				// The layer has re-pushed the desired state; resync
 				// so that anything changed meanwhile is applied.
 				lastGen = st.Generation
@@ -261,22 +268,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			} else {
 				a.sync(ctx, false)
 			}
-			if hb == nil && a.isWarm() {
-				hbTicker = time.NewTicker(a.cfg.HeartbeatInterval)
-				defer hbTicker.Stop()
-				hb = hbTicker.C
-				a.heartbeat(ctx)
-				// Ready for systemd (Type=notify) once warm: VPP has been
-				// given what the description says and the first heartbeat
-				// has gone out. Warm-up ends by startup_max_delay even
-				// without VPP, so start-up never waits longer than that.
-				if _, err := Notify("READY=1"); err != nil {
-					a.log.Warn("sd_notify failed", "reason", err.Error())
-				}
-			}
 			h := a.sensor.Health()
 			a.m.setHealthy(h.Healthy)
-			if wd > 0 && h.Healthy && a.now().Sub(lastWD) >= wd {
+			if wd > 0 && h.Healthy && a.ready.Load() && a.now().Sub(lastWD) >= wd {
 				lastWD = a.now()
 				if _, err := Notify("WATCHDOG=1"); err != nil {
 					a.log.Warn("sd_notify failed", "reason", err.Error())
@@ -290,10 +284,101 @@ func (a *Agent) Run(ctx context.Context) error {
 		case ch := <-a.reload:
 			ch <- a.loadLB(true)
 			a.sync(ctx, false)
-		case <-hb:
+		}
+	}
+}
+
+// heartbeatLoop sends heartbeats every heartbeat_interval once warm. It
+// makes no VPP call and takes no lock that is held across one: the message
+// is built from the dataplane's last published state and counters.
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	wait := time.NewTicker(a.tick)
+	for !a.isWarm() && a.now().Sub(a.start) < a.warmup.MaxDelay {
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return
+		case <-wait.C:
+		}
+	}
+	wait.Stop()
+	a.heartbeat(ctx)
+	// Ready for systemd (Type=notify) once warm: VPP has been given what
+	// the description says and the first heartbeat has gone out. Warm-up
+	// ends by startup_max_delay even without VPP, so start-up never waits
+	// longer than that.
+	if _, err := Notify("READY=1"); err != nil {
+		a.log.Warn("sd_notify failed", "reason", err.Error())
+	}
+	a.ready.Store(true)
+	hb := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hb.C:
 			a.heartbeat(ctx)
 		}
 	}
+}
+
+// observeVPP records VPP as reachable now when the dataplane says it is
+// connected. The dataplane's own LastContact only moves at each ping, so
+// it would make a connected VPP look silent for up to a ping interval.
+func (a *Agent) observeVPP() {
+	if a.dp.State().Connected {
+		a.sensor.VPPContact(a.now())
+	}
+}
+
+// neverReached is the silence of a VPP this process has never seen
+// connected: past any limit.
+const neverReached = time.Duration(math.MaxInt64)
+
+// vppSilence is how long VPP has not been seen connected.
+//
+// An agent that has not reached VPP since it started has no state to
+// report, so its silence is unbounded, as Octavia's agent reports no
+// listener until HAProxy runs. Counting from the start instead would let
+// a dead dataplane escape failover: the systemd watchdog stops once VPP
+// is unreachable past the limit, and each restarted agent would report
+// the listeners again for another vpp_unreachable_limit, refreshing
+// amphora_health before heartbeat_timeout ran out.
+func (a *Agent) vppSilence() time.Duration {
+	a.observeVPP()
+	last := a.sensor.Record().LastVPP
+	if last.IsZero() {
+		return neverReached
+	}
+	return max(a.now().Sub(last), 0)
+}
+
+// reportDataplane decides whether a heartbeat carries the listeners VPP
+// serves: it does while VPP has been silent for at most limit, reporting
+// the last known state. Past the limit they are left out, as Octavia's
+// agent leaves out the listeners of a load balancer whose HAProxy is not
+// running: the manager then marks them ERROR, stops refreshing
+// amphora_health because the listener count differs, and fails the
+// amphora over after heartbeat_timeout.
+func reportDataplane(silence, limit time.Duration) bool {
+	return silence <= limit
+}
+
+// reportedPlans returns the plans a heartbeat reports: every one while
+// VPP counts as reachable, else only those whose traffic does not go
+// through VPP (a listener without a VIP).
+func reportedPlans(plans []listenerPlan, silence, limit time.Duration) []listenerPlan {
+	if reportDataplane(silence, limit) {
+		return plans
+	}
+	var out []listenerPlan
+	for _, lp := range plans {
+		if len(lp.vips) == 0 {
+			out = append(out, lp)
+		}
+	}
+	return out
 }
 
 func (a *Agent) shutdown() {
@@ -349,6 +434,7 @@ func (a *Agent) loadLB(explicit bool) error {
 		running := a.lb != nil
 		a.mu.Unlock()
 		a.log.Error("lb description rejected", "path", path, "reason", err.Error(), "keeping_running", running)
+		a.sensor.ConfigRejected(err.Error())
 		return err
 	}
 	a.m.reloads.WithLabelValues("ok").Inc()
@@ -675,10 +761,14 @@ func (a *Agent) isWarm() bool {
 // nothing is changed.
 func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	snap := a.dp.Counters()
-	connected := a.dp.State().Connected
+	silence := a.vppSilence()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	plans := a.planLocked()
+	all := a.planLocked()
+	plans := reportedPlans(all, silence, a.cfg.VPPUnreachableLimit)
+	if advance {
+		a.noteWithheld(len(plans) < len(all), silence)
+	}
 	cur := map[string]Sample{}
 	conns := map[string]int64{}
 	for _, lp := range plans {
@@ -710,7 +800,7 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 			deltas[id] = Delta(s, a.counters[id])
 		}
 	}
-	msg := buildMessage(a.cfg.AmphoraID, a.seq, plans, deltas, conns, connected)
+	msg := buildMessage(a.cfg.AmphoraID, a.seq, plans, deltas, conns)
 	// Octavia ignores both; the replay guard of our controller reads them.
 	msg.Timestamp, msg.HasTimestamp = a.now().Unix(), true
 	msg.Boot, msg.HasBoot = a.boot, true
@@ -726,22 +816,37 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	return msg, nil
 }
 
+// noteWithheld logs when heartbeats start and stop leaving the listeners
+// out. a.mu is held.
+func (a *Agent) noteWithheld(withheld bool, silence time.Duration) {
+	if withheld == a.withheld {
+		return
+	}
+	a.withheld = withheld
+	if withheld {
+		a.log.Error("vpp unreachable past vpp_unreachable_limit: heartbeats leave its listeners out, so that the amphora is failed over",
+			"silence", silence.Round(time.Millisecond), "vpp_unreachable_limit", a.cfg.VPPUnreachableLimit)
+	} else {
+		a.log.Info("vpp reachable again: heartbeats report its listeners")
+	}
+}
+
 // buildMessage assembles a V3 heartbeat from listener plans and stats
 // deltas: listeners in description order with tx always 0 (VPP cannot see
 // return traffic with GRE or L3DSR), pools keyed "<pool_id>:<listener_id>".
-func buildMessage(amphoraID string, seq int64, plans []listenerPlan, deltas map[string]Sample, conns map[string]int64, connected bool) *heartbeat.Message {
+//
+// A reported listener is always OPEN: a listener whose dataplane is gone is
+// left out instead (reportedPlans), because Octavia's manager ignores a
+// status it does not know, such as STOP, and would keep the listener ONLINE.
+func buildMessage(amphoraID string, seq int64, plans []listenerPlan, deltas map[string]Sample, conns map[string]int64) *heartbeat.Message {
 	msg := &heartbeat.Message{
 		AmphoraID: amphoraID, Seq: seq, HasSeq: true, Version: 3, HasVersion: true,
 		Listeners: []heartbeat.Listener{}, Pools: []heartbeat.Pool{},
 	}
-	status := "OPEN"
-	if !connected {
-		status = "STOP"
-	}
 	for _, lp := range plans {
 		d := deltas[lp.l.ID]
 		msg.Listeners = append(msg.Listeners, heartbeat.Listener{
-			ID: lp.l.ID, Status: status, HasStats: true,
+			ID: lp.l.ID, Status: "OPEN", HasStats: true,
 			Stats: heartbeat.Stats{TX: 0, RX: d.Bin, Conns: conns[lp.l.ID], TotConns: d.Stot, EReq: d.EReq},
 		})
 		if lp.pool == nil {

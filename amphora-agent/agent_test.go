@@ -422,12 +422,53 @@ func TestAgentWithInvalidDescriptionKeepsVPPAndIsFaulty(t *testing.T) {
 	if w := backendWeights(t, dp, vip80); w["10.0.0.1"] != 100 {
 		t.Errorf("VPP changed without a valid description: %v", w)
 	}
-	if h := ta.Sensor().Health(); h.Healthy || h.Reason != "no valid lb config" {
+	const why = "parse lb description: unexpected EOF"
+	if h := ta.Sensor().Health(); h.Healthy || h.Reason != "no valid lb config: "+why || h.LBConfigRejected != why {
 		t.Errorf("self-health %+v", h)
 	}
 	msg, _ := ta.BuildHeartbeat(false)
 	if len(msg.Listeners) != 0 || len(msg.Pools) != 0 {
 		t.Errorf("message %+v", msg)
+	}
+
+	// /health names a rejected description and why: faulty without a
+	// valid one, healthy but still naming it while the running one is kept.
+	api := httptest.NewServer(NewAPI(APIConfig{Agent: ta.Agent}))
+	defer api.Close()
+	health := func() (int, SelfHealth) {
+		t.Helper()
+		resp, err := http.Get(api.URL + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h SelfHealth
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, h
+	}
+	if code, h := health(); code != http.StatusServiceUnavailable || h.LBConfigRejected != why {
+		t.Errorf("/health %d %+v; want 503 naming %q", code, h, why)
+	}
+	if err := os.WriteFile(ta.cfg.VPP.LBConfigFile, []byte(agentLB), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, h := health(); code != http.StatusOK || h.LBConfigRejected != "" {
+		t.Errorf("/health after a valid description %d %+v", code, h)
+	}
+	if err := os.WriteFile(ta.cfg.VPP.LBConfigFile, []byte(`{"loadbalancer_id": "lb", "vip_addresses": ["not-an-address"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rerr := ta.Reload(context.Background())
+	if rerr == nil {
+		t.Fatal("a bad description was accepted")
+	}
+	if code, h := health(); code != http.StatusOK || h.LBConfigRejected != rerr.Error() {
+		t.Errorf("/health with a rejected description over a running one %d %+v; want 200 naming %q", code, h, rerr)
 	}
 }
 

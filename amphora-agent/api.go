@@ -38,16 +38,19 @@ type ListenerStatus struct {
 // Status is the agent's state as the local API and `amphora-agent status`
 // show it.
 type Status struct {
-	AmphoraID   string                      `json:"amphora_id"`
-	Health      SelfHealth                  `json:"health"`
-	Sensor      SensorRecord                `json:"sensor"`
-	Warm        bool                        `json:"warm"`
-	VPP         vpp.State                   `json:"vpp"`
-	Listeners   []ListenerStatus            `json:"listeners"`
-	Members     []MemberStatus              `json:"members"`
-	Marks       []Mark                      `json:"marks"`
-	Counters    Counters                    `json:"counters"`
-	Controllers []heartbeat.ControllerStats `json:"controllers"`
+	AmphoraID string       `json:"amphora_id"`
+	Health    SelfHealth   `json:"health"`
+	Sensor    SensorRecord `json:"sensor"`
+	Warm      bool         `json:"warm"`
+	// ListenersLeftOut: the last heartbeat left VPP's listeners out, VPP
+	// being unreachable past vpp_unreachable_limit (docs/agent.md).
+	ListenersLeftOut bool                        `json:"listeners_left_out_of_heartbeat"`
+	VPP              vpp.State                   `json:"vpp"`
+	Listeners        []ListenerStatus            `json:"listeners"`
+	Members          []MemberStatus              `json:"members"`
+	Marks            []Mark                      `json:"marks"`
+	Counters         Counters                    `json:"counters"`
+	Controllers      []heartbeat.ControllerStats `json:"controllers"`
 }
 
 // Status reports the agent's current state.
@@ -61,6 +64,7 @@ func (a *Agent) Status() Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st.Warm = a.warm
+	st.ListenersLeftOut = a.withheld
 	// The cached list is refreshed on the agent's loop; a mark that expired
 	// since then no longer applies, so it is not reported either.
 	for _, m := range a.marks {

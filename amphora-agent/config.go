@@ -35,8 +35,9 @@ type Config struct {
 	// <base_path>/marks.
 	SpoolDir string `conf:"amphora_agent spool_dir,path,ours,computed"`
 	// VPPUnreachableLimit is [amphora_agent] vpp_unreachable_limit
-	// (seconds): VPP silence after which the agent calls itself faulty.
-	// Default 30s.
+	// (seconds): VPP silence after which the agent calls itself faulty and
+	// leaves the listeners VPP serves out of its heartbeats, so that the
+	// amphora is failed over. Default 30s; must be positive.
 	VPPUnreachableLimit time.Duration `conf:"amphora_agent vpp_unreachable_limit,seconds,ours"`
 	// ShutdownTimeout is [amphora_agent] shutdown_timeout (seconds): a
 	// shutdown taking longer is reported as stuck. Default 10s.
@@ -267,6 +268,11 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatInterval <= 0 {
 		errs = append(errs, errors.New("[health_manager] heartbeat_interval must be positive"))
+	}
+	if c.VPPUnreachableLimit <= 0 {
+		// 0 would either never report a dead dataplane or drop the
+		// listeners at the first missed ping; neither is safe.
+		errs = append(errs, errors.New("[amphora_agent] vpp_unreachable_limit must be positive"))
 	}
 	for _, e := range c.Controllers {
 		if _, err := heartbeat.ParseController(e); err != nil {

@@ -3,9 +3,12 @@ package agent
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/octavia-vpp/health/vpp"
 )
 
 func TestMapWeight(t *testing.T) {
@@ -189,7 +192,7 @@ func TestBuildMessageShape(t *testing.T) {
 	pool := &Pool{ID: "P1"}
 	plan := PlanPool(true, true, []MemberInput{member("m1:u"), member("m2:U"), member("m3:D")})
 	plans := []listenerPlan{{l: l, pool: pool, plan: plan}, {l: &Listener{ID: "L2"}}}
-	msg := buildMessage("amp", 7, plans, map[string]Sample{"L1": {Bin: 4, Bout: 8, EReq: 5, Stot: 2}}, map[string]int64{"L1": 3}, true)
+	msg := buildMessage("amp", 7, plans, map[string]Sample{"L1": {Bin: 4, Bout: 8, EReq: 5, Stot: 2}}, map[string]int64{"L1": 3})
 	got := string(msg.AppendJSON(nil))
 	want := `{"id": "amp", "seq": 7, "listeners": {"L1": {"status": "OPEN", "stats": {"tx": 0, "rx": 4, "conns": 3, "totconns": 2, "ereq": 5}}, ` +
 		`"L2": {"status": "OPEN", "stats": {"tx": 0, "rx": 0, "conns": 0, "totconns": 0, "ereq": 0}}}, ` +
@@ -197,7 +200,51 @@ func TestBuildMessageShape(t *testing.T) {
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-	if down := buildMessage("amp", 0, plans[:1], nil, nil, false); down.Listeners[0].Status != "STOP" {
-		t.Errorf("listener status while VPP is unreachable: %q", down.Listeners[0].Status)
+}
+
+// While VPP counts as reachable (silent for at most vpp_unreachable_limit)
+// a heartbeat reports every listener as OPEN, the last known state; past
+// the limit it leaves out the listeners VPP serves, with their pools, as
+// Octavia's agent does for a HAProxy that is not running. It never says
+// STOP, which Octavia's manager ignores.
+func TestReportedListenersFollowVPPSilence(t *testing.T) {
+	vip := []vpp.VIP{{Key: vip80}}
+	pool := &Pool{ID: "P1"}
+	plans := []listenerPlan{
+		{l: &Listener{ID: "L1"}, pool: pool, vips: vip, plan: PlanPool(true, true, []MemberInput{member("m1:U")})},
+		{l: &Listener{ID: "L2"}, vips: vip},
+		{l: &Listener{ID: "L3"}}, // no VIP: nothing of it goes through VPP
+	}
+	const limit = 30 * time.Second
+	for _, c := range []struct {
+		silence time.Duration
+		want    []string
+	}{
+		{0, []string{"L1", "L2", "L3"}},
+		{time.Second, []string{"L1", "L2", "L3"}},
+		{29 * time.Second, []string{"L1", "L2", "L3"}},
+		{limit, []string{"L1", "L2", "L3"}},
+		{limit + time.Millisecond, []string{"L3"}},
+		{time.Hour, []string{"L3"}},
+		{neverReached, []string{"L3"}},
+	} {
+		msg := buildMessage("amp", 0, reportedPlans(plans, c.silence, limit), nil, nil)
+		var got []string
+		for _, l := range msg.Listeners {
+			got = append(got, l.ID)
+			if l.Status != "OPEN" {
+				t.Errorf("silence %v: listener %s status %q; want OPEN", c.silence, l.ID, l.Status)
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("silence %v: listeners %v; want %v", c.silence, got, c.want)
+		}
+		wantPools := 0
+		if slices.Contains(c.want, "L1") {
+			wantPools = 1
+		}
+		if len(msg.Pools) != wantPools {
+			t.Errorf("silence %v: pools %+v; want %d", c.silence, msg.Pools, wantPools)
+		}
 	}
 }

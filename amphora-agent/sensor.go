@@ -12,14 +12,22 @@ import (
 type SelfHealth struct {
 	Healthy bool   `json:"healthy"`
 	Reason  string `json:"reason,omitempty"`
+	// LBConfigRejected is why the newest LB description was refused, set
+	// until a valid one is loaded. With a valid description still running
+	// the agent stays healthy: it keeps serving that one.
+	LBConfigRejected string `json:"lb_config_rejected,omitempty"`
 }
 
 // SensorRecord is what the sensor has recorded. Zero times mean "never".
 type SensorRecord struct {
-	Started      time.Time `json:"started"`
-	LastSend     time.Time `json:"last_send,omitzero"`
-	LastVPP      time.Time `json:"last_vpp_contact,omitzero"`
-	LastConfig   time.Time `json:"last_config,omitzero"`
+	Started    time.Time `json:"started"`
+	LastSend   time.Time `json:"last_send,omitzero"`
+	LastVPP    time.Time `json:"last_vpp_contact,omitzero"`
+	LastConfig time.Time `json:"last_config,omitzero"`
+	// LastReject and RejectReason are the last refused LB description,
+	// cleared when a valid one is loaded.
+	LastReject   time.Time `json:"last_config_rejected,omitzero"`
+	RejectReason string    `json:"config_rejected_reason,omitempty"`
 	ShutdownFrom time.Time `json:"shutdown_started,omitzero"`
 }
 
@@ -43,7 +51,17 @@ func Judge(r SensorRecord, now time.Time, l SensorLimits) SelfHealth {
 		}
 		return now.Sub(t)
 	}
+	h := judge(r, now, l, since)
+	if r.RejectReason != "" {
+		h.LBConfigRejected = r.RejectReason
+	}
+	return h
+}
+
+func judge(r SensorRecord, now time.Time, l SensorLimits, since func(time.Time) time.Duration) SelfHealth {
 	switch {
+	case r.LastConfig.IsZero() && r.RejectReason != "":
+		return SelfHealth{Reason: "no valid lb config: " + r.RejectReason}
 	case r.LastConfig.IsZero():
 		return SelfHealth{Reason: "no valid lb config"}
 	case !r.ShutdownFrom.IsZero() && now.Sub(r.ShutdownFrom) > l.ShutdownTimeout:
@@ -91,7 +109,16 @@ func (s *Sensor) VPPContact(t time.Time) {
 }
 
 // ConfigLoaded records a valid LB description.
-func (s *Sensor) ConfigLoaded() { t := s.now(); s.set(func(r *SensorRecord) { r.LastConfig = t }) }
+func (s *Sensor) ConfigLoaded() {
+	t := s.now()
+	s.set(func(r *SensorRecord) { r.LastConfig, r.LastReject, r.RejectReason = t, time.Time{}, "" })
+}
+
+// ConfigRejected records an LB description that was refused, and why.
+func (s *Sensor) ConfigRejected(reason string) {
+	t := s.now()
+	s.set(func(r *SensorRecord) { r.LastReject, r.RejectReason = t, reason })
+}
 
 // ShuttingDown records the start of a shutdown.
 func (s *Sensor) ShuttingDown() { t := s.now(); s.set(func(r *SensorRecord) { r.ShutdownFrom = t }) }

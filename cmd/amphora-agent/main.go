@@ -332,6 +332,12 @@ func showStatus(c *cli.Context) error {
 			h = "faulty: " + st.Health.Reason
 		}
 		fmt.Fprintf(w, "amphora %s: %s (vpp connected=%v generation=%d, warm=%v)\n", st.AmphoraID, h, st.VPP.Connected, st.VPP.Generation, st.Warm)
+		if st.Health.LBConfigRejected != "" {
+			fmt.Fprintf(w, "lb description rejected: %s\n", st.Health.LBConfigRejected)
+		}
+		if st.ListenersLeftOut {
+			fmt.Fprintln(w, "heartbeats leave the listeners out: vpp unreachable past vpp_unreachable_limit")
+		}
 		for _, l := range st.Listeners {
 			fmt.Fprintf(w, "listener %s %s vips=%s pool=%s %s\n", l.ID, l.State, strings.Join(l.VIPs, ","), l.PoolID, l.PoolStatus)
 		}

@@ -198,4 +198,16 @@ func TestStatusHeartbeatPrintAndCounters(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "l1") {
 		t.Errorf("counters: %d %q", code, out)
 	}
+	// A refused description is named, with its reason, while the valid
+	// one keeps running.
+	if err := os.WriteFile(cfg.VPP.LBConfigFile, []byte(`{"loadbalancer_id": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(context.Background()); err == nil {
+		t.Fatal("a broken description was accepted")
+	}
+	out, _ = run(t, "--config-file", conf, "status")
+	if !strings.Contains(out, "lb description rejected: parse lb description: unexpected EOF") {
+		t.Errorf("status after a refused description: %q", out)
+	}
 }
