@@ -45,7 +45,7 @@ demo-test: build
 	$(GO) vet -tags demo ./test/demo/
 	$(GO) test -tags demo -count=1 -timeout 10m -run '^TestDemo' -v ./test/demo/
 
-# Modules and system packages (PostgreSQL) the suite needs on a fresh machine.
+# Modules and system packages (PostgreSQL, faketime) the suite needs on a fresh machine.
 deps:
 	$(GO) mod download
 	./test/install-deps.sh

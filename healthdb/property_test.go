@@ -282,7 +282,7 @@ func snapshot(ctx context.Context, t *testing.T, db *pgxpool.Pool, prefix string
 		if err := rows.Scan(&id, &busy, &last); err != nil {
 			t.Fatal(err)
 		}
-		out["amphora_health "+strings.TrimPrefix(id, prefix)] = fmt.Sprintf("busy=%v refreshed=%v", busy, last.Equal(now.UTC().Truncate(time.Microsecond)))
+		out["amphora_health "+strings.TrimPrefix(id, prefix)] = fmt.Sprintf("busy=%v refreshed=%v", busy, !last.Equal(now.Add(-time.Hour).UTC().Truncate(time.Microsecond)))
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -275,16 +274,24 @@ func (w *Writes) Empty() bool {
 		len(w.Pools) == 0 && len(w.Members) == 0
 }
 
+// dbNow is the database server's clock as naive UTC, the form of
+// Octavia's timestamp columns. Every time this manager writes, and every
+// staleness it judges, is on this one clock, so that the clocks of the
+// controllers, which may differ, never compare against each other (see
+// docs/failover.md, "One clock"). now() is the start of the transaction:
+// every statement of one transaction sees the same time.
+const dbNow = `(now() AT TIME ZONE 'UTC')`
+
 const upsertHealth = `
 INSERT INTO amphora_health (amphora_id, last_update, busy)
-SELECT id, $2::timestamp, false FROM unnest($1::varchar[]) AS u(id)
+SELECT id, ` + dbNow + `, false FROM unnest($1::varchar[]) AS u(id)
 ON CONFLICT (amphora_id) DO UPDATE SET last_update = EXCLUDED.last_update`
 
 // updateStatus sets operating_status and updated_at, only on rows whose
 // status really changes. The table name comes from a fixed list.
 func updateStatus(table string) string {
 	return `
-UPDATE ` + table + ` AS t SET operating_status = u.status, updated_at = $3::timestamp
+UPDATE ` + table + ` AS t SET operating_status = u.status, updated_at = ` + dbNow + `
 FROM unnest($1::varchar[], $2::varchar[]) AS u(id, status)
 WHERE t.id = u.id AND t.operating_status <> u.status`
 }
@@ -300,20 +307,20 @@ var (
 // serialization race against another health manager.
 const maxApplyAttempts = 3
 
-// Apply writes a batch in one transaction, sent in one round trip. Times
-// are stored as naive UTC, as Octavia stores them: amphora_health's
-// last_update and every changed row's updated_at are at.
-func (s *Store) Apply(ctx context.Context, w *Writes, at time.Time) error {
+// Apply writes a batch in one transaction, sent in one round trip.
+// amphora_health's last_update and every changed row's updated_at are the
+// database's time at the start of the transaction, as naive UTC (the form
+// Octavia stores), never this process's clock.
+func (s *Store) Apply(ctx context.Context, w *Writes) error {
 	if w.Empty() {
 		return nil
 	}
-	at = at.UTC()
 	health := append([]string(nil), w.Health...)
 	sort.Strings(health) // a fixed lock order keeps concurrent managers from deadlocking
 	health = dedupeSorted(health)
 	batch := &pgx.Batch{}
 	if len(health) > 0 {
-		batch.Queue(upsertHealth, health, at)
+		batch.Queue(upsertHealth, health)
 	}
 	for _, u := range []struct {
 		sql     string
@@ -328,7 +335,7 @@ func (s *Store) Apply(ctx context.Context, w *Writes, at time.Time) error {
 			continue
 		}
 		ids, statuses := sortedPairs(u.changes)
-		batch.Queue(u.sql, ids, statuses, at)
+		batch.Queue(u.sql, ids, statuses)
 	}
 	var err error
 	for attempt := 1; attempt <= maxApplyAttempts; attempt++ {

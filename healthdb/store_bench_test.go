@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 )
 
 // BenchmarkStore splits a batch's database work: the topology read for 512
@@ -31,7 +30,7 @@ func BenchmarkStore(b *testing.B) {
 	b.Run("ApplyHealth512", func(b *testing.B) {
 		cpu := startCPU(b, db)
 		for b.Loop() {
-			if err := s.Apply(context.Background(), &Writes{Health: ids}, time.Now()); err != nil {
+			if err := s.Apply(context.Background(), &Writes{Health: ids}); err != nil {
 				b.Fatal(err)
 			}
 		}

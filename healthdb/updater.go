@@ -257,7 +257,7 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 			res.countChange(entity, status, 1)
 		}
 	}
-	if err := u.cfg.Store.Apply(ctx, writes, now); err != nil {
+	if err := u.cfg.Store.Apply(ctx, writes); err != nil {
 		return res, ids, fmt.Errorf("write batch of %d heartbeats: %w", len(msgs), err)
 	}
 	res.Transitions = state.transitions(MaxTransitionsPerBatch)

@@ -217,9 +217,8 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	}
 	claimCtx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
 	claim, err := w.cfg.Store.ClaimStale(claimCtx, ClaimRequest{
-		Now: now, HeartbeatTimeout: w.cfg.HeartbeatTimeout,
+		HeartbeatTimeout: w.cfg.HeartbeatTimeout, Limit: free, Exclude: exclude,
 		Threshold: w.cfg.FailoverThreshold, ThresholdSet: w.cfg.FailoverThresholdSet,
-		Limit: free, Exclude: exclude,
 	})
 	cancel()
 	if o := w.cfg.Observer; o != nil {

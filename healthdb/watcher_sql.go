@@ -12,17 +12,19 @@ import (
 // The stale-amphora statements follow get_stale_amphora (spec §5.2), with
 // two changes: the candidates are locked with SKIP LOCKED, so that a
 // heartbeat write or another health manager never waits for them, and
-// several are claimed at once. $1 is the expiry (now - heartbeat_timeout),
-// naive UTC; $2 the time written to updated_at.
+// several are claimed at once. $1 is heartbeat_timeout; the expiry is
+// computed, and updated_at written, on the database's clock (dbNow), the
+// clock last_update was written with, never this process's.
 const (
-	staleRows = `SELECT amphora_id FROM amphora_health WHERE busy = false AND last_update < $1`
+	expiry    = `(` + dbNow + ` - $1::interval)`
+	staleRows = `SELECT amphora_id FROM amphora_health WHERE busy = false AND last_update < ` + expiry
 
 	// Amphorae are locked in id order before they are updated, so that
 	// health managers running the same statement do not deadlock.
 	unstopRecovered = `
-UPDATE amphora SET updated_at = $2, status = 'ALLOCATED'
+UPDATE amphora SET updated_at = ` + dbNow + `, status = 'ALLOCATED'
 WHERE id IN (SELECT id FROM amphora WHERE status = 'FAILOVER_STOPPED' AND id IN (
-        SELECT amphora_id FROM amphora_health WHERE busy = false AND last_update >= $1)
+        SELECT amphora_id FROM amphora_health WHERE busy = false AND last_update >= ` + expiry + `)
     ORDER BY id FOR UPDATE)`
 
 	countStale = `SELECT count(*) FROM (` + staleRows + `) AS stale`
@@ -33,7 +35,7 @@ WHERE id IN (SELECT id FROM amphora WHERE status = 'FAILOVER_STOPPED' AND id IN 
 WITH s AS (SELECT id, status AS was FROM amphora
     WHERE status NOT IN ('DELETED', 'PENDING_DELETE') AND id IN (` + staleRows + `)
     ORDER BY id FOR UPDATE)
-UPDATE amphora a SET updated_at = $2, status = 'FAILOVER_STOPPED' FROM s
+UPDATE amphora a SET updated_at = ` + dbNow + `, status = 'FAILOVER_STOPPED' FROM s
 WHERE a.id = s.id
 RETURNING s.was <> 'FAILOVER_STOPPED'`
 
@@ -43,7 +45,7 @@ RETURNING s.was <> 'FAILOVER_STOPPED'`
 	claimStale = `
 WITH c AS (
     SELECT h.amphora_id FROM amphora_health h
-    WHERE h.busy = false AND h.last_update < $1
+    WHERE h.busy = false AND h.last_update < ` + expiry + `
       AND h.amphora_id IN (SELECT id FROM amphora WHERE status IN ('ALLOCATED', 'FAILOVER_STOPPED'))
       AND NOT (h.amphora_id = ANY($2::varchar[]))
     ORDER BY random() LIMIT $3
@@ -62,9 +64,8 @@ RETURNING h.amphora_id, h.last_update, (SELECT a.load_balancer_id FROM amphora a
 
 // ClaimRequest is one get_stale_amphora step.
 type ClaimRequest struct {
-	// Now is the current time; amphorae whose last_update is older than
-	// Now - HeartbeatTimeout are stale.
-	Now              time.Time
+	// HeartbeatTimeout: amphorae whose last_update is older than this, by
+	// the database's clock, are stale.
 	HeartbeatTimeout time.Duration
 	// Threshold is failover_threshold, applied only when ThresholdSet.
 	Threshold    int
@@ -106,8 +107,7 @@ type Claimed struct {
 // breaker, and claim (busy = true) up to Limit candidates in ALLOCATED or
 // FAILOVER_STOPPED. It never waits for a row another transaction holds.
 func (s *Store) ClaimStale(ctx context.Context, req ClaimRequest) (ClaimResult, error) {
-	expired := req.Now.UTC().Add(-req.HeartbeatTimeout)
-	now := req.Now.UTC()
+	timeout := req.HeartbeatTimeout
 	exclude := req.Exclude
 	if exclude == nil {
 		exclude = []string{}
@@ -117,17 +117,17 @@ func (s *Store) ClaimStale(ctx context.Context, req ClaimRequest) (ClaimResult, 
 	for attempt := 1; attempt <= maxApplyAttempts; attempt++ {
 		res = ClaimResult{}
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(ctx, unstopRecovered, expired, now)
+			tag, err := tx.Exec(ctx, unstopRecovered, timeout)
 			if err != nil {
 				return fmt.Errorf("un-stop recovered amphorae: %w", err)
 			}
 			res.Recovered = int(tag.RowsAffected())
-			if err := tx.QueryRow(ctx, countStale, expired).Scan(&res.Stale); err != nil {
+			if err := tx.QueryRow(ctx, countStale, timeout).Scan(&res.Stale); err != nil {
 				return fmt.Errorf("count stale amphorae: %w", err)
 			}
 			if req.ThresholdSet && res.Stale >= req.Threshold {
 				res.BreakerOpen = true
-				rows, err := tx.Query(ctx, stopStale, expired, now)
+				rows, err := tx.Query(ctx, stopStale, timeout)
 				if err != nil {
 					return fmt.Errorf("mark stale amphorae FAILOVER_STOPPED: %w", err)
 				}
@@ -145,7 +145,7 @@ func (s *Store) ClaimStale(ctx context.Context, req ClaimRequest) (ClaimResult, 
 			if req.Limit <= 0 {
 				return nil
 			}
-			rows, err := tx.Query(ctx, claimStale, expired, exclude, req.Limit)
+			rows, err := tx.Query(ctx, claimStale, timeout, exclude, req.Limit)
 			if err != nil {
 				return fmt.Errorf("claim stale amphorae: %w", err)
 			}

@@ -39,14 +39,15 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// healthRow inserts an amphora_health row last updated age ago.
+// healthRow inserts an amphora_health row last updated age ago, by the
+// database's clock, which staleness is judged on.
 func (f *fixture) healthRow(id string, age time.Duration, busy bool) {
-	f.exec(`INSERT INTO amphora_health (amphora_id, last_update, busy) VALUES ($1, $2::timestamp, $3)`,
-		id, time.Now().UTC().Add(-age), busy)
+	f.exec(`INSERT INTO amphora_health (amphora_id, last_update, busy) VALUES ($1, `+dbNow+` - $2::interval, $3)`,
+		id, age, busy)
 }
 
 func (f *fixture) refresh(ids ...string) {
-	f.exec(`UPDATE amphora_health SET last_update = $2::timestamp WHERE amphora_id = ANY($1)`, ids, time.Now().UTC())
+	f.exec(`UPDATE amphora_health SET last_update = `+dbNow+` WHERE amphora_id = ANY($1)`, ids)
 }
 
 func (f *fixture) amphoraState(id string) (status string, busy *bool) {
@@ -403,7 +404,7 @@ func TestGetStaleAmphoraPastThreshold(t *testing.T) {
 	ctx := context.Background()
 	getStale := func() (string, ClaimResult) {
 		t.Helper()
-		res, err := store.ClaimStale(ctx, ClaimRequest{Now: time.Now(), HeartbeatTimeout: time.Minute,
+		res, err := store.ClaimStale(ctx, ClaimRequest{HeartbeatTimeout: time.Minute,
 			Threshold: 3, ThresholdSet: true, Limit: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -478,7 +479,7 @@ func TestGetStaleAmphoraPastThreshold(t *testing.T) {
 
 	// Every row refreshed: nothing is stale; every idle FAILOVER_STOPPED
 	// amphora is ALLOCATED again (the busy one keeps its status).
-	f.exec(`UPDATE amphora_health SET last_update = $1::timestamp`, time.Now().UTC())
+	f.exec(`UPDATE amphora_health SET last_update = ` + dbNow)
 	id, _ = getStale()
 	check("all refreshed", id, false, 1, 5)
 }
@@ -564,7 +565,7 @@ func TestThreeWatchersShareOneDatabase(t *testing.T) {
 	go func() {
 		defer close(writerDone)
 		for ctx.Err() == nil && total() < 200 {
-			err := writer.Apply(ctx, &Writes{Health: live}, time.Now())
+			err := writer.Apply(ctx, &Writes{Health: live})
 			writes++
 			if err != nil {
 				writeErrs++

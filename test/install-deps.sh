@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond Go modules: a PostgreSQL server
-# (initdb, pg_ctl, postgres). Debian installs them under
-# /usr/lib/postgresql/<major>/bin, which is not on PATH; the test harness
-# searches there. Missing binaries are a hard error, never a silent skip.
+# Installs what the test suite needs beyond Go modules:
+# - a PostgreSQL server (initdb, pg_ctl, postgres). Debian installs them
+#   under /usr/lib/postgresql/<major>/bin, which is not on PATH; the test
+#   harness searches there.
+# - libfaketime (Debian's faketime package), preloaded into a test server
+#   to run its clock offset from the tests' (internal/pgtest ClockOffset).
+# Anything missing is a hard error, never a silent skip.
 set -euo pipefail
 
 have_postgres() {
@@ -10,25 +13,37 @@ have_postgres() {
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
 }
 
-if have_postgres; then
+have_libfaketime() {
+  compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null ||
+    compgen -G '/usr/lib/faketime/libfaketime.so.1' >/dev/null
+}
+
+missing=()
+have_postgres || missing+=(postgresql)
+have_libfaketime || missing+=(faketime)
+if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
-echo "install-deps: PostgreSQL server binaries not found; installing Debian's postgresql package" >&2
+echo "install-deps: installing Debian packages: ${missing[*]}" >&2
 if [ "$(id -u)" -eq 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
   sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "install-deps: cannot install postgresql: not root and no password-less sudo." >&2
-  echo "install-deps: run 'sudo apt-get install postgresql' and retry." >&2
+  echo "install-deps: cannot install ${missing[*]}: not root and no password-less sudo." >&2
+  echo "install-deps: run 'sudo apt-get install ${missing[*]}' and retry." >&2
   exit 1
 fi
 
 if ! have_postgres; then
   echo "install-deps: postgresql was installed but initdb is still missing" >&2
+  exit 1
+fi
+if ! have_libfaketime; then
+  echo "install-deps: faketime was installed but libfaketime.so.1 is still missing" >&2
   exit 1
 fi

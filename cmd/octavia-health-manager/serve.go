@@ -97,6 +97,7 @@ type daemon struct {
 	updater  *healthdb.Updater
 	watcher  *healthdb.Watcher
 	observer *healthdb.Observer
+	skew     *healthdb.ClockSkewCheck
 	page     *statuspage.Page
 	healthQ  *boundq.Queue[*heartbeat.Message]
 	statsQ   *boundq.Queue[*heartbeat.Message]
@@ -209,6 +210,12 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	})
 	if err != nil {
 		return nil, usageError("%v", err)
+	}
+	// Health is judged on the database's clock; a skewed local clock is
+	// only reported.
+	if d.skew, err = healthdb.NewClockSkewCheck(healthdb.ClockSkewConfig{
+		Pool: d.pool, Logger: d.log, Registerer: d.registry}); err != nil {
+		return nil, err
 	}
 	d.healthQ = boundq.New[*heartbeat.Message](hm.QueueSize)
 	d.statsQ = boundq.New[*heartbeat.Message](hm.QueueSize)
@@ -343,6 +350,11 @@ func (d *daemon) run(ctx context.Context) error {
 		d.watcher.Run(ctx)
 		close(watcherDone)
 	}()
+	skewDone := make(chan struct{})
+	go func() {
+		d.skew.Run(ctx)
+		close(skewDone)
+	}()
 
 	for {
 		select {
@@ -350,6 +362,7 @@ func (d *daemon) run(ctx context.Context) error {
 			d.log.Info("stopping: no longer reading heartbeats; applying what is queued", "queued", d.healthQ.Len())
 			<-receiverDone
 			<-watcherDone
+			<-skewDone
 			d.healthQ.Close()
 			d.statsQ.Close()
 			timer := time.AfterFunc(drainTimeout, cancelDrain)

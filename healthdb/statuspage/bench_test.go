@@ -22,7 +22,7 @@ func BenchmarkSnapshot100k(b *testing.B) {
 			SELECT 'amp-' || i || '-' || r, 'lb-' || i, 'ALLOCATED', CASE r WHEN 1 THEN 'MASTER' ELSE 'BACKUP' END, false
 			FROM generate_series(1, 50000) i, generate_series(1, 2) r`,
 		`INSERT INTO amphora_health (amphora_id, last_update, busy)
-			SELECT id, $1::timestamp - CASE WHEN random() < 0.005 THEN interval '10 minutes' ELSE random() * interval '10 seconds' END, false
+			SELECT id, (now() AT TIME ZONE 'UTC') - CASE WHEN random() < 0.005 THEN interval '10 minutes' ELSE random() * interval '10 seconds' END, false
 			FROM amphora`,
 		`INSERT INTO pool (id, load_balancer_id, name, protocol, lb_algorithm, operating_status, enabled, provisioning_status)
 			SELECT 'pool-' || i, 'lb-' || i, 'pool ' || i, 'HTTP', 'ROUND_ROBIN', 'ONLINE', true, 'ACTIVE' FROM generate_series(1, 50000) i`,

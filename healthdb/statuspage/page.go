@@ -183,7 +183,7 @@ func (p *Page) build(ctx context.Context, now time.Time) *Snapshot {
 	transitions, tTotal := p.transitions.newestFirst()
 	failovers, fTotal := p.failovers.newestFirst()
 	s.TransitionsTotal, s.FailoversTotal = tTotal, fTotal
-	q := query{now: now.UTC(), heartbeatTimeout: p.cfg.HeartbeatTimeout, buckets: plotBuckets,
+	q := query{heartbeatTimeout: p.cfg.HeartbeatTimeout, buckets: plotBuckets,
 		maxLBs: p.cfg.MaxLoadBalancers, maxMembers: p.cfg.MaxMembers, transitionIDs: map[string][]string{}}
 	for _, t := range transitions {
 		s.Transitions = append(s.Transitions, TransitionView{TransitionEvent: t})
@@ -202,7 +202,9 @@ func (p *Page) build(ctx context.Context, now time.Time) *Snapshot {
 		s.Error = err.Error()
 		return s
 	}
-	assemble(s, v, q.now, p.cfg.HeartbeatTimeout)
+	// Ages and staleness on the database's clock, as the watcher judges
+	// them, whatever this process's clock says.
+	assemble(s, v, v.now, p.cfg.HeartbeatTimeout)
 	return s
 }
 

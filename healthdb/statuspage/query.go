@@ -11,7 +11,6 @@ import (
 
 // query is what one snapshot asks of the database.
 type query struct {
-	now              time.Time // UTC
 	heartbeatTimeout time.Duration
 	buckets          int
 	maxLBs           int
@@ -22,6 +21,9 @@ type query struct {
 
 // dbView is what the database answered.
 type dbView struct {
+	// now is the database server's clock (naive UTC), which last_update
+	// is written with and staleness judged on.
+	now time.Time
 	// ageBuckets[i] counts amphora_health rows by width_bucket of their age
 	// over [0, 2*heartbeat_timeout): 0 is a last_update in the future,
 	// buckets+1 is older than the range.
@@ -71,18 +73,30 @@ UNION ALL
   WHERE operating_status NOT IN ('ERROR', 'DEGRADED', 'OFFLINE', 'DRAINING', 'NO_MONITOR') AND provisioning_status <> 'DELETED'
   ORDER BY id LIMIT $1)`
 
-// ageThresholds are the bucket edges of the heartbeat-age histogram as
-// last_update values, oldest first: buckets of 2*timeout/buckets from
-// now-2*timeout to now. Comparing timestamps with width_bucket's binary
-// search costs a third of computing every row's age.
-func ageThresholds(now time.Time, timeout time.Duration, buckets int) []time.Time {
+// ageOffsets are the bucket edges of the heartbeat-age histogram as ages,
+// oldest first: buckets of 2*timeout/buckets from 2*timeout to 0. The
+// database turns them into last_update values on its own clock
+// (ageHistogramSQL), once per query: comparing timestamps with
+// width_bucket's binary search costs a third of computing every row's age.
+func ageOffsets(timeout time.Duration, buckets int) []time.Duration {
 	width := 2 * timeout / time.Duration(buckets)
-	out := make([]time.Time, buckets+1)
+	out := make([]time.Duration, buckets+1)
 	for i := range out {
-		out[i] = now.Add(-time.Duration(buckets-i) * width)
+		out[i] = time.Duration(buckets-i) * width
 	}
 	return out
 }
+
+// ageHistogramSQL counts amphora_health rows per age bucket ($1, from
+// ageOffsets) and, of those, the busy and the stale ones ($2 is
+// heartbeat_timeout), on the database's clock, as the watcher judges them.
+// Both bounds are subqueries, computed once (InitPlans), not per row.
+const ageHistogramSQL = `
+SELECT width_bucket(last_update, ARRAY(
+           SELECT (now() AT TIME ZONE 'UTC') - o FROM unnest($1::interval[]) WITH ORDINALITY AS u(o, i) ORDER BY i)),
+       count(*), count(*) FILTER (WHERE busy),
+       count(*) FILTER (WHERE NOT busy AND last_update < (SELECT (now() AT TIME ZONE 'UTC') - $2::interval))
+FROM amphora_health GROUP BY 1`
 
 // ageBucket maps width_bucket over ageThresholds to dbView.ageBuckets:
 // 0 (older than the range) -> buckets+1, i -> buckets-i+1 (youngest
@@ -106,10 +120,8 @@ func fetch(ctx context.Context, pool *pgxpool.Pool, q query) (*dbView, error) {
 	v.ageBuckets = make([]bucketCount, q.buckets+2)
 
 	b := &pgx.Batch{}
-	b.Queue(`SELECT width_bucket(last_update, $1::timestamp[]),
-			count(*), count(*) FILTER (WHERE busy), count(*) FILTER (WHERE NOT busy AND last_update < $2::timestamp)
-		FROM amphora_health GROUP BY 1`,
-		ageThresholds(q.now, q.heartbeatTimeout, q.buckets), q.now.Add(-q.heartbeatTimeout)).
+	b.Queue(`SELECT now() AT TIME ZONE 'UTC'`).QueryRow(func(row pgx.Row) error { return row.Scan(&v.now) })
+	b.Queue(ageHistogramSQL, ageOffsets(q.heartbeatTimeout, q.buckets), q.heartbeatTimeout).
 		Query(func(rows pgx.Rows) error {
 			return eachRow(rows, func() error {
 				var bucket int

@@ -19,7 +19,8 @@
 //
 // NewEmptyDB gives a database without the schema, for migration tests.
 // NewServer gives a test a server of its own, with Stop and Start, for
-// database-outage tests.
+// database-outage tests; with ClockOffset its clock differs from the
+// tests' (libfaketime, preloaded into the server only).
 //
 // The server binaries (initdb, postgres) are looked up in $PGTEST_BINDIR,
 // then /usr/lib/postgresql/<newest>/bin (Debian), then $PATH. `make test`
@@ -272,9 +273,9 @@ func newDataDir() (bin, dir string, cred *syscall.Credential, retErr error) {
 // launchOnFreePort starts the server on a free port. The port is picked by
 // binding and releasing it, so another process may grab it in between;
 // retry with a new one if the server fails.
-func launchOnFreePort(bin, dir string, cred *syscall.Credential) (c *cluster, err error) {
+func launchOnFreePort(bin, dir string, cred *syscall.Credential, env []string) (c *cluster, err error) {
 	for attempt := 0; attempt < 5; attempt++ {
-		if c, err = launch(bin, dir, cred, 0); err == nil {
+		if c, err = launch(bin, dir, cred, 0, env); err == nil {
 			return c, nil
 		}
 	}
@@ -291,7 +292,7 @@ func start() (_ *cluster, retErr error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	c, err := launchOnFreePort(bin, dir, cred)
+	c, err := launchOnFreePort(bin, dir, cred, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -324,8 +325,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// launch starts postgres on dir's data directory, on port (0: a free one).
-func launch(bin, dir string, cred *syscall.Credential, port int) (*cluster, error) {
+// launch starts postgres on dir's data directory, on port (0: a free one),
+// with env added to its environment.
+func launch(bin, dir string, cred *syscall.Credential, port int, env []string) (*cluster, error) {
 	data, logPath := filepath.Join(dir, "data"), filepath.Join(dir, "postgres.log")
 	if port == 0 {
 		var err error
@@ -350,6 +352,7 @@ func launch(bin, dir string, cred *syscall.Credential, port int) (*cluster, erro
 		"-c", "TimeZone=Pacific/Chatham",
 	)
 	prepare(cmd, dir, cred)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
@@ -466,22 +469,71 @@ type Server struct {
 	dir  string
 	cred *syscall.Credential
 	port int
+	env  []string
 	c    *cluster
 }
 
+// ServerOption changes how NewServer runs its server.
+type ServerOption func(*serverOptions) error
+
+type serverOptions struct{ env []string }
+
+// LibfaketimePaths are where ClockOffset looks for libfaketime (Debian's
+// libfaketime package), after $PGTEST_LIBFAKETIME.
+var LibfaketimePaths = []string{
+	"/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+	"/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+	"/usr/lib/faketime/libfaketime.so.1",
+}
+
+// ClockOffset runs the server with its clock offset from the real one
+// (positive: ahead; whole seconds), by preloading libfaketime into the server process
+// only, so that tests can show which clock a time came from. `make test`
+// installs Debian's faketime package; when libfaketime is still missing,
+// NewServer fails the test rather than skip it.
+func ClockOffset(offset time.Duration) ServerOption {
+	return func(o *serverOptions) error {
+		lib := os.Getenv("PGTEST_LIBFAKETIME")
+		if lib == "" {
+			for _, p := range LibfaketimePaths {
+				if _, err := os.Stat(p); err == nil {
+					lib = p
+					break
+				}
+			}
+		}
+		if lib == "" {
+			return errors.New("libfaketime not found (looked in $PGTEST_LIBFAKETIME and " +
+				strings.Join(LibfaketimePaths, ", ") + "); run `make deps` or `apt-get install faketime`")
+		}
+		o.env = append(o.env, "LD_PRELOAD="+lib,
+			fmt.Sprintf("FAKETIME=%+ds", int64(offset/time.Second)),
+			// Offset the wall clock only; the server's timeouts run on
+			// the monotonic clock, which stays real.
+			"FAKETIME_DONT_FAKE_MONOTONIC=1")
+		return nil
+	}
+}
+
 // NewServer starts a dedicated server.
-func NewServer(t testing.TB) *Server {
+func NewServer(t testing.TB, opts ...ServerOption) *Server {
 	t.Helper()
+	var o serverOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			t.Fatalf("pgtest: %v", err)
+		}
+	}
 	bin, dir, cred, err := newDataDir()
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	c, err := launchOnFreePort(bin, dir, cred)
+	c, err := launchOnFreePort(bin, dir, cred, o.env)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatalf("pgtest: %v", err)
 	}
-	s := &Server{t: t, bin: bin, dir: dir, cred: cred, port: c.port, c: c}
+	s := &Server{t: t, bin: bin, dir: dir, cred: cred, port: c.port, env: o.env, c: c}
 	t.Cleanup(func() {
 		if s.c != nil {
 			_ = s.c.shutdown()
@@ -518,7 +570,7 @@ func (s *Server) Stop() {
 // Start brings a stopped server back on the same port.
 func (s *Server) Start() {
 	s.t.Helper()
-	c, err := launch(s.bin, s.dir, s.cred, s.port)
+	c, err := launch(s.bin, s.dir, s.cred, s.port, s.env)
 	if err != nil {
 		s.t.Fatalf("pgtest: restart on port %d: %v", s.port, err)
 	}

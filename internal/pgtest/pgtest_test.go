@@ -104,3 +104,29 @@ func TestServerStopAndStart(t *testing.T) {
 		t.Errorf("after the restart: %d rows, %v; want the data kept", n, err)
 	}
 }
+
+// The offset applies to the server's clock only, and survives a restart.
+func TestServerClockOffset(t *testing.T) {
+	t.Parallel()
+	for _, offset := range []time.Duration{300 * time.Second, -300 * time.Second} {
+		srv := pgtest.NewServer(t, pgtest.ClockOffset(offset))
+		for _, phase := range []string{"started", "restarted"} {
+			if phase == "restarted" {
+				srv.Stop()
+				srv.Start()
+			}
+			conn := connect(t, srv.URL())
+			var db time.Time
+			before := time.Now()
+			if err := conn.QueryRow(context.Background(), `SELECT clock_timestamp()`).Scan(&db); err != nil {
+				t.Fatal(err)
+			}
+			after := time.Now()
+			// The server's clock is the real one plus offset, read
+			// between before and after.
+			if db.Before(before.Add(offset-time.Second)) || db.After(after.Add(offset+time.Second)) {
+				t.Errorf("offset %v, %s: server clock %v, local clock %v..%v", offset, phase, db, before, after)
+			}
+		}
+	}
+}

@@ -411,12 +411,13 @@ func (d db) healthRows(since time.Time) (rows, fresh int) {
 	return rows, fresh
 }
 
-// staleRows counts rows the watcher would call stale now.
+// staleRows counts rows the watcher would call stale now, on the
+// database's clock as the watcher judges them.
 func (d db) staleRows() int {
 	d.t.Helper()
 	var n int
-	d.mustQuery(`SELECT count(*) FROM amphora_health WHERE NOT busy AND last_update < $1::timestamp`,
-		[]any{time.Now().UTC().Add(-heartbeatTimeout)}, &n)
+	d.mustQuery(`SELECT count(*) FROM amphora_health WHERE NOT busy AND last_update < (now() AT TIME ZONE 'UTC') - $1::interval`,
+		[]any{heartbeatTimeout}, &n)
 	return n
 }
 
