@@ -318,24 +318,32 @@ func (w *Watcher) dispatch(ctx context.Context, c Claimed) {
 		reqCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
 		start := time.Now()
 		err := w.cfg.Driver.Failover(reqCtx, c.AmphoraID)
+		viaLB := false
+		if errors.Is(err, failover.ErrImmutable) && ctx.Err() == nil {
+			viaLB, err = w.failoverLoadBalancerInError(reqCtx, c, err)
+		}
 		cancel()
 		w.m.requestSeconds.Observe(time.Since(start).Seconds())
 		if err != nil && ctx.Err() != nil {
 			err = errCancelled
 		}
-		w.settle(c, err)
+		w.settle(c, err, viaLB)
 	}()
 }
 
-// settle acts on a failover request's outcome. Accepted: the claim stays
-// (Octavia's worker deletes the health row). Immutable: release, and any
-// later cycle may retry. Cancelled by shutdown: release. Anything else:
-// release and back off.
-func (w *Watcher) settle(c Claimed, err error) {
+// settle acts on a failover request's outcome. Accepted (viaLB: the
+// failover of the amphora's load balancer was): the claim stays (Octavia's
+// worker deletes the health row). Immutable: release, and any later cycle
+// may retry. Cancelled by shutdown: release. Anything else: release and
+// back off.
+func (w *Watcher) settle(c Claimed, err error, viaLB bool) {
 	now := w.cfg.Now()
 	attrs := []any{"amphora_id", c.AmphoraID, "load_balancer_id", c.LoadBalancerID}
 	var result string
 	switch {
+	case err == nil && viaLB:
+		result = ResultLoadBalancerAccepted
+		w.log.Info("load balancer failover accepted for a stale amphora of a load balancer in ERROR", attrs...)
 	case err == nil:
 		result = ResultAccepted
 		w.log.Info("failover accepted", attrs...)
@@ -357,7 +365,7 @@ func (w *Watcher) settle(c Claimed, err error) {
 
 	w.mu.Lock()
 	switch result {
-	case ResultAccepted, ResultImmutable, ResultCancelled:
+	case ResultAccepted, ResultLoadBalancerAccepted, ResultImmutable, ResultCancelled:
 		delete(w.backoff, c.AmphoraID)
 	default:
 		b := w.backoff[c.AmphoraID]
@@ -375,7 +383,7 @@ func (w *Watcher) settle(c Claimed, err error) {
 		}
 	}
 	w.mu.Unlock()
-	if result == ResultAccepted {
+	if result == ResultAccepted || result == ResultLoadBalancerAccepted {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.DBTimeout)

@@ -22,6 +22,10 @@ type WatcherMetrics struct {
 // Failover results (the "result" label of octavia_hm_failovers_total).
 const (
 	ResultAccepted  = "accepted"
+	// ResultLoadBalancerAccepted: the amphora failover was refused because
+	// the load balancer is in ERROR, and the load balancer failover was
+	// accepted.
+	ResultLoadBalancerAccepted = "load_balancer_accepted"
 	ResultImmutable = "immutable"
 	ResultNotFound  = "not_found"
 	ResultError     = "error"
@@ -43,7 +47,7 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 		claims: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_failover_claims_total", Help: "Stale amphorae claimed (busy) for failover by this process."}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "octavia_hm_failovers_total", Help: "Failover requests, by result (accepted, immutable, not_found, error, dry_run, cancelled)."},
+			Name: "octavia_hm_failovers_total", Help: "Failover requests, by result (accepted, load_balancer_accepted, immutable, not_found, error, dry_run, cancelled)."},
 			[]string{"result"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "octavia_hm_failovers_in_flight", Help: "Failover requests under way."}),
@@ -63,7 +67,7 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 		unclaimFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_failover_unclaim_errors_total", Help: "Failed attempts to release a claim (retried every cycle)."}),
 	}
-	for _, r := range []string{ResultAccepted, ResultImmutable, ResultNotFound, ResultError, ResultDryRun, ResultCancelled} {
+	for _, r := range []string{ResultAccepted, ResultLoadBalancerAccepted, ResultImmutable, ResultNotFound, ResultError, ResultDryRun, ResultCancelled} {
 		m.failovers.WithLabelValues(r)
 	}
 	for _, r := range SuppressReasons {
