@@ -21,16 +21,16 @@ type WatcherMetrics struct {
 
 // Failover results (the "result" label of octavia_hm_failovers_total).
 const (
-	ResultAccepted  = "accepted"
+	ResultAccepted = "accepted"
 	// ResultLoadBalancerAccepted: the amphora failover was refused because
 	// the load balancer is in ERROR, and the load balancer failover was
 	// accepted.
 	ResultLoadBalancerAccepted = "load_balancer_accepted"
-	ResultImmutable = "immutable"
-	ResultNotFound  = "not_found"
-	ResultError     = "error"
-	ResultDryRun    = "dry_run"
-	ResultCancelled = "cancelled"
+	ResultImmutable            = "immutable"
+	ResultNotFound             = "not_found"
+	ResultError                = "error"
+	ResultDryRun               = "dry_run"
+	ResultCancelled            = "cancelled"
 )
 
 // NewWatcherMetrics creates and registers the watcher's metrics.
