@@ -73,7 +73,10 @@ type Watcher struct {
 	inFlight int
 	backoff  map[string]backoffEntry
 	// release holds claims whose release failed; each cycle retries them.
-	release    map[string]bool
+	release map[string]bool
+	// unresolved holds claims whose COMMIT outcome is unknown, by
+	// transaction id; each cycle asks the database until it knows.
+	unresolved map[int64][]string
 	suppressed string // the reason of the previous cycle, to log changes only
 	// breakerOpen is whether the previous cycle found failover_threshold
 	// reached; breakerClosed is when a cycle last found it no longer was.
@@ -124,7 +127,8 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 	if m == nil {
 		m = NewWatcherMetrics(prometheus.NewRegistry())
 	}
-	return &Watcher{cfg: cfg, log: log, m: m, backoff: map[string]backoffEntry{}, release: map[string]bool{}}, nil
+	return &Watcher{cfg: cfg, log: log, m: m, backoff: map[string]backoffEntry{}, release: map[string]bool{},
+		unresolved: map[int64][]string{}}, nil
 }
 
 // Run waits the start-up grace (heartbeat_timeout), then runs a cycle
@@ -176,6 +180,7 @@ type CycleResult struct {
 func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	w.m.cycles.Inc()
 	var res CycleResult
+	w.resolveClaims(ctx)
 	w.retryReleases(ctx)
 
 	probeCtx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
@@ -225,6 +230,10 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	if err != nil {
 		w.noteSuppression("", now)
 		w.m.cycleErrors.Inc()
+		var unknown *ClaimCommitUnknownError
+		if errors.As(err, &unknown) {
+			w.claimCommitUnknown(ctx, unknown)
+		}
 		return res, fmt.Errorf("health check: %w", err)
 	}
 	w.mu.Lock()

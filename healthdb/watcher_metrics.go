@@ -17,6 +17,8 @@ type WatcherMetrics struct {
 	suppressed      *prometheus.CounterVec
 	suppressedNow   prometheus.Gauge
 	unclaimFailures prometheus.Counter
+	// claimCommitUnknown counts claims whose COMMIT outcome was unknown.
+	claimCommitUnknown prometheus.Counter
 }
 
 // Failover results (the "result" label of octavia_hm_failovers_total).
@@ -66,6 +68,9 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 			Name: "octavia_hm_failover_suppressed", Help: "1 while failovers are suppressed by the self-health rules."}),
 		unclaimFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_failover_unclaim_errors_total", Help: "Failed attempts to release a claim (retried every cycle)."}),
+		claimCommitUnknown: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "octavia_hm_failover_claim_commit_unknown_total",
+			Help: "Claims whose COMMIT got no answer (connection lost); each is looked up and released if it committed."}),
 	}
 	for _, r := range []string{ResultAccepted, ResultLoadBalancerAccepted, ResultImmutable, ResultNotFound, ResultError, ResultDryRun, ResultCancelled} {
 		m.failovers.WithLabelValues(r)
@@ -74,6 +79,6 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 		m.suppressed.WithLabelValues(r)
 	}
 	reg.MustRegister(m.stale, m.breakerOpen, m.stopped, m.recovered, m.claims, m.failovers, m.inFlight,
-		m.requestSeconds, m.cycles, m.cycleErrors, m.suppressed, m.suppressedNow, m.unclaimFailures)
+		m.requestSeconds, m.cycles, m.cycleErrors, m.suppressed, m.suppressedNow, m.unclaimFailures, m.claimCommitUnknown)
 	return m
 }
