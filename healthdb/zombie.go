@@ -77,7 +77,8 @@ type zombieReaper struct {
 }
 
 type zombieEntry struct {
-	pending bool
+	pending   bool
+	amphoraID string // the amphora that asked first, for the log
 	at      time.Time // when the delete finished
 	err     error
 	// owed: amphora id -> receive time of its newest heartbeat that is
@@ -122,6 +123,10 @@ func (r *zombieReaper) zombie(ctx context.Context, amphoraID string, d *Decision
 	r.mu.Lock()
 	r.prune(now)
 	e := r.entries[computeID]
+	if e != nil && !e.pending && now.Sub(e.at) >= r.repeat {
+		delete(r.entries, computeID) // its outcome is too old to re-use
+		e = nil
+	}
 	switch {
 	case e != nil && e.pending:
 		if d.HealthIfDeleteFails == HealthWrite {
@@ -160,7 +165,7 @@ func (r *zombieReaper) zombie(ctx context.Context, amphoraID string, d *Decision
 			"compute_id", computeID, "queue", r.queueCap)
 		return d.HealthIfDeleteFails
 	}
-	e = &zombieEntry{pending: true, owed: map[string]time.Time{}}
+	e = &zombieEntry{pending: true, amphoraID: amphoraID, owed: map[string]time.Time{}}
 	if d.HealthIfDeleteFails == HealthWrite {
 		e.owed[amphoraID] = recv
 	}
@@ -203,16 +208,18 @@ func (r *zombieReaper) work() {
 		r.queue = r.queue[1:]
 		r.m.zombieQueued(len(r.queue))
 		var amphoraID string
-		for id := range r.entries[computeID].owed {
-			amphoraID = id
+		if e := r.entries[computeID]; e != nil {
+			amphoraID = e.amphoraID
 		}
 		r.mu.Unlock()
 
 		err := r.delete(r.ctx, computeID, amphoraID)
 		r.mu.Lock()
-		e := r.entries[computeID]
-		owed := e.owed
-		*e = zombieEntry{at: r.now(), err: err}
+		var owed map[string]time.Time
+		if e := r.entries[computeID]; e != nil {
+			owed = e.owed
+		}
+		r.entries[computeID] = &zombieEntry{at: r.now(), err: err}
 		r.mu.Unlock()
 		if err != nil && r.ctx.Err() == nil {
 			r.fallThrough(owed)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,5 +186,74 @@ func TestZombieQueueBoundsAndNullComputeID(t *testing.T) {
 	}
 	if got := fake.Deletes(); len(got) != 1 {
 		t.Errorf("Nova deletes %v; want only vm-0 (no call for an empty compute id)", got)
+	}
+}
+
+// One compute id is deleted at most once per repeat interval; heartbeats
+// in between get the outcome of the last delete, and one that arrives
+// while the delete is under way waits for its outcome without a second
+// call.
+func TestZombieDeleteRepeatInterval(t *testing.T) {
+	db := openDB(t)
+	f := &fixture{t: t, db: db}
+	f.amphora("zombie", "", "DELETED", "vm-z")
+	clk := newClock()
+	deleter := &gatedDeleter{gate: make(chan struct{})}
+	u, err := NewUpdater(UpdaterConfig{Store: NewStore(db), Deleter: deleter, Rules: Rules{HeartbeatInterval: time.Hour},
+		Now: clk.Now, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func() BatchResult {
+		t.Helper()
+		res, err := u.ApplyBatch(context.Background(), []*heartbeat.Message{
+			{AmphoraID: "zombie", Version: 3, HasVersion: true, RecvTime: clk.Now()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	apply()
+	clk.Advance(10 * time.Second)
+	if res := apply(); res.ComputeDeletes != 0 { // under way: no second call
+		t.Errorf("while the delete is under way: %d more deletes", res.ComputeDeletes)
+	}
+	close(deleter.gate)
+	u.zombies.wait()
+	steps := []struct {
+		advance time.Duration
+		calls   int
+	}{
+		{10 * time.Second, 1}, // the next heartbeat: not deleted again
+		{39 * time.Second, 1}, // 59 s since the delete ended (at 10 s)
+		{12 * time.Second, 2}, // more than a minute after it ended
+		{10 * time.Second, 2},
+	}
+	for i, s := range steps {
+		clk.Advance(s.advance)
+		apply()
+		u.zombies.wait()
+		if got := deleter.calls.Load(); int(got) != s.calls {
+			t.Errorf("step %d: %d deletes; want %d", i, got, s.calls)
+		}
+	}
+	if _, _, ok := f.health("zombie"); ok {
+		t.Error("a zombie whose delete succeeded got a health row")
+	}
+}
+
+// gatedDeleter succeeds once gate is closed.
+type gatedDeleter struct {
+	gate  chan struct{}
+	calls atomic.Int32
+}
+
+func (d *gatedDeleter) DeleteCompute(ctx context.Context, _ string) error {
+	d.calls.Add(1)
+	select {
+	case <-d.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
