@@ -78,9 +78,9 @@ type zombieReaper struct {
 
 type zombieEntry struct {
 	pending   bool
-	amphoraID string // the amphora that asked first, for the log
-	at      time.Time // when the delete finished
-	err     error
+	amphoraID string    // the amphora that asked first, for the log
+	at        time.Time // when the delete finished
+	err       error
 	// owed: amphora id -> receive time of its newest heartbeat that is
 	// written if the delete fails.
 	owed map[string]time.Time
