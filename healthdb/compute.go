@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -25,16 +24,10 @@ type ComputeConfig struct {
 	// [service_auth], and [nova] region_name and endpoint_type.
 	Session           *failover.Session
 	Region, Interface string
-	// RepeatInterval is how long the outcome of deleting one compute id is
-	// re-used before it is deleted again (default one minute): a zombie
-	// keeps sending heartbeats until Nova has removed it.
-	RepeatInterval time.Duration
-	// Timeout bounds one Nova call (default 10 s); the call holds up the
-	// heartbeat batch that found the zombie.
+	// Timeout bounds one Nova call (default 10 s). The call runs on the
+	// zombie-delete worker, never on the heartbeat path.
 	Timeout time.Duration
-	// Now is the clock; nil means time.Now.
-	Now    func() time.Time
-	Logger *slog.Logger
+	Logger  *slog.Logger
 }
 
 // NewComputeDeleter returns the deleter of a driver that needs nothing
@@ -48,9 +41,10 @@ func NewComputeDeleter(driver string, log *slog.Logger) (ComputeDeleter, error) 
 //
 //   - compute_noop_driver: succeeds without doing anything, as Octavia's.
 //   - compute_nova_driver: deletes the server through Nova's API. A server
-//     Nova does not know counts as deleted, as in Octavia's driver. The
-//     same compute id is deleted at most once per RepeatInterval; repeats
-//     within it get the first attempt's outcome.
+//     Nova does not know counts as deleted, as in Octavia's driver.
+//
+// How often one compute id is deleted is the updater's business (its
+// zombie-delete worker remembers each outcome for a while).
 func NewComputeDeleterFor(cfg ComputeConfig) (ComputeDeleter, error) {
 	switch cfg.Driver {
 	case "compute_noop_driver":
@@ -62,19 +56,13 @@ func NewComputeDeleterFor(cfg ComputeConfig) (ComputeDeleter, error) {
 	if cfg.Session == nil {
 		return nil, errors.New("[controller_worker] compute_driver compute_nova_driver needs [service_auth] credentials")
 	}
-	if cfg.RepeatInterval <= 0 {
-		cfg.RepeatInterval = time.Minute
-	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &novaDeleter{cfg: cfg, recent: map[string]deleteAttempt{}}, nil
+	return &novaDeleter{cfg: cfg}, nil
 }
 
 type noopDeleter struct{}
@@ -82,41 +70,11 @@ type noopDeleter struct{}
 func (noopDeleter) DeleteCompute(context.Context, string) error { return nil }
 
 type novaDeleter struct {
-	cfg       ComputeConfig
-	mu        sync.Mutex
-	recent    map[string]deleteAttempt // compute id -> last attempt
-	lastPrune time.Time
-}
-
-type deleteAttempt struct {
-	at  time.Time
-	err error
+	cfg ComputeConfig
 }
 
 func (d *novaDeleter) DeleteCompute(ctx context.Context, computeID string) error {
-	now := d.cfg.Now()
-	d.mu.Lock()
-	if now.Sub(d.lastPrune) > d.cfg.RepeatInterval {
-		for id, a := range d.recent {
-			if now.Sub(a.at) >= d.cfg.RepeatInterval {
-				delete(d.recent, id)
-			}
-		}
-		d.lastPrune = now
-	}
-	if a, ok := d.recent[computeID]; ok && now.Sub(a.at) < d.cfg.RepeatInterval {
-		d.mu.Unlock()
-		if a.err != nil {
-			return fmt.Errorf("delete compute %s: not retried before %s: %w", computeID, a.at.Add(d.cfg.RepeatInterval).UTC().Format(time.RFC3339), a.err)
-		}
-		return nil
-	}
-	d.mu.Unlock()
-
 	err := d.delete(ctx, computeID)
-	d.mu.Lock()
-	d.recent[computeID] = deleteAttempt{at: now, err: err}
-	d.mu.Unlock()
 	if err == nil {
 		d.cfg.Logger.Warn("zombie amphora: its compute instance was deleted", "compute_id", computeID)
 	}

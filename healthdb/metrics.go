@@ -18,6 +18,8 @@ type UpdaterMetrics struct {
 	changes      *prometheus.CounterVec
 	errors       prometheus.Counter
 	deletes      *prometheus.CounterVec
+	zombieQueue  prometheus.Gauge
+	zombieDelay  prometheus.Histogram
 	aborted      prometheus.Counter
 	amphoraeSeen prometheus.GaugeFunc
 	seen         *seenAmphorae
@@ -46,8 +48,14 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_health_batch_errors_total", Help: "Batches that could not be applied (database errors)."}),
 		deletes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "octavia_hm_zombie_compute_deletes_total", Help: "Compute deletions for zombie amphorae, by result."},
+			Name: "octavia_hm_zombie_compute_deletes_total",
+			Help: "Compute deletions for zombie amphorae, by result (deleted, failed, skipped_no_compute_id, queue_full)."},
 			[]string{"result"}),
+		zombieQueue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "octavia_hm_zombie_delete_queue_length", Help: "Zombie compute deletes waiting for a worker."}),
+		zombieDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "octavia_hm_zombie_delete_duration_seconds", Help: "Time the compute driver took to answer a zombie delete.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 13)}),
 		aborted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_heartbeats_aborted_total", Help: "Heartbeats whose status processing stopped part-way, as Octavia's does."}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -64,9 +72,10 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 	for o := HealthWrite; o <= HealthSkipUnknown; o++ {
 		m.outcomes.WithLabelValues(o.String())
 	}
-	m.deletes.WithLabelValues("deleted")
-	m.deletes.WithLabelValues("failed")
-	reg.MustRegister(m.batchSize, m.applySeconds, m.outcomes, m.changes, m.errors, m.deletes, m.aborted,
+	for _, r := range []string{ZombieDeleted, ZombieFailed, ZombieNoComputeID, ZombieQueueFull} {
+		m.deletes.WithLabelValues(r)
+	}
+	reg.MustRegister(m.batchSize, m.applySeconds, m.outcomes, m.changes, m.errors, m.deletes, m.zombieQueue, m.zombieDelay, m.aborted,
 		m.amphoraeSeen, m.lastSuccess, m.commitLatency)
 	return m
 }
@@ -103,14 +112,27 @@ func (m *UpdaterMetrics) observe(res *BatchResult, ids []string, took time.Durat
 			m.changes.WithLabelValues(entity, status).Add(float64(n))
 		}
 	}
-	if ok := res.ComputeDeletes - res.ComputeDeleteFailures; ok > 0 {
-		m.deletes.WithLabelValues("deleted").Add(float64(ok))
-	}
-	if res.ComputeDeleteFailures > 0 {
-		m.deletes.WithLabelValues("failed").Add(float64(res.ComputeDeleteFailures))
-	}
 	m.aborted.Add(float64(res.Aborted))
 	m.seen.mark(ids, now)
+}
+
+// zombieDelete counts a zombie delete's result; took is the compute
+// driver's time, 0 when it was not called.
+func (m *UpdaterMetrics) zombieDelete(result string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.deletes.WithLabelValues(result).Inc()
+	if took > 0 {
+		m.zombieDelay.Observe(took.Seconds())
+	}
+}
+
+func (m *UpdaterMetrics) zombieQueued(n int) {
+	if m == nil {
+		return
+	}
+	m.zombieQueue.Set(float64(n))
 }
 
 // seenAmphorae remembers when each amphora was last applied. Entries older

@@ -3,9 +3,11 @@ package healthdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -107,6 +109,12 @@ func (d *recordingDeleter) DeleteCompute(_ context.Context, id string) error {
 		return errors.New("nova says no")
 	}
 	return nil
+}
+
+func (d *recordingDeleter) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.deleted)
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -267,39 +275,80 @@ func TestApplyWritesOnlyChangedStatusesWithUpdatedAt(t *testing.T) {
 	}
 }
 
+// The rows a zombie leaves are Octavia's whether its compute delete runs
+// inside the batch (replay) or on the zombie-delete worker (serve): a
+// failed delete falls through to the health write, when it fails.
 func TestZombieAndUnknownAmphorae(t *testing.T) {
-	db := openDB(t)
-	f := &fixture{t: t, db: db}
-	f.lb("lb-dead", "DELETED", "OFFLINE", true)
-	f.amphora("amp-on-dead-lb", "lb-dead", "ALLOCATED", "c-ok")
-	f.amphora("amp-deleted", "", "DELETED", "c-fails")
-	f.amphora("amp-no-lb", "", "ALLOCATED", "c-fails-2")
-	deleter := &recordingDeleter{fail: map[string]bool{"c-fails": true, "c-fails-2": true}}
-	u := newTestUpdater(t, db, deleter, now)
-	res, err := u.ApplyBatch(context.Background(), []*heartbeat.Message{
-		hb("amp-on-dead-lb", nil),
-		hb("amp-deleted", nil), // delete fails, no listeners reported: health written
-		hb("amp-no-lb", []heartbeat.Listener{{ID: "l", Status: "OPEN"}}), // delete fails, count mismatch: no health
-		hb("amp-deleted", nil), // deleted once per batch
-		hb("amp-unknown", nil),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(deleter.deleted, []string{"c-ok", "c-fails", "c-fails-2"}) {
-		t.Errorf("deleted %v", deleter.deleted)
-	}
-	for id, want := range map[string]bool{"amp-on-dead-lb": false, "amp-deleted": true, "amp-no-lb": false, "amp-unknown": false} {
-		if _, _, ok := f.health(id); ok != want {
-			t.Errorf("%s: health row %v, want %v", id, ok, want)
-		}
-	}
-	if res.Health[HealthSkipUnknown] != 1 || res.Health[HealthSkipZombie] != 1 || res.Health[HealthWrite] != 2 ||
-		res.Health[HealthSkipCountMismatch] != 1 || res.ComputeDeleteFailures != 2 {
-		t.Errorf("result %+v", res)
-	}
-	if status, _ := f.statusOf("load_balancer", "lb-dead"); status != "OFFLINE" {
-		t.Errorf("a zombie's DELETED load balancer was touched: %s", status)
+	for _, inline := range []bool{true, false} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			db := openDB(t)
+			f := &fixture{t: t, db: db}
+			f.lb("lb-dead", "DELETED", "OFFLINE", true)
+			f.amphora("amp-on-dead-lb", "lb-dead", "ALLOCATED", "c-ok")
+			f.amphora("amp-deleted", "", "DELETED", "c-fails")
+			f.amphora("amp-no-lb", "", "ALLOCATED", "c-fails-2")
+			f.amphora("amp-no-compute", "", "DELETED", "")
+			deleter := &recordingDeleter{fail: map[string]bool{"c-fails": true, "c-fails-2": true}}
+			u, err := NewUpdater(UpdaterConfig{
+				Store: NewStore(db), Deleter: deleter, Rules: rules, InlineZombieDeletes: inline,
+				Now: func() time.Time { return now }, Logger: quiet,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := u.ApplyBatch(context.Background(), []*heartbeat.Message{
+				hb("amp-on-dead-lb", nil),
+				hb("amp-deleted", nil), // delete fails, no listeners reported: health written
+				hb("amp-no-lb", []heartbeat.Listener{{ID: "l", Status: "OPEN"}}), // delete fails, count mismatch: no health
+				hb("amp-deleted", nil), // deleted once
+				hb("amp-unknown", nil),
+				hb("amp-no-compute", nil), // NULL compute_id: not deleted, nothing written
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.zombies.wait()
+			deleter.mu.Lock()
+			deleted := append([]string(nil), deleter.deleted...)
+			deleter.mu.Unlock()
+			sort.Strings(deleted)
+			if !reflect.DeepEqual(deleted, []string{"c-fails", "c-fails-2", "c-ok"}) {
+				t.Errorf("deleted %v", deleted)
+			}
+			for id, want := range map[string]bool{"amp-on-dead-lb": false, "amp-deleted": true, "amp-no-lb": false,
+				"amp-unknown": false, "amp-no-compute": false} {
+				if _, _, ok := f.health(id); ok != want {
+					t.Errorf("%s: health row %v, want %v", id, ok, want)
+				}
+			}
+			want := [HealthSkipUnknown + 1]int{HealthWrite: 2, HealthSkipCountMismatch: 1, HealthSkipZombie: 2, HealthSkipUnknown: 1}
+			if !inline {
+				// The batch records the zombies and goes on; the
+				// fall-through write of amp-deleted came when its delete
+				// failed.
+				want = [HealthSkipUnknown + 1]int{HealthSkipZombie: 5, HealthSkipUnknown: 1}
+			}
+			if res.Health != want || res.ComputeDeletes != 3 {
+				t.Errorf("result %+v; want health %v", res, want)
+			}
+			if status, _ := f.statusOf("load_balancer", "lb-dead"); status != "OFFLINE" {
+				t.Errorf("a zombie's DELETED load balancer was touched: %s", status)
+			}
+
+			// The next heartbeats within a minute re-use the outcomes:
+			// no delete, the failed one written in the batch.
+			res, err = u.ApplyBatch(context.Background(), []*heartbeat.Message{hb("amp-deleted", nil), hb("amp-on-dead-lb", nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.zombies.wait()
+			if res.ComputeDeletes != 0 || res.Health[HealthWrite] != 1 || res.Health[HealthSkipZombie] != 1 {
+				t.Errorf("repeat: result %+v; want the remembered outcomes", res)
+			}
+			if deleter.count() != 3 {
+				t.Errorf("repeat: %d deletes; want still 3", deleter.count())
+			}
+		})
 	}
 }
 

@@ -203,6 +203,8 @@ func TestTopologyCacheEqualsFreshReads(t *testing.T) {
 			}
 			steps = append(steps, fmt.Sprintf("%d messages, then %q", len(batch), mutation))
 		}
+		fresh.zombies.wait()
+		cached.zombies.wait()
 		a, b := snapshot(ctx, t, db, plain), snapshot(ctx, t, db, withCache)
 		if !reflect.DeepEqual(a, b) {
 			for k := range a {

@@ -26,9 +26,23 @@ const (
 
 // UpdaterConfig configures an Updater.
 type UpdaterConfig struct {
-	Store   *Store
+	Store *Store
+	// Deleter deletes zombies' compute instances. It is called by the
+	// zombie-delete workers, never by a heartbeat batch (unless
+	// InlineZombieDeletes).
 	Deleter ComputeDeleter
 	Rules   Rules
+	// ZombieQueue and ZombieWorkers bound the zombie-delete worker: deletes
+	// waiting, and deletes running at once (defaults DefaultZombieQueue
+	// and DefaultZombieWorkers). ZombieRepeat is how long one compute id's
+	// delete outcome is re-used before it is deleted again (default
+	// DefaultZombieRepeat).
+	ZombieQueue, ZombieWorkers int
+	ZombieRepeat               time.Duration
+	// InlineZombieDeletes runs each zombie's delete inside the batch that
+	// found it, as Octavia does, holding the batch up: only for replay,
+	// which applies one heartbeat at a time offline.
+	InlineZombieDeletes bool
 	// BatchSize and BatchDelay bound a batch (defaults DefaultBatchSize and
 	// DefaultBatchDelay).
 	BatchSize  int
@@ -51,9 +65,10 @@ type UpdaterConfig struct {
 // net changes are written, in one transaction. The result equals applying
 // the messages one at a time.
 type Updater struct {
-	cfg   UpdaterConfig
-	log   *slog.Logger
-	cache *topologyCache // nil unless cfg.TopologyCache > 0
+	cfg     UpdaterConfig
+	log     *slog.Logger
+	cache   *topologyCache // nil unless cfg.TopologyCache > 0
+	zombies *zombieReaper
 }
 
 // NewUpdater checks the configuration and fills in defaults.
@@ -77,7 +92,7 @@ func NewUpdater(cfg UpdaterConfig) (*Updater, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	u := &Updater{cfg: cfg, log: log}
+	u := &Updater{cfg: cfg, log: log, zombies: newZombieReaper(cfg, log)}
 	if cfg.TopologyCache > 0 {
 		u.cache = newTopologyCache(cfg.Store, cfg.TopologyCache)
 	}
@@ -94,7 +109,9 @@ type BatchResult struct {
 	Changes map[string]map[string]int
 	// Aborted counts messages whose status processing stopped part-way.
 	Aborted int
-	// ComputeDeletes and ComputeDeleteFailures count zombie deletions.
+	// ComputeDeletes counts the zombie deletes the batch started (queued,
+	// or run inline); ComputeDeleteFailures those whose failure the batch
+	// applied (run inline, or not queued because the queue was full).
 	ComputeDeletes, ComputeDeleteFailures int
 	// Transitions lists the committed status changes, at most
 	// MaxTransitionsPerBatch (Add does not merge them).
@@ -130,7 +147,10 @@ func (r *BatchResult) countChange(entity, status string, n int) {
 // Run reads messages until in closes or ctx ends, applying them in batches.
 // A batch that fails is logged and dropped: health is re-sent every
 // heartbeat_interval, and a heartbeat held longer would be dropped as late.
+// When it returns, zombie deletes still queued are dropped and those
+// running are cancelled and waited for.
 func (u *Updater) Run(ctx context.Context, in <-chan *heartbeat.Message, done func(BatchResult, error)) {
+	defer u.zombies.close()
 	batch := make([]*heartbeat.Message, 0, u.cfg.BatchSize)
 	for {
 		batch = batch[:0]
@@ -204,7 +224,6 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 	}
 	now := u.cfg.Now()
 	state := newBatchState(len(topos))
-	deleted := map[string]error{} // zombie amphora -> result of its delete, once per batch
 	for _, m := range msgs {
 		topo := topos[m.AmphoraID]
 		if topo == nil {
@@ -213,20 +232,9 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 		d := Decide(topo, m, now, u.cfg.Rules)
 		health := d.Health
 		if d.Health == HealthSkipZombie {
-			delErr, done := deleted[m.AmphoraID]
-			if !done {
-				delErr = u.cfg.Deleter.DeleteCompute(ctx, d.DeleteComputeID)
-				deleted[m.AmphoraID] = delErr
-				res.ComputeDeletes++
-				if delErr != nil {
-					res.ComputeDeleteFailures++
-					u.log.Info("zombie amphora's compute instance not deleted", "amphora_id", m.AmphoraID,
-						"compute_id", d.DeleteComputeID, "err", delErr)
-				}
-			}
-			if delErr != nil {
-				health = d.HealthIfDeleteFails
-			}
+			// Recorded and handed to the zombie-delete worker: the batch
+			// never waits for the compute service.
+			health = u.zombies.zombie(ctx, m.AmphoraID, &d, m.RecvTime, &res)
 		}
 		res.Health[health]++
 		switch health {

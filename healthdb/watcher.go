@@ -73,7 +73,10 @@ type Watcher struct {
 	inFlight int
 	backoff  map[string]backoffEntry
 	// release holds claims whose release failed; each cycle retries them.
-	release    map[string]bool
+	release map[string]bool
+	// unresolved holds claims whose COMMIT outcome is unknown, by
+	// transaction id; each cycle asks the database until it knows.
+	unresolved map[int64][]string
 	suppressed string // the reason of the previous cycle, to log changes only
 	// suppressedCause is the error behind it, if any.
 	suppressedCause FailureCause
@@ -126,7 +129,8 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 	if m == nil {
 		m = NewWatcherMetrics(prometheus.NewRegistry())
 	}
-	return &Watcher{cfg: cfg, log: log, m: m, backoff: map[string]backoffEntry{}, release: map[string]bool{}}, nil
+	return &Watcher{cfg: cfg, log: log, m: m, backoff: map[string]backoffEntry{}, release: map[string]bool{},
+		unresolved: map[int64][]string{}}, nil
 }
 
 // Run waits the start-up grace (heartbeat_timeout), then runs a cycle
@@ -178,6 +182,7 @@ type CycleResult struct {
 func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	w.m.cycles.Inc()
 	var res CycleResult
+	w.resolveClaims(ctx)
 	w.retryReleases(ctx)
 
 	probeCtx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
@@ -227,6 +232,10 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	if err != nil {
 		w.noteSuppression("", now, FailureCause{})
 		w.m.cycleErrors.Inc()
+		var unknown *ClaimCommitUnknownError
+		if errors.As(err, &unknown) {
+			w.claimCommitUnknown(ctx, unknown)
+		}
 		return res, fmt.Errorf("health check: %w", err)
 	}
 	w.mu.Lock()
@@ -328,24 +337,32 @@ func (w *Watcher) dispatch(ctx context.Context, c Claimed) {
 		reqCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
 		start := time.Now()
 		err := w.cfg.Driver.Failover(reqCtx, c.AmphoraID)
+		viaLB := false
+		if errors.Is(err, failover.ErrImmutable) && ctx.Err() == nil {
+			viaLB, err = w.failoverLoadBalancerInError(reqCtx, c, err)
+		}
 		cancel()
 		w.m.requestSeconds.Observe(time.Since(start).Seconds())
 		if err != nil && ctx.Err() != nil {
 			err = errCancelled
 		}
-		w.settle(c, err)
+		w.settle(c, err, viaLB)
 	}()
 }
 
-// settle acts on a failover request's outcome. Accepted: the claim stays
-// (Octavia's worker deletes the health row). Immutable: release, and any
-// later cycle may retry. Cancelled by shutdown: release. Anything else:
-// release and back off.
-func (w *Watcher) settle(c Claimed, err error) {
+// settle acts on a failover request's outcome. Accepted (viaLB: the
+// failover of the amphora's load balancer was): the claim stays (Octavia's
+// worker deletes the health row). Immutable: release, and any later cycle
+// may retry. Cancelled by shutdown: release. Anything else: release and
+// back off.
+func (w *Watcher) settle(c Claimed, err error, viaLB bool) {
 	now := w.cfg.Now()
 	attrs := []any{"amphora_id", c.AmphoraID, "load_balancer_id", c.LoadBalancerID}
 	var result string
 	switch {
+	case err == nil && viaLB:
+		result = ResultLoadBalancerAccepted
+		w.log.Info("load balancer failover accepted for a stale amphora of a load balancer in ERROR", attrs...)
 	case err == nil:
 		result = ResultAccepted
 		w.log.Info("failover accepted", attrs...)
@@ -367,7 +384,7 @@ func (w *Watcher) settle(c Claimed, err error) {
 
 	w.mu.Lock()
 	switch result {
-	case ResultAccepted, ResultImmutable, ResultCancelled:
+	case ResultAccepted, ResultLoadBalancerAccepted, ResultImmutable, ResultCancelled:
 		delete(w.backoff, c.AmphoraID)
 	default:
 		b := w.backoff[c.AmphoraID]
@@ -385,7 +402,7 @@ func (w *Watcher) settle(c Claimed, err error) {
 		}
 	}
 	w.mu.Unlock()
-	if result == ResultAccepted {
+	if result == ResultAccepted || result == ResultLoadBalancerAccepted {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.DBTimeout)

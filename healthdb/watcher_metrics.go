@@ -20,16 +20,22 @@ type WatcherMetrics struct {
 	// behind it, 0 for every other reason (sqlstate "").
 	suppressedReason *prometheus.GaugeVec
 	unclaimFailures  prometheus.Counter
+	// claimCommitUnknown counts claims whose COMMIT outcome was unknown.
+	claimCommitUnknown prometheus.Counter
 }
 
 // Failover results (the "result" label of octavia_hm_failovers_total).
 const (
-	ResultAccepted  = "accepted"
-	ResultImmutable = "immutable"
-	ResultNotFound  = "not_found"
-	ResultError     = "error"
-	ResultDryRun    = "dry_run"
-	ResultCancelled = "cancelled"
+	ResultAccepted = "accepted"
+	// ResultLoadBalancerAccepted: the amphora failover was refused because
+	// the load balancer is in ERROR, and the load balancer failover was
+	// accepted.
+	ResultLoadBalancerAccepted = "load_balancer_accepted"
+	ResultImmutable            = "immutable"
+	ResultNotFound             = "not_found"
+	ResultError                = "error"
+	ResultDryRun               = "dry_run"
+	ResultCancelled            = "cancelled"
 )
 
 // NewWatcherMetrics creates and registers the watcher's metrics.
@@ -46,7 +52,7 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 		claims: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_failover_claims_total", Help: "Stale amphorae claimed (busy) for failover by this process."}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "octavia_hm_failovers_total", Help: "Failover requests, by result (accepted, immutable, not_found, error, dry_run, cancelled)."},
+			Name: "octavia_hm_failovers_total", Help: "Failover requests, by result (accepted, load_balancer_accepted, immutable, not_found, error, dry_run, cancelled)."},
 			[]string{"result"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "octavia_hm_failovers_in_flight", Help: "Failover requests under way."}),
@@ -69,8 +75,11 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 			[]string{"reason", "sqlstate"}),
 		unclaimFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_failover_unclaim_errors_total", Help: "Failed attempts to release a claim (retried every cycle)."}),
+		claimCommitUnknown: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "octavia_hm_failover_claim_commit_unknown_total",
+			Help: "Claims whose COMMIT got no answer (connection lost); each is looked up and released if it committed."}),
 	}
-	for _, r := range []string{ResultAccepted, ResultImmutable, ResultNotFound, ResultError, ResultDryRun, ResultCancelled} {
+	for _, r := range []string{ResultAccepted, ResultLoadBalancerAccepted, ResultImmutable, ResultNotFound, ResultError, ResultDryRun, ResultCancelled} {
 		m.failovers.WithLabelValues(r)
 	}
 	for _, r := range SuppressReasons {
@@ -78,7 +87,8 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 		m.suppressedReason.WithLabelValues(r, "").Set(0)
 	}
 	reg.MustRegister(m.stale, m.breakerOpen, m.stopped, m.recovered, m.claims, m.failovers, m.inFlight,
-		m.requestSeconds, m.cycles, m.cycleErrors, m.suppressed, m.suppressedNow, m.suppressedReason, m.unclaimFailures)
+		m.requestSeconds, m.cycles, m.cycleErrors, m.suppressed, m.suppressedNow, m.suppressedReason, m.unclaimFailures,
+		m.claimCommitUnknown)
 	return m
 }
 

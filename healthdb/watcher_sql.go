@@ -116,7 +116,7 @@ func (s *Store) ClaimStale(ctx context.Context, req ClaimRequest) (ClaimResult, 
 	var err error
 	for attempt := 1; attempt <= maxApplyAttempts; attempt++ {
 		res = ClaimResult{}
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err = s.claimTx(ctx, func(tx pgx.Tx) error {
 			tag, err := tx.Exec(ctx, unstopRecovered, timeout)
 			if err != nil {
 				return fmt.Errorf("un-stop recovered amphorae: %w", err)
@@ -165,7 +165,7 @@ func (s *Store) ClaimStale(ctx context.Context, req ClaimRequest) (ClaimResult, 
 				return fmt.Errorf("claim stale amphorae: %w", err)
 			}
 			return nil
-		})
+		}, func() []Claimed { return res.Claimed })
 		if err == nil || !retryable(err) {
 			break
 		}

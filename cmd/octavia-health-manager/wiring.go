@@ -81,6 +81,9 @@ func newUpdater(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) (
 		Deleter: deleter,
 		Rules:   healthdb.Rules{HeartbeatInterval: cfg.HealthManager.HeartbeatInterval},
 		Logger:  log,
+		// Replay applies one heartbeat at a time and reports each zombie
+		// delete's outcome; serve never waits for the compute service.
+		InlineZombieDeletes: true,
 	})
 	if err != nil {
 		return nil, usageError("%v", err)

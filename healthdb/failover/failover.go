@@ -21,15 +21,23 @@ import (
 // on; any other error is transient (network, 5xx, authentication).
 type Driver interface {
 	Failover(ctx context.Context, amphoraID string) error
+	// FailoverLoadBalancer fails over a whole load balancer. The watcher
+	// calls it only for a stale amphora whose amphora failover was refused
+	// because its load balancer is in ERROR, which the amphora failover
+	// API does not accept and the load balancer failover API does. The
+	// results mean what Failover's do.
+	FailoverLoadBalancer(ctx context.Context, loadBalancerID string) error
 }
 
 // Sentinel errors a Driver returns, wrapped.
 var (
-	// ErrImmutable: the load balancer is in a PENDING_* state, so the API
-	// refused to move it to PENDING_UPDATE (HTTP 409).
+	// ErrImmutable: the API refused to move the load balancer to
+	// PENDING_UPDATE (HTTP 409): it is in a PENDING_* state, or, for an
+	// amphora failover, in ERROR.
 	ErrImmutable = errors.New("load balancer is immutable")
-	// ErrNotFound: the API does not know the amphora (HTTP 404).
-	ErrNotFound = errors.New("amphora not found")
+	// ErrNotFound: the API does not know the amphora or load balancer
+	// (HTTP 404).
+	ErrNotFound = errors.New("not found")
 	// ErrDryRun: the noop driver logged the failover and did nothing.
 	ErrDryRun = errors.New("dry run: failover not performed")
 )
@@ -52,6 +60,16 @@ func (n Noop) Failover(_ context.Context, amphoraID string) error {
 		log = slog.Default()
 	}
 	log.Warn("failover_driver is noop: amphora would be failed over", "amphora_id", amphoraID)
+	return ErrDryRun
+}
+
+// FailoverLoadBalancer logs the load balancer and returns ErrDryRun.
+func (n Noop) FailoverLoadBalancer(_ context.Context, loadBalancerID string) error {
+	log := n.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Warn("failover_driver is noop: load balancer would be failed over", "load_balancer_id", loadBalancerID)
 	return ErrDryRun
 }
 

@@ -164,3 +164,25 @@ func TestDrivers(t *testing.T) {
 		t.Errorf("noop failover = %v; want ErrDryRun", err)
 	}
 }
+
+func TestOctaviaAPILoadBalancerFailover(t *testing.T) {
+	fake := failovertest.New(t)
+	codes := map[string]int{"lb-ok": 202, "lb-pending": 409, "lb-gone": 404, "lb-broken": 500}
+	fake.RespondLoadBalancer(func(id string, _ int) int { return codes[id] })
+	api := &failover.OctaviaAPI{Session: session(t, fake.AuthURL(), failovertest.Password), Region: failovertest.Region}
+	for id, want := range map[string]error{"lb-ok": nil, "lb-pending": failover.ErrImmutable, "lb-gone": failover.ErrNotFound} {
+		if err := api.FailoverLoadBalancer(context.Background(), id); !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Errorf("%s: err = %v; want %v", id, err, want)
+		}
+	}
+	err := api.FailoverLoadBalancer(context.Background(), "lb-broken")
+	if err == nil || errors.Is(err, failover.ErrImmutable) || !strings.Contains(err.Error(), "lb-broken") {
+		t.Errorf("lb-broken: err = %v; want a transient error naming it", err)
+	}
+	if got := fake.LoadBalancerFailovers(); len(got) != 4 || len(fake.Failovers()) != 0 {
+		t.Errorf("load balancer calls %v, amphora calls %v; want one each for the load balancers only", got, fake.Failovers())
+	}
+	if err := (failover.Noop{Log: slog.New(slog.DiscardHandler)}).FailoverLoadBalancer(context.Background(), "lb"); !errors.Is(err, failover.ErrDryRun) {
+		t.Errorf("noop load balancer failover = %v; want ErrDryRun", err)
+	}
+}

@@ -113,6 +113,12 @@ func (r recordingDriver) Failover(ctx context.Context, amphoraID string) error {
 	return err
 }
 
+// FailoverLoadBalancer passes the call on unrecorded: the page lists
+// amphorae, and the amphora's own refused request is already listed.
+func (r recordingDriver) FailoverLoadBalancer(ctx context.Context, loadBalancerID string) error {
+	return r.next.FailoverLoadBalancer(ctx, loadBalancerID)
+}
+
 func failoverResult(ctx context.Context, err error) string {
 	switch {
 	case err == nil:

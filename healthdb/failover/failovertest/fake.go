@@ -23,9 +23,9 @@ const (
 	Region   = "RegionOne"
 )
 
-// Fake is the fake cloud. It accepts every failover (202) unless told
-// otherwise, and every server delete (204) except of ids starting with
-// "gone-" (404).
+// Fake is the fake cloud. It accepts every amphora and load balancer
+// failover (202) unless told otherwise, and every server delete (204)
+// except of ids starting with "gone-" (404).
 type Fake struct {
 	Server *httptest.Server
 
@@ -38,19 +38,72 @@ type Fake struct {
 	deletes   map[string]int
 	order     []string
 	respond   func(amphoraID string, call int) int
+
+	lbFailovers map[string]int
+	respondLB   func(loadBalancerID string, call int) int
+
+	// hangDeletes makes Nova accept server deletes and never answer, until
+	// the request is cancelled or the fake closes (released).
+	hangDeletes bool
+	released    chan struct{}
 }
 
 // New starts a fake cloud, closed when the test ends.
 func New(t testing.TB) *Fake {
-	f := &Fake{tokens: map[string]bool{}, failovers: map[string]int{}, deletes: map[string]int{}}
+	f := &Fake{tokens: map[string]bool{}, failovers: map[string]int{}, deletes: map[string]int{},
+		lbFailovers: map[string]int{}, released: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v3/auth/tokens", f.issueToken)
 	mux.HandleFunc("PUT /lb/v2.0/octavia/amphorae/{id}/failover", f.failover)
+	mux.HandleFunc("PUT /lb/v2.0/lbaas/loadbalancers/{id}/failover", f.failoverLB)
 	mux.HandleFunc("GET /lb/", f.versions)
 	mux.HandleFunc("DELETE /compute/v2.1/servers/{id}", f.deleteServer)
 	f.Server = httptest.NewServer(mux)
-	t.Cleanup(f.Server.Close)
+	// Close waits for the requests under way: let hung ones go first.
+	t.Cleanup(func() {
+		f.releaseHung()
+		f.Server.Close()
+	})
 	return f
+}
+
+func (f *Fake) releaseHung() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.released:
+	default:
+		close(f.released)
+	}
+}
+
+// RespondLoadBalancer sets the HTTP status of each load balancer failover
+// call; call counts from 1 per load balancer.
+func (f *Fake) RespondLoadBalancer(fn func(loadBalancerID string, call int) int) {
+	f.mu.Lock()
+	f.respondLB = fn
+	f.mu.Unlock()
+}
+
+// LoadBalancerFailovers returns the number of load balancer failover
+// calls per load balancer (with a valid token).
+func (f *Fake) LoadBalancerFailovers() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]int, len(f.lbFailovers))
+	for k, v := range f.lbFailovers {
+		out[k] = v
+	}
+	return out
+}
+
+// HangDeletes makes Nova take server deletes (they are counted) and never
+// answer them: a hung Nova. The requests end when the client gives up or
+// the fake closes.
+func (f *Fake) HangDeletes(on bool) {
+	f.mu.Lock()
+	f.hangDeletes = on
+	f.mu.Unlock()
 }
 
 // AuthURL is the Keystone v3 endpoint.
@@ -232,6 +285,27 @@ func (f *Fake) failover(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func (f *Fake) failoverLB(w http.ResponseWriter, r *http.Request) {
+	if !f.authorized(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	f.mu.Lock()
+	f.lbFailovers[id]++
+	call := f.lbFailovers[id]
+	respond := f.respondLB
+	f.mu.Unlock()
+	code := http.StatusAccepted
+	if respond != nil {
+		code = respond(id, call)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	if code >= 300 {
+		fmt.Fprintf(w, `{"faultcode": "Client", "faultstring": %q}`, strings.ToLower(http.StatusText(code)))
+	}
+}
+
 func (f *Fake) deleteServer(w http.ResponseWriter, r *http.Request) {
 	if !f.authorized(w, r) {
 		return
@@ -239,7 +313,15 @@ func (f *Fake) deleteServer(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	f.mu.Lock()
 	f.deletes[id]++
+	hang := f.hangDeletes
 	f.mu.Unlock()
+	if hang {
+		select {
+		case <-r.Context().Done():
+		case <-f.released:
+		}
+		return
+	}
 	if strings.HasPrefix(id, "gone-") {
 		w.Header().Set("Content-Type", "application/json")
 		http.Error(w, `{"itemNotFound": {"code": 404, "message": "Instance could not be found."}}`, http.StatusNotFound)
