@@ -257,6 +257,10 @@ type VIPCounters struct {
 	// Flows per backend address where the dialect can read them (the
 	// flow-table slots still pointing at the backend).
 	Flows map[netip.Addr]uint64
+	// Base is what a later process needs to continue these totals
+	// (RestoreCounters); zero where the implementation keeps its
+	// counters monotonic itself (the simulator).
+	Base CounterBase
 }
 
 // Counters is an immutable snapshot of every VIP's counters. Callers must
