@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/octavia-vpp/health/vpp"
+	"github.com/octavia-vpp/health/vpp/sim"
 )
 
 var (
@@ -257,4 +261,55 @@ func FuzzParseCounterFile(f *testing.F) {
 			t.Fatalf("round trip\n got %+v\nwant %+v", again, c)
 		}
 	})
+}
+
+// TestAgentOldCounterFileLosesOneIntervalAtMost: an agent upgraded over an
+// older agent's counter file (listener totals only) cannot tell what of
+// VPP's counts was reported: the first reading is a baseline, counted in
+// amphora_agent_stats_baselines_total, and what follows is exact.
+func TestAgentOldCounterFileLosesOneIntervalAtMost(t *testing.T) {
+	for _, tc := range []struct {
+		name, content, reason string
+	}{
+		{"older agent", `{"l1": {"bin": 123456, "bout": 0, "ereq": 0, "stot": 999}}`, LossOldFile},
+		{"corrupt", `{"l1": {"bin": 12`, LossCorrupt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newFakeProber()
+			p.set("10.0.0.1", "pass")
+			p.set("10.0.0.2", "pass")
+			dp := sim.New(sim.Config{Logger: quietLogger()})
+			hm, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hm.Close()
+			ta := newTestAgent(t, agentLB, dp, p, func(c *Config) {
+				c.Controllers = []string{hm.LocalAddr().String()}
+				c.HeartbeatInterval = time.Hour // the warm-up heartbeat only
+				if err := os.WriteFile(c.CounterFile(), []byte(tc.content), 0o640); err != nil {
+					t.Fatal(err)
+				}
+			})
+			eventually(t, "the VIP", func() bool { return backendWeights(t, dp, vip80) != nil })
+			eventually(t, "the first heartbeat", func() bool { return !ta.Sensor().Record().LastSend.IsZero() })
+			if n := testutil.ToFloat64(ta.m.statsLost.WithLabelValues(tc.reason)); n != 1 {
+				t.Fatalf("baselines{%s} = %v, want 1 (one VIP)", tc.reason, n)
+			}
+			if err := dp.SendFlows(vip80, 4, 1, 100); err != nil {
+				t.Fatal(err)
+			}
+			msg, err := ta.BuildHeartbeat(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := msg.Listeners[0].Stats; s.RX != 400 || s.TotConns != 4 {
+				t.Fatalf("stats after the baseline %+v", s)
+			}
+			f, err := LoadCounterFile(ta.cfg.CounterFile())
+			if err != nil || f.Untrusted != "" || len(f.VIPs) != 1 {
+				t.Fatalf("file after the baseline: %+v %v", f, err)
+			}
+		})
+	}
 }
