@@ -81,6 +81,7 @@ func startProc(t *testing.T, name string, match *regexp.Regexp, args ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.cmd.Stdout = p.cmd.Stderr // the agent logs to stdout
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
