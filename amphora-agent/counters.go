@@ -50,6 +50,7 @@ type Counters map[string]Sample
 const (
 	LossOldFile   = "old_file"  // counter file of an older agent: no per-VIP records
 	LossCorrupt   = "corrupt"   // counter file unreadable or unparsable
+	LossNoFile    = "no_file"   // no counter file, and a VIP VPP had before this process
 	LossBackwards = "backwards" // the dataplane's totals went back below what was reported
 )
 
@@ -71,9 +72,11 @@ type CounterFile struct {
 	Listeners Counters
 	VIPs      map[vpp.VIPKey]VIPRecord
 	// Untrusted is the reason the loaded file gave no usable history
-	// (LossOldFile or LossCorrupt), "" otherwise. While it is set, every
-	// VIP without a record is baselined at its first reading; the first
-	// committed step with listeners records every one of their VIPs
+	// (LossOldFile, LossCorrupt, LossNoFile), "" otherwise. While it is
+	// set, every VIP without a record is baselined at its first reading
+	// (with LossNoFile only VIPs the dataplane found rather than created:
+	// a first start creates its VIPs, and all they counted is news); the
+	// first committed step with listeners records every one of their VIPs
 	// (Baseline for those not read yet) and clears it.
 	Untrusted string
 }
@@ -157,9 +160,9 @@ func (f *CounterFile) Advance(snap *vpp.Counters, listeners []ListenerVIPs, comm
 					if d, fwd = vipDelta(cur, rec.Reported); !fwd {
 						out.Lost[LossBackwards] = append(out.Lost[LossBackwards], k)
 					}
-				case known:
+				case known && (rec.Baseline != LossNoFile || vc.Adopted):
 					out.Lost[rec.Baseline] = append(out.Lost[rec.Baseline], k)
-				case f.Untrusted != "":
+				case !known && f.Untrusted != "" && (f.Untrusted != LossNoFile || vc.Adopted):
 					out.Lost[f.Untrusted] = append(out.Lost[f.Untrusted], k)
 				default:
 					d = cur // a VIP new since the last heartbeat: all of it is news
@@ -253,8 +256,10 @@ func fromFileSource(fs fileSource, n int) (vpp.SourceBase, error) {
 	return s, nil
 }
 
-// LoadCounterFile reads the counter file. A missing file is an empty one
-// (a first start). A file of an older agent (Octavia's listener entries
+// LoadCounterFile reads the counter file. A missing file is an empty one,
+// untrusted (LossNoFile) only for VIPs VPP already had: on a first start
+// the agent creates them, and everything they counted is news; after the
+// file was lost, what VPP had counted before may have been reported. A file of an older agent (Octavia's listener entries
 // only) keeps its listener totals and is untrusted (LossOldFile); an
 // unreadable or unparsable one is returned empty and untrusted
 // (LossCorrupt) together with the error, so the caller can warn and carry
@@ -263,7 +268,9 @@ func fromFileSource(fs fileSource, n int) (vpp.SourceBase, error) {
 func LoadCounterFile(path string) (*CounterFile, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return NewCounterFile(), nil
+		f := NewCounterFile()
+		f.Untrusted = LossNoFile
+		return f, nil
 	}
 	if err != nil {
 		f := NewCounterFile()
@@ -314,7 +321,7 @@ func parseCounterFile(b []byte) (*CounterFile, error) {
 		return nil, fmt.Errorf("%s: format %d, this agent reads %d", counterFileVPPKey, ours.Format, counterFileFormat)
 	}
 	switch ours.Untrusted {
-	case "", LossOldFile, LossCorrupt:
+	case "", LossOldFile, LossCorrupt, LossNoFile:
 		f.Untrusted = ours.Untrusted
 	default:
 		return nil, fmt.Errorf("%s: untrusted %q", counterFileVPPKey, ours.Untrusted)
@@ -333,7 +340,7 @@ func parseCounterFile(b []byte) (*CounterFile, error) {
 			return nil, fmt.Errorf("%s vip %s route: %w", counterFileVPPKey, r.Prefix, err)
 		}
 		switch r.Baseline {
-		case "", LossOldFile, LossCorrupt, LossBackwards:
+		case "", LossOldFile, LossCorrupt, LossNoFile, LossBackwards:
 		default:
 			return nil, fmt.Errorf("%s vip %s: baseline %q", counterFileVPPKey, r.Prefix, r.Baseline)
 		}

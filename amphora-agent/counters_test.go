@@ -47,6 +47,15 @@ func snapOf(vs ...vipTotals) *vpp.Counters {
 	return c
 }
 
+// adopted marks every VIP of a snapshot as found in VPP rather than
+// created by this process.
+func adopted(c *vpp.Counters) *vpp.Counters {
+	for i := range c.VIPs {
+		c.VIPs[i].Adopted = true
+	}
+	return c
+}
+
 // TestCounterFileAdvance: deltas are computed VIP by VIP, so a VIP
 // missing from one scrape neither drops the listener's sum (which the
 // old per-listener reset rule took for a reset) nor comes back as news.
@@ -102,6 +111,17 @@ func TestCounterFileAdvance(t *testing.T) {
 		{"corrupt file: same, with its own reason", LossCorrupt, []step{
 			{snapOf(vipTotals{key4, 100, 10000, 0}, vipTotals{key2, 1, 1, 0}), map[string]Sample{"L1": {}, "L2": {}}, map[string][]vpp.VIPKey{LossCorrupt: {key4, key2}}, nil},
 			{snapOf(vipTotals{key4, 105, 10500, 0}, vipTotals{key2, 1, 1, 0}), map[string]Sample{"L1": {Bin: 500, Stot: 5}, "L2": {}}, nil, nil},
+		}},
+		{"no file, VIPs this process created: a first start, all of it is news", LossNoFile, []step{
+			{snapOf(vipTotals{key4, 5, 500, 0}), map[string]Sample{"L1": {Bin: 500, Stot: 5}}, nil, nil},
+			// key6 and key2 were not read yet; created later, they are news too
+			{snapOf(vipTotals{key4, 6, 600, 0}, vipTotals{key6, 2, 20, 0}, vipTotals{key2, 1, 1, 0}), map[string]Sample{"L1": {Bin: 120, Stot: 3}, "L2": {Bin: 1, Stot: 1}}, nil, nil},
+		}},
+		{"no file, VIPs VPP already had: a lost file, baselined", LossNoFile, []step{
+			{adopted(snapOf(vipTotals{key4, 100, 10000, 0})), map[string]Sample{"L1": {}}, map[string][]vpp.VIPKey{LossNoFile: {key4}}, nil},
+			{adopted(snapOf(vipTotals{key4, 101, 10100, 0}, vipTotals{key6, 50, 5000, 0})), map[string]Sample{"L1": {Bin: 100, Stot: 1}}, map[string][]vpp.VIPKey{LossNoFile: {key6}}, nil},
+			{adopted(snapOf(vipTotals{key4, 102, 10200, 0}, vipTotals{key6, 50, 5000, 0}, vipTotals{key3, 9, 900, 0})), map[string]Sample{"L1": {Bin: 100, Stot: 1}, "L3": {Bin: 900, Stot: 9}}, nil,
+				append(slices.Clone(dual), ListenerVIPs{ID: "L3", VIPs: []vpp.VIPKey{key3}})},
 		}},
 		{"untrusted stays until a step with listeners", LossCorrupt, []step{
 			{snapOf(vipTotals{key4, 100, 10000, 0}), map[string]Sample{}, nil, []ListenerVIPs{}},
@@ -177,9 +197,9 @@ func TestCounterFileOnDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Missing: a first start, trusted.
+	// Missing: a first start, or a lost file (see LossNoFile).
 	f, err := LoadCounterFile(path)
-	if err != nil || f.Untrusted != "" || len(f.Listeners) != 0 || len(f.VIPs) != 0 {
+	if err != nil || f.Untrusted != LossNoFile || len(f.Listeners) != 0 || len(f.VIPs) != 0 {
 		t.Fatalf("missing file: %+v %v", f, err)
 	}
 	f.Advance(snapOf(vipTotals{key4, 5, 500, 1}), []ListenerVIPs{{ID: "L1", VIPs: []vpp.VIPKey{key4}}}, true)
@@ -226,6 +246,7 @@ func TestCounterFileOnDisk(t *testing.T) {
 		{"bad prefix", `{"_vpp": {"format": 1, "vips": [{"prefix": "nope", "lb": {"raw":[0,0,0,0],"total":[0,0,0,0]}, "route": {"raw":[0,0],"total":[0,0]}}]}}`, LossCorrupt, true, Counters{}},
 		{"short raw vector", `{"_vpp": {"format": 1, "vips": [{"prefix": "192.0.2.10/32", "lb": {"raw":[0],"total":[0,0,0,0]}, "route": {"raw":[0,0],"total":[0,0]}}]}}`, LossCorrupt, true, Counters{}},
 		{"untrusted marker carried over", `{"L1": {"bin": 1}, "_vpp": {"format": 1, "untrusted": "old_file", "vips": []}}`, LossOldFile, false, Counters{"L1": {Bin: 1}}},
+		{"unknown untrusted marker", `{"_vpp": {"format": 1, "untrusted": "whatever", "vips": []}}`, LossCorrupt, true, Counters{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			write(tc.content)

@@ -43,7 +43,7 @@ func newMetrics(a *Agent) *metrics {
 		}, []string{"result"}),
 		statsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amphora_agent_stats_baselines_total",
-			Help: "VIPs whose counters were taken as a new baseline without reporting the deltas since the last heartbeat, by reason (old_file, corrupt, backwards).",
+			Help: "VIPs whose counters were taken as a new baseline without reporting the deltas since the last heartbeat, by reason (old_file, corrupt, no_file, backwards).",
 		}, []string{"reason"}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amphora_agent_healthy", Help: "1 while the agent judges itself healthy.",
@@ -55,7 +55,7 @@ func newMetrics(a *Agent) *metrics {
 	for _, r := range []string{"ok", "invalid"} {
 		m.reloads.WithLabelValues(r)
 	}
-	for _, r := range []string{LossOldFile, LossCorrupt, LossBackwards} {
+	for _, r := range []string{LossOldFile, LossCorrupt, LossNoFile, LossBackwards} {
 		m.statsLost.WithLabelValues(r)
 	}
 	return m

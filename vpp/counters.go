@@ -83,6 +83,8 @@ type vipObs struct {
 	// either means the lb counters started again from zero.
 	lbIndex int
 	epoch   uint64
+	// adopted: the VIP was found in VPP, not created by this process.
+	adopted bool
 	// lbText says the lb counters come from the CLI text, not from the
 	// stats segment at lbIndex.
 	lbText bool
@@ -319,6 +321,7 @@ func (t *counterTracker) snapshotWith(now time.Time, s statSet, obs []vipObs, te
 			RoutePackets:     tot[rRoutePackets],
 			RouteBytes:       tot[rRouteBytes],
 			Base:             t.base(o.key),
+			Adopted:          o.adopted,
 		}
 		if o.flows != nil {
 			vc.Flows = make(map[netip.Addr]uint64, len(o.flows))

@@ -739,7 +739,7 @@ func (g *Govpp) scrape(ctx context.Context) error {
 	for _, v := range vips {
 		st := statusOf(v)
 		o := vipObs{key: st.Key, bootTime: boot, lbIndex: int(v.Index), epoch: g.epoch[st.Key],
-			routeIndex: -1, lbKnown: true}
+			adopted: g.epoch[st.Key] == 0, routeIndex: -1, lbKnown: true}
 		if !fromText {
 			o.routeIndex = g.routeIndexLocked(ctx, st.Key.Prefix)
 			o.routeKnown = o.routeIndex >= 0

@@ -320,6 +320,15 @@ func (w *orderWorld) oldFile() {
 	w.lossPending = agent.LossOldFile
 }
 
+// deleteFile loses the counter file while VPP keeps its VIPs and counts.
+func (w *orderWorld) deleteFile() {
+	w.t.Helper()
+	if err := os.Remove(w.path); err != nil {
+		w.t.Fatal(err)
+	}
+	w.lossPending = agent.LossNoFile
+}
+
 func (w *orderWorld) corruptFile() {
 	w.t.Helper()
 	if err := os.WriteFile(w.path, []byte(`{"L1": {"bin": 12, "bo`), 0o640); err != nil {
@@ -336,7 +345,9 @@ func TestCountersAcrossRestartOrders(t *testing.T) {
 	agentRestart := func(w *orderWorld) { w.agentStop(); w.agentStart() }
 	vppStop, vppStart, vppRestart := (*orderWorld).vppStop, (*orderWorld).vppStart, (*orderWorld).vppRestart
 	reconnect, reboot, recreate := (*orderWorld).reconnect, (*orderWorld).reboot, (*orderWorld).recreate
-	oldFile, corruptFile := (*orderWorld).oldFile, (*orderWorld).corruptFile
+	oldFile, corruptFile, deleteFile := (*orderWorld).oldFile, (*orderWorld).corruptFile, (*orderWorld).deleteFile
+	// after a VPP restart the new process creates the VIPs: nothing to lose
+	nothingLost := func(w *orderWorld) { w.lossPending = "" }
 	hbWithout6 := func(w *orderWorld) { w.heartbeatWithout(&orderK6) }
 
 	scenarios := []struct {
@@ -360,6 +371,8 @@ func TestCountersAcrossRestartOrders(t *testing.T) {
 		{"VPP restart behind a surviving socket", true, []op{T(3), hb, reboot, hb, T(2), hb, agentRestart, T(1), hb}},
 		{"IPv6 VIP of a dual-stack listener missing from a scrape", false, []op{T(3), hb, T(1), hbWithout6, T(2), hbWithout6, hb, T(1), hb}},
 		{"older agent's counter file", false, []op{T(3), hb, T(2), agentStop, oldFile, agentStart, hb, T(1), hb, agentRestart, T(1), hb}},
+		{"counter file lost while VPP keeps counting", false, []op{T(3), hb, T(2), agentStop, deleteFile, agentStart, hb, T(1), hb, agentRestart, T(1), hb}},
+		{"counter file lost and VPP restarted while the agent is down", false, []op{T(3), hb, agentStop, deleteFile, vppRestart, nothingLost, agentStart, T(2), hb, T(1), hb}},
 		{"corrupt counter file", false, []op{T(3), hb, T(2), agentStop, corruptFile, agentStart, hb, T(1), hb, agentRestart, T(1), hb}},
 	}
 	for _, setup := range []struct {
