@@ -90,7 +90,7 @@ type Agent struct {
 	pushed         map[vpp.VIPKey]vpp.VIP
 	syncErrs       map[vpp.VIPKey]string // last error per VIP, to log each once
 	listenerStates map[string]ListenerState
-	counters       Counters
+	counters       *CounterFile
 	lastStats      map[string]heartbeat.Stats
 	seq            int64
 	warm           bool
@@ -155,11 +155,8 @@ func New(o Options) (*Agent, error) {
 	}, a.now)
 	a.spool = Spool{Dir: a.cfg.SpoolDir}
 	a.start = a.now()
-	a.counters, err = LoadCounters(a.cfg.CounterFile())
-	if err != nil {
-		a.log.Warn("counter file unusable, starting from empty counters", "path", a.cfg.CounterFile(), "reason", err.Error())
-	}
 	a.m = newMetrics(a)
+	a.loadCounters(o.Dataplane)
 	if o.Registry != nil {
 		if err := a.m.register(o.Registry); err != nil {
 			return nil, fmt.Errorf("agent metrics: %w", err)
@@ -769,38 +766,24 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	if advance {
 		a.noteWithheld(len(plans) < len(all), silence)
 	}
-	cur := map[string]Sample{}
 	conns := map[string]int64{}
+	lvips := make([]ListenerVIPs, 0, len(plans))
 	for _, lp := range plans {
-		var s Sample
-		have := false
+		l := ListenerVIPs{ID: lp.l.ID}
 		for _, v := range lp.vips {
-			vc, ok := snap.VIP(v.Key)
-			if !ok {
-				continue
-			}
-			have = true
-			s.Bin += int64(vc.RouteBytes)
-			s.Stot += int64(vc.FirstPackets)
-			s.EReq += int64(vc.NoServerPackets)
+			l.VIPs = append(l.VIPs, v.Key)
+			vc, _ := snap.VIP(v.Key)
 			for _, f := range vc.Flows {
 				conns[lp.l.ID] += int64(f)
 			}
 		}
-		if have {
-			cur[lp.l.ID] = s
-		}
+		lvips = append(lvips, l)
 	}
-	var deltas map[string]Sample
+	step := a.counters.Advance(snap, lvips, advance)
 	if advance {
-		deltas = a.counters.Advance(cur)
-	} else {
-		deltas = make(map[string]Sample, len(cur))
-		for id, s := range cur {
-			deltas[id] = Delta(s, a.counters[id])
-		}
+		a.noteLosses(step.Lost)
 	}
-	msg := buildMessage(a.cfg.AmphoraID, a.seq, plans, deltas, conns)
+	msg := buildMessage(a.cfg.AmphoraID, a.seq, plans, step.Deltas, conns)
 	// Octavia ignores both; the replay guard of our controller reads them.
 	msg.Timestamp, msg.HasTimestamp = a.now().Unix(), true
 	msg.Boot, msg.HasBoot = a.boot, true
@@ -809,7 +792,7 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 		for _, l := range msg.Listeners {
 			a.lastStats[l.ID] = l.Stats
 		}
-		if err := SaveCounters(a.cfg.CounterFile(), a.counters); err != nil {
+		if err := SaveCounterFile(a.cfg.CounterFile(), a.counters); err != nil {
 			return msg, err
 		}
 	}

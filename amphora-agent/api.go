@@ -72,7 +72,7 @@ func (a *Agent) Status() Status {
 			st.Marks = append(st.Marks, m)
 		}
 	}
-	for k, v := range a.counters {
+	for k, v := range a.counters.Listeners {
 		st.Counters[k] = v
 	}
 	seen := map[string]bool{}

@@ -386,9 +386,8 @@ func TestEndToEnd(t *testing.T) {
 	if h := ag.a.Sensor().Record(); h.ShutdownFrom.IsZero() || h.LastSend.IsZero() || h.LastConfig.IsZero() {
 		t.Errorf("sensor record %+v", h)
 	}
-	var c agent.Counters
-	b, err := os.ReadFile(cfg.CounterFile())
-	if err != nil || json.Unmarshal(b, &c) != nil {
+	c, err := agent.LoadCounters(cfg.CounterFile())
+	if err != nil {
 		t.Fatalf("counter file: %v", err)
 	}
 	if c[e2eListener].Bin != int64(want.RouteBytes) {

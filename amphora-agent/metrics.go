@@ -14,6 +14,7 @@ type metrics struct {
 	listenerTransitions *prometheus.CounterVec
 	reloads             *prometheus.CounterVec
 	syncs               *prometheus.CounterVec
+	statsLost           *prometheus.CounterVec
 	healthy             prometheus.Gauge
 }
 
@@ -40,6 +41,10 @@ func newMetrics(a *Agent) *metrics {
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amphora_agent_vip_syncs_total", Help: "VIP reconciliations, by result.",
 		}, []string{"result"}),
+		statsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amphora_agent_stats_baselines_total",
+			Help: "VIPs whose counters were taken as a new baseline without reporting the deltas since the last heartbeat, by reason (old_file, corrupt, no_file, backwards).",
+		}, []string{"reason"}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amphora_agent_healthy", Help: "1 while the agent judges itself healthy.",
 		}),
@@ -50,12 +55,15 @@ func newMetrics(a *Agent) *metrics {
 	for _, r := range []string{"ok", "invalid"} {
 		m.reloads.WithLabelValues(r)
 	}
+	for _, r := range []string{LossOldFile, LossCorrupt, LossNoFile, LossBackwards} {
+		m.statsLost.WithLabelValues(r)
+	}
 	return m
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.sent, m.sendErrors, m.probes, m.memberTransitions,
-		m.listenerTransitions, m.reloads, m.syncs, m.healthy} {
+		m.listenerTransitions, m.reloads, m.syncs, m.statsLost, m.healthy} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

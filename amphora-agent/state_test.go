@@ -1,84 +1,13 @@
 package agent
 
 import (
-	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 )
-
-func TestDeltaOctaviaRule(t *testing.T) {
-	for _, c := range []struct {
-		name      string
-		cur, last Sample
-		want      Sample
-	}{
-		{"no last entry: absolute values", Sample{5, 10, 5, 0}, Sample{}, Sample{5, 10, 5, 0}},
-		// Octavia's test_build_stats_message: {bin 1, bout 2} -> (5, 10, ereq 5)
-		{"octavia build_stats_message", Sample{Bin: 5, Bout: 10, EReq: 5}, Sample{Bin: 1, Bout: 2}, Sample{Bin: 4, Bout: 8, EReq: 5}},
-		// Octavia's test_haproxy_restart: stored {15, 20} > current (5, 10)
-		{"octavia haproxy restart", Sample{Bin: 5, Bout: 10}, Sample{Bin: 15, Bout: 20}, Sample{Bin: 5, Bout: 10}},
-		{"each metric on its own", Sample{100, 0, 3, 7}, Sample{40, 5, 3, 9}, Sample{60, 0, 0, 7}},
-		{"unchanged", Sample{1, 2, 3, 4}, Sample{1, 2, 3, 4}, Sample{}},
-	} {
-		if got := Delta(c.cur, c.last); got != c.want {
-			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
-		}
-	}
-}
-
-func TestCountersAdvanceAndFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, CounterFileName)
-	c, err := LoadCounters(path)
-	if err != nil || len(c) != 0 {
-		t.Fatalf("missing file: %v %v", c, err)
-	}
-	d := c.Advance(map[string]Sample{"L1": {Bin: 5, Bout: 10, EReq: 5}})
-	if d["L1"] != (Sample{Bin: 5, Bout: 10, EReq: 5}) {
-		t.Errorf("first delta %+v", d)
-	}
-	if err := SaveCounters(path, c); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm() != 0o640 {
-		t.Errorf("file mode %v, %v", fi.Mode(), err)
-	}
-	raw, _ := os.ReadFile(path)
-	var generic map[string]map[string]int64
-	if err := json.Unmarshal(raw, &generic); err != nil || !reflect.DeepEqual(generic, map[string]map[string]int64{"L1": {"bin": 5, "bout": 10, "ereq": 5, "stot": 0}}) {
-		t.Errorf("file content %s (Octavia's format expected)", raw)
-	}
-	again, err := LoadCounters(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d = again.Advance(map[string]Sample{"L1": {Bin: 7, Bout: 10, EReq: 5, Stot: 2}, "L2": {Bin: 1}})
-	if d["L1"] != (Sample{Bin: 2, Stot: 2}) || d["L2"] != (Sample{Bin: 1}) {
-		t.Errorf("after reload %+v", d)
-	}
-	// Entries of listeners no longer reported are kept, as in Octavia.
-	again.Advance(map[string]Sample{"L2": {Bin: 2}})
-	if _, ok := again["L1"]; !ok {
-		t.Error("L1 pruned")
-	}
-	// An unparsable file gives empty counters and an error.
-	if err := os.WriteFile(path, []byte("{not json"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	c, err = LoadCounters(path)
-	if err == nil || len(c) != 0 {
-		t.Errorf("corrupt file: %v %v", c, err)
-	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
-		t.Errorf("temporary files left behind: %v", ents)
-	}
-}
 
 func TestSpoolMarksAndExpiry(t *testing.T) {
 	dir := t.TempDir()

@@ -257,6 +257,14 @@ type VIPCounters struct {
 	// Flows per backend address where the dialect can read them (the
 	// flow-table slots still pointing at the backend).
 	Flows map[netip.Addr]uint64
+	// Adopted says the VIP was in VPP before this process added or
+	// deleted it: its counts may predate this process. Always false on
+	// the simulator.
+	Adopted bool
+	// Base is what a later process needs to continue these totals
+	// (RestoreCounters); zero where the implementation keeps its
+	// counters monotonic itself (the simulator).
+	Base CounterBase
 }
 
 // Counters is an immutable snapshot of every VIP's counters. Callers must

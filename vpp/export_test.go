@@ -1,6 +1,7 @@
 package vpp
 
 import (
+	"context"
 	"testing"
 
 	"github.com/octavia-vpp/health/vpp/internal/fakevpp"
@@ -28,3 +29,6 @@ func (f *FakeForTest) Restart() { f.e.restart() }
 
 // SockPathForTest returns a unix socket path short enough to bind.
 func SockPathForTest(t testing.TB) string { return sockPath(t) }
+
+// ScrapeForTest runs one counter scrape on g.
+func ScrapeForTest(g *Govpp) error { return g.scrape(context.Background()) }

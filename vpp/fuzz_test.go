@@ -94,8 +94,9 @@ func FuzzScrapeCounters(f *testing.F) {
 					continue // the VIP is gone in this scrape
 				}
 				obs = append(obs, vipObs{key: k,
-					lbIndex: int(int8(r.next())), lbInstance: uint64(r.next() % 3), lbKnown: r.next()%5 != 0,
-					routeIndex: int(int8(r.next())), routeInstance: uint64(r.next() % 3), routeKnown: r.next()%5 != 0,
+					lbIndex: int(int8(r.next())), epoch: uint64(r.next() % 3), lbKnown: r.next()%5 != 0,
+					routeIndex: int(int8(r.next())), routeKnown: r.next()%5 != 0,
+					bootTime: time.Unix(int64(r.next()%3), 0), lbText: r.next()%3 == 0,
 				})
 			}
 			var text map[VIPKey][4]uint64

@@ -403,13 +403,20 @@ func (g *Govpp) applyLocked(ctx context.Context, v VIP, ops []op) error {
 	for _, o := range ops {
 		var err error
 		switch o.kind {
+		// The epoch marks a VIP whose counters VPP started again from
+		// zero; only a change VPP confirmed moves it, since counting a
+		// VIP that kept its counters as new would count them twice.
 		case opAddVIP:
 			err = g.prog.addVIP(ctx, v)
-			g.epoch[v.Key]++
+			if err == nil {
+				g.epoch[v.Key]++
+			}
 			delete(g.routeIndex, v.Key.Prefix)
 		case opDelVIP:
 			err = g.prog.delVIP(ctx, v)
-			g.epoch[v.Key]++
+			if err == nil {
+				g.epoch[v.Key]++
+			}
 			delete(g.routeIndex, v.Key.Prefix)
 		case opAddAS:
 			err = g.prog.addAS(ctx, v.Key, o.addr, o.weight)
@@ -726,17 +733,19 @@ func (g *Govpp) scrape(ctx context.Context) error {
 	}
 	obs := make([]vipObs, 0, len(vips))
 	texts := make(map[VIPKey][4]uint64, len(vips))
+	// The boot time read with these counters (zero without a stats
+	// socket) tells a VPP restart from a mere reconnect.
+	boot := bootTimeOf(set.bootTime)
 	for _, v := range vips {
 		st := statusOf(v)
-		o := vipObs{key: st.Key, lbIndex: int(v.Index), routeIndex: -1, lbKnown: true,
-			lbInstance: g.generation<<48 | (g.epoch[st.Key]&0xffff)<<32 | uint64(v.Index)}
+		o := vipObs{key: st.Key, bootTime: boot, lbIndex: int(v.Index), epoch: g.epoch[st.Key],
+			adopted: g.epoch[st.Key] == 0, routeIndex: -1, lbKnown: true}
 		if !fromText {
 			o.routeIndex = g.routeIndexLocked(ctx, st.Key.Prefix)
-			o.routeInstance = g.generation<<32 | uint64(uint32(o.routeIndex))
 			o.routeKnown = o.routeIndex >= 0
 		} else {
 			texts[st.Key] = v.Counters
-			o.lbIndex = -1
+			o.lbText = true
 		}
 		o.flows = make(map[netip.Addr]uint64, len(v.ASes))
 		for _, as := range v.ASes {
@@ -747,6 +756,19 @@ func (g *Govpp) scrape(ctx context.Context) error {
 	snap := g.tracker.snapshotWith(time.Now(), set, obs, texts)
 	g.counters.Store(snap)
 	g.tel.scrape("ok")
+	return nil
+}
+
+// RestoreCounters continues the totals of a previous process (the Base of
+// each VIP in its last snapshot) so that an agent restart neither loses
+// nor re-reports what VPP counted. Call it before Run: keys this process
+// has already scraped keep their own totals and are returned in an error.
+func (g *Govpp) RestoreCounters(bases map[VIPKey]CounterBase) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if skipped := g.tracker.restore(bases); len(skipped) > 0 {
+		return fmt.Errorf("vpp counters of %d VIPs already read, not restored (first %v)", len(skipped), skipped[0])
+	}
 	return nil
 }
 

@@ -206,6 +206,7 @@ func runAgent(c *cli.Context) error {
 	defer stop()
 
 	var dp vpp.Dataplane
+	runDP := func() {}
 	switch cfg.VPP.Dataplane {
 	case "sim":
 		dp = sim.New(sim.Config{Logger: log})
@@ -218,7 +219,9 @@ func runAgent(c *cli.Context) error {
 		if err != nil {
 			return cli.Exit("amphora-agent: vpp: "+err.Error(), exitSemantic)
 		}
-		go g.Run(ctx)
+		// Started once agent.New has handed it the counter file's bases:
+		// a scrape before that would not continue the totals.
+		runDP = func() { go g.Run(ctx) }
 		dp = g
 	}
 	reg, err := newRegistry(dp)
@@ -229,6 +232,7 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	runDP()
 	if cfg.StatusBind != "" {
 		ln, err := net.Listen("tcp", cfg.StatusBind)
 		if err != nil {

@@ -401,3 +401,35 @@ func (m *Model) ViolationList() []string {
 	defer m.mu.Unlock()
 	return slices.Clone(m.Violations)
 }
+
+// Keys returns the keys of the VIPs the model holds.
+func (m *Model) Keys() []Key {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Key
+	for _, v := range m.vips[1:] {
+		if v.used {
+			out = append(out, Key{Prefix: v.prefix, Protocol: v.protocol, Port: v.port}.norm())
+		}
+	}
+	return out
+}
+
+// Totals sums what this instance counted over every VIP: first-session
+// packets, no-server drops and route bytes.
+func (m *Model) Totals() (first, noServer, routeBytes uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for t := range workers {
+		for _, v := range m.counters[1][t] {
+			first += v
+		}
+		for _, v := range m.counters[3][t] {
+			noServer += v
+		}
+	}
+	for _, r := range m.routeCtr {
+		routeBytes += r[1]
+	}
+	return first, noServer, routeBytes
+}
