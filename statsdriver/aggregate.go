@@ -240,7 +240,7 @@ func (a *Aggregator) settle(b *FlushBatch, res FlushResult) {
 		a.countRefused(n)
 	}
 	for _, r := range res.Refused {
-		a.cfg.Logger.Warn("listener statistics refused by the database and dropped",
+		a.cfg.Logger.Warn("listener statistics refused and dropped",
 			"listener_id", r.ListenerID, "amphora_id", r.AmphoraID, "flush", b.Seq, "err", r.Reason)
 	}
 	a.countRefused(len(res.Refused))
