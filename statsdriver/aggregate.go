@@ -127,20 +127,6 @@ func (p *pendingRow) fold(s *ListenerStats, deltas bool) {
 	p.sum.RequestErrors += s.RequestErrors
 }
 
-// merge folds a newer pending row q into p (q arrived after p).
-func (p *pendingRow) merge(q *pendingRow) {
-	if q.replace {
-		*p = *q
-		return
-	}
-	p.sum.BytesIn += q.sum.BytesIn
-	p.sum.BytesOut += q.sum.BytesOut
-	p.sum.TotalConnections += q.sum.TotalConnections
-	p.sum.RequestErrors += q.sum.RequestErrors
-	p.active = q.active
-	p.received = q.received
-}
-
 // Pending is the number of distinct pairs waiting to be written, counting
 // those of a failed flush (which may have been written, see Flush).
 func (a *Aggregator) Pending() int {
