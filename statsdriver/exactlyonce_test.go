@@ -12,11 +12,11 @@ import (
 )
 
 // proxiedPool is a pool on a fresh migrated database whose connections go
-// through a pgProxy, and a direct pool on the same database for checks.
-func proxiedPool(t *testing.T) (proxy *pgProxy, viaProxy, direct *pgxpool.Pool) {
+// through a pgtest.Proxy, and a direct pool on the same database for checks.
+func proxiedPool(t *testing.T) (proxy *pgtest.Proxy, viaProxy, direct *pgxpool.Pool) {
 	t.Helper()
 	url := pgtest.NewDB(t)
-	proxy, proxied := newPGProxy(t, url)
+	proxy, proxied := pgtest.NewProxy(t, url)
 	var err error
 	if viaProxy, err = pgxpool.New(context.Background(), proxied); err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestFlushRefusedRowThenTransportErrorAppliesOnce(t *testing.T) {
 				}
 			}
 			a := NewAggregator(AggregatorConfig{Sink: NewDB(pool), Logger: quietLog})
-			fired := proxy.cutAtCommit(2, false)
+			fired := proxy.CutAtCommit(pgtest.CommitCut{Skip: 2})
 			for r := range rounds {
 				// Absolute values (a version 2 amphora) and deltas (version
 				// 3) in the same flush.
@@ -131,7 +131,7 @@ func TestFlushConnectionLostAtCommitAppliesOnce(t *testing.T) {
 	proxy, pool, direct := proxiedPool(t)
 	a := NewAggregator(AggregatorConfig{Sink: NewDB(pool), Logger: quietLog})
 
-	fired := proxy.cutAtCommit(0, true)
+	fired := proxy.CutAtCommit(pgtest.CommitCut{AfterReply: true})
 	if err := a.Update(ctx, []ListenerStats{st("l1", "amp", row{100, 200, 5, 10, 1}), st("l2", "amp", row{1, 2, 3, 4, 5})}, true); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestFlushKeyLost(t *testing.T) {
 	proxy, pool, direct := proxiedPool(t)
 	a := NewAggregator(AggregatorConfig{Sink: NewDB(pool), Logger: quietLog})
 
-	fired := proxy.cutAtCommit(0, true)
+	fired := proxy.CutAtCommit(pgtest.CommitCut{AfterReply: true})
 	a.Update(ctx, []ListenerStats{st("l1", "amp", row{100, 100, 1, 100, 0}), st("l2", "amp", row{5, 5, 5, 5, 5})}, true)
 	if err := a.Flush(ctx); err == nil {
 		t.Fatal("the flush whose COMMIT answer was lost reported success")
