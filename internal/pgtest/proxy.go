@@ -155,12 +155,30 @@ func (p *Proxy) fromClient(c *proxiedConn) {
 		return
 	}
 	var mentioned string // what this transaction mentioned, of interest
+	// Prepared statements by name: a client that caches them sends
+	// their text once per connection, then only Bind with the name.
+	prepared := map[string][]byte{}
 	for {
 		typ, payload, raw, err := readMessage(c.client)
 		if err != nil {
 			return
 		}
-		if m := p.mentioning(); m != "" && bytes.Contains(payload, []byte(m)) {
+		text := payload
+		switch typ {
+		case 'P': // Parse: name, query, ...
+			name, rest, _ := bytes.Cut(payload, []byte{0})
+			query, _, _ := bytes.Cut(rest, []byte{0})
+			prepared[string(name)] = query
+			text = query
+		case 'B': // Bind: portal, statement, ...
+			_, rest, _ := bytes.Cut(payload, []byte{0})
+			stmt, _, _ := bytes.Cut(rest, []byte{0})
+			text = prepared[string(stmt)]
+		}
+		if typ == 'Q' && bytes.HasPrefix(bytes.ToLower(payload), []byte("begin")) {
+			mentioned = "" // a statement outside any transaction does not count
+		}
+		if m := p.mentioning(); m != "" && bytes.Contains(text, []byte(m)) {
 			mentioned = m
 		}
 		if typ == 'Q' && bytes.Equal(bytes.ToLower(payload), commitQuery) {

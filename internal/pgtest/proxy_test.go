@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/octavia-vpp/health/internal/pgtest"
 )
 
@@ -25,10 +27,21 @@ func TestProxyCutsAtCommit(t *testing.T) {
 		afterReply bool
 		committed  bool
 	}{{1, false, false}, {2, true, true}} {
+		c := connect(t, proxied)
+		// The INSERT below is prepared (and cached) before the cut is
+		// armed: its later Binds still count as mentioning marks.
+		if _, err := c.Exec(ctx, `INSERT INTO marks VALUES ($1)`, 0); err != nil {
+			t.Fatal(err)
+		}
 		fired := proxy.CutAtCommit(pgtest.CommitCut{AfterReply: tc.afterReply, Mentioning: "marks"})
 		// A transaction not mentioning marks goes through.
-		c := connect(t, proxied)
-		if _, err := c.Exec(ctx, `BEGIN; INSERT INTO other VALUES (1); COMMIT`); err != nil {
+		if _, err := c.Exec(ctx, `INSERT INTO other VALUES (1)`); err != nil {
+			t.Fatal(err)
+		}
+		if err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO other VALUES ($1)`, 2)
+			return err
+		}); err != nil {
 			t.Fatalf("unrelated transaction: %v", err)
 		}
 		tx, err := c.Begin(ctx)
