@@ -215,9 +215,17 @@ func (a *Aggregator) apply(ctx context.Context, b *FlushBatch) error {
 
 // settle counts and logs what a batch that has an answer did not write.
 func (a *Aggregator) settle(b *FlushBatch, res FlushResult) {
-	if res.AlreadyApplied {
+	switch {
+	case res.AlreadyApplied && b.Retry:
 		a.cfg.Logger.Info("statistics flush had been committed before the connection was lost; not applied again",
 			"flush", b.Seq, "rows", len(b.Replaces)+len(b.Increments))
+	case res.AlreadyApplied:
+		// No attempt of it can have committed: the key was moved by
+		// someone else. Whether these rows are in cannot be told.
+		n := len(b.Replaces) + len(b.Increments)
+		a.cfg.Logger.Error("statistics flush dropped: its key in ovh_stats_flush is already past it, "+
+			"though no attempt of it can have committed", "flush", b.Seq, "rows", n)
+		a.countRefused(n)
 	}
 	if res.Unresolvable {
 		n := len(b.Replaces) + len(b.Increments)

@@ -256,3 +256,31 @@ func TestAggregatorRetriesFlushInDoubtFirst(t *testing.T) {
 		t.Errorf("flush numbers sent %v, want [1 1 2]", sink.seqs)
 	}
 }
+
+// A pair of a failed flush and the same pair arriving again count once
+// against MaxPairs.
+func TestAggregatorBoundCountsPairsOnce(t *testing.T) {
+	ctx := context.Background()
+	sink := &memSink{fail: errors.New("database down")}
+	a := NewAggregator(AggregatorConfig{Sink: sink, Logger: quietLog, MaxPairs: 2})
+	a.Update(ctx, []ListenerStats{lst("a", "x", 1, 1, 1, 1, 1), lst("b", "x", 1, 1, 1, 1, 1)}, true)
+	if err := a.Flush(ctx); err == nil {
+		t.Fatal("flush to a failing sink succeeded")
+	}
+	if err := a.Update(ctx, []ListenerStats{lst("a", "x", 1, 1, 1, 1, 1)}, true); err != nil {
+		t.Errorf("a pair already held was refused: %v", err)
+	}
+	if err := a.Update(ctx, []ListenerStats{lst("c", "x", 1, 1, 1, 1, 1)}, true); err == nil {
+		t.Error("a third pair past MaxPairs 2 was accepted")
+	}
+	if a.Pending() != 2 || a.Discarded() != 1 {
+		t.Errorf("pending %d (want 2), discarded %d (want 1)", a.Pending(), a.Discarded())
+	}
+	sink.fail = nil
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.rows[pairKey{"a", "x"}]; got.BytesIn != 2 || a.Pending() != 0 {
+		t.Errorf("a's bytes_in %d (want 2), pending %d", got.BytesIn, a.Pending())
+	}
+}

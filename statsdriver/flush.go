@@ -165,6 +165,11 @@ func (d *DB) register(ctx context.Context, seq uint64) error {
 	batch.Queue(registerKey, d.managerID, int64(seq))
 	batch.Queue(pruneKeys, d.managerID, flushKeyRetention.Seconds())
 	if err := d.pool.SendBatch(ctx, batch).Close(); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+			return fmt.Errorf("register statistics flush key: table ovh_stats_flush is missing "+
+				"(run octavia-health-manager migrate; it creates only this table in an existing Octavia schema): %w", err)
+		}
 		return fmt.Errorf("register statistics flush key %s: %w", d.managerID, err)
 	}
 	d.mu.Lock()
