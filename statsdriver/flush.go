@@ -141,8 +141,8 @@ func (d *DB) ApplyFlush(ctx context.Context, b *FlushBatch) (FlushResult, error)
 		if b.Retry {
 			return FlushResult{Unresolvable: true}, nil
 		}
-		// Nothing of this batch was committed (this is its first
-		// attempt): the key was pruned while this manager had nothing to
+		// No attempt of this batch can have committed (none ended in
+		// doubt): the key was pruned while this manager had nothing to
 		// write. Register again and apply.
 		if attempt > 0 {
 			return FlushResult{}, err
@@ -151,9 +151,9 @@ func (d *DB) ApplyFlush(ctx context.Context, b *FlushBatch) (FlushResult, error)
 }
 
 // register makes sure this manager's key exists and is at least seq (it
-// only moves forward), and
-// prunes the keys of managers gone for flushKeyRetention. It runs once per
-// process (and again if the key was lost), outside any flush.
+// only moves forward), and prunes the keys of managers gone for
+// flushKeyRetention. It runs once per process (and again if the key was
+// lost), outside any flush.
 func (d *DB) register(ctx context.Context, seq uint64) error {
 	d.mu.Lock()
 	done := d.registered
