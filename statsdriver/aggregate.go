@@ -37,11 +37,12 @@ type Aggregator struct {
 	unsettledKeys map[pairKey]struct{}
 	pendingAlso   int
 	rejected      uint64
-	// flushing serialises flushes, and guards nextSeq and unsettled.
+	// unsettled is the batch being written, or one that failed, retried
+	// before anything newer. It is written under mu and flushing both.
+	unsettled *FlushBatch
+	// flushing serialises flushes, and guards nextSeq.
 	flushing sync.Mutex
 	nextSeq  uint64
-	// unsettled is a batch that failed, retried before anything newer.
-	unsettled *FlushBatch
 }
 
 // AggregatorConfig configures an Aggregator.
@@ -128,7 +129,8 @@ func (p *pendingRow) fold(s *ListenerStats, deltas bool) {
 }
 
 // Pending is the number of distinct pairs waiting to be written, counting
-// those of a failed flush (which may have been written, see Flush).
+// those of the flush being written or of a failed one (which may have
+// been written, see Flush).
 func (a *Aggregator) Pending() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -157,42 +159,42 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 		if err := a.apply(ctx, b); err != nil {
 			return err
 		}
-		a.mu.Lock()
-		a.unsettled, a.unsettledKeys, a.pendingAlso = nil, nil, 0
-		a.mu.Unlock()
+		a.settled()
 	}
 
 	a.mu.Lock()
 	taken := a.pending
-	a.pending = make(map[pairKey]*pendingRow, len(taken))
-	a.mu.Unlock()
 	if len(taken) == 0 {
+		a.mu.Unlock()
 		return nil
 	}
 	b := &FlushBatch{Seq: a.nextSeq}
 	a.nextSeq++
 	b.Replaces, b.Increments = rowsOf(taken)
-	err := a.apply(ctx, b)
-	if err == nil {
-		return nil
-	}
-	// Merging these rows into newer ones would leave a retry that finds
-	// the batch committed unable to tell the newer deltas apart: keep it
-	// whole, under its number.
-	a.mu.Lock()
+	// The batch is unsettled until the sink has an answer for it. If it
+	// fails, it stays so, whole and under its number: merged into newer
+	// rows, a retry that finds it committed could not tell the newer
+	// deltas apart. Its pairs count against MaxPairs meanwhile.
+	a.pending = make(map[pairKey]*pendingRow, len(taken))
 	a.unsettled = b
 	a.unsettledKeys = make(map[pairKey]struct{}, len(taken))
 	for k := range taken {
 		a.unsettledKeys[k] = struct{}{}
 	}
 	a.pendingAlso = 0
-	for k := range a.pending {
-		if _, ok := taken[k]; ok {
-			a.pendingAlso++
-		}
-	}
 	a.mu.Unlock()
-	return err
+	if err := a.apply(ctx, b); err != nil {
+		return err
+	}
+	a.settled()
+	return nil
+}
+
+// settled forgets the unsettled batch, which the sink has answered for.
+func (a *Aggregator) settled() {
+	a.mu.Lock()
+	a.unsettled, a.unsettledKeys, a.pendingAlso = nil, nil, 0
+	a.mu.Unlock()
 }
 
 // apply sends one batch and settles it if the sink has an answer. A batch
