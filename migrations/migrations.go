@@ -13,8 +13,10 @@
 //     them): pending migrations are applied, or nothing happens;
 //   - an empty database: the migrations are applied;
 //   - a database that already holds an Octavia schema made by someone else
-//     (a load_balancer or alembic_version table): nothing is created; the
-//     columns and lookup rows the health manager uses are verified instead.
+//     (a load_balancer or alembic_version table): nothing of Octavia's is
+//     created or changed; the columns and lookup rows the health manager
+//     uses are verified instead, and only our own prefixed table
+//     (StatsFlushTable) is created.
 //
 // Migrations run under a PostgreSQL session advisory lock, so two processes
 // migrating at once serialise and both succeed.
@@ -29,6 +31,7 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -43,6 +46,16 @@ var embedded embed.FS
 // application sharing the database cannot be mistaken for us.
 const VersionTable = "octavia_vpp_health_schema_version"
 
+// StatsFlushTable is our own table of listener-statistics flush keys
+// (docs/stats.md). It is the one table migrate creates in a database whose
+// Octavia schema someone else made.
+const StatsFlushTable = "ovh_stats_flush"
+
+// ownTablesMigration is the migration file that creates StatsFlushTable;
+// its Up part is written with IF NOT EXISTS so that it can also run on its
+// own, outside goose.
+const ownTablesMigration = "sql/00002_ovh_stats_flush.sql"
+
 // lockID keys the advisory lock migrations run under. It is derived from
 // the module path rather than goose's default id for the same reason as
 // VersionTable.
@@ -56,9 +69,13 @@ var ErrIncompatibleSchema = errors.New("existing Octavia schema is not usable by
 // Result says what Migrate did.
 type Result struct {
 	// Existing is true when the database already held an Octavia schema
-	// that these migrations did not create. Nothing was written; the
-	// schema was verified, and Problems lists what failed verification.
+	// that these migrations did not create. Nothing of Octavia's was
+	// written; the schema was verified, and Problems lists what failed
+	// verification. If nothing did, our own StatsFlushTable was created
+	// (if missing), and nothing else.
 	Existing bool
+	// CreatedOwn names our own tables created in an existing schema.
+	CreatedOwn []string
 	// Applied names the migration files applied by this call, in order.
 	// It is empty when the schema was already current.
 	Applied []string
@@ -68,7 +85,7 @@ type Result struct {
 }
 
 // Migrate brings the database to the latest schema, or verifies an existing
-// Octavia schema without touching it. Progress is logged to logger (which
+// Octavia schema without touching Octavia's tables (adding only ours). Progress is logged to logger (which
 // may be nil). An existing schema that fails verification yields the
 // Result together with an error wrapping ErrIncompatibleSchema.
 func Migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) (*Result, error) {
@@ -78,7 +95,7 @@ func Migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) (*Result, err
 		return nil, err
 	}
 	if existing {
-		logger.Info("database already holds an Octavia schema not created by these migrations; verifying it, creating nothing")
+		logger.Info("database already holds an Octavia schema not created by these migrations; verifying it, creating nothing of Octavia's")
 		problems, err := Verify(ctx, db)
 		if err != nil {
 			return nil, err
@@ -88,6 +105,14 @@ func Migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) (*Result, err
 			return res, fmt.Errorf("%w: %d problem(s)", ErrIncompatibleSchema, len(problems))
 		}
 		logger.Info("verified existing Octavia schema: every column and lookup row the health manager uses is present")
+		created, err := createOwnTables(ctx, db)
+		if err != nil {
+			return res, err
+		}
+		if created {
+			res.CreatedOwn = []string{StatsFlushTable}
+			logger.Info("created our own table in the existing schema; nothing of Octavia's was changed", "table", StatsFlushTable)
+		}
 		return res, nil
 	}
 
@@ -146,6 +171,14 @@ func Status(ctx context.Context, db *sql.DB) (*StatusReport, error) {
 		problems, err := Verify(ctx, db)
 		if err != nil {
 			return nil, err
+		}
+		var own bool
+		if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, StatsFlushTable).Scan(&own); err != nil {
+			return nil, fmt.Errorf("inspect database for %s: %w", StatsFlushTable, err)
+		}
+		if !own {
+			problems = append(problems, "missing table "+StatsFlushTable+
+				" (ours, for exactly-once statistics): run migrate to create it")
 		}
 		return &StatusReport{Existing: true, Problems: problems}, nil
 	}
@@ -224,6 +257,33 @@ func isForeignOctaviaSchema(ctx context.Context, db *sql.DB) (bool, error) {
 		if recorded {
 			return false, nil
 		}
+	}
+	return true, nil
+}
+
+// createOwnTables creates StatsFlushTable from its migration's Up part,
+// outside goose, and reports whether it was missing.
+func createOwnTables(ctx context.Context, db *sql.DB) (bool, error) {
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, StatsFlushTable).Scan(&exists); err != nil {
+		return false, fmt.Errorf("inspect database for %s: %w", StatsFlushTable, err)
+	}
+	if exists {
+		return false, nil
+	}
+	b, err := embedded.ReadFile(ownTablesMigration)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", ownTablesMigration, err)
+	}
+	_, up, ok := strings.Cut(string(b), "-- +goose Up")
+	if ok {
+		up, _, ok = strings.Cut(up, "-- +goose Down")
+	}
+	if !ok {
+		return false, fmt.Errorf("%s lacks its goose Up/Down markers", ownTablesMigration)
+	}
+	if _, err := db.ExecContext(ctx, up); err != nil {
+		return false, fmt.Errorf("create %s: %w", StatsFlushTable, err)
 	}
 	return true, nil
 }

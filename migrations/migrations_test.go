@@ -210,8 +210,8 @@ func TestMigrateEmptyDatabaseMatchesSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	if res.Existing || len(res.Applied) != 1 {
-		t.Fatalf("Migrate on an empty database = %+v; want one migration applied", res)
+	if res.Existing || len(res.Applied) != 2 {
+		t.Fatalf("Migrate on an empty database = %+v; want both migrations applied", res)
 	}
 	assertSpecSchema(t, readSchema(t, db))
 }
@@ -276,7 +276,7 @@ func TestConcurrentMigrateBothSucceed(t *testing.T) {
 		}
 		applied += len(results[i].Applied)
 	}
-	if applied != 1 {
+	if applied != 2 {
 		t.Errorf("migrations applied %d times in total; want exactly once", applied)
 	}
 	assertSpecSchema(t, readSchema(t, open(t, url)))
@@ -356,25 +356,70 @@ func TestMigrateExistingOctaviaSchema(t *testing.T) {
 			if !res.Existing || len(res.Applied) != 0 {
 				t.Errorf("Migrate = %+v; want Existing and nothing applied", res)
 			}
+			// Our own prefixed table is all that is created, and only in a
+			// schema that passed verification.
+			wantTables := tablesBefore
+			if len(tt.wantProblems) == 0 {
+				wantTables = append(slices.Clone(tablesBefore), migrations.StatsFlushTable)
+				if !slices.Equal(res.CreatedOwn, []string{migrations.StatsFlushTable}) {
+					t.Errorf("CreatedOwn = %q; want %s", res.CreatedOwn, migrations.StatsFlushTable)
+				}
+			} else if len(res.CreatedOwn) != 0 {
+				t.Errorf("CreatedOwn = %q in a schema that failed verification", res.CreatedOwn)
+			}
 			got := slices.Clone(res.Problems)
 			slices.Sort(got)
 			if !slices.Equal(got, tt.wantProblems) {
 				t.Errorf("problems = %q\nwant %q", got, tt.wantProblems)
 			}
-			diff(t, "tables after migrate", tableNames(t, db), tablesBefore)
+			diff(t, "tables after migrate", tableNames(t, db), wantTables)
 			after := readSchema(t, db)
-			diff(t, "columns after migrate", after.columns, schemaBefore.columns)
-			diff(t, "indexes after migrate", after.indexes, schemaBefore.indexes)
+			diff(t, "columns after migrate", withoutOwn(after.columns), schemaBefore.columns)
+			diff(t, "indexes after migrate", withoutOwn(after.indexes), schemaBefore.indexes)
 
 			st, err := migrations.Status(ctx(t), db)
 			if err != nil {
 				t.Fatalf("Status: %v", err)
 			}
-			if !st.Existing || len(st.Migrations) != 0 || len(st.Problems) != len(tt.wantProblems) {
-				t.Errorf("Status = %+v; want the existing schema and its %d problem(s)", st, len(tt.wantProblems))
+			wantStatusProblems := len(tt.wantProblems)
+			if wantStatusProblems > 0 {
+				wantStatusProblems++ // and our own table, which was not created
 			}
-			diff(t, "tables after status", tableNames(t, db), tablesBefore)
+			if !st.Existing || len(st.Migrations) != 0 || len(st.Problems) != wantStatusProblems {
+				t.Errorf("Status = %+v; want the existing schema and %d problem(s)", st, wantStatusProblems)
+			}
+			diff(t, "tables after status", tableNames(t, db), wantTables)
 		})
+	}
+}
+
+// withoutOwn drops the lines of our own StatsFlushTable.
+func withoutOwn(lines []string) []string {
+	return slices.DeleteFunc(slices.Clone(lines), func(l string) bool {
+		return strings.HasPrefix(l, migrations.StatsFlushTable+" ")
+	})
+}
+
+// Status on an existing schema says when our own table is missing, and
+// Migrate creates it without touching Octavia's tables.
+func TestStatusExistingSchemaWithoutOwnTable(t *testing.T) {
+	t.Parallel()
+	db := open(t, pgtest.NewEmptyDB(t))
+	if _, err := db.ExecContext(ctx(t), octaviaSchemaSQL(t)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := migrations.Status(ctx(t), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Problems) != 1 || !strings.Contains(st.Problems[0], migrations.StatsFlushTable) {
+		t.Errorf("Status problems = %q; want one naming %s", st.Problems, migrations.StatsFlushTable)
+	}
+	if _, err := migrations.Migrate(ctx(t), db, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = migrations.Status(ctx(t), db); err != nil || len(st.Problems) != 0 {
+		t.Errorf("Status after migrate: %+v, %v; want no problem", st, err)
 	}
 }
 
@@ -385,8 +430,8 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	if st.Existing || len(st.Migrations) != 1 || st.Migrations[0].Applied {
-		t.Fatalf("Status before migrating = %+v; want one pending migration", st)
+	if st.Existing || len(st.Migrations) != 2 || st.Migrations[0].Applied || st.Migrations[1].Applied {
+		t.Fatalf("Status before migrating = %+v; want two pending migrations", st)
 	}
 	if _, err := migrations.Migrate(ctx(t), db, nil); err != nil {
 		t.Fatal(err)
@@ -395,9 +440,11 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	m := st.Migrations[0]
-	if !m.Applied || m.AppliedAt.IsZero() || m.Version != 1 || m.Name != "00001_octavia_11_schema.sql" {
-		t.Errorf("Status after migrating = %+v; want 00001 applied", m)
+	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql"} {
+		m := st.Migrations[i]
+		if !m.Applied || m.AppliedAt.IsZero() || m.Version != int64(i+1) || m.Name != name {
+			t.Errorf("Status after migrating = %+v; want %s applied", m, name)
+		}
 	}
 }
 

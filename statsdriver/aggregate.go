@@ -9,35 +9,46 @@ import (
 	"time"
 )
 
-// Aggregator sits in front of a driver that writes rows (stats_db) and
-// turns a stream of heartbeats into one write per (listener, amphora) per
-// flush, with the same final row as applying each heartbeat in turn:
+// Aggregator sits in front of stats_db and turns a stream of heartbeats
+// into one write per (listener, amphora) per flush, with the same final
+// row as applying each heartbeat in turn:
 //
 //   - a run of V3 deltas becomes one increment by their sum, with the
 //     latest active_connections;
 //   - an absolute report (version 0-2) replaces everything before it, and
 //     deltas after it are added to it, so the pair becomes one replace.
 //
-// When a flush fails (the database is down) the aggregate is kept and
-// retried at the next flush, and new heartbeats keep folding into it, so
-// no delta is lost. Memory is bounded by MaxPairs distinct pairs; past it,
-// statistics for new pairs are discarded, counted and logged.
+// Each flush is a numbered batch that the sink applies exactly once
+// (FlushSink). A batch that fails is kept as it is, apart from what
+// arrives meanwhile, and retried under the same number before anything
+// newer, until the sink has an answer for it: applied now, or found
+// applied by an earlier attempt whose COMMIT was cut off. So no delta is
+// lost, and none is applied twice, even when an error is misjudged as
+// "nothing committed". Memory is bounded by MaxPairs distinct pairs;
+// past it, statistics for new pairs are discarded, counted and logged.
 type Aggregator struct {
 	cfg AggregatorConfig
 
 	mu      sync.Mutex
 	pending map[pairKey]*pendingRow
-	// flushing serialises flushes: a flush owns the rows it took until it
-	// either writes them or merges them back.
+	// unsettledKeys are the pairs of the unsettled batch; pendingAlso
+	// counts those of them also in pending, so that a pair counts once
+	// against MaxPairs.
+	unsettledKeys map[pairKey]struct{}
+	pendingAlso   int
+	rejected      uint64
+	// unsettled is the batch being written, or one that failed, retried
+	// before anything newer. It is written under mu and flushing both.
+	unsettled *FlushBatch
+	// flushing serialises flushes, and guards nextSeq.
 	flushing sync.Mutex
-	rejected uint64
+	nextSeq  uint64
 }
 
 // AggregatorConfig configures an Aggregator.
 type AggregatorConfig struct {
-	// Sink receives the aggregated rows: replaces with deltas=false, then
-	// increments with deltas=true.
-	Sink Driver
+	// Sink applies each flush exactly once (stats_db's DB).
+	Sink FlushSink
 	// MaxPairs bounds the distinct (listener, amphora) pairs held while the
 	// sink is unavailable. Default 1,000,000.
 	MaxPairs int
@@ -67,7 +78,7 @@ func NewAggregator(cfg AggregatorConfig) *Aggregator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Aggregator{cfg: cfg, pending: map[pairKey]*pendingRow{}}
+	return &Aggregator{cfg: cfg, pending: map[pairKey]*pendingRow{}, nextSeq: 1}
 }
 
 // Update folds one heartbeat's statistics in. It never blocks on the sink.
@@ -80,9 +91,13 @@ func (a *Aggregator) Update(_ context.Context, stats []ListenerStats, deltas boo
 		k := pairKey{s.ListenerID, s.AmphoraID}
 		p := a.pending[k]
 		if p == nil {
-			if len(a.pending) >= a.cfg.MaxPairs {
+			_, also := a.unsettledKeys[k]
+			if !also && a.pairsLocked() >= a.cfg.MaxPairs {
 				rejected++
 				continue
+			}
+			if also {
+				a.pendingAlso++
 			}
 			p = &pendingRow{}
 			a.pending[k] = p
@@ -113,117 +128,118 @@ func (p *pendingRow) fold(s *ListenerStats, deltas bool) {
 	p.sum.RequestErrors += s.RequestErrors
 }
 
-// merge folds a newer pending row q into p (q arrived after p).
-func (p *pendingRow) merge(q *pendingRow) {
-	if q.replace {
-		*p = *q
-		return
-	}
-	p.sum.BytesIn += q.sum.BytesIn
-	p.sum.BytesOut += q.sum.BytesOut
-	p.sum.TotalConnections += q.sum.TotalConnections
-	p.sum.RequestErrors += q.sum.RequestErrors
-	p.active = q.active
-	p.received = q.received
-}
-
-// Pending is the number of pairs waiting to be written.
+// Pending is the number of distinct pairs waiting to be written, counting
+// those of the flush being written or of a failed one (which may have
+// been written, see Flush).
 func (a *Aggregator) Pending() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.pending)
+	return a.pairsLocked()
 }
 
-// Discarded counts statistics dropped because MaxPairs was reached or the
-// sink refused them.
+func (a *Aggregator) pairsLocked() int {
+	return len(a.pending) + len(a.unsettledKeys) - a.pendingAlso
+}
+
+// Discarded counts statistics dropped because MaxPairs was reached, the
+// sink refused them, or a flush in doubt could not be resolved.
 func (a *Aggregator) Discarded() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.rejected
 }
 
-// Flush writes everything pending. On failure the rows are kept, merged
-// with whatever arrived meanwhile, for the next flush.
+// Flush writes everything pending: first a batch left unsettled by an
+// earlier call, then what has been aggregated since. On failure the rows
+// are kept for the next flush.
 func (a *Aggregator) Flush(ctx context.Context) error {
 	a.flushing.Lock()
 	defer a.flushing.Unlock()
+	if b := a.unsettled; b != nil {
+		if err := a.apply(ctx, b); err != nil {
+			return err
+		}
+		a.settled()
+	}
+
 	a.mu.Lock()
 	taken := a.pending
-	a.pending = make(map[pairKey]*pendingRow, len(taken))
-	a.mu.Unlock()
 	if len(taken) == 0 {
+		a.mu.Unlock()
 		return nil
 	}
-	start := time.Now()
-	replaces, increments := rowsOf(taken)
-	err := a.write(ctx, replaces, increments)
-	if a.cfg.OnFlush != nil {
-		a.cfg.OnFlush(len(taken), time.Since(start), err)
+	b := &FlushBatch{Seq: a.nextSeq}
+	a.nextSeq++
+	b.Replaces, b.Increments = rowsOf(taken)
+	// The batch is unsettled until the sink has an answer for it. If it
+	// fails, it stays so, whole and under its number: merged into newer
+	// rows, a retry that finds it committed could not tell the newer
+	// deltas apart. Its pairs count against MaxPairs meanwhile.
+	a.pending = make(map[pairKey]*pendingRow, len(taken))
+	a.unsettled = b
+	a.unsettledKeys = make(map[pairKey]struct{}, len(taken))
+	for k := range taken {
+		a.unsettledKeys[k] = struct{}{}
 	}
-	if err == nil {
-		return nil
-	}
-	// Put the rows back in front of what arrived while we were writing.
-	a.mu.Lock()
-	for k, newer := range a.pending {
-		if old, ok := taken[k]; ok {
-			old.merge(newer)
-		} else {
-			taken[k] = newer
-		}
-	}
-	a.pending = taken
+	a.pendingAlso = 0
 	a.mu.Unlock()
-	return err
+	if err := a.apply(ctx, b); err != nil {
+		return err
+	}
+	a.settled()
+	return nil
 }
 
-// partialWrite is implemented by a sink error that says how many leading
-// rows were written before the sink refused one. A refusal is about the
-// data (Octavia refuses a negative counter, for instance), so retrying the
-// same row would fail again.
-type partialWrite interface{ WrittenRows() int }
+// settled forgets the unsettled batch, which the sink has answered for.
+func (a *Aggregator) settled() {
+	a.mu.Lock()
+	a.unsettled, a.unsettledKeys, a.pendingAlso = nil, nil, 0
+	a.mu.Unlock()
+}
 
-// write sends replaces, then increments. A refused row is dropped, logged
-// and counted, and the rows after it are sent again at once: the sink
-// stops at the first refusal, as Octavia does within one heartbeat, but
-// aggregated rows come from unrelated heartbeats. Any other error means
-// nothing was written and everything is kept for the next flush.
-func (a *Aggregator) write(ctx context.Context, replaces, increments []ListenerStats) error {
-	for _, part := range []struct {
-		rows   []ListenerStats
-		deltas bool
-	}{{replaces, false}, {increments, true}} {
-		rows := part.rows
-		for len(rows) > 0 {
-			err := a.cfg.Sink.Update(ctx, rows, part.deltas)
-			if err == nil {
-				break
-			}
-			var pw partialWrite
-			switch {
-			case errors.As(err, &pw):
-				refused := rows[pw.WrittenRows()]
-				a.cfg.Logger.Warn("listener statistics refused and dropped, as Octavia drops them",
-					"listener_id", refused.ListenerID, "amphora_id", refused.AmphoraID, "err", err)
-				a.countRefused(1)
-				rows = rows[pw.WrittenRows()+1:]
-			case errors.Is(err, ErrNotRecorded):
-				// Some rows may be written and the error does not say which:
-				// retrying could count them twice, so this flush's rows of
-				// this kind are dropped.
-				a.cfg.Logger.Error("listener statistics dropped: the sink refused a row without saying which",
-					"rows", len(rows), "err", err)
-				a.countRefused(len(rows))
-				rows = nil
-			default:
-				// Nothing of this call was written. If the replaces before it
-				// were, rewriting them on retry sets the same values, so
-				// keeping them with the rest is safe.
-				return err
-			}
-		}
+// apply sends one batch and settles it if the sink has an answer. A batch
+// whose outcome is unknown is marked Retry.
+func (a *Aggregator) apply(ctx context.Context, b *FlushBatch) error {
+	start := time.Now()
+	res, err := a.cfg.Sink.ApplyFlush(ctx, b)
+	if a.cfg.OnFlush != nil {
+		a.cfg.OnFlush(len(b.Replaces)+len(b.Increments), time.Since(start), err)
 	}
+	if errors.Is(err, ErrOutcomeUnknown) {
+		b.Retry = true
+	}
+	if err != nil {
+		return err
+	}
+	a.settle(b, res)
 	return nil
+}
+
+// settle counts and logs what a batch that has an answer did not write.
+func (a *Aggregator) settle(b *FlushBatch, res FlushResult) {
+	switch {
+	case res.AlreadyApplied && b.Retry:
+		a.cfg.Logger.Info("statistics flush had been committed before the connection was lost; not applied again",
+			"flush", b.Seq, "rows", len(b.Replaces)+len(b.Increments))
+	case res.AlreadyApplied:
+		// No attempt of it can have committed: the key was moved by
+		// someone else. Whether these rows are in cannot be told.
+		n := len(b.Replaces) + len(b.Increments)
+		a.cfg.Logger.Error("statistics flush dropped: its key in ovh_stats_flush is already past it, "+
+			"though no attempt of it can have committed", "flush", b.Seq, "rows", n)
+		a.countRefused(n)
+	}
+	if res.Unresolvable {
+		n := len(b.Replaces) + len(b.Increments)
+		a.cfg.Logger.Error("statistics flush dropped: it may have been committed before the connection was lost, "+
+			"and its key is gone, so applying it could count it twice", "flush", b.Seq, "rows", n)
+		a.countRefused(n)
+	}
+	for _, r := range res.Refused {
+		a.cfg.Logger.Warn("listener statistics refused and dropped",
+			"listener_id", r.ListenerID, "amphora_id", r.AmphoraID, "flush", b.Seq, "err", r.Reason)
+	}
+	a.countRefused(len(res.Refused))
 }
 
 func (a *Aggregator) countRefused(n int) {
@@ -277,7 +293,15 @@ func (a *Aggregator) Run(ctx context.Context, interval, finalTimeout time.Durati
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.Background(), finalTimeout)
 			if err := a.Flush(final); err != nil {
-				a.cfg.Logger.Error("statistics lost at shutdown: the last flush failed", "pairs", a.Pending(), "err", err)
+				// A batch in doubt may have been written; the rest was not.
+				a.flushing.Lock()
+				inDoubt := 0
+				if b := a.unsettled; b != nil && b.Retry {
+					inDoubt = len(b.Replaces) + len(b.Increments)
+				}
+				a.flushing.Unlock()
+				a.cfg.Logger.Error("statistics lost at shutdown: the last flush failed",
+					"pairs", a.Pending(), "pairs_in_doubt", inDoubt, "err", err)
 			}
 			cancel()
 			return

@@ -11,46 +11,78 @@ import (
 	"testing"
 )
 
-// memSink applies stats_db's row semantics in memory, and can fail.
+// memSink applies stats_db's row semantics in memory, and can fail. As a
+// Driver it applies each heartbeat in turn (the reference); as a FlushSink
+// it keeps a flush key as DB does.
 type memSink struct {
 	rows    map[pairKey]ListenerStats
-	fail    error
+	fail    error // returned with nothing applied
+	unknown bool  // apply, then report the outcome unknown
 	calls   int
-	refuseL string // a listener whose rows it refuses, reporting the index
+	refuseL string // a listener whose rows it refuses
+	applied uint64 // the flush key: the last batch committed
+	seqs    []uint64
 }
 
-type refusal struct{ written int }
-
-func (r refusal) Error() string    { return fmt.Sprintf("refused after %d rows", r.written) }
-func (r refusal) WrittenRows() int { return r.written }
-
 func (m *memSink) Update(_ context.Context, stats []ListenerStats, deltas bool) error {
-	m.calls++
-	if m.fail != nil {
-		return m.fail
+	for i, s := range stats {
+		if s.ListenerID == m.refuseL {
+			return fmt.Errorf("refused after %d rows", i)
+		}
+		m.apply(s, deltas)
 	}
+	return nil
+}
+
+func (m *memSink) apply(s ListenerStats, deltas bool) {
 	if m.rows == nil {
 		m.rows = map[pairKey]ListenerStats{}
 	}
-	for i, s := range stats {
-		if s.ListenerID == m.refuseL {
-			return refusal{written: i}
-		}
-		k := pairKey{s.ListenerID, s.AmphoraID}
-		row, ok := m.rows[k]
-		if !deltas || !ok {
-			row = s
-		} else {
-			row.BytesIn += s.BytesIn
-			row.BytesOut += s.BytesOut
-			row.TotalConnections += s.TotalConnections
-			row.RequestErrors += s.RequestErrors
-			row.ActiveConnections = s.ActiveConnections
-		}
-		row.ReceivedTime = s.ReceivedTime
-		m.rows[k] = row
+	k := pairKey{s.ListenerID, s.AmphoraID}
+	row, ok := m.rows[k]
+	if !deltas || !ok {
+		row = s
+	} else {
+		row.BytesIn += s.BytesIn
+		row.BytesOut += s.BytesOut
+		row.TotalConnections += s.TotalConnections
+		row.RequestErrors += s.RequestErrors
+		row.ActiveConnections = s.ActiveConnections
 	}
-	return nil
+	row.ReceivedTime = s.ReceivedTime
+	m.rows[k] = row
+}
+
+func (m *memSink) ApplyFlush(_ context.Context, b *FlushBatch) (FlushResult, error) {
+	m.calls++
+	m.seqs = append(m.seqs, b.Seq)
+	if m.fail != nil {
+		return FlushResult{}, m.fail
+	}
+	if b.Seq <= m.applied {
+		return FlushResult{AlreadyApplied: true}, nil
+	}
+	if b.Seq != m.applied+1 {
+		return FlushResult{}, fmt.Errorf("flush %d after %d", b.Seq, m.applied)
+	}
+	var res FlushResult
+	for _, part := range []struct {
+		rows   []ListenerStats
+		deltas bool
+	}{{b.Replaces, false}, {b.Increments, true}} {
+		for _, s := range part.rows {
+			if s.ListenerID == m.refuseL {
+				res.Refused = append(res.Refused, RefusedRow{s.ListenerID, s.AmphoraID, errors.New("refused")})
+				continue
+			}
+			m.apply(s, part.deltas)
+		}
+	}
+	m.applied = b.Seq
+	if m.unknown {
+		return FlushResult{}, fmt.Errorf("%w: connection lost", ErrOutcomeUnknown)
+	}
+	return res, nil
 }
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -108,7 +140,7 @@ func TestAggregatorFolds(t *testing.T) {
 }
 
 // Applying heartbeats through the aggregator, flushing at random points
-// with random sink outages, gives the rows applying each heartbeat in turn
+// with random sink outages and COMMITs whose answer is lost, gives the rows applying each heartbeat in turn
 // gives: no delta lost, none counted twice.
 func TestAggregatorMatchesSequentialUnderFailures(t *testing.T) {
 	ctx := context.Background()
@@ -127,14 +159,17 @@ func TestAggregatorMatchesSequentialUnderFailures(t *testing.T) {
 			direct.Update(ctx, stats, deltas)
 			a.Update(ctx, stats, deltas)
 			if r.IntN(4) == 0 {
-				sink.fail = nil
-				if r.IntN(3) == 0 {
+				sink.fail, sink.unknown = nil, false
+				switch r.IntN(4) {
+				case 0:
 					sink.fail = errors.New("database down")
+				case 1:
+					sink.unknown = true // committed, but the answer was lost
 				}
 				a.Flush(ctx)
 			}
 		}
-		sink.fail = nil
+		sink.fail, sink.unknown = nil, false
 		if err := a.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -165,12 +200,87 @@ func TestAggregatorRefusedRowsAndBound(t *testing.T) {
 		t.Errorf("discarded %d (want 2: one over the bound, one refused), pending %d", a.Discarded(), a.Pending())
 	}
 
-	// A refusal that does not say where it stopped drops the rows rather
-	// than risk counting some twice.
-	opaque := &memSink{fail: fmt.Errorf("%w: somewhere", ErrNotRecorded)}
-	b := NewAggregator(AggregatorConfig{Sink: opaque, Logger: quietLog})
+	// A flush in doubt that the sink cannot resolve is dropped, counted,
+	// and not retried; the flushes after it go on.
+	lost := &lostKeySink{}
+	b := NewAggregator(AggregatorConfig{Sink: lost, Logger: quietLog})
+	b.Update(ctx, []ListenerStats{lst("a", "x", 1, 1, 1, 1, 1), lst("b", "x", 1, 1, 1, 1, 1)}, true)
+	if err := b.Flush(ctx); !errors.Is(err, ErrOutcomeUnknown) || b.Pending() != 2 {
+		t.Fatalf("flush in doubt: err %v, pending %d", err, b.Pending())
+	}
 	b.Update(ctx, []ListenerStats{lst("a", "x", 1, 1, 1, 1, 1)}, true)
-	if err := b.Flush(ctx); err != nil || b.Pending() != 0 || b.Discarded() != 1 {
-		t.Errorf("opaque refusal: err %v, pending %d, discarded %d", err, b.Pending(), b.Discarded())
+	if err := b.Flush(ctx); err != nil || b.Pending() != 0 || b.Discarded() != 2 {
+		t.Errorf("unresolvable flush: err %v, pending %d, discarded %d (want 2)", err, b.Pending(), b.Discarded())
+	}
+	if !reflect.DeepEqual(lost.seqs, []uint64{1, 1, 2}) {
+		t.Errorf("flush numbers sent %v, want [1 1 2]", lost.seqs)
+	}
+
+}
+
+// lostKeySink loses the answer of its first flush, then cannot resolve it.
+type lostKeySink struct{ seqs []uint64 }
+
+func (l *lostKeySink) ApplyFlush(_ context.Context, b *FlushBatch) (FlushResult, error) {
+	l.seqs = append(l.seqs, b.Seq)
+	switch {
+	case len(l.seqs) == 1:
+		return FlushResult{}, fmt.Errorf("%w: connection lost", ErrOutcomeUnknown)
+	case b.Retry:
+		return FlushResult{Unresolvable: true}, nil
+	}
+	return FlushResult{}, nil
+}
+
+// A flush in doubt is retried whole, under its number, before the rows
+// that arrived after it, which go in the next number: a replace in the
+// newer rows must land after the older deltas.
+func TestAggregatorRetriesFlushInDoubtFirst(t *testing.T) {
+	ctx := context.Background()
+	sink := &memSink{unknown: true}
+	a := NewAggregator(AggregatorConfig{Sink: sink, Logger: quietLog})
+	a.Update(ctx, []ListenerStats{lst("l", "a", 10, 10, 1, 10, 0)}, true)
+	if err := a.Flush(ctx); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("flush: %v, want the outcome unknown", err)
+	}
+	a.Update(ctx, []ListenerStats{lst("l", "a", 500, 500, 2, 500, 5)}, false)
+	a.Update(ctx, []ListenerStats{lst("l", "a", 1, 1, 3, 1, 0)}, true)
+	sink.unknown = false
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := lst("l", "a", 501, 501, 3, 501, 5); !reflect.DeepEqual(sink.rows[pairKey{"l", "a"}], want) {
+		t.Errorf("row %+v, want %+v", sink.rows[pairKey{"l", "a"}], want)
+	}
+	if !reflect.DeepEqual(sink.seqs, []uint64{1, 1, 2}) {
+		t.Errorf("flush numbers sent %v, want [1 1 2]", sink.seqs)
+	}
+}
+
+// A pair of a failed flush and the same pair arriving again count once
+// against MaxPairs.
+func TestAggregatorBoundCountsPairsOnce(t *testing.T) {
+	ctx := context.Background()
+	sink := &memSink{fail: errors.New("database down")}
+	a := NewAggregator(AggregatorConfig{Sink: sink, Logger: quietLog, MaxPairs: 2})
+	a.Update(ctx, []ListenerStats{lst("a", "x", 1, 1, 1, 1, 1), lst("b", "x", 1, 1, 1, 1, 1)}, true)
+	if err := a.Flush(ctx); err == nil {
+		t.Fatal("flush to a failing sink succeeded")
+	}
+	if err := a.Update(ctx, []ListenerStats{lst("a", "x", 1, 1, 1, 1, 1)}, true); err != nil {
+		t.Errorf("a pair already held was refused: %v", err)
+	}
+	if err := a.Update(ctx, []ListenerStats{lst("c", "x", 1, 1, 1, 1, 1)}, true); err == nil {
+		t.Error("a third pair past MaxPairs 2 was accepted")
+	}
+	if a.Pending() != 2 || a.Discarded() != 1 {
+		t.Errorf("pending %d (want 2), discarded %d (want 1)", a.Pending(), a.Discarded())
+	}
+	sink.fail = nil
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.rows[pairKey{"a", "x"}]; got.BytesIn != 2 || a.Pending() != 0 {
+		t.Errorf("a's bytes_in %d (want 2), pending %d", got.BytesIn, a.Pending())
 	}
 }

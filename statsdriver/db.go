@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -27,12 +28,19 @@ import (
 // one transaction: it locks and reads the existing rows, works out in Go
 // where Octavia would have stopped, and upserts the listeners before that
 // point.
+//
+// For the Aggregator, ApplyFlush applies a whole flush exactly once
+// (flush.go, docs/stats.md).
 type DB struct {
-	pool *pgxpool.Pool
+	pool      *pgxpool.Pool
+	managerID string
+
+	mu         sync.Mutex
+	registered bool // managerID's row in ovh_stats_flush exists
 }
 
-// NewDB writes into the database behind pool.
-func NewDB(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
+// NewDB writes into the database behind pool, under a new manager id.
+func NewDB(pool *pgxpool.Pool) *DB { return &DB{pool: pool, managerID: newManagerID()} }
 
 // ErrNotRecorded wraps the reason a listener's statistics, and those after
 // it in the same message, were not written.

@@ -8,8 +8,8 @@
 // per-listener records drivers receive; Fanout calls several drivers the
 // way Octavia's stevedore manager does.
 //
-// Drivers are synchronous today. Update takes one message's listeners and
-// whether they are deltas, so an aggregating, buffering front (sum deltas
-// per listener and amphora, keep the last gauge, flush periodically) can be
-// put in front of any Driver without changing it.
+// Drivers are synchronous. In serve, stats_db sits behind an Aggregator,
+// which folds heartbeats per listener and amphora and flushes them
+// periodically through DB.ApplyFlush, each flush exactly once
+// (docs/stats.md, "Exactly once").
 package statsdriver

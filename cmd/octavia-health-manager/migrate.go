@@ -78,6 +78,9 @@ func runMigrate(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("octavia-health-manager: migrate %s: %v", where, err), exitRejected)
 	}
 	switch {
+	case res.Existing && len(res.CreatedOwn) > 0:
+		log.Info("existing Octavia schema verified; created only our own table(s), nothing of Octavia's",
+			"database", where, "created", strings.Join(res.CreatedOwn, ","))
 	case res.Existing:
 		log.Info("existing Octavia schema verified; created nothing", "database", where)
 	case len(res.Applied) == 0:

@@ -2,8 +2,8 @@
 
 // Package faults breaks the health manager's surroundings on purpose: the
 // database goes away or slows down, the manager is killed, several managers
-// share one database, amphorae fall silent en masse, and garbage floods the
-// heartbeat port. Each scenario runs the built octavia-health-manager binary
+// share one database, amphorae fall silent en masse, garbage floods the
+// heartbeat port, and statistics flushes lose their COMMIT or its answer. Each scenario runs the built octavia-health-manager binary
 // as separate processes, against a PostgreSQL server of its own (package
 // pgtest), a fake Octavia API and Keystone (package failovertest) that
 // counts every failover request, and simulated amphorae sending V3
