@@ -178,10 +178,12 @@ compute_driver = compute_noop_driver
 		return v
 	}
 	// Healthy first: the watcher runs its checks and allows failovers.
+	// On a loaded machine a batch may wait past the stall limit during
+	// start-up; what matters is that failovers are allowed before the fault.
 	waitFor(t, "two health checks", func() bool { return testutilValue(t, d, `octavia_hm_health_checks_total`) >= 2 })
-	if v := testutilValue(t, d, `octavia_hm_failover_suppressed`); v != 0 {
-		t.Fatalf("suppressed before the fault: %v", v)
-	}
+	waitFor(t, "failovers allowed before the fault", func() bool {
+		return testutilValue(t, d, `octavia_hm_failover_suppressed`) == 0
+	})
 
 	var lockTx pgx.Tx
 	if lock := map[string]string{
