@@ -309,7 +309,7 @@ func buildKeyring(cfg *octaviaconf.Config) (*heartbeat.Keyring, keyState, error)
 // deliver hands an opened heartbeat to two independent queues, health and
 // statistics, so that a slow statistics sink never delays a health
 // update. A full queue discards its oldest entry.
-func (d *daemon) deliver(m *heartbeat.Message, _ heartbeat.Verified) {
+func (d *daemon) deliver(m *heartbeat.Message) {
 	now := time.Now()
 	d.observer.HeartbeatReceived(now)
 	if n := len(d.healthQ.Put(m)); n > 0 {

@@ -16,7 +16,7 @@ func BenchmarkReceiverOpenGarbage(b *testing.B) {
 	kr := keyring(b, "insecure", "previous")
 	r, err := NewReceiver(ReceiverConfig{
 		Addr: netip.MustParseAddrPort("127.0.0.1:0"), Sockets: 1,
-		Keys: func() *heartbeat.Keyring { return kr }, Deliver: func(*heartbeat.Message, heartbeat.Verified) {},
+		Keys: func() *heartbeat.Keyring { return kr }, Deliver: func(*heartbeat.Message) {},
 		Metrics: NewReceiverMetrics(prometheus.NewRegistry()), Logger: quiet(),
 	})
 	if err != nil {

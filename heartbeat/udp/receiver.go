@@ -46,7 +46,7 @@ type ReceiverConfig struct {
 	// like any other rejection. It is called from the worker goroutines.
 	Check func(*heartbeat.Message) error
 	// Deliver receives each accepted message, from the worker goroutines.
-	Deliver func(*heartbeat.Message, heartbeat.Verified)
+	Deliver func(*heartbeat.Message)
 	// Lost, if set, is told whenever datagrams were discarded before they
 	// could be opened: the socket's receive buffer overflowed (the kernel
 	// dropped them) or the queue was full. Valid heartbeats may be among
@@ -251,7 +251,7 @@ func (r *Receiver) open(d datagram) {
 		}
 		m.Accepted.WithLabelValues(key, v.Form.String()).Inc()
 	}
-	r.cfg.Deliver(msg, v)
+	r.cfg.Deliver(msg)
 }
 
 // rejectionReason is ReasonOf without its allocation in the common case,

@@ -46,7 +46,7 @@ func TestReceiverReadsBurstsOverBothFamilies(t *testing.T) {
 				Addr: netip.MustParseAddrPort(tt.addr), Sockets: 1, Workers: 2,
 				ReceiveBuffer: 4 << 20, QueueSize: 4096,
 				Keys: func() *heartbeat.Keyring { return kr },
-				Deliver: func(m *heartbeat.Message, _ heartbeat.Verified) {
+				Deliver: func(m *heartbeat.Message) {
 					if !m.RecvTime.Equal(stamp) {
 						badStamps.Add(1)
 					}

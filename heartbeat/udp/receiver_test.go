@@ -20,7 +20,7 @@ import (
 func TestReceiverOpensDeliversAndCounts(t *testing.T) {
 	kr := keyring(t, "new-key", "old-key")
 	var mu sync.Mutex
-	got := map[string]heartbeat.Verified{}
+	got := map[string]bool{}
 	delivered := make(chan struct{}, 100)
 	reg := prometheus.NewRegistry()
 	metrics := NewReceiverMetrics(reg)
@@ -28,12 +28,12 @@ func TestReceiverOpensDeliversAndCounts(t *testing.T) {
 	r, err := NewReceiver(ReceiverConfig{
 		Addr: netip.MustParseAddrPort("127.0.0.1:0"), Sockets: 2, Workers: 2,
 		Keys: func() *heartbeat.Keyring { return kr },
-		Deliver: func(m *heartbeat.Message, v heartbeat.Verified) {
+		Deliver: func(m *heartbeat.Message) {
 			if !m.RecvTime.Equal(stamp) {
 				t.Errorf("recv time %v, want the reader's stamp", m.RecvTime)
 			}
 			mu.Lock()
-			got[m.AmphoraID] = v
+			got[m.AmphoraID] = true
 			mu.Unlock()
 			delivered <- struct{}{}
 		},
@@ -82,7 +82,7 @@ func TestReceiverOpensDeliversAndCounts(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	if got["amp-new"] != (heartbeat.Verified{KeyIndex: 0, Form: heartbeat.MACHex}) || got["amp-old"] != (heartbeat.Verified{KeyIndex: 1, Form: heartbeat.MACHex}) || len(got) != 2 {
+	if !got["amp-new"] || !got["amp-old"] || len(got) != 2 {
 		t.Errorf("delivered %v", got)
 	}
 	for reason, want := range map[string]float64{"bad_mac": 1, "short": 1, "not_object": 1, "not_zlib": 0} {
@@ -95,6 +95,9 @@ func TestReceiverOpensDeliversAndCounts(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(metrics.Accepted.WithLabelValues("previous", "hex")); n != 1 {
 		t.Errorf("accepted with the previous key: %v", n)
+	}
+	if n := testutil.ToFloat64(metrics.Accepted.WithLabelValues("primary", "hex")); n != 1 {
+		t.Errorf("accepted with the primary key: %v", n)
 	}
 }
 
@@ -156,7 +159,7 @@ func TestReceiverReportsLostDatagrams(t *testing.T) {
 					}
 					return kr
 				},
-				Deliver: func(*heartbeat.Message, heartbeat.Verified) {},
+				Deliver: func(*heartbeat.Message) {},
 				Lost:    func(n int) { lost.Add(int64(n)) },
 				Metrics: metrics, Logger: quiet(),
 			})

@@ -35,7 +35,7 @@ func TestReceiverCountsReplayRefusals(t *testing.T) {
 		Addr: netip.MustParseAddrPort("127.0.0.1:0"), Sockets: 1, Workers: 2,
 		Keys:    func() *heartbeat.Keyring { return kr },
 		Check:   func(m *heartbeat.Message) error { return guard.Check(m, m.RecvTime) },
-		Deliver: func(m *heartbeat.Message, _ heartbeat.Verified) { delivered <- m },
+		Deliver: func(m *heartbeat.Message) { delivered <- m },
 		Metrics: metrics, Logger: quiet(),
 	})
 	if err != nil {

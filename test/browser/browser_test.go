@@ -124,7 +124,7 @@ func startHealthManager(t *testing.T, db *pgxpool.Pool) *healthManager {
 	receiver, err := udp.NewReceiver(udp.ReceiverConfig{
 		Addr: netip.MustParseAddrPort("127.0.0.1:0"), Sockets: 1, Workers: 1,
 		Keys:    func() *heartbeat.Keyring { return kr },
-		Deliver: func(m *heartbeat.Message, _ heartbeat.Verified) { queue.Put(m) },
+		Deliver: func(m *heartbeat.Message) { queue.Put(m) },
 		Metrics: udp.NewReceiverMetrics(page.Watch(reg)), Logger: log,
 	})
 	if err != nil {
