@@ -28,6 +28,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/failover"
 	"github.com/octavia-vpp/health/healthdb/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/octavia-vpp/health/internal/boundq"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/statsdriver"
@@ -93,7 +94,7 @@ type daemon struct {
 	keyState keyState
 	replay   *heartbeat.ReplayGuard
 	pool     *pgxpool.Pool
-	receiver *heartbeat.Receiver
+	receiver *udp.Receiver
 	updater  *healthdb.Updater
 	watcher  *healthdb.Watcher
 	observer *healthdb.Observer
@@ -102,7 +103,7 @@ type daemon struct {
 	healthQ  *boundq.Queue[*heartbeat.Message]
 	statsQ   *boundq.Queue[*heartbeat.Message]
 	stats    *statsdriver.Pipeline
-	metrics  *heartbeat.ReceiverMetrics
+	metrics  *udp.ReceiverMetrics
 	registry *prometheus.Registry
 	http     *http.Server
 	httpAddr net.Addr
@@ -176,7 +177,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.registry.MustRegister(buildInfo())
 	d.page = statusPage(cfg, d.pool, d.log)
-	d.metrics = heartbeat.NewReceiverMetrics(d.page.Watch(d.registry))
+	d.metrics = udp.NewReceiverMetrics(d.page.Watch(d.registry))
 	updaterMetrics := healthdb.NewUpdaterMetrics(d.registry, hm.HeartbeatTimeout)
 
 	deleter, err := computeDeleter(cfg, session, d.log)
@@ -231,7 +232,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		return nil, usageError("%v", err)
 	}
 
-	d.receiver, err = heartbeat.NewReceiver(heartbeat.ReceiverConfig{
+	d.receiver, err = udp.NewReceiver(udp.ReceiverConfig{
 		Addr:    netip.AddrPortFrom(hm.BindIP, uint16(hm.BindPort)),
 		Sockets: hm.ReceiveSockets, ReceiveBuffer: hm.SockRlimit,
 		Workers: hm.HealthUpdateThreads, QueueSize: receiveQueueSize(hm.QueueSize),
@@ -308,7 +309,7 @@ func buildKeyring(cfg *octaviaconf.Config) (*heartbeat.Keyring, keyState, error)
 // deliver hands an opened heartbeat to two independent queues, health and
 // statistics, so that a slow statistics sink never delays a health
 // update. A full queue discards its oldest entry.
-func (d *daemon) deliver(m *heartbeat.Message, _ heartbeat.Verified) {
+func (d *daemon) deliver(m *heartbeat.Message) {
 	now := time.Now()
 	d.observer.HeartbeatReceived(now)
 	if n := len(d.healthQ.Put(m)); n > 0 {
