@@ -18,23 +18,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/internal/pgtest"
 )
 
-// The agent side of listener statistics across restarts: amphora-agent
-// runs as a process of its own against fakevppd (the project's fake VPP,
-// also a process, with its binary API socket and a stats segment served
-// through a real stats socket), with traffic. VPP, the agent and both are
-// restarted in every order, and the API socket is taken away while VPP
-// keeps forwarding. The heartbeats' deltas, summed as a health manager
-// would, must never exceed what VPP counted and must end up equal to it.
+// Listener statistics from VPP's counters to listener_statistics, exact
+// across everything that can restart or fail on the way: amphora-agent runs
+// as a process of its own against fakevppd (the project's fake VPP, also a
+// process, with its binary API socket and a stats segment served through a
+// real stats socket), with traffic, and heartbeats through a relay to the
+// built octavia-health-manager, whose PostgreSQL connections go through a
+// pgtest.Proxy. VPP, the agent and both are restarted in every order, the
+// API socket is taken away while VPP keeps forwarding, and meanwhile the
+// database goes away and statistics flushes lose their COMMIT or its
+// answer. The heartbeats' deltas and listener_statistics must never exceed
+// what VPP counted, and must end up equal to it after every step.
 
 var (
-	agentBinsOnce             sync.Once
-	agentBin, fakeVPPBin      string
-	agentBinsErr              error
-	fakeVPPControlLine        = regexp.MustCompile(`fakevppd control=(\S+)`)
-	agentCountersHeartbeatKey = "faults-key"
+	agentBinsOnce        sync.Once
+	agentBin, fakeVPPBin string
+	agentBinsErr         error
+	fakeVPPControlLine   = regexp.MustCompile(`fakevppd control=(\S+)`)
 )
 
 func buildAgentBins(t *testing.T) {
@@ -145,27 +150,33 @@ func (p *proc) kill() {
 }
 
 // statsRx sums what the heartbeats report, as the manager's stats driver
-// would.
+// would, and passes each heartbeat on to the manager.
 type statsRx struct {
 	mu                     sync.Mutex
-	rx, totConns, eReq     int64
+	rx, tx, totConns, eReq int64
 	heartbeats, listenerHB int
 }
 
-func (s *statsRx) sums() (rx, totConns, eReq int64, heartbeats int) {
+// sums are the deltas received so far, as listener_statistics would hold
+// them.
+func (s *statsRx) sums() (statsSums, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.rx, s.totConns, s.eReq, s.heartbeats
+	return statsSums{bytesIn: s.rx, bytesOut: s.tx, totalConns: s.totConns, requestErrors: s.eReq}, s.heartbeats
 }
 
-func receiveHeartbeats(t *testing.T) (*statsRx, string) {
+func receiveHeartbeats(t *testing.T, forward string) (*statsRx, string) {
 	t.Helper()
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{agentCountersHeartbeatKey}})
+	to, err := net.ResolveUDPAddr("udp", forward)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{heartbeatKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +192,13 @@ func receiveHeartbeats(t *testing.T) (*statsRx, string) {
 			if err != nil {
 				continue
 			}
+			_, _ = conn.WriteTo(buf[:n], to)
 			s.mu.Lock()
 			s.heartbeats++
 			for _, l := range m.Listeners {
 				s.listenerHB++
 				s.rx += l.Stats.RX
+				s.tx += l.Stats.TX
 				s.totConns += l.Stats.TotConns
 				s.eReq += l.Stats.EReq
 			}
@@ -234,23 +247,31 @@ func (v vppControl) post(path string) []byte {
 	return b
 }
 
-func TestAgentCountersAcrossRestarts(t *testing.T) {
+func TestListenerStatsAcrossRestarts(t *testing.T) {
 	buildAgentBins(t)
+	srv := pgtest.NewServer(t)
+	seedAmphorae(t, srv.URL(), []string{"stats"})
+	proxy, proxied := pgtest.NewProxy(t, srv.URL())
+	fake := failovertest.New(t)
+	hm := startHM(t, "hm", writeConfig(t, hmConfig{database: proxied, fake: fake}))
+	d := db{t, srv.URL()}
+	rx, controller := receiveHeartbeats(t, hm.udp.String())
+
 	dir := t.TempDir()
 	apiSock := filepath.Join(dir, "api.sock")
 	statsSock := filepath.Join(dir, "stats.sock")
-	rx, controller := receiveHeartbeats(t)
 	member := memberServer(t)
 	host, port, _ := net.SplitHostPort(member)
 
-	lb := fmt.Sprintf(`{"loadbalancer_id": "lb", "vip_addresses": ["192.0.2.10", "2001:db8::10"],
- "listeners": [{"id": "l1", "protocol": "TCP", "protocol_port": 80, "default_pool_id": "p1"}],
- "pools": [{"id": "p1", "members": [{"id": "m1", "address": %q, "protocol_port": %s, "weight": 1}],
+	// The ids seedAmphorae gave the load balancer "stats".
+	lb := fmt.Sprintf(`{"loadbalancer_id": "lb-stats", "vip_addresses": ["192.0.2.10", "2001:db8::10"],
+ "listeners": [{"id": "l-stats", "protocol": "TCP", "protocol_port": 80, "default_pool_id": "p-stats"}],
+ "pools": [{"id": "p-stats", "members": [{"id": "m-stats", "address": %q, "protocol_port": %s, "weight": 1}],
    "healthmonitor": {"type": "TCP", "delay": 0.2, "timeout": 1, "max_retries": 1, "max_retries_down": 3}}]}`, host, port)
 	lbPath := filepath.Join(dir, "lb.json")
 	conf := filepath.Join(dir, "amphora-agent.conf")
 	confText := fmt.Sprintf(`[amphora_agent]
-amphora_id = faults-amphora
+amphora_id = amp-stats
 status_bind =
 [health_manager]
 controller_ip_port_list = %s
@@ -267,22 +288,24 @@ ip6_src_address = 2001:db8::1
 startup_min_delay = 0
 startup_max_delay = 2
 sync_interval = 1
-`, controller, agentCountersHeartbeatKey, dir, apiSock, statsSock, lbPath)
+`, controller, heartbeatKey, dir, apiSock, statsSock, lbPath)
 	for path, text := range map[string]string{lbPath: lb, conf: confText} {
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	vppProc, ctl := startProc(t, "fakevppd", fakeVPPControlLine, fakeVPPBin, "-api", apiSock, "-stats", statsSock)
-	_ = vppProc
+	_, ctl := startProc(t, "fakevppd", fakeVPPControlLine, fakeVPPBin, "-api", apiSock, "-stats", statsSock)
 	vpp := vppControl{t, ctl}
 	var ag *proc
 	startAgent := func() { ag, _ = startProc(t, "amphora-agent", nil, agentBin, "--config-file", conf) }
 	killAgent := func() { ag.kill() }
 
-	// carried is what VPP counted, from fakevppd's replies.
-	var carried struct{ first, noServer, bytes int64 }
+	// carried is what VPP counted, from fakevppd's replies, mapped as
+	// docs/agent.md maps VPP's counters to a listener's statistics: route
+	// bytes to bytes_in, first-session packets to total_connections,
+	// no-server packets to request_errors, and bytes_out always 0.
+	var carried statsSums
 	traffic := func(flows int) {
 		t.Helper()
 		var c struct {
@@ -297,32 +320,43 @@ sync_interval = 1
 		if c.VIPs != 2 {
 			t.Fatalf("traffic reached %d VIPs, want both of the dual-stack listener", c.VIPs)
 		}
-		carried.first += c.First
-		carried.noServer += c.NoServer
-		carried.bytes += c.RouteBytes
+		carried.totalConns += c.First
+		carried.requestErrors += c.NoServer
+		carried.bytesIn += c.RouteBytes
 	}
-	// never more than VPP counted, at any time
-	check := func() bool {
-		t.Helper()
-		r, tc, e, _ := rx.sums()
-		if r > carried.bytes || tc > carried.first || e > carried.noServer {
-			t.Fatalf("reported rx=%d totconns=%d ereq=%d, VPP counted bytes=%d first=%d no-server=%d: counted twice",
-				r, tc, e, carried.bytes, carried.first, carried.noServer)
-		}
-		return r == carried.bytes && tc == carried.first && e == carried.noServer
+	exceeds := func(got statsSums) bool {
+		return got.bytesIn > carried.bytesIn || got.bytesOut > carried.bytesOut ||
+			got.totalConns > carried.totalConns || got.requestErrors > carried.requestErrors
 	}
-	settle := func(step string) time.Duration {
+	// settle waits until the heartbeats, then listener_statistics, hold
+	// exactly what VPP counted; never more, at any time.
+	settle := func(step string) (heartbeats, database time.Duration) {
 		t.Helper()
 		start := time.Now()
-		for !check() {
-			if time.Since(start) > 30*time.Second {
-				r, tc, e, _ := rx.sums()
-				t.Fatalf("%s: reported rx=%d totconns=%d ereq=%d, VPP counted bytes=%d first=%d no-server=%d",
-					step, r, tc, e, carried.bytes, carried.first, carried.noServer)
+		for _, where := range []string{"heartbeats", "listener_statistics"} {
+			for {
+				var got statsSums
+				if where == "heartbeats" {
+					got, _ = rx.sums()
+				} else {
+					got = d.stats()
+				}
+				if exceeds(got) {
+					t.Fatalf("%s: %s hold %+v, VPP counted %+v: counted twice", step, where, got, carried)
+				}
+				if got == carried {
+					break
+				}
+				if time.Since(start) > 30*time.Second {
+					t.Fatalf("%s: %s hold %+v after 30 s, VPP counted %+v", step, where, got, carried)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
-			time.Sleep(50 * time.Millisecond)
+			if where == "heartbeats" {
+				heartbeats = time.Since(start)
+			}
 		}
-		return time.Since(start)
+		return heartbeats, time.Since(start)
 	}
 	waitVIPs := func() {
 		t.Helper()
@@ -343,30 +377,69 @@ sync_interval = 1
 	}
 	pause := func() { time.Sleep(1500 * time.Millisecond) } // the agent notices
 
+	// The database faults. A COMMIT cut is armed while no heartbeat is on
+	// its way (the agent is down, or the database is), so that the flush
+	// it cuts is the one carrying the deltas that piled up meanwhile.
+	var cutsBefore, cutsAfter, outages int
+	var outageTime time.Duration
+	cut := func(afterReply bool) (wait func()) {
+		time.Sleep(300 * time.Millisecond) // a flush under way ends
+		fired := proxy.CutAtCommit(pgtest.CommitCut{AfterReply: afterReply, Mentioning: "listener_statistics"})
+		return func() {
+			t.Helper()
+			select {
+			case <-fired:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("no statistics flush COMMIT to cut (after the reply: %v) in 20 s", afterReply)
+			}
+			if afterReply {
+				cutsAfter++
+			} else {
+				cutsBefore++
+			}
+		}
+	}
+	var outageFrom time.Time
+	dbDown := func() { srv.Stop(); outageFrom = time.Now() }
+	// dbBack ends the outage, with the COMMIT of the flush holding its
+	// backlog cut.
+	dbBack := func(afterReply bool) {
+		wait := cut(afterReply)
+		srv.Start()
+		outages++
+		outageTime += time.Since(outageFrom)
+		wait()
+	}
+
 	startAgent()
 	waitVIPs()
 	traffic(5)
 	settle("first traffic")
 
 	steps := []struct {
-		name string
-		run  func()
+		name, dbFault string
+		run           func()
 	}{
-		{"agent restart, traffic while down", func() {
+		{"agent restart, traffic while down", "COMMIT cut before the server", func() {
 			traffic(3)
 			killAgent()
+			wait := cut(false)
 			traffic(2)
 			startAgent()
 			traffic(1)
+			wait()
 		}},
-		{"VPP restart", func() {
+		{"VPP restart", "database outage", func() {
+			dbDown()
 			vpp.post("/stop")
 			pause()
 			vpp.post("/start")
 			waitVIPs()
 			traffic(4)
+			pause()
+			dbBack(true)
 		}},
-		{"VPP restart, then agent restart", func() {
+		{"VPP restart, then agent restart", "COMMIT cut after the server committed", func() {
 			vpp.post("/stop")
 			vpp.post("/start")
 			waitVIPs()
@@ -374,36 +447,47 @@ sync_interval = 1
 			settle("after the VPP restart")
 			traffic(3)
 			killAgent()
+			wait := cut(true)
 			startAgent()
 			traffic(1)
+			wait()
 		}},
-		{"API socket away while VPP forwards", func() {
+		{"API socket away while VPP forwards", "database outage", func() {
 			vpp.post("/api-down")
+			dbDown()
 			traffic(3)
 			pause()
 			traffic(2)
 			vpp.post("/api-up")
 			traffic(1)
+			pause()
+			dbBack(true)
 		}},
-		{"API socket away, then agent restart", func() {
+		{"API socket away, then agent restart", "COMMIT cut before the server", func() {
 			vpp.post("/api-down")
 			traffic(2)
 			vpp.post("/api-up")
 			pause()
 			killAgent()
+			wait := cut(false)
 			traffic(1)
 			startAgent()
 			traffic(1)
+			wait()
 		}},
-		{"both down, agent first, VPP back first", func() {
+		{"both down, agent first, VPP back first", "database outage, COMMIT cut before the server", func() {
+			dbDown()
 			killAgent()
 			vpp.post("/stop")
 			vpp.post("/start")
 			startAgent()
 			waitVIPs()
 			traffic(2)
+			pause()
+			dbBack(false)
 		}},
-		{"both down, agent first, agent back first", func() {
+		{"both down, agent first, agent back first", "database outage", func() {
+			dbDown()
 			killAgent()
 			vpp.post("/stop")
 			startAgent()
@@ -411,8 +495,11 @@ sync_interval = 1
 			vpp.post("/start")
 			waitVIPs()
 			traffic(2)
+			pause()
+			dbBack(true)
 		}},
-		{"both down, VPP first, agent back first", func() {
+		{"both down, VPP first, agent back first", "database outage", func() {
+			dbDown()
 			vpp.post("/stop")
 			pause()
 			killAgent()
@@ -421,25 +508,44 @@ sync_interval = 1
 			vpp.post("/start")
 			waitVIPs()
 			traffic(2)
+			pause()
+			dbBack(true)
 		}},
-		{"both down, VPP first, VPP back first", func() {
+		{"both down, VPP first, VPP back first", "database outage, COMMIT cut before the server", func() {
+			dbDown()
 			vpp.post("/stop")
 			killAgent()
 			vpp.post("/start")
 			startAgent()
 			waitVIPs()
 			traffic(2)
+			pause()
+			dbBack(false)
 		}},
 	}
 	for _, s := range steps {
 		s.run()
-		took := settle(s.name)
-		t.Logf("%s: settled %v after the last step", s.name, took.Round(10*time.Millisecond))
+		hb, db := settle(s.name)
+		t.Logf("%s (%s): heartbeats exact %v after the step, listener_statistics %v",
+			s.name, s.dbFault, hb.Round(10*time.Millisecond), db.Round(10*time.Millisecond))
 	}
-	r, tc, e, hbs := rx.sums()
-	fault(t, "agent counters across restarts",
-		"steps", len(steps), "heartbeats", hbs,
-		"vpp_first_packets", carried.first, "reported_totconns", tc,
-		"vpp_route_bytes", carried.bytes, "reported_rx", r,
-		"vpp_no_server", carried.noServer, "reported_ereq", e)
+	// Settled, and staying so: a late retry would show now.
+	time.Sleep(time.Second)
+	got := d.stats()
+	if got != carried {
+		t.Errorf("listener_statistics %+v a second after settling; VPP counted %+v", got, carried)
+	}
+	_, hbs := rx.sums()
+	m := hm.scrape()
+	fault(t, "listener_stats_restarts", "steps", len(steps), "heartbeats", hbs,
+		"vpp_first_packets", carried.totalConns, "total_connections", got.totalConns,
+		"vpp_route_bytes", carried.bytesIn, "bytes_in", got.bytesIn, "bytes_out", got.bytesOut,
+		"vpp_no_server", carried.requestErrors, "request_errors", got.requestErrors,
+		"outages", outages, "outage_s", outageTime.Seconds(),
+		"commit_cuts_before", cutsBefore, "commit_cuts_after", cutsAfter,
+		"flushes_found_committed", hm.logCount("not applied again"),
+		"flush_errors", m.get("octavia_hm_stats_flush_errors_total"),
+		"discarded_rows", m.get("octavia_hm_stats_discarded_rows_total"),
+		"failovers", len(fake.Failovers()))
+	hm.stop()
 }
