@@ -42,8 +42,8 @@ var (
 	fakeVPPControlLine   = regexp.MustCompile(`fakevppd control=(\S+)`)
 )
 
-func buildAgentBins(t *testing.T) {
-	t.Helper()
+// buildAgentBinaries builds amphora-agent and fakevppd, once.
+func buildAgentBinaries() error {
 	agentBinsOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "faults-agent-bin-")
 		if err != nil {
@@ -63,9 +63,7 @@ func buildAgentBins(t *testing.T) {
 			}
 		}
 	})
-	if agentBinsErr != nil {
-		t.Fatal(agentBinsErr)
-	}
+	return agentBinsErr
 }
 
 // proc is a child process with its stderr kept.
@@ -208,14 +206,34 @@ func receiveHeartbeats(t *testing.T, forward string) (*statsRx, string) {
 	return s, conn.LocalAddr().String()
 }
 
-// memberServer accepts TCP connections: the TCP health monitor's target.
-func memberServer(t *testing.T) string {
+// member accepts TCP connections while up: the TCP health monitor's
+// target.
+type member struct {
+	t    *testing.T
+	addr string
+	mu   sync.Mutex
+	ln   net.Listener
+}
+
+func memberServer(t *testing.T) *member {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	m := &member{t: t, addr: "127.0.0.1:0"}
+	m.up()
+	m.addr = m.ln.Addr().String()
+	t.Cleanup(m.down)
+	return m
+}
+
+// up listens again, on the same port.
+func (m *member) up() {
+	m.t.Helper()
+	ln, err := net.Listen("tcp", m.addr)
 	if err != nil {
-		t.Fatal(err)
+		m.t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	m.mu.Lock()
+	m.ln = ln
+	m.mu.Unlock()
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -225,7 +243,16 @@ func memberServer(t *testing.T) string {
 			c.Close()
 		}
 	}()
-	return ln.Addr().String()
+}
+
+// down refuses connections, so the health monitor takes the member out.
+func (m *member) down() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ln != nil {
+		m.ln.Close()
+		m.ln = nil
+	}
 }
 
 type vppControl struct {
@@ -248,20 +275,28 @@ func (v vppControl) post(path string) []byte {
 }
 
 func TestListenerStatsAcrossRestarts(t *testing.T) {
-	buildAgentBins(t)
+	began := time.Now()
+	since := func() time.Duration { return time.Since(began).Round(10 * time.Millisecond) }
+	// Build while PostgreSQL starts.
+	built := make(chan error, 1)
+	go func() { built <- buildAgentBinaries() }()
 	srv := pgtest.NewServer(t)
+	if err := <-built; err != nil {
+		t.Fatal(err)
+	}
 	seedAmphorae(t, srv.URL(), []string{"stats"})
 	proxy, proxied := pgtest.NewProxy(t, srv.URL())
 	fake := failovertest.New(t)
 	hm := startHM(t, "hm", writeConfig(t, hmConfig{database: proxied, fake: fake}))
 	d := db{t, srv.URL()}
 	rx, controller := receiveHeartbeats(t, hm.udp.String())
+	t.Logf("%v: manager started", since())
 
 	dir := t.TempDir()
 	apiSock := filepath.Join(dir, "api.sock")
 	statsSock := filepath.Join(dir, "stats.sock")
-	member := memberServer(t)
-	host, port, _ := net.SplitHostPort(member)
+	backend := memberServer(t)
+	host, port, _ := net.SplitHostPort(backend.addr)
 
 	// The ids seedAmphorae gave the load balancer "stats".
 	lb := fmt.Sprintf(`{"loadbalancer_id": "lb-stats", "vip_addresses": ["192.0.2.10", "2001:db8::10"],
@@ -306,7 +341,7 @@ sync_interval = 1
 	// bytes to bytes_in, first-session packets to total_connections,
 	// no-server packets to request_errors, and bytes_out always 0.
 	var carried statsSums
-	traffic := func(flows int) {
+	traffic := func(flows int) (first, noServer int64) {
 		t.Helper()
 		var c struct {
 			First      int64 `json:"first"`
@@ -323,6 +358,7 @@ sync_interval = 1
 		carried.totalConns += c.First
 		carried.requestErrors += c.NoServer
 		carried.bytesIn += c.RouteBytes
+		return c.First, c.NoServer
 	}
 	exceeds := func(got statsSums) bool {
 		return got.bytesIn > carried.bytesIn || got.bytesOut > carried.bytesOut ||
@@ -376,6 +412,18 @@ sync_interval = 1
 		}
 	}
 	pause := func() { time.Sleep(1500 * time.Millisecond) } // the agent notices
+	// trafficUntil sends a flow at a time until VPP counts one as cond
+	// says: the agent has reprogrammed VPP after a member changed state.
+	trafficUntil := func(what string, cond func(first, noServer int64) bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond(traffic(1)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("VPP never %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 
 	// The database faults. A COMMIT cut is armed while no heartbeat is on
 	// its way (the agent is down, or the database is), so that the flush
@@ -402,19 +450,39 @@ sync_interval = 1
 	var outageFrom time.Time
 	dbDown := func() { srv.Stop(); outageFrom = time.Now() }
 	// dbBack ends the outage, with the COMMIT of the flush holding its
-	// backlog cut.
+	// backlog cut. It waits until the manager has received the step's
+	// deltas, so that they are in that backlog.
 	dbBack := func(afterReply bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for got, _ := rx.sums(); got != carried; got, _ = rx.sums() {
+			if time.Now().After(deadline) {
+				t.Fatalf("heartbeats hold %+v after 30 s of outage, VPP counted %+v", got, carried)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		wait := cut(afterReply)
 		srv.Start()
 		outages++
 		outageTime += time.Since(outageFrom)
+		back := time.Now()
 		wait()
+		t.Logf("outage of %v; the backlog's flush cut %v after the server was back",
+			back.Sub(outageFrom).Round(10*time.Millisecond), time.Since(back).Round(10*time.Millisecond))
 	}
 
 	startAgent()
 	waitVIPs()
+	t.Logf("%v: agent pushed the VIPs", since())
 	traffic(5)
-	settle("first traffic")
+	// New flows with no usable backend are request_errors.
+	backend.down()
+	trafficUntil("dropped a flow for want of a backend", func(_, noServer int64) bool { return noServer > 0 })
+	traffic(2)
+	backend.up()
+	trafficUntil("forwarded a flow to the member again", func(first, _ int64) bool { return first > 0 })
+	settle("first traffic, the member down and up")
+	t.Logf("%v: first traffic settled", since())
 
 	steps := []struct {
 		name, dbFault string
@@ -436,7 +504,6 @@ sync_interval = 1
 			vpp.post("/start")
 			waitVIPs()
 			traffic(4)
-			pause()
 			dbBack(true)
 		}},
 		{"VPP restart, then agent restart", "COMMIT cut after the server committed", func() {
@@ -448,6 +515,7 @@ sync_interval = 1
 			traffic(3)
 			killAgent()
 			wait := cut(true)
+			traffic(1)
 			startAgent()
 			traffic(1)
 			wait()
@@ -460,7 +528,6 @@ sync_interval = 1
 			traffic(2)
 			vpp.post("/api-up")
 			traffic(1)
-			pause()
 			dbBack(true)
 		}},
 		{"API socket away, then agent restart", "COMMIT cut before the server", func() {
@@ -483,7 +550,6 @@ sync_interval = 1
 			startAgent()
 			waitVIPs()
 			traffic(2)
-			pause()
 			dbBack(false)
 		}},
 		{"both down, agent first, agent back first", "database outage", func() {
@@ -495,7 +561,6 @@ sync_interval = 1
 			vpp.post("/start")
 			waitVIPs()
 			traffic(2)
-			pause()
 			dbBack(true)
 		}},
 		{"both down, VPP first, agent back first", "database outage", func() {
@@ -508,7 +573,6 @@ sync_interval = 1
 			vpp.post("/start")
 			waitVIPs()
 			traffic(2)
-			pause()
 			dbBack(true)
 		}},
 		{"both down, VPP first, VPP back first", "database outage, COMMIT cut before the server", func() {
@@ -519,15 +583,16 @@ sync_interval = 1
 			startAgent()
 			waitVIPs()
 			traffic(2)
-			pause()
 			dbBack(false)
 		}},
 	}
 	for _, s := range steps {
+		start := time.Now()
 		s.run()
+		took := time.Since(start)
 		hb, db := settle(s.name)
-		t.Logf("%s (%s): heartbeats exact %v after the step, listener_statistics %v",
-			s.name, s.dbFault, hb.Round(10*time.Millisecond), db.Round(10*time.Millisecond))
+		t.Logf("%s (%s): took %v; heartbeats exact %v after it, listener_statistics %v",
+			s.name, s.dbFault, took.Round(10*time.Millisecond), hb.Round(10*time.Millisecond), db.Round(10*time.Millisecond))
 	}
 	// Settled, and staying so: a late retry would show now.
 	time.Sleep(time.Second)
@@ -537,13 +602,22 @@ sync_interval = 1
 	}
 	_, hbs := rx.sums()
 	m := hm.scrape()
+	recognised := hm.logCount("not applied again")
+	// Each cut after the server committed leaves a flush whose retry must
+	// find it committed.
+	if recognised < cutsAfter {
+		t.Errorf("%d retried flushes found already committed; the %d cuts after the server committed should give as many", recognised, cutsAfter)
+	}
+	if n := m.get("octavia_hm_stats_discarded_rows_total"); n != 0 {
+		t.Errorf("%v statistics rows discarded", n)
+	}
 	fault(t, "listener_stats_restarts", "steps", len(steps), "heartbeats", hbs,
 		"vpp_first_packets", carried.totalConns, "total_connections", got.totalConns,
 		"vpp_route_bytes", carried.bytesIn, "bytes_in", got.bytesIn, "bytes_out", got.bytesOut,
 		"vpp_no_server", carried.requestErrors, "request_errors", got.requestErrors,
 		"outages", outages, "outage_s", outageTime.Seconds(),
 		"commit_cuts_before", cutsBefore, "commit_cuts_after", cutsAfter,
-		"flushes_found_committed", hm.logCount("not applied again"),
+		"flushes_found_committed", recognised,
 		"flush_errors", m.get("octavia_hm_stats_flush_errors_total"),
 		"discarded_rows", m.get("octavia_hm_stats_discarded_rows_total"),
 		"failovers", len(fake.Failovers()))
