@@ -497,7 +497,7 @@ sync_interval = 1
 			traffic(1)
 			wait()
 		}},
-		{"VPP restart", "database outage", func() {
+		{"VPP restart", "database outage, the answer to the backlog's COMMIT lost", func() {
 			dbDown()
 			vpp.post("/stop")
 			pause()
@@ -506,7 +506,7 @@ sync_interval = 1
 			traffic(4)
 			dbBack(true)
 		}},
-		{"VPP restart, then agent restart", "COMMIT cut after the server committed", func() {
+		{"VPP restart, then agent restart", "COMMIT answer lost after the server committed", func() {
 			vpp.post("/stop")
 			vpp.post("/start")
 			waitVIPs()
@@ -520,7 +520,7 @@ sync_interval = 1
 			traffic(1)
 			wait()
 		}},
-		{"API socket away while VPP forwards", "database outage", func() {
+		{"API socket away while VPP forwards", "database outage, the answer to the backlog's COMMIT lost", func() {
 			vpp.post("/api-down")
 			dbDown()
 			traffic(3)
@@ -542,7 +542,7 @@ sync_interval = 1
 			traffic(1)
 			wait()
 		}},
-		{"both down, agent first, VPP back first", "database outage, COMMIT cut before the server", func() {
+		{"both down, agent first, VPP back first", "database outage, the backlog's COMMIT cut before the server", func() {
 			dbDown()
 			killAgent()
 			vpp.post("/stop")
@@ -552,7 +552,7 @@ sync_interval = 1
 			traffic(2)
 			dbBack(false)
 		}},
-		{"both down, agent first, agent back first", "database outage", func() {
+		{"both down, agent first, agent back first", "database outage, the answer to the backlog's COMMIT lost", func() {
 			dbDown()
 			killAgent()
 			vpp.post("/stop")
@@ -563,7 +563,7 @@ sync_interval = 1
 			traffic(2)
 			dbBack(true)
 		}},
-		{"both down, VPP first, agent back first", "database outage", func() {
+		{"both down, VPP first, agent back first", "database outage, the answer to the backlog's COMMIT lost", func() {
 			dbDown()
 			vpp.post("/stop")
 			pause()
@@ -575,7 +575,7 @@ sync_interval = 1
 			traffic(2)
 			dbBack(true)
 		}},
-		{"both down, VPP first, VPP back first", "database outage, COMMIT cut before the server", func() {
+		{"both down, VPP first, VPP back first", "database outage, the backlog's COMMIT cut before the server", func() {
 			dbDown()
 			vpp.post("/stop")
 			killAgent()
