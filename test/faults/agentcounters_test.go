@@ -378,6 +378,8 @@ sync_interval = 1
 					got = d.stats()
 				}
 				if exceeds(got) {
+					// A retry applied twice may land after the step it
+					// belongs to has settled, so this may be the step after.
 					t.Fatalf("%s: %s hold %+v, VPP counted %+v: counted twice", step, where, got, carried)
 				}
 				if got == carried {
