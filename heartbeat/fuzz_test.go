@@ -53,6 +53,10 @@ func FuzzOpen(f *testing.F) {
 				}
 				continue
 			}
+			if msg.Irregularity != nil {
+				// The encoder writes only well-formed heartbeats.
+				continue
+			}
 			again, _, err := kr.Open(kr.SealMessage(msg))
 			if err != nil {
 				t.Fatalf("re-sealed message rejected: %v", err)
@@ -98,6 +102,19 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 		if err != nil {
 			return
+		}
+		strict, serr := DecodeMessageStrict(text)
+		if (serr == nil) != (msg.Irregularity == nil) {
+			t.Fatalf("strict decoder says %v, default decoder recorded %v", serr, msg.Irregularity)
+		}
+		if serr != nil {
+			if serr.Error() != msg.Irregularity.Error() {
+				t.Fatalf("strict rejection %v differs from the irregularity %v", serr, msg.Irregularity)
+			}
+			return
+		}
+		if !reflect.DeepEqual(canonical(strict), canonical(msg)) {
+			t.Fatalf("strict and default decoders differ\n got %+v\nwant %+v", strict, msg)
 		}
 		encoded := msg.AppendJSON(nil)
 		again, err := DecodeMessage(encoded)
