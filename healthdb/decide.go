@@ -263,8 +263,12 @@ func Decide(topo *Topology, msg *heartbeat.Message, now time.Time, rules Rules) 
 		d.Health = HealthSkipAborted
 		d.abort(AbortIDMissing, `no "id"`)
 		return d
+	case heartbeat.IDNull:
+		// The lookup by a NULL id finds no amphora; no exception.
+		d.Health = HealthSkipUnknown
+		return d
 	default:
-		// null finds no row; anything else fails in the database driver.
+		// The database driver fails on any other non-string.
 		d.Health = HealthSkipAborted
 		d.abort(AbortIDNotString, `"id" is not a string`)
 		return d

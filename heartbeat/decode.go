@@ -286,6 +286,9 @@ func (d *messageDecoder) message() *Message {
 	case d.nodes[idNode].kind == kindString:
 		msg.AmphoraID = d.str(idNode)
 		msg.AmphoraIDLoneSurrogate = d.lone(idNode)
+	case d.nodes[idNode].kind == kindNull:
+		msg.IDProblem = IDNull
+		d.odd(d.wrongType(idNode, "a string"))
 	default:
 		msg.IDProblem = IDFalsy
 		if d.truthy(idNode) {

@@ -154,8 +154,12 @@ const (
 	// anything; its stats path files the statistics under the listener id,
 	// as it does for an empty id.
 	IDAbsent
-	// IDFalsy: null, false, 0, an empty array or object. The status path
-	// writes nothing; the stats path behaves as for IDAbsent.
+	// IDNull: null. The status path finds no amphora row and writes
+	// nothing; the stats path behaves as for IDAbsent.
+	IDNull
+	// IDFalsy: false, 0, an empty array or object. The status path writes
+	// nothing (the database driver fails on it); the stats path behaves as
+	// for IDAbsent.
 	IDFalsy
 	// IDTruthy: any other non-string. The status path writes nothing; the
 	// stats path fails on the first listener's row, writing none.
