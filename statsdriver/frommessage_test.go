@@ -1,6 +1,7 @@
 package statsdriver
 
 import (
+	"context"
 	"reflect"
 	"testing"
 
@@ -74,6 +75,51 @@ func TestFromMessageOddShapes(t *testing.T) {
 			got, deltas, ok := FromMessage(m)
 			if !reflect.DeepEqual(got, c.want) || deltas != c.deltas || ok != c.ok {
 				t.Errorf("got %v, %v, %v; want %v, %v, %v", got, deltas, ok, c.want, c.deltas, c.ok)
+			}
+		})
+	}
+}
+
+// Through stats_db into the real database: the rows Octavia's stats_db
+// leaves for odd heartbeats, each sent after a well-formed V3 heartbeat.
+func TestOddHeartbeatsStatisticsRows(t *testing.T) {
+	const (
+		s1 = `"stats": {"tx": 1, "rx": 2, "conns": 3, "totconns": 4, "ereq": 5}`
+	)
+	first := `{"id": "a", "listeners": {"l1": {` + s1 + `}, "l2": {` + s1 + `}}, "pools": {}, "ver": 3}`
+	cases := []struct {
+		name string
+		text string
+		want map[string]row
+	}{
+		{"counter missing in l2: l1 summed, l2 kept", `{"id": "a", "listeners": {"l1": {` + s1 + `}, "l2": {"stats": {"tx": 1}}}, "pools": {}, "ver": 3}`,
+			map[string]row{"l1/a": {4, 2, 3, 8, 10}, "l2/a": {2, 1, 3, 4, 5}}},
+		{"status missing: both summed", `{"id": "a", "listeners": {"l1": {` + s1 + `}, "l2": {` + s1 + `}}, "ver": 3}`,
+			map[string]row{"l1/a": {4, 2, 3, 8, 10}, "l2/a": {4, 2, 3, 8, 10}}},
+		{"a listener without stats: nothing", `{"id": "a", "listeners": {"l1": {` + s1 + `}, "l2": {"status": "OPEN"}}, "pools": {}, "ver": 3}`,
+			map[string]row{"l1/a": {2, 1, 3, 4, 5}, "l2/a": {2, 1, 3, 4, 5}}},
+		{"no id: rows under the listener id", `{"listeners": {"l1": {` + s1 + `}}, "ver": 3}`,
+			map[string]row{"l1/a": {2, 1, 3, 4, 5}, "l2/a": {2, 1, 3, 4, 5}, "l1/l1": {2, 1, 3, 4, 5}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pool := openDB(t)
+			db := NewDB(pool)
+			for _, text := range []string{first, c.text} {
+				m, err := heartbeat.DecodeMessage([]byte(text))
+				if err != nil {
+					t.Fatal(err)
+				}
+				stats, deltas, ok := FromMessage(m)
+				if !ok {
+					continue
+				}
+				if err := db.Update(context.Background(), stats, deltas); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := readRows(t, pool); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("rows\n got %v\nwant %v", got, c.want)
 			}
 		})
 	}
