@@ -63,7 +63,8 @@ func decodeCommand() *cli.Command {
 				// The message is applied as Octavia applies it, often in
 				// part; its text is shown as sent, since the encoder
 				// writes only well-formed heartbeats.
-				fmt.Fprintf(c.App.ErrWriter, "note: irregular heartbeat, applied as Octavia applies it: %v\n", msg.Irregularity)
+				fmt.Fprintf(c.App.ErrWriter, "note: irregular heartbeat (%s: %s), applied as Octavia applies it (docs/deviations.md)\n",
+					msg.Irregularity.Field, msg.Irregularity.Detail)
 				text, _, err := kr.OpenText(input)
 				if err != nil {
 					return cli.Exit(err.Error(), exitRejected)
