@@ -2,6 +2,7 @@ package healthdb
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -210,4 +211,52 @@ func TestDecideZombieOddListeners(t *testing.T) {
 			t.Errorf("%s: got %+v", c.text, d)
 		}
 	}
+}
+
+// FuzzDecideDecodedText runs any text the decoder keeps through Decide
+// against a fixed topology. Octavia's rules that hold whatever the shape:
+// nothing after an abort (no load balancer status), nothing at all when
+// the abort comes before amphora_health, and a well-formed message stops
+// only where Octavia's agents themselves cause it (a pre-V2 listener
+// without pools).
+func FuzzDecideDecodedText(f *testing.F) {
+	for _, s := range []string{
+		`{"id": "amp-1", "listeners": {"l1": {"status": "OPEN"}, "l2": {"status": "FULL"}}, "pools": {"p1:l1": {"status": "UP", "members": {"m1": "UP", "m2": 5}}}, "ver": 3}`,
+		`{"id": "amp-1", "listeners": ["l1", "l2"], "pools": {}, "ver": 2}`,
+		`{"id": "amp-1", "listeners": {"l1": {}, "l2": {"status": "OPEN", "pools": {"p2": {"status": "DOWN", "members": "m3"}}}}, "ver": true}`,
+		`{"id": "amp-1", "listeners": {"l1": {"status": "OPEN"}, "l2": null}, "ver": null}`,
+		`{"id": 5, "listeners": {}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, text []byte) {
+		m, err := heartbeat.DecodeMessage(text)
+		if err != nil {
+			return
+		}
+		m.RecvTime = now.Add(-1e9)
+		tp := topo(withListeners(listener("l1"), listener("l2")),
+			withPools(pool("p1", member("m1"), member("m2")), pool("p2", member("m3"))))
+		if m.IDProblem == heartbeat.IDString && m.AmphoraID != "amp-1" {
+			tp = &Topology{AmphoraID: m.AmphoraID}
+		}
+		d := Decide(tp, m, now, rules)
+		if d.Abort != AbortNone && d.LoadBalancer != nil {
+			t.Fatalf("load balancer written after an abort: %+v", d)
+		}
+		if d.Health == HealthSkipAborted && (hasChanges(d) || d.Abort == AbortNone) {
+			t.Fatalf("aborted before amphora_health, yet: %+v", d)
+		}
+		if (d.Abort == AbortNone) != (d.AbortedAt == "") {
+			t.Fatalf("abort %v at %q", d.Abort, d.AbortedAt)
+		}
+		if m.Irregularity == nil && d.Abort != AbortNone && d.Abort != AbortListenerPoolsMissing {
+			t.Fatalf("a well-formed message aborted: %v (%s)", d.Abort, d.AbortedAt)
+		}
+		for _, c := range append(append(append([]StatusChange{}, d.Listeners...), d.Pools...), d.Members...) {
+			if !slices.Contains([]string{StatusOnline, StatusDegraded, StatusError, StatusOffline, StatusDraining, StatusNoMonitor}, c.To) {
+				t.Fatalf("change to %q", c.To)
+			}
+		}
+	})
 }
