@@ -319,11 +319,12 @@ func Decide(topo *Topology, msg *heartbeat.Message, now time.Time, rules Rules) 
 	if !p.listeners(msg) {
 		return d
 	}
-	if !msg.PoolsPerListener() || msg.VersionNotComparable {
+	if msg.VersionNotComparable {
+		d.abort(AbortVersionNotComparable, `"ver" cannot be compared with 2`)
+		return d
+	}
+	if msg.PoolsTopLevel() {
 		switch {
-		case msg.VersionNotComparable:
-			d.abort(AbortVersionNotComparable, `"ver" cannot be compared with 2`)
-			return d
 		case msg.PoolsAbsent:
 			d.abort(AbortPoolsMissing, `no "pools" from version 2 on`)
 			return d

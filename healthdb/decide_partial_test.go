@@ -124,6 +124,11 @@ func TestDecideOddShapes(t *testing.T) {
 			HealthWrite, AbortListenerPoolsMissing, all[:1]},
 		{"ver 1e400 is a V2 message", `{"id": "amp-1", "listeners": {` + l1 + `, ` + l2 + `}, "pools": {` + p1ok + `, ` + p2 + `}, "ver": 1e400}`,
 			HealthWrite, AbortNone, all},
+		// NaN compares false with 2 both ways: no pools are read at all.
+		{"ver NaN reads no pools", `{"id": "amp-1", "listeners": {` + l1 + `, ` + l2 + `}, "pools": {` + p1ok + `, ` + p2 + `}, "ver": NaN}`,
+			HealthWrite, AbortNone, []string{"listener l1 ONLINE", "listener l2 ONLINE", "lb ONLINE"}},
+		{"ver -Infinity is a V1 message", `{"id": "amp-1", "listeners": {"l1": {"status": "OPEN", "pools": {"p1:l1": {"status": "UP", "members": {"m1": "UP", "m2": "UP"}}}}, ` +
+			`"l2": {"status": "OPEN", "pools": {` + p2 + `}}}, "ver": -Infinity}`, HealthWrite, AbortNone, all},
 		// Pre-V2: a listener sent as {} is false to Python, so its pools
 		// are skipped; one with pools not an object raises.
 		{"v1 listener {}", `{"id": "amp-1", "listeners": {"l1": {}, "l2": {"status": "OPEN", "pools": {` + p2 + `}}}, "ver": 1}`,

@@ -320,7 +320,7 @@ func (d *messageDecoder) message() *Message {
 	default:
 		msg.Listeners = d.listeners(listenersNode, perListener)
 	}
-	if !perListener {
+	if msg.PoolsTopLevel() {
 		switch {
 		case poolsNode < 0:
 			msg.PoolsAbsent = true
@@ -368,6 +368,8 @@ func (d *messageDecoder) version(msg *Message, i int32) {
 		}
 		f, _ := strconv.ParseFloat(lit, 64) // ±Inf beyond float64, as in Python
 		switch f = math.Floor(f); {
+		case math.IsNaN(f):
+			msg.VersionNaN = true
 		case f >= math.MaxInt64:
 			msg.Version = math.MaxInt64
 		case f <= math.MinInt64:
@@ -503,7 +505,7 @@ func (d *messageDecoder) roundedCounter(i int32) (int64, bool) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(d.text[n.start:n.end], 64)
-	if err != nil || f >= math.MaxInt64 || f <= math.MinInt64 {
+	if err != nil || math.IsNaN(f) || f >= math.MaxInt64 || f <= math.MinInt64 {
 		return 0, false
 	}
 	return int64(math.Round(f)), true

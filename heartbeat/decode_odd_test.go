@@ -31,6 +31,11 @@ func TestDecodeMessageKeepsOddShapes(t *testing.T) {
 		{"ver 2.99", `{"id": "a", "ver": 2.99}`, func(m *Message) bool { return m.Version == 2 }},
 		{"ver 3e0", `{"id": "a", "ver": 3e0}`, func(m *Message) bool { return m.Version == 3 && m.StatsAreDeltas() }},
 		{"ver -0.5", `{"id": "a", "ver": -0.5}`, func(m *Message) bool { return m.Version == -1 && m.PoolsPerListener() }},
+		{"ver NaN", `{"id": "a", "ver": NaN}`, func(m *Message) bool {
+			return m.VersionNaN && !m.PoolsPerListener() && !m.PoolsTopLevel() && !m.StatsAreDeltas() && m.Irregularity.Field == "ver"
+		}},
+		{"ver -Infinity", `{"id": "a", "ver": -Infinity}`, func(m *Message) bool { return m.Version == math.MinInt64 && m.PoolsPerListener() }},
+		{"id NaN", `{"id": NaN}`, func(m *Message) bool { return m.IDProblem == IDTruthy }},
 		{"ver 1e400", `{"id": "a", "ver": 1e400}`, func(m *Message) bool { return m.Version == math.MaxInt64 }},
 		{"ver -2^64", `{"id": "a", "ver": -18446744073709551616}`, func(m *Message) bool { return m.Version == math.MinInt64 }},
 		{"seq a string", `{"id": "a", "seq": "1", "listeners": {}}`, func(m *Message) bool { return !m.HasSeq && m.Irregularity.Field == "seq" }},

@@ -34,9 +34,12 @@ type Message struct {
 	// integer beyond int64 is clamped, true and false are 1 and 0 (as in
 	// Python). VersionNotComparable is set for null, a string, an array or
 	// an object, which Python refuses to compare with an integer.
+	// VersionNaN is set for NaN, which compares false with everything:
+	// such a message has neither per-listener nor top-level pools.
 	Version              int64
 	HasVersion           bool
 	VersionNotComparable bool
+	VersionNaN           bool
 	// Listeners is "listeners" when it is an object.
 	Listeners []Listener
 	// ListenersAbsent tells that there is no "listeners" key, and
@@ -241,12 +244,20 @@ func (v *NonObject) Contains(key string) (found, ok bool) {
 // Octavia's update_stats decides it: a missing "ver" counts as 2 there.
 // (With VersionNotComparable, update_stats fails before any driver runs.)
 func (m *Message) StatsAreDeltas() bool {
-	return m.HasVersion && !m.VersionNotComparable && m.Version >= 3
+	return m.HasVersion && !m.VersionNotComparable && !m.VersionNaN && m.Version >= 3
 }
 
 // PoolsPerListener reports whether pools sit under each listener, as
 // Octavia's update_health decides it: a missing "ver" counts as 0 there.
-func (m *Message) PoolsPerListener() bool { return m.Version < 2 }
+// (With VersionNotComparable, Octavia fails at that comparison.)
+func (m *Message) PoolsPerListener() bool { return !m.VersionNaN && m.Version < 2 }
+
+// PoolsTopLevel reports whether Octavia's update_health reads the top-level
+// "pools": "ver" is 2 or more. For a well-formed message it is the opposite
+// of PoolsPerListener; a NaN "ver" has neither.
+func (m *Message) PoolsTopLevel() bool {
+	return !m.VersionNaN && !m.VersionNotComparable && m.Version >= 2
+}
 
 // ID returns the pool id Octavia derives from the key: everything before the
 // last ':', or the whole key when it has none. "P:x:L" gives "P:x", which

@@ -57,6 +57,12 @@ func TestFromMessageOddShapes(t *testing.T) {
 		// "ver" compares as Python compares it.
 		{"ver true is absolute", `{"id": "a", "listeners": {"l1": {` + s + `}}, "ver": true}`, []ListenerStats{l1}, false, true},
 		{"ver 2.9 is absolute", `{"id": "a", "listeners": {"l1": {` + s + `}}, "ver": 2.9}`, []ListenerStats{l1}, false, true},
+		{"ver NaN is absolute", `{"id": "a", "listeners": {"l1": {` + s + `}}, "ver": NaN}`, []ListenerStats{l1}, false, true},
+		{"ver Infinity gives deltas", `{"id": "a", "listeners": {"l1": {` + s + `}}, "ver": Infinity}`, []ListenerStats{l1}, true, true},
+		{"counter NaN", `{"id": "a", "listeners": {"l1": {` + s + `}, "l2": {"stats": {"tx": NaN, "rx": 2, "conns": 3, "totconns": 4, "ereq": 5}}}}`,
+			[]ListenerStats{l1}, false, true},
+		{"counter -Infinity", `{"id": "a", "listeners": {"l1": {"stats": {"tx": 1, "rx": -Infinity, "conns": 3, "totconns": 4, "ereq": 5}}}}`,
+			[]ListenerStats{}, false, true},
 		{"ver 3.0 gives deltas", `{"id": "a", "listeners": {"l1": {` + s + `}}, "ver": 3.0}`, []ListenerStats{l1}, true, true},
 		// The id: absent or false to Python files the rows under the
 		// listener id (an empty AmphoraID); true to Python fails the query.
