@@ -220,7 +220,7 @@ func TestAcceptedQuirks(t *testing.T) {
 		"compact_json_separators":          {id: "00000000-0000-0000-0000-000000000001"},
 		"trailing_bytes_after_zlib_stream": {id: "00000000-0000-0000-0000-000000000001"},
 		// Python's json takes NaN and Infinity as numbers, and so do we.
-		"json_nan_infinity": {id: "nan-amp"},
+		"json_nan_infinity":   {id: "nan-amp"},
 		"json_duplicate_keys": {id: "second"},
 		// Deviation: Python keeps a lone surrogate, which no database row
 		// can hold; we substitute U+FFFD.
