@@ -113,3 +113,43 @@ func TestPartialHeartbeatsRows(t *testing.T) {
 		})
 	}
 }
+
+// Where a partial heartbeat is cut follows the order of Octavia's own
+// health query, not id order: here l-2 was created first, so Octavia
+// visits it first, stops at its missing "pools", and never marks the
+// unreported l-1.
+func TestPartialHeartbeatCutInOctaviasRowOrder(t *testing.T) {
+	db := openDB(t)
+	f := &fixture{t: t, db: db}
+	f.lb("lb-1", "ACTIVE", "OFFLINE", true)
+	f.amphora("amp-1", "lb-1", "ALLOCATED", "c-1")
+	f.listener("l-2", "lb-1", "HTTP", "OFFLINE", true, "")
+	f.listener("l-1", "lb-1", "HTTP", "OFFLINE", true, "")
+	o, err := NewStore(db).octaviaOrder(context.Background(), "amp-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.listeners) != 2 || o.listeners[0] != "l-2" {
+		t.Skipf("the plan does not return rows in insertion order here (%v); nothing to check", o.listeners)
+	}
+	m, err := heartbeat.DecodeMessage([]byte(`{"id": "amp-1", "listeners": {"l-2": {"status": "OPEN"}, "x": {"status": "OPEN", "pools": {}}}, "ver": 1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.RecvTime = now
+	res, err := newTestUpdater(t, db, &recordingDeleter{}, now).ApplyBatch(context.Background(), []*heartbeat.Message{m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Health[HealthWrite] != 1 || res.Partial[AbortListenerPoolsMissing] != 1 {
+		t.Errorf("health %v, partial %v", res.Health, res.Partial)
+	}
+	for id, want := range map[string]string{"l-2": "ONLINE", "l-1": "OFFLINE"} {
+		if got, _ := f.statusOf("listener", id); got != want {
+			t.Errorf("listener %s: %s, want %s", id, got, want)
+		}
+	}
+	if got, _ := f.statusOf("load_balancer", "lb-1"); got != "OFFLINE" {
+		t.Errorf("load balancer: %s, want OFFLINE (not written after the abort)", got)
+	}
+}
