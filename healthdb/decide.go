@@ -253,9 +253,8 @@ type Rules struct {
 // The message may have any shape the decoder keeps (see heartbeat.Message):
 // where Octavia's code would raise, Decide stops at the same point, keeping
 // what Octavia wrote before it. Listeners, pools and members are visited
-// in the topology's order, which is the only thing that decides how far a
-// part-way heartbeat gets: the updater decides such a heartbeat again in
-// the row order of Octavia's own query (octaviaHealthQuery).
+// in the topology's order (id order, see LoadBalancer.Listeners), which is
+// the only thing that decides how far a part-way heartbeat gets.
 func Decide(topo *Topology, msg *heartbeat.Message, now time.Time, rules Rules) Decision {
 	d := Decision{ReportedListeners: len(msg.Listeners), ExpectedListeners: -1, Delay: now.Sub(msg.RecvTime)}
 	switch msg.IDProblem {
