@@ -216,17 +216,6 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 			topo = &Topology{AmphoraID: m.AmphoraID}
 		}
 		d := Decide(topo, m, now, u.cfg.Rules)
-		if d.Abort != AbortNone && d.Health != HealthSkipAborted && topo.LB != nil {
-			// Where Octavia stops depends on the order it visits rows in:
-			// decide again in that order (see octaviaHealthQuery).
-			if order, err := u.cfg.Store.octaviaOrder(ctx, m.AmphoraID); err != nil {
-				u.log.Warn("octavia's row order not read; a partial heartbeat is cut in id order", "amphora_id", m.AmphoraID, "err", err)
-			} else {
-				inOrder := *topo
-				inOrder.LB = topo.LB.inOrder(order)
-				d = Decide(&inOrder, m, now, u.cfg.Rules)
-			}
-		}
 		health := d.Health
 		if d.Health == HealthSkipZombie {
 			delErr, done := deleted[m.AmphoraID]
