@@ -20,7 +20,7 @@ type UpdaterMetrics struct {
 	deletes      *prometheus.CounterVec
 	zombieQueue  prometheus.Gauge
 	zombieDelay  prometheus.Histogram
-	aborted      prometheus.Counter
+	partial      *prometheus.CounterVec
 	amphoraeSeen prometheus.GaugeFunc
 	seen         *seenAmphorae
 	lastSuccess  prometheus.Gauge
@@ -40,7 +40,7 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15)}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "octavia_hm_heartbeats_applied_total",
-			Help: "Heartbeats applied, by amphora_health outcome (written, listener_count_mismatch, too_late, zombie, unknown_amphora)."},
+			Help: "Heartbeats applied, by amphora_health outcome (written, listener_count_mismatch, too_late, zombie, unknown_amphora, aborted)."},
 			[]string{"outcome"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "octavia_hm_status_changes_total", Help: "operating_status changes written, by entity and new status."},
@@ -56,8 +56,10 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 		zombieDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "octavia_hm_zombie_delete_duration_seconds", Help: "Time the compute driver took to answer a zombie delete.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 13)}),
-		aborted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "octavia_hm_heartbeats_aborted_total", Help: "Heartbeats whose status processing stopped part-way, as Octavia's does."}),
+		partial: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "octavia_hm_heartbeats_partial_total",
+			Help: "Heartbeats applied only in part, because Octavia's procedure stops on them part-way, by reason (docs/deviations.md)."},
+			[]string{"reason"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "octavia_hm_health_last_batch_success_timestamp_seconds", Help: "When a batch was last applied."}),
 		seen: &seenAmphorae{window: window, last: map[string]*time.Time{}},
@@ -69,13 +71,16 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 	m.amphoraeSeen = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "octavia_hm_amphorae_seen", Help: "Distinct amphorae with an applied heartbeat within the last heartbeat_timeout."},
 		func() float64 { return float64(m.seen.count(time.Now())) })
-	for o := HealthWrite; o <= HealthSkipUnknown; o++ {
+	for o := HealthWrite; o < healthOutcomeCount; o++ {
 		m.outcomes.WithLabelValues(o.String())
 	}
 	for _, r := range []string{ZombieDeleted, ZombieFailed, ZombieNoComputeID, ZombieQueueFull} {
 		m.deletes.WithLabelValues(r)
 	}
-	reg.MustRegister(m.batchSize, m.applySeconds, m.outcomes, m.changes, m.errors, m.deletes, m.zombieQueue, m.zombieDelay, m.aborted,
+	for _, r := range AbortReasons() {
+		m.partial.WithLabelValues(r.String())
+	}
+	reg.MustRegister(m.batchSize, m.applySeconds, m.outcomes, m.changes, m.errors, m.deletes, m.zombieQueue, m.zombieDelay, m.partial,
 		m.amphoraeSeen, m.lastSuccess, m.commitLatency)
 	return m
 }
@@ -112,7 +117,11 @@ func (m *UpdaterMetrics) observe(res *BatchResult, ids []string, took time.Durat
 			m.changes.WithLabelValues(entity, status).Add(float64(n))
 		}
 	}
-	m.aborted.Add(float64(res.Aborted))
+	for r, n := range res.Partial {
+		if n > 0 {
+			m.partial.WithLabelValues(AbortReason(r).String()).Add(float64(n))
+		}
+	}
 	m.seen.mark(ids, now)
 }
 

@@ -172,7 +172,7 @@ func TestLoadTopologies(t *testing.T) {
 			{ID: "l-3", OperatingStatus: "ONLINE", Protocol: "UDP", Enabled: true},
 		},
 		Pools: []Pool{
-			{ID: "pool-a", OperatingStatus: "OFFLINE", Members: []Member{{"m-1", "NO_MONITOR"}, {"m-2", "ONLINE"}}},
+			{ID: "pool-a", OperatingStatus: "OFFLINE", Members: []Member{{ID: "m-1", OperatingStatus: "NO_MONITOR"}, {ID: "m-2", OperatingStatus: "ONLINE"}}},
 			{ID: "pool-b", OperatingStatus: "ONLINE"},
 		},
 	}
@@ -321,12 +321,12 @@ func TestZombieAndUnknownAmphorae(t *testing.T) {
 					t.Errorf("%s: health row %v, want %v", id, ok, want)
 				}
 			}
-			want := [HealthSkipUnknown + 1]int{HealthWrite: 2, HealthSkipCountMismatch: 1, HealthSkipZombie: 2, HealthSkipUnknown: 1}
+			want := [healthOutcomeCount]int{HealthWrite: 2, HealthSkipCountMismatch: 1, HealthSkipZombie: 2, HealthSkipUnknown: 1}
 			if !inline {
 				// The batch records the zombies and goes on; the
 				// fall-through write of amp-deleted came when its delete
 				// failed.
-				want = [HealthSkipUnknown + 1]int{HealthSkipZombie: 5, HealthSkipUnknown: 1}
+				want = [healthOutcomeCount]int{HealthSkipZombie: 5, HealthSkipUnknown: 1}
 			}
 			if res.Health != want || res.ComputeDeletes != 3 {
 				t.Errorf("result %+v; want health %v", res, want)
