@@ -26,7 +26,8 @@ const (
 
 // UpdaterConfig configures an Updater.
 type UpdaterConfig struct {
-	Store *Store
+	// Store is the database: a *Store (PostgreSQL) or any UpdaterStore.
+	Store UpdaterStore
 	// Deleter deletes zombies' compute instances. It is called by the
 	// zombie-delete workers, never by a heartbeat batch (unless
 	// InlineZombieDeletes).
@@ -93,8 +94,10 @@ func NewUpdater(cfg UpdaterConfig) (*Updater, error) {
 		log = slog.Default()
 	}
 	u := &Updater{cfg: cfg, log: log, zombies: newZombieReaper(cfg, log)}
-	if cfg.TopologyCache > 0 {
-		u.cache = newTopologyCache(cfg.Store, cfg.TopologyCache)
+	if pg, ok := cfg.Store.(*Store); ok && cfg.TopologyCache > 0 {
+		// The cache checks PostgreSQL row versions; other stores are read
+		// afresh every batch.
+		u.cache = newTopologyCache(pg, cfg.TopologyCache)
 	}
 	return u, nil
 }
