@@ -14,6 +14,7 @@ package memstore
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -68,6 +69,11 @@ type Member struct {
 type Health struct {
 	LastUpdate time.Time
 	Busy       bool
+}
+
+// operatingStatuses are the rows of Octavia's operating_status table.
+var operatingStatuses = map[string]bool{
+	"DEGRADED": true, "DRAINING": true, "ERROR": true, "NO_MONITOR": true, "OFFLINE": true, "ONLINE": true,
 }
 
 // Tables whose operating_status Apply writes, for OperatingStatus.
@@ -312,6 +318,23 @@ func (s *Store) Apply(_ context.Context, w *healthdb.Writes) error {
 		return err
 	}
 	defer s.mu.Unlock()
+	tables := map[string]map[string]string{
+		TableLoadBalancer: w.LoadBalancers, TableListener: w.Listeners, TablePool: w.Pools, TableMember: w.Members,
+	}
+	// Octavia's schema keeps operating_status to the names of its
+	// operating_status table (a foreign key): a batch that would write
+	// another name fails whole, before anything is written.
+	var invalid error
+	for table, changes := range tables {
+		s.eachStatus(table, func(id string, status *string, _ **time.Time) {
+			if to, ok := changes[id]; ok && *status != to && !operatingStatuses[to] && invalid == nil {
+				invalid = fmt.Errorf("memstore: %s %s: %q is not an operating status", table, id, to)
+			}
+		})
+	}
+	if invalid != nil {
+		return invalid
+	}
 	now := dbTime(s.now())
 	for _, id := range w.Health {
 		if h := s.health[id]; h != nil {
@@ -320,9 +343,7 @@ func (s *Store) Apply(_ context.Context, w *healthdb.Writes) error {
 			s.health[id] = &Health{LastUpdate: now}
 		}
 	}
-	for table, changes := range map[string]map[string]string{
-		TableLoadBalancer: w.LoadBalancers, TableListener: w.Listeners, TablePool: w.Pools, TableMember: w.Members,
-	} {
+	for table, changes := range tables {
 		if len(changes) == 0 {
 			continue
 		}
