@@ -1,9 +1,12 @@
 package healthdb
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // The store interfaces are what the updater and the watcher need of a
-// database, declared here where they are consumed. *Store (PostgreSQL)
+// database, declared here where they are consumed. pgstore.Store (PostgreSQL)
 // implements them; healthdb/memstore implements them in memory for tests
 // that do not test SQL; healthdb/storetest is the conformance suite every
 // implementation must pass (see docs/architecture.md).
@@ -37,7 +40,7 @@ type WatcherStore interface {
 	// Unclaim sets busy = false again on the given amphorae.
 	Unclaim(ctx context.Context, amphoraIDs []string) error
 	// LoadBalancerOfClaim returns the load balancer of a claimed amphora
-	// (see (*Store).LoadBalancerOfClaim).
+	// (see pgstore.Store.LoadBalancerOfClaim).
 	LoadBalancerOfClaim(ctx context.Context, amphoraID string) (lbID, provisioningStatus string, ok bool, err error)
 	// TxStatus tells what became of a claim transaction whose COMMIT
 	// outcome was unknown (a *ClaimCommitUnknownError). A store that never
@@ -45,7 +48,15 @@ type WatcherStore interface {
 	TxStatus(ctx context.Context, txID int64) (string, error)
 }
 
-var (
-	_ UpdaterStore = (*Store)(nil)
-	_ WatcherStore = (*Store)(nil)
-)
+// TopologyCacher is a store that can keep topologies between batches
+// ([health_manager] topology_cache_seconds). The PostgreSQL store checks
+// every cached row's version before each use; a store that does not
+// implement it is read afresh every batch.
+type TopologyCacher interface {
+	NewTopologyCache(ttl time.Duration) TopologyCache
+}
+
+// TopologyCache returns the topologies LoadTopologies would, at time now.
+type TopologyCache interface {
+	Load(ctx context.Context, amphoraIDs []string, now time.Time) (map[string]*Topology, error)
+}

@@ -26,7 +26,8 @@ const (
 
 // UpdaterConfig configures an Updater.
 type UpdaterConfig struct {
-	// Store is the database: a *Store (PostgreSQL) or any UpdaterStore.
+	// Store is the database: a *pgstore.Store (PostgreSQL), or any
+	// UpdaterStore.
 	Store UpdaterStore
 	// Deleter deletes zombies' compute instances. It is called by the
 	// zombie-delete workers, never by a heartbeat batch (unless
@@ -68,7 +69,7 @@ type UpdaterConfig struct {
 type Updater struct {
 	cfg     UpdaterConfig
 	log     *slog.Logger
-	cache   *topologyCache // nil unless cfg.TopologyCache > 0
+	cache   TopologyCache // nil unless cfg.TopologyCache > 0 and the store can cache
 	zombies *zombieReaper
 }
 
@@ -94,10 +95,8 @@ func NewUpdater(cfg UpdaterConfig) (*Updater, error) {
 		log = slog.Default()
 	}
 	u := &Updater{cfg: cfg, log: log, zombies: newZombieReaper(cfg, log)}
-	if pg, ok := cfg.Store.(*Store); ok && cfg.TopologyCache > 0 {
-		// The cache checks PostgreSQL row versions; other stores are read
-		// afresh every batch.
-		u.cache = newTopologyCache(pg, cfg.TopologyCache)
+	if c, ok := cfg.Store.(TopologyCacher); ok && cfg.TopologyCache > 0 {
+		u.cache = c.NewTopologyCache(cfg.TopologyCache)
 	}
 	return u, nil
 }
@@ -218,7 +217,7 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 	var topos map[string]*Topology
 	var err error
 	if u.cache != nil {
-		topos, _, err = u.cache.load(ctx, ids, u.cfg.Now())
+		topos, err = u.cache.Load(ctx, ids, u.cfg.Now())
 	} else {
 		topos, err = u.cfg.Store.LoadTopologies(ctx, ids)
 	}

@@ -1,4 +1,4 @@
-package healthdb_test
+package pgstore_test
 
 import (
 	"context"
@@ -7,17 +7,19 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/octavia-vpp/health/healthdb"
+	"github.com/octavia-vpp/health/healthdb/pgstore"
 	"github.com/octavia-vpp/health/healthdb/storetest"
 	"github.com/octavia-vpp/health/internal/pgtest"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // pgBackend adapts the PostgreSQL store, on a throwaway database with
 // Octavia's schema, to the conformance suite.
 type pgBackend struct {
 	t    *testing.T
 	db   *pgxpool.Pool
-	s    *healthdb.Store
+	s    *pgstore.Store
 	port int
 }
 
@@ -98,6 +100,6 @@ func (b *pgBackend) OperatingStatus(table, id string) (status string, updatedAt 
 func TestPostgreSQLStoreConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
 		db := pgtest.NewPool(t)
-		return &pgBackend{t: t, db: db, s: healthdb.NewStore(db)}
+		return &pgBackend{t: t, db: db, s: pgstore.New(db)}
 	})
 }
