@@ -23,3 +23,10 @@ func NewStore(db *pgxpool.Pool) PGTestStore { return PGStoreFor(db) }
 // dbNow is the database server's clock as naive UTC, as the PostgreSQL
 // store writes it.
 const dbNow = `(now() AT TIME ZONE 'UTC')`
+
+// WaitZombieDeletes blocks until no zombie delete is queued or running.
+func (u *Updater) WaitZombieDeletes() { u.zombies.wait() }
+
+// CloseZombieDeletes drops the queued zombie deletes and waits for those
+// running, as the end of Run does.
+func (u *Updater) CloseZombieDeletes() { u.zombies.close() }
