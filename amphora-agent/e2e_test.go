@@ -19,6 +19,7 @@ import (
 
 	agent "github.com/octavia-vpp/health/amphora-agent"
 	"github.com/octavia-vpp/health/healthdb"
+	"github.com/octavia-vpp/health/healthdb/pgstore"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/vpp"
@@ -62,7 +63,7 @@ func startHealthManager(t *testing.T, db *pgxpool.Pool) *healthManager {
 		t.Fatal(err)
 	}
 	upd, err := healthdb.NewUpdater(healthdb.UpdaterConfig{
-		Store: healthdb.NewStore(db), Deleter: del,
+		Store: pgstore.New(db), Deleter: del,
 		Rules: healthdb.Rules{HeartbeatInterval: 10 * time.Second}, Logger: quiet(),
 	})
 	if err != nil {

@@ -102,43 +102,6 @@ func TestTopologyCacheSeesOtherWriters(t *testing.T) {
 	}
 }
 
-func TestTopologyCacheServesUnchangedTopologies(t *testing.T) {
-	db := openDB(t)
-	f := &fixture{t: t, db: db}
-	f.lb("lb-1", "ACTIVE", "ONLINE", true)
-	f.pool("pool-1", "lb-1", "ONLINE")
-	f.member("m-1", "pool-1", "ONLINE", true)
-	f.listener("l-1", "lb-1", "HTTP", "ONLINE", true, "pool-1")
-	f.amphora("amp-1", "lb-1", "ALLOCATED", "c-1")
-	f.amphora("amp-2", "lb-1", "ALLOCATED", "c-2")
-	c := newTopologyCache(NewStore(db), time.Minute)
-	ctx := context.Background()
-	ids := []string{"amp-1", "amp-2", "unknown"}
-	for i, want := range []cacheStats{{Misses: 3}, {Hits: 2, Misses: 1}} {
-		topos, stats, err := c.load(ctx, ids, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if stats != want {
-			t.Errorf("load %d: %+v, want %+v", i, stats, want)
-		}
-		fresh, err := NewStore(db).LoadTopologies(ctx, ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(topos, fresh) {
-			t.Errorf("load %d: cached topologies differ from a fresh read", i)
-		}
-		if topos["amp-1"].LB != topos["amp-2"].LB {
-			t.Errorf("load %d: an ACTIVE_STANDBY pair does not share its load balancer", i)
-		}
-	}
-	// Past the time limit everything is read again.
-	if _, stats, err := c.load(ctx, ids, now.Add(time.Minute)); err != nil || stats != (cacheStats{Misses: 3}) {
-		t.Errorf("after the time limit: %+v, %v", stats, err)
-	}
-}
-
 // mutations are what the API, the worker or another health manager may do
 // to a generated world between two batches; %s is the copy's prefix.
 var mutations = []string{

@@ -26,7 +26,9 @@ const (
 
 // UpdaterConfig configures an Updater.
 type UpdaterConfig struct {
-	Store *Store
+	// Store is the database: a *pgstore.Store (PostgreSQL), or any
+	// UpdaterStore.
+	Store UpdaterStore
 	// Deleter deletes zombies' compute instances. It is called by the
 	// zombie-delete workers, never by a heartbeat batch (unless
 	// InlineZombieDeletes).
@@ -67,7 +69,7 @@ type UpdaterConfig struct {
 type Updater struct {
 	cfg     UpdaterConfig
 	log     *slog.Logger
-	cache   *topologyCache // nil unless cfg.TopologyCache > 0
+	cache   TopologyCache // nil unless cfg.TopologyCache > 0 and the store can cache
 	zombies *zombieReaper
 }
 
@@ -93,8 +95,8 @@ func NewUpdater(cfg UpdaterConfig) (*Updater, error) {
 		log = slog.Default()
 	}
 	u := &Updater{cfg: cfg, log: log, zombies: newZombieReaper(cfg, log)}
-	if cfg.TopologyCache > 0 {
-		u.cache = newTopologyCache(cfg.Store, cfg.TopologyCache)
+	if c, ok := cfg.Store.(TopologyCacher); ok && cfg.TopologyCache > 0 {
+		u.cache = c.NewTopologyCache(cfg.TopologyCache)
 	}
 	return u, nil
 }
@@ -220,7 +222,7 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 	var topos map[string]*Topology
 	var err error
 	if u.cache != nil {
-		topos, _, err = u.cache.load(ctx, ids, u.cfg.Now())
+		topos, err = u.cache.Load(ctx, ids, u.cfg.Now())
 	} else {
 		topos, err = u.cfg.Store.LoadTopologies(ctx, ids)
 	}

@@ -16,7 +16,9 @@ import (
 // WatcherConfig configures a Watcher. Durations may be below a second
 // (tests); octavia.conf gives them in whole seconds.
 type WatcherConfig struct {
-	Store  *Store
+	// Store is the database: a *pgstore.Store (PostgreSQL), or any
+	// WatcherStore.
+	Store  WatcherStore
 	Driver failover.Driver
 	// HeartbeatTimeout is heartbeat_timeout: an amphora silent this long is
 	// stale; also the start-up grace and the pause after the database

@@ -2,11 +2,7 @@ package healthdb
 
 import (
 	"context"
-	"errors"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ClaimCommitUnknownError says that the COMMIT of a claim was sent and no
@@ -26,42 +22,6 @@ func (e *ClaimCommitUnknownError) Error() string {
 
 func (e *ClaimCommitUnknownError) Unwrap() error { return e.Err }
 
-// claimTx runs fn in a transaction and commits it, as pgx.BeginFunc does,
-// but tells an ambiguous COMMIT apart: when fn claimed amphorae, the
-// transaction id is read before COMMIT, and a COMMIT that fails without an
-// answer from the server is returned as a *ClaimCommitUnknownError.
-func (s *Store) claimTx(ctx context.Context, fn func(pgx.Tx) error, claimed func() []Claimed) (err error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx)) // a no-op once COMMIT was sent
-		}
-	}()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	var txID int64
-	ids := make([]string, 0, len(claimed()))
-	for _, c := range claimed() {
-		ids = append(ids, c.AmphoraID)
-	}
-	if len(ids) > 0 {
-		if err := tx.QueryRow(ctx, `SELECT txid_current()`).Scan(&txID); err != nil {
-			return fmt.Errorf("claim stale amphorae: %w", err)
-		}
-	}
-	err = tx.Commit(ctx)
-	var pgErr *pgconn.PgError
-	if err == nil || len(ids) == 0 || errors.As(err, &pgErr) {
-		// An error the server sent means it rolled back.
-		return err
-	}
-	return &ClaimCommitUnknownError{TxID: txID, AmphoraIDs: ids, Err: err}
-}
-
 // Transaction outcomes, as txid_status() gives them.
 const (
 	TxCommitted  = "committed"
@@ -70,18 +30,6 @@ const (
 	// TxUnknown: the transaction is too old for the server to remember.
 	TxUnknown = ""
 )
-
-// TxStatus asks the server what became of a transaction (txid_status()).
-func (s *Store) TxStatus(ctx context.Context, txID int64) (string, error) {
-	var status *string
-	if err := s.pool.QueryRow(ctx, `SELECT txid_status($1)`, txID).Scan(&status); err != nil {
-		return "", fmt.Errorf("status of transaction %d: %w", txID, err)
-	}
-	if status == nil {
-		return TxUnknown, nil
-	}
-	return *status, nil
-}
 
 // claimCommitUnknown records a claim whose COMMIT outcome is unknown and
 // tries to resolve it at once; the next cycles go on trying.

@@ -2,40 +2,12 @@ package healthdb
 
 import (
 	"context"
-	"errors"
-	"fmt"
-
-	"github.com/jackc/pgx/v5"
 )
-
-// loadBalancerOfClaim reads the load balancer of an amphora this watcher
-// still holds: claimed (busy), still a failover candidate, on a load
-// balancer. No row means the claim is no longer what it was.
-const loadBalancerOfClaim = `
-SELECT lb.id, lb.provisioning_status
-FROM amphora_health h
-JOIN amphora a ON a.id = h.amphora_id
-JOIN load_balancer lb ON lb.id = a.load_balancer_id
-WHERE h.amphora_id = $1 AND h.busy AND a.status IN ('ALLOCATED', 'FAILOVER_STOPPED')`
 
 // provisioningStatusError is the load balancer provisioning_status that
 // the amphora failover API refuses and the load balancer failover API
 // accepts.
 const provisioningStatusError = "ERROR"
-
-// LoadBalancerOfClaim returns the id and provisioning_status of the load
-// balancer of a claimed amphora; ok is false when the amphora is no longer
-// claimed, no longer a candidate, or on no load balancer.
-func (s *Store) LoadBalancerOfClaim(ctx context.Context, amphoraID string) (lbID, provisioningStatus string, ok bool, err error) {
-	err = s.pool.QueryRow(ctx, loadBalancerOfClaim, amphoraID).Scan(&lbID, &provisioningStatus)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", "", false, nil
-	}
-	if err != nil {
-		return "", "", false, fmt.Errorf("read the load balancer of amphora %s: %w", amphoraID, err)
-	}
-	return lbID, provisioningStatus, true, nil
-}
 
 // failoverLoadBalancerInError handles an amphora failover the API refused
 // (409). The amphora failover API accepts only ACTIVE load balancers;

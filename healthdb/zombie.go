@@ -52,7 +52,7 @@ const (
 // to when the delete ends, which is when Octavia writes it too.
 type zombieReaper struct {
 	deleter  ComputeDeleter
-	store    *Store
+	store    UpdaterStore
 	interval time.Duration // heartbeat_interval
 	repeat   time.Duration
 	queueCap int

@@ -26,6 +26,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/healthdb/failover"
+	"github.com/octavia-vpp/health/healthdb/pgstore"
 	"github.com/octavia-vpp/health/healthdb/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/heartbeat/udp"
@@ -185,7 +186,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 		return nil, err
 	}
 	d.updater, err = healthdb.NewUpdater(healthdb.UpdaterConfig{
-		Store: healthdb.NewStore(d.pool), Deleter: deleter,
+		Store: pgstore.New(d.pool), Deleter: deleter,
 		Rules:     healthdb.Rules{HeartbeatInterval: hm.HeartbeatInterval},
 		BatchSize: hm.HealthBatchSize, BatchDelay: hm.HealthBatchWait,
 		TopologyCache: hm.TopologyCache,
@@ -202,7 +203,7 @@ func newDaemon(ctx context.Context, cfg *octaviaconf.Config, opts daemonOptions)
 	d.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
 	d.observer.TrackHealthBatches() // batchDone reports every batch's end
 	d.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
-		Store: healthdb.NewStore(d.pool), Driver: driver,
+		Store: pgstore.New(d.pool), Driver: driver,
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
 		FailoverThreads:   hm.FailoverThreads,
 		FailoverThreshold: hm.FailoverThreshold, FailoverThresholdSet: hm.FailoverThresholdSet,

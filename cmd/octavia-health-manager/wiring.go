@@ -10,6 +10,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/healthdb/failover"
+	"github.com/octavia-vpp/health/healthdb/pgstore"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 )
@@ -77,7 +78,7 @@ func newUpdater(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) (
 		return nil, err
 	}
 	u, err := healthdb.NewUpdater(healthdb.UpdaterConfig{
-		Store:   healthdb.NewStore(pool),
+		Store:   pgstore.New(pool),
 		Deleter: deleter,
 		Rules:   healthdb.Rules{HeartbeatInterval: cfg.HealthManager.HeartbeatInterval},
 		Logger:  log,

@@ -25,6 +25,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/healthdb/failover"
+	"github.com/octavia-vpp/health/healthdb/pgstore"
 	"github.com/octavia-vpp/health/healthdb/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/heartbeat/udp"
@@ -106,14 +107,14 @@ func startHealthManager(t *testing.T, db *pgxpool.Pool) *healthManager {
 		t.Fatal(err)
 	}
 	updater, err := healthdb.NewUpdater(healthdb.UpdaterConfig{
-		Store: healthdb.NewStore(db), Deleter: noCompute{}, Rules: healthdb.Rules{HeartbeatInterval: 10 * time.Second},
+		Store: pgstore.New(db), Deleter: noCompute{}, Rules: healthdb.Rules{HeartbeatInterval: 10 * time.Second},
 		BatchDelay: 5 * time.Millisecond, Logger: log, Metrics: healthdb.NewUpdaterMetrics(reg, timeout),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	watcher, err := healthdb.NewWatcher(healthdb.WatcherConfig{
-		Store: healthdb.NewStore(db), Driver: page.WrapDriver(failover.Noop{Log: log}),
+		Store: pgstore.New(db), Driver: page.WrapDriver(failover.Noop{Log: log}),
 		HeartbeatTimeout: timeout, HealthCheckInterval: 3 * time.Second,
 		FailoverThreshold: 3, FailoverThresholdSet: true, Logger: log, Metrics: healthdb.NewWatcherMetrics(page.Watch(reg)),
 	})

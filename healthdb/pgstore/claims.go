@@ -1,12 +1,15 @@
-package healthdb
+package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/octavia-vpp/health/healthdb"
 )
 
 // The stale-amphora statements follow get_stale_amphora (spec §5.2), with
@@ -62,60 +65,20 @@ RETURNING h.amphora_id, h.last_update, (SELECT a.load_balancer_id FROM amphora a
     WHERE a.status IN ('ALLOCATED', 'FAILOVER_STOPPED'))`
 )
 
-// ClaimRequest is one get_stale_amphora step.
-type ClaimRequest struct {
-	// HeartbeatTimeout: amphorae whose last_update is older than this, by
-	// the database's clock, are stale.
-	HeartbeatTimeout time.Duration
-	// Threshold is failover_threshold, applied only when ThresholdSet.
-	Threshold    int
-	ThresholdSet bool
-	// Limit is the most amphorae claimed; 0 claims none (the other steps
-	// still run).
-	Limit int
-	// Exclude lists amphorae not to claim.
-	Exclude []string
-}
-
-// ClaimResult says what a claim step did.
-type ClaimResult struct {
-	// Recovered counts amphorae moved from FAILOVER_STOPPED back to
-	// ALLOCATED because their heartbeats are fresh again.
-	Recovered int
-	// Stale is the number of stale, not busy amphora_health rows, whatever
-	// their amphora's status (Octavia's count).
-	Stale int
-	// BreakerOpen is set when Stale reached the threshold; then every
-	// stale amphora was marked FAILOVER_STOPPED, Stopped of them newly,
-	// and none was claimed.
-	BreakerOpen bool
-	Stopped     int
-	// Claimed are the amphorae now marked busy by this call.
-	Claimed []Claimed
-}
-
-// Claimed is one amphora claimed for failover.
-type Claimed struct {
-	AmphoraID string
-	// LoadBalancerID is empty for an amphora on no load balancer.
-	LoadBalancerID string
-	LastUpdate     time.Time
-}
-
 // ClaimStale runs get_stale_amphora's steps in one short transaction:
 // un-stop recovered amphorae, count the stale ones, apply the circuit
 // breaker, and claim (busy = true) up to Limit candidates in ALLOCATED or
 // FAILOVER_STOPPED. It never waits for a row another transaction holds.
-func (s *Store) ClaimStale(ctx context.Context, req ClaimRequest) (ClaimResult, error) {
+func (s *Store) ClaimStale(ctx context.Context, req healthdb.ClaimRequest) (healthdb.ClaimResult, error) {
 	timeout := req.HeartbeatTimeout
 	exclude := req.Exclude
 	if exclude == nil {
 		exclude = []string{}
 	}
-	var res ClaimResult
+	var res healthdb.ClaimResult
 	var err error
 	for attempt := 1; attempt <= maxApplyAttempts; attempt++ {
-		res = ClaimResult{}
+		res = healthdb.ClaimResult{}
 		err = s.claimTx(ctx, func(tx pgx.Tx) error {
 			tag, err := tx.Exec(ctx, unstopRecovered, timeout)
 			if err != nil {
@@ -151,7 +114,7 @@ func (s *Store) ClaimStale(ctx context.Context, req ClaimRequest) (ClaimResult, 
 			}
 			defer rows.Close()
 			for rows.Next() {
-				var c Claimed
+				var c healthdb.Claimed
 				var lb *string
 				if err := rows.Scan(&c.AmphoraID, &c.LastUpdate, &lb); err != nil {
 					return fmt.Errorf("claim stale amphorae: %w", err)
@@ -165,13 +128,13 @@ func (s *Store) ClaimStale(ctx context.Context, req ClaimRequest) (ClaimResult, 
 				return fmt.Errorf("claim stale amphorae: %w", err)
 			}
 			return nil
-		}, func() []Claimed { return res.Claimed })
+		}, func() []healthdb.Claimed { return res.Claimed })
 		if err == nil || !retryable(err) {
 			break
 		}
 	}
 	if err != nil {
-		return ClaimResult{}, err
+		return healthdb.ClaimResult{}, err
 	}
 	sort.Slice(res.Claimed, func(i, j int) bool { return res.Claimed[i].AmphoraID < res.Claimed[j].AmphoraID })
 	return res, nil
@@ -199,4 +162,76 @@ func (s *Store) CandidatesExist(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("look for amphorae that should send heartbeats: %w", err)
 	}
 	return ok, nil
+}
+
+// claimTx runs fn in a transaction and commits it, as pgx.BeginFunc does,
+// but tells an ambiguous COMMIT apart: when fn claimed amphorae, the
+// transaction id is read before COMMIT, and a COMMIT that fails without an
+// answer from the server is returned as a *healthdb.ClaimCommitUnknownError.
+func (s *Store) claimTx(ctx context.Context, fn func(pgx.Tx) error, claimed func() []healthdb.Claimed) (err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx)) // a no-op once COMMIT was sent
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	var txID int64
+	ids := make([]string, 0, len(claimed()))
+	for _, c := range claimed() {
+		ids = append(ids, c.AmphoraID)
+	}
+	if len(ids) > 0 {
+		if err := tx.QueryRow(ctx, `SELECT txid_current()`).Scan(&txID); err != nil {
+			return fmt.Errorf("claim stale amphorae: %w", err)
+		}
+	}
+	err = tx.Commit(ctx)
+	var pgErr *pgconn.PgError
+	if err == nil || len(ids) == 0 || errors.As(err, &pgErr) {
+		// An error the server sent means it rolled back.
+		return err
+	}
+	return &healthdb.ClaimCommitUnknownError{TxID: txID, AmphoraIDs: ids, Err: err}
+}
+
+// TxStatus asks the server what became of a transaction (txid_status()).
+func (s *Store) TxStatus(ctx context.Context, txID int64) (string, error) {
+	var status *string
+	if err := s.pool.QueryRow(ctx, `SELECT txid_status($1)`, txID).Scan(&status); err != nil {
+		return "", fmt.Errorf("status of transaction %d: %w", txID, err)
+	}
+	if status == nil {
+		return healthdb.TxUnknown, nil
+	}
+	return *status, nil
+}
+
+// loadBalancerOfClaim reads the load balancer of an amphora this watcher
+// still holds: claimed (busy), still a failover candidate, on a load
+// balancer. No row means the claim is no longer what it was.
+const loadBalancerOfClaim = `
+SELECT lb.id, lb.provisioning_status
+FROM amphora_health h
+JOIN amphora a ON a.id = h.amphora_id
+JOIN load_balancer lb ON lb.id = a.load_balancer_id
+WHERE h.amphora_id = $1 AND h.busy AND a.status IN ('ALLOCATED', 'FAILOVER_STOPPED')`
+
+// LoadBalancerOfClaim returns the id and provisioning_status of the load
+// balancer of a claimed amphora; ok is false when the amphora is no longer
+// claimed, no longer a candidate, or on no load balancer.
+func (s *Store) LoadBalancerOfClaim(ctx context.Context, amphoraID string) (lbID, provisioningStatus string, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, loadBalancerOfClaim, amphoraID).Scan(&lbID, &provisioningStatus)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("read the load balancer of amphora %s: %w", amphoraID, err)
+	}
+	return lbID, provisioningStatus, true, nil
 }

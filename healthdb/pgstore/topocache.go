@@ -1,4 +1,4 @@
-package healthdb
+package pgstore
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/octavia-vpp/health/healthdb"
 )
 
 // topologyCache keeps the topologies of live amphorae between batches, so
@@ -42,7 +44,7 @@ type cachedAmphora struct {
 }
 
 type cachedLB struct {
-	lb       *LoadBalancer // never handed out: each batch gets a copy
+	lb       *healthdb.LoadBalancer // never handed out: each batch gets a copy
 	versions *lbVersions
 	loaded   time.Time
 }
@@ -56,8 +58,20 @@ func newTopologyCache(store *Store, ttl time.Duration) *topologyCache {
 	return &topologyCache{store: store, ttl: ttl, amphorae: map[string]*cachedAmphora{}, lbs: map[string]*cachedLB{}}
 }
 
+// NewTopologyCache implements healthdb.TopologyCacher: a cache of this
+// store's topologies, each kept at most ttl.
+func (s *Store) NewTopologyCache(ttl time.Duration) healthdb.TopologyCache {
+	return newTopologyCache(s, ttl)
+}
+
+// Load implements healthdb.TopologyCache.
+func (c *topologyCache) Load(ctx context.Context, ids []string, now time.Time) (map[string]*healthdb.Topology, error) {
+	topos, _, err := c.load(ctx, ids, now)
+	return topos, err
+}
+
 // load returns the same topologies Store.LoadTopologies would, at time now.
-func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (map[string]*Topology, cacheStats, error) {
+func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (map[string]*healthdb.Topology, cacheStats, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var stats cacheStats
@@ -87,8 +101,8 @@ func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (
 		misses = append(misses, id)
 	}
 
-	topos := map[string]*Topology{}
-	batchLBs := map[string]*LoadBalancer{}
+	topos := map[string]*healthdb.Topology{}
+	batchLBs := map[string]*healthdb.LoadBalancer{}
 	if len(misses) > 0 {
 		fresh, versions, err := c.store.loadTopologies(ctx, misses)
 		if err != nil {
@@ -122,7 +136,7 @@ func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (
 			lb = copyLoadBalancer(c.lbs[a.lbID].lb)
 			batchLBs[a.lbID] = lb
 		}
-		topos[id] = &Topology{AmphoraID: id, AmphoraExists: true, ComputeID: a.computeID, LB: lb}
+		topos[id] = &healthdb.Topology{AmphoraID: id, AmphoraExists: true, ComputeID: a.computeID, LB: lb}
 		stats.Hits++
 	}
 	return topos, stats, nil
@@ -266,12 +280,12 @@ func (c *topologyCache) sweep(now time.Time) {
 }
 
 // copyLoadBalancer deep-copies the parts a batch changes in memory.
-func copyLoadBalancer(lb *LoadBalancer) *LoadBalancer {
+func copyLoadBalancer(lb *healthdb.LoadBalancer) *healthdb.LoadBalancer {
 	out := *lb
-	out.Listeners = append([]Listener(nil), lb.Listeners...)
-	out.Pools = make([]Pool, len(lb.Pools))
+	out.Listeners = append([]healthdb.Listener(nil), lb.Listeners...)
+	out.Pools = make([]healthdb.Pool, len(lb.Pools))
 	for i, p := range lb.Pools {
-		p.Members = append([]Member(nil), p.Members...)
+		p.Members = append([]healthdb.Member(nil), p.Members...)
 		out.Pools[i] = p
 	}
 	return &out

@@ -1,4 +1,4 @@
-package healthdb
+package pgstore
 
 import (
 	"context"
@@ -11,16 +11,26 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/octavia-vpp/health/healthdb"
 )
 
 // Store reads amphora topologies and writes status decisions in Octavia's
-// schema. It is safe for concurrent use.
+// schema on PostgreSQL. It implements healthdb.UpdaterStore and
+// healthdb.WatcherStore, and healthdb.TopologyCacher. It is safe for
+// concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
 }
 
-// NewStore wraps a connection pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+var (
+	_ healthdb.UpdaterStore   = (*Store)(nil)
+	_ healthdb.WatcherStore   = (*Store)(nil)
+	_ healthdb.TopologyCacher = (*Store)(nil)
+)
+
+// New wraps a connection pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // The topology of a batch is read in two round trips: the amphorae with
 // their load balancers, then the listeners, pools and members of the live
@@ -68,7 +78,7 @@ const statusDeleted = "DELETED"
 // trip. Amphorae without a row are absent from the result. Amphorae of the
 // same load balancer (an ACTIVE_STANDBY pair) share one *LoadBalancer, so
 // that changes applied in memory for one are seen by the other.
-func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[string]*Topology, error) {
+func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[string]*healthdb.Topology, error) {
 	topos, _, err := s.loadTopologies(ctx, amphoraIDs)
 	return topos, err
 }
@@ -103,14 +113,14 @@ type lbVersions struct {
 	rows [numGraphTables][]rowVersion
 }
 
-func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[string]*Topology, *topologyVersions, error) {
-	topos := make(map[string]*Topology, len(amphoraIDs))
+func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[string]*healthdb.Topology, *topologyVersions, error) {
+	topos := make(map[string]*healthdb.Topology, len(amphoraIDs))
 	versions := &topologyVersions{amphorae: map[string]rowVersion{}, lbs: map[string]*lbVersions{}}
 	amphoraIDs = storableIDs(amphoraIDs)
 	if len(amphoraIDs) == 0 {
 		return topos, versions, nil
 	}
-	lbs := map[string]*LoadBalancer{}
+	lbs := map[string]*healthdb.LoadBalancer{}
 	lbVersion := func(lbID string) *lbVersions {
 		v := versions.lbs[lbID]
 		if v == nil {
@@ -135,7 +145,7 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 			return err
 		}
 		versions.amphorae[id] = ampV
-		t := &Topology{AmphoraID: id, AmphoraExists: true}
+		t := &healthdb.Topology{AmphoraID: id, AmphoraExists: true}
 		if computeID != nil {
 			t.ComputeID = *computeID
 		}
@@ -144,7 +154,7 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 		if status != statusDeleted && lbID != nil && *lbProv != statusDeleted {
 			lb := lbs[*lbID]
 			if lb == nil {
-				lb = &LoadBalancer{ID: *lbID, Enabled: *lbEnabled, ProvisioningStatus: *lbProv, OperatingStatus: *lbOp}
+				lb = &healthdb.LoadBalancer{ID: *lbID, Enabled: *lbEnabled, ProvisioningStatus: *lbProv, OperatingStatus: *lbOp}
 				lbs[*lbID] = lb
 				lbIDs = append(lbIDs, *lbID)
 				lbV.xmin = *lbXmin
@@ -169,7 +179,7 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	defer results.Close()
 	if err := eachRow(results, func(rows pgx.Rows) error {
 		var lbID string
-		var l Listener
+		var l healthdb.Listener
 		var v rowVersion
 		if err := rows.Scan(&lbID, &l.ID, &l.OperatingStatus, &l.Protocol, &l.Enabled, &l.DefaultPoolHasEnabledMember,
 			&v.tid, &v.xmin); err != nil {
@@ -184,12 +194,12 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	}); err != nil {
 		return nil, nil, fmt.Errorf("load listeners of %d load balancers: %w", len(lbs), err)
 	}
-	poolByID := map[string]*Pool{}
+	poolByID := map[string]*healthdb.Pool{}
 	var poolLB []string // pool index -> load balancer, to place them after the read
-	var pools []Pool
+	var pools []healthdb.Pool
 	if err := eachRow(results, func(rows pgx.Rows) error {
 		var lbID string
-		var p Pool
+		var p healthdb.Pool
 		var v rowVersion
 		if err := rows.Scan(&lbID, &p.ID, &p.OperatingStatus, &v.tid, &v.xmin); err != nil {
 			return err
@@ -209,7 +219,7 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	}
 	if err := eachRow(results, func(rows pgx.Rows) error {
 		var poolID, lbID string
-		var m Member
+		var m healthdb.Member
 		var v rowVersion
 		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus, &v.tid, &v.xmin, &lbID); err != nil {
 			return err
@@ -257,23 +267,6 @@ func scanRows(rows pgx.Rows, scan func(pgx.Rows) error) error {
 	return rows.Err()
 }
 
-// Writes is the net effect of a batch of heartbeats on the database.
-type Writes struct {
-	// Health lists the amphorae whose amphora_health row is refreshed.
-	Health []string
-	// The new operating_status per id, for each table.
-	LoadBalancers map[string]string
-	Listeners     map[string]string
-	Pools         map[string]string
-	Members       map[string]string
-}
-
-// Empty reports whether there is nothing to write.
-func (w *Writes) Empty() bool {
-	return len(w.Health) == 0 && len(w.LoadBalancers) == 0 && len(w.Listeners) == 0 &&
-		len(w.Pools) == 0 && len(w.Members) == 0
-}
-
 // dbNow is the database server's clock as naive UTC, the form of
 // Octavia's timestamp columns. Every time this manager writes, and every
 // staleness it judges, is on this one clock, so that the clocks of the
@@ -311,7 +304,7 @@ const maxApplyAttempts = 3
 // amphora_health's last_update and every changed row's updated_at are the
 // database's time at the start of the transaction, as naive UTC (the form
 // Octavia stores), never this process's clock.
-func (s *Store) Apply(ctx context.Context, w *Writes) error {
+func (s *Store) Apply(ctx context.Context, w *healthdb.Writes) error {
 	if w.Empty() {
 		return nil
 	}
