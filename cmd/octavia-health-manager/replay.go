@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/internal/errwalk"
 	"github.com/octavia-vpp/health/statsdriver"
 )
 
@@ -171,17 +171,7 @@ func (s *replaySummary) stats(ctx context.Context, drivers *statsdriver.Fanout, 
 // isOnlyRefusal tells whether every driver error in err is a refusal of
 // the data (statsdriver.ErrNotRecorded), which Octavia's drivers make too,
 // rather than a failure to reach the database.
-func isOnlyRefusal(err error) bool {
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range joined.Unwrap() {
-			if !isOnlyRefusal(e) {
-				return false
-			}
-		}
-		return true
-	}
-	return errors.Is(err, statsdriver.ErrNotRecorded)
-}
+func isOnlyRefusal(err error) bool { return errwalk.All(err, statsdriver.ErrNotRecorded) }
 
 func (s *replaySummary) print(w io.Writer) {
 	fmt.Fprintf(w, "datagrams: %d read, %d accepted, %d rejected, %d unreadable lines\n",
