@@ -26,6 +26,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/healthdb/failover"
+	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/healthdb/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/boundq"
@@ -288,17 +289,15 @@ func (d *daemon) setLevel(cfg *octaviaconf.Config) {
 	}
 }
 
-// buildKeyring refuses an unset or empty key: Octavia's amphorae sign with
-// the literal string "None" when theirs is unset, so an empty key here is
-// always a mistake.
+// buildKeyring is the daemon's keyring (manager.NewKeyring) and what it
+// was built from, to tell on reload what changed.
 func buildKeyring(cfg *octaviaconf.Config) (*heartbeat.Keyring, keyState, error) {
 	hm := &cfg.HealthManager
-	if !hm.HeartbeatKeySet || hm.HeartbeatKey == "" {
-		return nil, keyState{}, usageError("[health_manager] heartbeat_key is not set: refusing to start " +
-			"(amphorae whose key is unset sign with the literal string \"None\"; set the same key on both sides)")
+	kr, err := manager.NewKeyring(cfg, manager.KeyringOptions{})
+	if errors.Is(err, manager.ErrNoKey) {
+		return nil, keyState{}, usageError("%v: refusing to start "+
+			"(amphorae whose key is unset sign with the literal string \"None\"; set the same key on both sides)", err)
 	}
-	keys := append([]string{hm.HeartbeatKey}, hm.HeartbeatKeyPrevious...)
-	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: keys, MaxInflatedBytes: hm.MaxHeartbeatBytes})
 	if err != nil {
 		return nil, keyState{}, usageError("%v", err)
 	}

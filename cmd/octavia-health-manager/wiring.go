@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/healthdb/failover"
+	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 )
@@ -91,20 +93,20 @@ func newUpdater(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) (
 	return u, nil
 }
 
-// keyringFor is the keyring for heartbeats: --key if given, else
-// [health_manager] heartbeat_key. The empty key is a valid HMAC key, which
-// the decode and encode tools accept when it is set explicitly; anything
-// that applies heartbeats to the database refuses it, because Octavia's
-// amphorae sign with the literal "None" when their key is unset.
+// keyringFor is the keyring of the offline tools: manager.NewKeyring,
+// the one serve uses, with --key in place of [health_manager]
+// heartbeat_key when given. allowEmpty lets decode and encode take an
+// explicitly empty key.
 func keyringFor(c *cli.Context, cfg *octaviaconf.Config, allowEmpty bool) (*heartbeat.Keyring, error) {
-	key := c.String("key")
-	if !c.IsSet("key") {
-		if !cfg.HealthManager.HeartbeatKeySet || (cfg.HealthManager.HeartbeatKey == "" && !allowEmpty) {
-			return nil, usageError("no heartbeat key: pass --key or set [health_manager] heartbeat_key in a --config-file")
-		}
-		key = cfg.HealthManager.HeartbeatKey
+	opts := manager.KeyringOptions{AllowEmpty: allowEmpty}
+	if c.IsSet("key") {
+		key := c.String("key")
+		opts.Primary = &key
 	}
-	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{key}})
+	kr, err := manager.NewKeyring(cfg, opts)
+	if errors.Is(err, manager.ErrNoKey) {
+		return nil, usageError("no heartbeat key: pass --key or set [health_manager] heartbeat_key in a --config-file")
+	}
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
