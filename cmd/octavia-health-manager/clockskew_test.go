@@ -35,17 +35,17 @@ compute_driver = compute_noop_driver
 `, srv.URL())))
 	var logs testproc.Output
 	r := startDaemon(t, daemonOptions{files: []string{conf}, logOutput: &logs})
-	d := r.daemon
+	d := r.Manager
 
 	waitFor(t, "the clock skew warning", func() bool {
 		return strings.Contains(logs.String(), `level=WARN msg="this health manager's clock differs from the database server's`)
 	})
-	skew, err := strconv.ParseFloat(metricValue(scrape(t, d.httpAddr.String()), "octavia_hm_clock_skew_seconds"), 64)
+	skew, err := strconv.ParseFloat(metricValue(scrape(t, d.MetricsAddr().String()), "octavia_hm_clock_skew_seconds"), 64)
 	if err != nil || skew > -118 || skew < -122 {
 		t.Errorf("octavia_hm_clock_skew_seconds %v (%v); want -120", skew, err)
 	}
 
-	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,8 +94,8 @@ region_name = %s
 `, url, fake.ServiceAuthSection(), failovertest.Region)))
 	var logs testproc.Output
 	r := startDaemon(t, daemonOptions{files: []string{conf}, logOutput: &logs})
-	d := r.daemon
-	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	d := r.Manager
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ health_check_interval = 1
 compute_driver = compute_noop_driver
 %s`, url, fake.ServiceAuthSection())))
 	r := startDaemon(t, daemonOptions{files: []string{conf}})
-	d := r.daemon
+	d := r.Manager
 	waitFor(t, "two suppressed checks", func() bool {
 		return testutilValue(t, d, `octavia_hm_health_checks_suppressed_total{reason="no_heartbeats"}`) >= 2
 	})

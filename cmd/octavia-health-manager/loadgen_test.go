@@ -29,7 +29,7 @@ compute_driver = compute_noop_driver
 	res := runBinary(t, nil, "--config-file", conf, "loadgen", "--seed-db",
 		"--amphorae", "50", "--listeners", "2", "--pools", "2", "--members", "5",
 		"--rate", "500", "--duration", "1s", "--churn", "0.2",
-		"--target", r.receiver.Addr().String(), "--metrics-url", "http://"+r.httpAddr.String()+"/metrics")
+		"--target", r.ListenAddr().String(), "--metrics-url", "http://"+r.MetricsAddr().String()+"/metrics")
 	if res.code != 0 {
 		t.Fatalf("loadgen exit %d: %s", res.code, res.stderr)
 	}

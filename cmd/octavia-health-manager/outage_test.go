@@ -35,8 +35,8 @@ stats_flush_interval_ms = 100
 compute_driver = compute_noop_driver
 `, srv.URL())))
 	r := startDaemon(t, daemonOptions{files: []string{conf}})
-	d := r.daemon
-	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	d := r.Manager
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}

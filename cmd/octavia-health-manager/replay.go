@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/healthdb"
+	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/errwalk"
 	"github.com/octavia-vpp/health/statsdriver"
@@ -83,9 +84,9 @@ func runReplay(c *cli.Context) error {
 		return err
 	}
 	defer pool.Close()
-	updater, err := newUpdater(cfg, pool, log)
+	updater, err := manager.NewReplayUpdater(cfg, pool, log)
 	if err != nil {
-		return err
+		return usageError("%v", err)
 	}
 	// A config shared with serve may list our prometheus driver; replay
 	// gives it a registry of its own, which nothing serves.

@@ -34,8 +34,8 @@ health_batch_wait_ms = 5
 compute_driver = compute_noop_driver
 statistics_drivers = stats_db
 `, url)))
-	d := startDaemon(t, daemonOptions{files: []string{conf}}).daemon
-	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	d := startDaemon(t, daemonOptions{files: []string{conf}}).Manager
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ statistics_drivers = stats_db
 	}
 
 	get := func(path string) string {
-		resp, err := http.Get("http://" + d.httpAddr.String() + path)
+		resp, err := http.Get("http://" + d.MetricsAddr().String() + path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/statsdriver"
@@ -105,8 +106,8 @@ statistics_drivers = stats_db, prometheus
 `, url)))
 
 	r := startDaemon(t, daemonOptions{files: []string{conf}})
-	d := r.daemon
-	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	d := r.Manager
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ statistics_drivers = stats_db, prometheus
 		t.Errorf("listener_statistics = in %d out %d active %d total %d errors %d; want 20 10 1 2 0", in, out, active, total, reqErrs)
 	}
 
-	metricsAddr := d.httpAddr.String()
+	metricsAddr := d.MetricsAddr().String()
 	var body string
 	waitFor(t, "rejections counted", func() bool {
 		body = scrape(t, metricsAddr)
@@ -258,8 +259,8 @@ compute_driver = compute_noop_driver
 `, url)))
 	sink := &blockingSink{release: make(chan struct{}), calls: make(chan struct{}, 1)}
 	r := startDaemon(t, daemonOptions{files: []string{conf}, extraStats: []statsdriver.Driver{sink}})
-	d := r.daemon
-	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	d := r.Manager
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,9 +293,9 @@ compute_driver = compute_noop_driver
 }
 
 // testutilValue reads one series from the daemon's registry.
-func testutilValue(t *testing.T, d *daemon, series string) float64 {
+func testutilValue(t *testing.T, d *manager.Manager, series string) float64 {
 	t.Helper()
-	families, err := d.registry.Gather()
+	families, err := d.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +323,7 @@ func testutilValue(t *testing.T, d *daemon, series string) float64 {
 
 // runningDaemon is a daemon a test started in-process.
 type runningDaemon struct {
-	*daemon
+	*manager.Manager
 	cancel context.CancelFunc
 	result chan error
 	once   sync.Once
@@ -338,11 +339,11 @@ func startDaemon(t *testing.T, opts daemonOptions) *runningDaemon {
 	if opts.logOutput == nil {
 		opts.logOutput = io.Discard
 	}
-	ready := make(chan *daemon, 1)
-	opts.ready = func(d *daemon) { ready <- d }
+	ready := make(chan *manager.Manager, 1)
+	opts.ready = func(d *manager.Manager) { ready <- d }
 	go func() { r.result <- runDaemon(ctx, opts) }()
 	select {
-	case r.daemon = <-ready:
+	case r.Manager = <-ready:
 	case err := <-r.result:
 		cancel()
 		t.Fatalf("daemon did not start: %v", err)

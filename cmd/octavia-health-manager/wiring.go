@@ -9,8 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
-	"github.com/octavia-vpp/health/healthdb"
-	"github.com/octavia-vpp/health/healthdb/failover"
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
@@ -33,64 +31,17 @@ func newLogger(cfg *octaviaconf.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// newPool makes a pool for [database] connection with [database]
-// max_pool_size connections (at least minConns). It does not connect.
-func newPool(ctx context.Context, cfg *octaviaconf.Config, minConns int) (*pgxpool.Pool, error) {
-	if cfg.Database.Connection == "" {
-		return nil, usageError("[database] connection is not set")
-	}
-	pcfg, err := pgxpool.ParseConfig(cfg.Database.Connection)
-	if err != nil {
-		return nil, usageError("[database] connection %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
-	}
-	pcfg.MaxConns = int32(max(cfg.Database.MaxPoolSize, minConns))
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, usageError("database %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
-	}
-	return pool, nil
-}
-
-// openPool is newPool for a command that needs the database now.
+// openPool is manager.NewPool for a command that needs the database now.
 func openPool(ctx context.Context, cfg *octaviaconf.Config) (*pgxpool.Pool, error) {
-	pool, err := newPool(ctx, cfg, 1)
+	pool, err := manager.NewPool(ctx, cfg, 1)
 	if err != nil {
-		return nil, err
+		return nil, usageError("%v", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, usageError("connect to %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
 	}
 	return pool, nil
-}
-
-// newUpdater builds the health updater the daemon and replay share.
-func newUpdater(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) (*healthdb.Updater, error) {
-	// Only the compute driver may need Keystone here: replay fails nothing
-	// over.
-	computeOnly := *cfg
-	computeOnly.HealthManager.FailoverDriver = failover.DriverNoop
-	session, err := openstackSession(&computeOnly)
-	if err != nil {
-		return nil, err
-	}
-	deleter, err := computeDeleter(cfg, session, log)
-	if err != nil {
-		return nil, err
-	}
-	u, err := healthdb.NewUpdater(healthdb.UpdaterConfig{
-		Store:   healthdb.NewStore(pool),
-		Deleter: deleter,
-		Rules:   healthdb.Rules{HeartbeatInterval: cfg.HealthManager.HeartbeatInterval},
-		Logger:  log,
-		// Replay applies one heartbeat at a time and reports each zombie
-		// delete's outcome; serve never waits for the compute service.
-		InlineZombieDeletes: true,
-	})
-	if err != nil {
-		return nil, usageError("%v", err)
-	}
-	return u, nil
 }
 
 // keyringFor is the keyring of the offline tools: manager.NewKeyring,

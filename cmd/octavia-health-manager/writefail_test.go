@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
+	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
@@ -142,9 +143,9 @@ compute_driver = compute_noop_driver
 %s`, url, params, fake.ServiceAuthSection())))
 	var logs testproc.Output
 	r := startDaemon(t, daemonOptions{files: []string{conf}, logOutput: &logs})
-	d := r.daemon
+	d := r.Manager
 
-	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,9 +275,9 @@ compute_driver = compute_noop_driver
 }
 
 // seriesValue reads one series from the daemon's registry, if it exists.
-func seriesValue(t *testing.T, d *daemon, series string) (float64, bool) {
+func seriesValue(t *testing.T, d *manager.Manager, series string) (float64, bool) {
 	t.Helper()
-	families, err := d.registry.Gather()
+	families, err := d.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

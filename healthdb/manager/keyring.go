@@ -2,6 +2,7 @@ package manager
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
@@ -43,4 +44,15 @@ func NewKeyring(cfg *octaviaconf.Config, opts KeyringOptions) (*heartbeat.Keyrin
 	}
 	keys := append([]string{primary}, hm.HeartbeatKeyPrevious...)
 	return heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: keys, MaxInflatedBytes: hm.MaxHeartbeatBytes})
+}
+
+// newDaemonKeyring is the daemon's keyring, refusing a missing key with
+// the reason.
+func newDaemonKeyring(cfg *octaviaconf.Config) (*heartbeat.Keyring, error) {
+	kr, err := NewKeyring(cfg, KeyringOptions{})
+	if errors.Is(err, ErrNoKey) {
+		return nil, fmt.Errorf("%w: refusing to start "+
+			"(amphorae whose key is unset sign with the literal string \"None\"; set the same key on both sides)", err)
+	}
+	return kr, err
 }
