@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/healthdb"
@@ -88,10 +87,8 @@ func runReplay(c *cli.Context) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	// A config shared with serve may list our prometheus driver; replay
-	// gives it a registry of its own, which nothing serves.
-	stats, err := statsdriver.OpenAll(cfg.ControllerWorker.StatisticsDrivers,
-		statsdriver.Deps{Pool: pool, Logger: log, Registerer: prometheus.NewRegistry()})
+	// The drivers serve opens, by the same registry and rules.
+	stats, err := manager.NewReplayStats(cfg, pool, log)
 	if err != nil {
 		return usageError("%v", err)
 	}
@@ -150,14 +147,14 @@ func runReplay(c *cli.Context) error {
 
 // stats sends one accepted heartbeat to the statistics drivers. Like
 // Octavia's, a driver's failure is logged and does not stop the replay.
-func (s *replaySummary) stats(ctx context.Context, drivers *statsdriver.Fanout, msg *heartbeat.Message, line int, log *slog.Logger) {
-	records, deltas, ok := statsdriver.FromMessage(msg)
+func (s *replaySummary) stats(ctx context.Context, drivers *statsdriver.Pipeline, msg *heartbeat.Message, line int, log *slog.Logger) {
+	ok, err := drivers.Apply(ctx, msg)
 	if !ok {
 		s.statsDropped++
 		log.Debug("statistics dropped: a listener has no stats", "line", line, "amphora_id", msg.AmphoraID)
 		return
 	}
-	if err := drivers.Update(ctx, records, deltas); err != nil {
+	if err != nil {
 		if isOnlyRefusal(err) {
 			s.statsRefused++
 		} else {

@@ -128,6 +128,22 @@ func TestReplayCommand(t *testing.T) {
 		t.Errorf("listener_statistics %v, want %s", gotStats, want)
 	}
 
+	// replay opens the statistics drivers through serve's registry: a name
+	// serve refuses is refused here too (Octavia's stevedore would skip it),
+	// and the prometheus driver opens.
+	typo := writeFile(t, "typo.conf", []byte(fmt.Sprintf(
+		"[database]\nconnection = %s\n[health_manager]\nheartbeat_key = replay-key\n[controller_worker]\n"+
+			"compute_driver = compute_noop_driver\nstatistics_drivers = stats_db, stats_dbb\n", url)))
+	if r := runBinary(t, nil, "--config-file", typo, "replay", capture); r.code != exitUsage || !strings.Contains(r.stderr, `unknown statistics driver "stats_dbb"`) {
+		t.Errorf("unknown statistics driver: exit %d, stderr %q", r.code, r.stderr)
+	}
+	withProm := writeFile(t, "prom.conf", []byte(fmt.Sprintf(
+		"[database]\nconnection = %s\n[health_manager]\nheartbeat_key = replay-key\n[controller_worker]\n"+
+			"compute_driver = compute_noop_driver\nstatistics_drivers = prometheus, stats_logger\n", url)))
+	if r := runBinary(t, nil, "--config-file", withProm, "replay", capture); r.code != 0 || !strings.Contains(r.stdout, "statistics: 3 recorded") {
+		t.Errorf("prometheus and stats_logger: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+
 	// Without a database setting, replay explains itself.
 	noDB := writeFile(t, "nodb.conf", []byte("[health_manager]\nheartbeat_key = k\n"))
 	if r := runBinary(t, nil, "--config-file", noDB, "replay", capture); r.code != exitUsage || !strings.Contains(r.stderr, "[database] connection") {

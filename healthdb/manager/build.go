@@ -127,18 +127,32 @@ func NewReplayUpdater(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Log
 	})
 }
 
-// NewStats opens [controller_worker] statistics_drivers through the one
-// registry (statsdriver.Pipeline): stats_db behind the aggregator, whose
-// flushes are applied exactly once, the others called per heartbeat.
-// serve and replay both use it. reg receives the drivers' and the
-// pipeline's metrics; extra drivers are called like the named ones.
+// NewStats opens [controller_worker] statistics_drivers for serve through
+// the one registry (statsdriver.Pipeline): stats_db behind the
+// aggregator, whose flushes are applied exactly once, the others called
+// per heartbeat. reg receives the drivers' and the pipeline's metrics;
+// extra drivers are called like the named ones.
 func NewStats(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger, reg prometheus.Registerer, extra []statsdriver.Driver) (*statsdriver.Pipeline, error) {
+	return newStats(cfg, pool, log, reg, extra, false)
+}
+
+// NewReplayStats opens the same drivers, by the same names and rules, for
+// replay: it calls Apply for one heartbeat at a time, and stats_db writes
+// each heartbeat as it comes (statsdriver.PipelineConfig.PerHeartbeat).
+// The prometheus driver gets a registry of its own, which nothing serves.
+func NewReplayStats(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) (*statsdriver.Pipeline, error) {
+	return newStats(cfg, pool, log, prometheus.NewRegistry(), nil, true)
+}
+
+func newStats(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger, reg prometheus.Registerer,
+	extra []statsdriver.Driver, perHeartbeat bool) (*statsdriver.Pipeline, error) {
 	hm := &cfg.HealthManager
 	return statsdriver.NewPipeline(statsdriver.PipelineConfig{
 		Drivers:       cfg.ControllerWorker.StatisticsDrivers,
 		Deps:          statsdriver.Deps{Pool: pool, Logger: log, Registerer: reg},
 		FlushInterval: hm.StatsFlushInterval, MaxPairs: hm.StatsMaxPairs,
 		Extra: extra, Metrics: statsdriver.NewPipelineMetrics(reg), Logger: log,
+		PerHeartbeat: perHeartbeat,
 	})
 }
 
