@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
-	"github.com/octavia-vpp/health/statsdriver"
 )
 
 func TestReplayCommand(t *testing.T) {
@@ -148,25 +146,5 @@ func TestReplayCommand(t *testing.T) {
 	noDB := writeFile(t, "nodb.conf", []byte("[health_manager]\nheartbeat_key = k\n"))
 	if r := runBinary(t, nil, "--config-file", noDB, "replay", capture); r.code != exitUsage || !strings.Contains(r.stderr, "[database] connection") {
 		t.Errorf("no database: exit %d, stderr %q", r.code, r.stderr)
-	}
-}
-
-func TestIsOnlyRefusal(t *testing.T) {
-	refused := fmt.Errorf("stats_db: %w", statsdriver.ErrNotRecorded)
-	down := errors.New("stats_db: connection refused")
-	tests := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"one refusal", refused, true},
-		{"joined refusals", errors.Join(refused, refused), true},
-		{"a database failure", down, false},
-		{"a refusal and a failure", errors.Join(refused, down), false},
-	}
-	for _, tc := range tests {
-		if got := isOnlyRefusal(tc.err); got != tc.want {
-			t.Errorf("%s: isOnlyRefusal = %v, want %v", tc.name, got, tc.want)
-		}
 	}
 }
