@@ -7,30 +7,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // The binary is built once per test run and driven as an operator would.
-var builtBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "hm-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "octavia-health-manager")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", &buildError{out: string(out), err: err}
-	}
-	return bin, nil
-})
-
-type buildError struct {
-	out string
-	err error
+func builtBinary() (string, error) {
+	return testproc.Build("github.com/octavia-vpp/health/cmd/octavia-health-manager")
 }
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
 
 type result struct {
 	stdout, stderr string

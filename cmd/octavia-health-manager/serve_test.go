@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 	"github.com/octavia-vpp/health/statsdriver"
 )
 
@@ -206,19 +206,7 @@ func checkGoldenMetricNames(t *testing.T, body string) {
 		got = append(got, n)
 	}
 	sort.Strings(got)
-	const golden = "testdata/metric-names.golden"
-	if os.Getenv("UPDATE_GOLDEN") != "" {
-		if err := os.WriteFile(golden, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(got, "\n")+"\n" != string(want) {
-		t.Errorf("metric names differ from %s:\n got:\n%s\nwant:\n%s", golden, strings.Join(got, "\n"), want)
-	}
+	testproc.Golden(t, "testdata/metric-names.golden", got)
 }
 
 // blockingSink is a statistics driver that never returns until released.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // The agent side of listener statistics across restarts: amphora-agent
@@ -30,37 +31,15 @@ import (
 // would, must never exceed what VPP counted and must end up equal to it.
 
 var (
-	agentBinsOnce             sync.Once
 	agentBin, fakeVPPBin      string
-	agentBinsErr              error
 	fakeVPPControlLine        = regexp.MustCompile(`fakevppd control=(\S+)`)
 	agentCountersHeartbeatKey = "faults-key"
 )
 
 func buildAgentBins(t *testing.T) {
 	t.Helper()
-	agentBinsOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "faults-agent-bin-")
-		if err != nil {
-			agentBinsErr = err
-			return
-		}
-		agentBin = filepath.Join(dir, "amphora-agent")
-		fakeVPPBin = filepath.Join(dir, "fakevppd")
-		for bin, pkg := range map[string]string{
-			agentBin:   "github.com/octavia-vpp/health/cmd/amphora-agent",
-			fakeVPPBin: "github.com/octavia-vpp/health/vpp/internal/fakevpp/fakevppd",
-		} {
-			out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-			if err != nil {
-				agentBinsErr = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if agentBinsErr != nil {
-		t.Fatal(agentBinsErr)
-	}
+	agentBin = testproc.Binary(t, "github.com/octavia-vpp/health/cmd/amphora-agent")
+	fakeVPPBin = testproc.Binary(t, "github.com/octavia-vpp/health/vpp/internal/fakevpp/fakevppd")
 }
 
 // proc is a child process with its stderr kept.

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,28 +26,9 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// binaries builds both programs once per test run.
-var binaries = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "security-bin-")
-	if err != nil {
-		return "", err
-	}
-	out, err := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
-		"github.com/octavia-vpp/health/cmd/octavia-health-manager",
-		"github.com/octavia-vpp/health/cmd/amphora-agent").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return dir, nil
-})
-
 func binary(t *testing.T, name string) string {
 	t.Helper()
-	dir, err := binaries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, name)
+	return testproc.Binary(t, "github.com/octavia-vpp/health/cmd/"+name)
 }
 
 func writeFile(t *testing.T, path, content string) {
