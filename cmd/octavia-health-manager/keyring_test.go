@@ -15,6 +15,7 @@ import (
 
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // TestToolsAcceptWhatServeAccepts: replay and decode build their keyring
@@ -55,8 +56,8 @@ func TestToolsAcceptWhatServeAccepts(t *testing.T) {
 
 	base := fmt.Sprintf("[database]\nconnection = %s\n[controller_worker]\ncompute_driver = compute_noop_driver\n"+
 		"[health_manager]\nheartbeat_key = current-key\nheartbeat_key_previous = previous-key\n", url)
-	conf := writeFile(t, "octavia.conf", []byte(base+fmt.Sprintf("max_heartbeat_bytes = %d\n", 2*heartbeat.DefaultMaxInflatedBytes)))
-	defaultLimit := writeFile(t, "default-limit.conf", []byte(base))
+	conf := testproc.WriteFile(t, "octavia.conf", []byte(base+fmt.Sprintf("max_heartbeat_bytes = %d\n", 2*heartbeat.DefaultMaxInflatedBytes)))
+	defaultLimit := testproc.WriteFile(t, "default-limit.conf", []byte(base))
 
 	for name, datagram := range map[string][]byte{"previous key": oldSigned, "large": large} {
 		r := runBinary(t, []byte(hex.EncodeToString(datagram)), "--config-file", conf, "decode", "--hex")

@@ -1,95 +1,29 @@
-package main
+package manager_test
 
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/octavia-vpp/health/healthdb/manager"
+	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
 	"github.com/octavia-vpp/health/statsdriver"
 )
 
-// seedOneLB inserts one ACTIVE load balancer with amphora amp-1, listener
-// l-1, pool pool-1 and member m-1, all OFFLINE.
-func seedOneLB(t *testing.T, ctx context.Context, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	for _, sql := range []string{
-		`INSERT INTO load_balancer (id, provisioning_status, operating_status, enabled) VALUES ('lb-1', 'ACTIVE', 'OFFLINE', true)`,
-		`INSERT INTO amphora (id, load_balancer_id, status, compute_id, cert_busy) VALUES ('amp-1', 'lb-1', 'ALLOCATED', 'c-1', false)`,
-		`INSERT INTO amphora (id, load_balancer_id, status, compute_id, cert_busy) VALUES ('amp-2', 'lb-1', 'ALLOCATED', 'c-2', false)`,
-		`INSERT INTO pool (id, load_balancer_id, protocol, lb_algorithm, operating_status, enabled, provisioning_status) VALUES ('pool-1', 'lb-1', 'HTTP', 'ROUND_ROBIN', 'OFFLINE', true, 'ACTIVE')`,
-		`INSERT INTO member (id, pool_id, ip_address, protocol_port, operating_status, enabled, provisioning_status, backup) VALUES ('m-1', 'pool-1', '192.0.2.1', 80, 'OFFLINE', true, 'ACTIVE', false)`,
-		`INSERT INTO listener (id, load_balancer_id, protocol, protocol_port, provisioning_status, operating_status, enabled, default_pool_id) VALUES ('l-1', 'lb-1', 'HTTP', 80, 'ACTIVE', 'OFFLINE', true, 'pool-1')`,
-	} {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	return conn
-}
-
-func typicalHeartbeat(amphora, memberStatus string) *heartbeat.Message {
-	return &heartbeat.Message{AmphoraID: amphora, Seq: 1, HasSeq: true, Version: 3, HasVersion: true,
-		Listeners: []heartbeat.Listener{{ID: "l-1", Status: "OPEN", HasStats: true, Stats: heartbeat.Stats{TX: 10, RX: 20, Conns: 1, TotConns: 2}}},
-		Pools:     []heartbeat.Pool{{Key: "pool-1:l-1", Status: "UP", Members: []heartbeat.Member{{ID: "m-1", Status: memberStatus}}}}}
-}
-
-// waitFor polls until cond holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func scrape(t *testing.T, addr string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return string(body)
-}
-
-func metricValue(body, series string) string {
-	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, series+" ") {
-			return strings.TrimPrefix(line, series+" ")
-		}
-	}
-	return ""
-}
-
 func TestServeEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
-	conn := seedOneLB(t, ctx, url)
-	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+	conn := managertest.SeedOneLB(t, ctx, url)
+	conf := testproc.WriteFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
 connection = %s
 [health_manager]
 heartbeat_key = e2e-key
@@ -105,7 +39,7 @@ compute_driver = compute_noop_driver
 statistics_drivers = stats_db, prometheus
 `, url)))
 
-	r := startDaemon(t, daemonOptions{files: []string{conf}})
+	r := managertest.Start(t, managertest.Options{Files: []string{conf}})
 	d := r.Manager
 	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
@@ -114,10 +48,10 @@ statistics_drivers = stats_db, prometheus
 	defer udp.Close()
 	kr, _ := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{"e2e-key"}})
 
-	corrupt := kr.SealMessage(typicalHeartbeat("amp-2", "UP"))
+	corrupt := kr.SealMessage(managertest.TypicalHeartbeat("amp-2", "UP"))
 	corrupt[5] ^= 0xff
 	oversized := kr.Seal([]byte(`{"id": "amp-2", "listeners": {}, "pools": {}, "ver": 3, "pad": "` + strings.Repeat("x", 4000) + `"}`))
-	for _, datagram := range [][]byte{kr.SealMessage(typicalHeartbeat("amp-1", "DOWN")), corrupt, oversized} {
+	for _, datagram := range [][]byte{kr.SealMessage(managertest.TypicalHeartbeat("amp-1", "DOWN")), corrupt, oversized} {
 		if _, err := udp.Write(datagram); err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +63,7 @@ statistics_drivers = stats_db, prometheus
 		}
 		return s
 	}
-	waitFor(t, "member ERROR", func() bool { return status("member", "m-1") == "ERROR" })
+	testproc.WaitFor(t, "member ERROR", func() bool { return status("member", "m-1") == "ERROR" })
 	for _, c := range []struct{ table, id, want string }{
 		{"load_balancer", "lb-1", "DEGRADED"}, {"listener", "l-1", "ONLINE"}, {"pool", "pool-1", "DEGRADED"},
 	} {
@@ -150,7 +84,7 @@ statistics_drivers = stats_db, prometheus
 	}
 
 	var in, out, active, total, reqErrs int64
-	waitFor(t, "listener_statistics", func() bool {
+	testproc.WaitFor(t, "listener_statistics", func() bool {
 		return conn.QueryRow(ctx, `SELECT bytes_in, bytes_out, active_connections, total_connections, request_errors
 			FROM listener_statistics WHERE listener_id = 'l-1' AND amphora_id = 'amp-1'`).Scan(&in, &out, &active, &total, &reqErrs) == nil
 	})
@@ -160,9 +94,9 @@ statistics_drivers = stats_db, prometheus
 
 	metricsAddr := d.MetricsAddr().String()
 	var body string
-	waitFor(t, "rejections counted", func() bool {
-		body = scrape(t, metricsAddr)
-		return metricValue(body, `octavia_hm_heartbeats_rejected_total{reason="too_large"}`) == "1"
+	testproc.WaitFor(t, "rejections counted", func() bool {
+		body = testproc.Scrape(t, metricsAddr)
+		return testproc.MetricValue(body, `octavia_hm_heartbeats_rejected_total{reason="too_large"}`) == "1"
 	})
 	for series, want := range map[string]string{
 		`octavia_hm_heartbeats_rejected_total{reason="bad_mac"}`:          "1",
@@ -174,7 +108,7 @@ statistics_drivers = stats_db, prometheus
 		`octavia_hm_listener_bytes_in_total{listener_id="l-1"}`:           "20",
 		`octavia_hm_listener_active_connections{listener_id="l-1"}`:       "1",
 	} {
-		if got := metricValue(body, series); got != want {
+		if got := testproc.MetricValue(body, series); got != want {
 			t.Errorf("%s = %q, want %q", series, got, want)
 		}
 	}
@@ -185,13 +119,13 @@ statistics_drivers = stats_db, prometheus
 		t.Errorf("/healthz: %v %v", resp, err)
 	}
 
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Errorf("daemon exited with %v", err)
 	}
 }
 
 // checkGoldenMetricNames compares the octavia_hm_ metric families exposed
-// with testdata/metric-names.golden (regenerate with UPDATE_GOLDEN=1).
+// with the program's metric-names.golden (regenerate with UPDATE_GOLDEN=1).
 func checkGoldenMetricNames(t *testing.T, body string) {
 	t.Helper()
 	names := map[string]bool{}
@@ -206,7 +140,9 @@ func checkGoldenMetricNames(t *testing.T, body string) {
 		got = append(got, n)
 	}
 	sort.Strings(got)
-	testproc.Golden(t, "testdata/metric-names.golden", got)
+	// The list is the program's, kept beside it: operators and test/etc
+	// read it there.
+	testproc.Golden(t, "../../cmd/octavia-health-manager/testdata/metric-names.golden", got)
 }
 
 // blockingSink is a statistics driver that never returns until released.
@@ -230,8 +166,8 @@ func (b *blockingSink) Update(ctx context.Context, _ []statsdriver.ListenerStats
 func TestBlockedStatsSinkDoesNotDelayHealth(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
-	conn := seedOneLB(t, ctx, url)
-	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+	conn := managertest.SeedOneLB(t, ctx, url)
+	conf := testproc.WriteFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
 connection = %s
 [health_manager]
 heartbeat_key = k
@@ -246,7 +182,7 @@ statistics_drivers = stats_logger
 compute_driver = compute_noop_driver
 `, url)))
 	sink := &blockingSink{release: make(chan struct{}), calls: make(chan struct{}, 1)}
-	r := startDaemon(t, daemonOptions{files: []string{conf}, extraStats: []statsdriver.Driver{sink}})
+	r := managertest.Start(t, managertest.Options{Files: []string{conf}, ExtraStats: []statsdriver.Driver{sink}})
 	d := r.Manager
 	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
@@ -254,7 +190,7 @@ compute_driver = compute_noop_driver
 	}
 	defer udp.Close()
 	kr, _ := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{"k"}})
-	udp.Write(kr.SealMessage(typicalHeartbeat("amp-1", "UP")))
+	udp.Write(kr.SealMessage(managertest.TypicalHeartbeat("amp-1", "UP")))
 	<-sink.calls // the statistics path is now stuck in the sink
 
 	// Far more heartbeats than the stats queue holds: health keeps up.
@@ -263,10 +199,10 @@ compute_driver = compute_noop_driver
 		if i == 199 {
 			status = "DOWN"
 		}
-		udp.Write(kr.SealMessage(typicalHeartbeat("amp-1", status)))
+		udp.Write(kr.SealMessage(managertest.TypicalHeartbeat("amp-1", status)))
 		time.Sleep(time.Millisecond)
 	}
-	waitFor(t, "the last heartbeat's member status", func() bool {
+	testproc.WaitFor(t, "the last heartbeat's member status", func() bool {
 		var s string
 		conn.QueryRow(ctx, `SELECT operating_status FROM member WHERE id = 'm-1'`).Scan(&s)
 		return s == "ERROR"
@@ -275,7 +211,7 @@ compute_driver = compute_noop_driver
 		t.Error("the stats queue never filled, so the test proved nothing")
 	}
 	close(sink.release)
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -307,59 +243,4 @@ func testutilValue(t *testing.T, d *manager.Manager, series string) float64 {
 	}
 	t.Fatalf("no series %s", series)
 	return 0
-}
-
-// runningDaemon is a daemon a test started in-process.
-type runningDaemon struct {
-	*manager.Manager
-	cancel context.CancelFunc
-	result chan error
-	once   sync.Once
-	err    error
-}
-
-// startDaemon runs the daemon in-process and returns once it listens. The
-// test must end it with stop, which returns the daemon's own result.
-func startDaemon(t *testing.T, opts daemonOptions) *runningDaemon {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningDaemon{cancel: cancel, result: make(chan error, 1)}
-	if opts.logOutput == nil {
-		opts.logOutput = io.Discard
-	}
-	ready := make(chan *manager.Manager, 1)
-	opts.ready = func(d *manager.Manager) { ready <- d }
-	go func() { r.result <- runDaemon(ctx, opts) }()
-	select {
-	case r.Manager = <-ready:
-	case err := <-r.result:
-		cancel()
-		t.Fatalf("daemon did not start: %v", err)
-	}
-	t.Cleanup(func() { r.stop() })
-	return r
-}
-
-// stop ends the daemon (SIGTERM's path) and waits for it.
-func (r *runningDaemon) stop() error {
-	r.once.Do(func() {
-		r.cancel()
-		select {
-		case r.err = <-r.result:
-		case <-time.After(30 * time.Second):
-			r.err = errors.New("daemon did not stop within 30s")
-		}
-	})
-	return r.err
-}
-
-// exited reports, without waiting, whether the daemon has already stopped.
-func (r *runningDaemon) exited() (bool, error) {
-	select {
-	case err := <-r.result:
-		r.result <- err // for stop
-		return true, err
-	default:
-		return false, nil
-	}
 }
