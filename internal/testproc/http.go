@@ -13,10 +13,16 @@ import (
 // WaitFor polls cond until it holds; after 20 s it fails t with what.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	WaitWithin(t, 20*time.Second, what, cond)
+}
+
+// WaitWithin polls cond until it holds; after limit it fails t with what.
+func WaitWithin(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -41,13 +41,7 @@ func writeFile(t *testing.T, path, content string) {
 // waitFor polls cond until it holds or 30 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	testproc.WaitWithin(t, 30*time.Second, what, cond)
 }
 
 // process is a running child: its log, and a stop that fails the test
