@@ -12,7 +12,8 @@
 #   make browser drive headless Chromium against the status page
 #                (test/browser); make test runs it too when CI=true
 #   make faults  the fault suite: database outage, slow database, crash, three
-#                managers, mass silence, garbage flood (test/faults/);
+#                managers, mass silence, garbage flood, statistics across agent
+#                and VPP restarts (test/faults/);
 #                make test runs it too when CI=true
 
 GO          ?= go

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/octavia-vpp/health/vpp"
 )
 
@@ -66,7 +67,7 @@ type Agent struct {
 	start  time.Time
 
 	keyring *heartbeat.Keyring
-	sender  *heartbeat.Sender
+	sender  *udp.Sender
 	// boot is drawn at each start and sent as "boot" with every
 	// heartbeat, so that the controller's replay guard can tell a restart,
 	// which begins seq at 0 again, from a replay.
@@ -143,7 +144,7 @@ func New(o Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: boot id: %w", err)
 	}
 	a.boot = hex.EncodeToString(b[:])
-	a.sender, err = heartbeat.NewSender(heartbeat.SenderConfig{Controllers: a.cfg.Controllers, Logger: a.log})
+	a.sender, err = udp.NewSender(udp.SenderConfig{Controllers: a.cfg.Controllers, Logger: a.log})
 	if err != nil {
 		// every bad entry is named; the good ones are used
 		a.log.Error("bad controller entries", "reason", err.Error())
@@ -172,7 +173,7 @@ func (a *Agent) Sensor() *Sensor { return a.sensor }
 func (a *Agent) Spool() Spool { return a.spool }
 
 // Sender returns the heartbeat sender.
-func (a *Agent) Sender() *heartbeat.Sender { return a.sender }
+func (a *Agent) Sender() *udp.Sender { return a.sender }
 
 // Reload re-reads the LB description now (SIGHUP). An invalid file keeps
 // the running one and is returned as the error.
@@ -858,7 +859,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	ctl, err := a.sender.Send(sctx, datagram)
 	cancel()
 	switch {
-	case errors.Is(err, heartbeat.ErrTooLarge):
+	case errors.Is(err, udp.ErrTooLarge):
 		a.m.sendErrors.WithLabelValues("too_large").Inc()
 		a.log.Error("heartbeat too large for a UDP datagram, not sent", "bytes", len(datagram),
 			"listeners", len(msg.Listeners), "pools", len(msg.Pools))

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/octavia-vpp/health/vpp"
 )
 
@@ -44,13 +45,13 @@ type Status struct {
 	Warm      bool         `json:"warm"`
 	// ListenersLeftOut: the last heartbeat left VPP's listeners out, VPP
 	// being unreachable past vpp_unreachable_limit (docs/agent.md).
-	ListenersLeftOut bool                        `json:"listeners_left_out_of_heartbeat"`
-	VPP              vpp.State                   `json:"vpp"`
-	Listeners        []ListenerStatus            `json:"listeners"`
-	Members          []MemberStatus              `json:"members"`
-	Marks            []Mark                      `json:"marks"`
-	Counters         Counters                    `json:"counters"`
-	Controllers      []heartbeat.ControllerStats `json:"controllers"`
+	ListenersLeftOut bool                  `json:"listeners_left_out_of_heartbeat"`
+	VPP              vpp.State             `json:"vpp"`
+	Listeners        []ListenerStatus      `json:"listeners"`
+	Members          []MemberStatus        `json:"members"`
+	Marks            []Mark                `json:"marks"`
+	Counters         Counters              `json:"counters"`
+	Controllers      []udp.ControllerStats `json:"controllers"`
 }
 
 // Status reports the agent's current state.

@@ -12,7 +12,7 @@ import (
 
 	"gopkg.in/ini.v1"
 
-	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/vpp"
 )
@@ -275,7 +275,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("[amphora_agent] vpp_unreachable_limit must be positive"))
 	}
 	for _, e := range c.Controllers {
-		if _, err := heartbeat.ParseController(e); err != nil {
+		if _, err := udp.ParseController(e); err != nil {
 			errs = append(errs, fmt.Errorf("[health_manager] controller_ip_port_list: %w", err))
 		}
 	}

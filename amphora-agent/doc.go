@@ -8,6 +8,6 @@
 // EffectiveMark and Judge (self-health). The I/O shell is Probe (TCP,
 // HTTP, HTTPS, TLS-HELLO, UDP-CONNECT, PING), the counter file, the marks
 // Spool, Notify (sd_notify), Agent (run loop, reconcile to vpp.Dataplane,
-// heartbeat build and send through heartbeat.Sender) and NewAPI (the local
+// heartbeat build and send through udp.Sender) and NewAPI (the local
 // HTTP API). docs/agent.md describes the whole.
 package agent

@@ -17,6 +17,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/failover"
 	"github.com/octavia-vpp/health/healthdb/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/octavia-vpp/health/internal/boundq"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/statsdriver"
@@ -54,7 +55,7 @@ type Manager struct {
 	keyState keyState
 	replay   *heartbeat.ReplayGuard
 	pool     *pgxpool.Pool
-	receiver *heartbeat.Receiver
+	receiver *udp.Receiver
 	updater  *healthdb.Updater
 	watcher  *healthdb.Watcher
 	observer *healthdb.Observer
@@ -63,7 +64,7 @@ type Manager struct {
 	healthQ  *boundq.Queue[*heartbeat.Message]
 	statsQ   *boundq.Queue[*heartbeat.Message]
 	stats    *statsdriver.Pipeline
-	metrics  *heartbeat.ReceiverMetrics
+	metrics  *udp.ReceiverMetrics
 	registry *prometheus.Registry
 	http     *http.Server
 	httpAddr net.Addr
@@ -109,7 +110,7 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 	}
 	m.registry = newRegistry()
 	m.page = statusPage(cfg, m.pool, m.log)
-	m.metrics = heartbeat.NewReceiverMetrics(m.page.Watch(m.registry))
+	m.metrics = udp.NewReceiverMetrics(m.page.Watch(m.registry))
 	if err := m.buildHealthPath(cfg, session); err != nil {
 		m.pool.Close()
 		return nil, err
@@ -190,7 +191,7 @@ func (m *Manager) buildQueues(cfg *octaviaconf.Config) error {
 func (m *Manager) buildReceiver(cfg *octaviaconf.Config) error {
 	hm := &cfg.HealthManager
 	var err error
-	m.receiver, err = heartbeat.NewReceiver(heartbeat.ReceiverConfig{
+	m.receiver, err = udp.NewReceiver(udp.ReceiverConfig{
 		Addr:    netip.AddrPortFrom(hm.BindIP, uint16(hm.BindPort)),
 		Sockets: hm.ReceiveSockets, ReceiveBuffer: hm.SockRlimit,
 		Workers: hm.HealthUpdateThreads, QueueSize: receiveQueueSize(hm.QueueSize),
@@ -214,7 +215,7 @@ func receiveQueueSize(queueSize int) int { return max(queueSize/8, 256) }
 // deliver hands an opened heartbeat to two independent queues, health and
 // statistics, so that a slow statistics sink never delays a health
 // update. A full queue discards its oldest entry.
-func (m *Manager) deliver(msg *heartbeat.Message, _ heartbeat.Verified) {
+func (m *Manager) deliver(msg *heartbeat.Message) {
 	now := time.Now()
 	m.observer.HeartbeatReceived(now)
 	if n := len(m.healthQ.Put(msg)); n > 0 {

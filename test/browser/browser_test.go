@@ -27,6 +27,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/failover"
 	"github.com/octavia-vpp/health/healthdb/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/octavia-vpp/health/internal/boundq"
 	"github.com/octavia-vpp/health/internal/pgtest"
 )
@@ -87,7 +88,7 @@ func seed(t *testing.T, db *pgxpool.Pool) {
 // packages: receiver -> queue -> updater, the stale-amphora watcher with
 // the noop failover driver, and the status page on a loopback port.
 type healthManager struct {
-	receiver *heartbeat.Receiver
+	receiver *udp.Receiver
 	watcher  *healthdb.Watcher
 	pageURL  string
 }
@@ -120,11 +121,11 @@ func startHealthManager(t *testing.T, db *pgxpool.Pool) *healthManager {
 		t.Fatal(err)
 	}
 	queue := boundq.New[*heartbeat.Message](1024)
-	receiver, err := heartbeat.NewReceiver(heartbeat.ReceiverConfig{
+	receiver, err := udp.NewReceiver(udp.ReceiverConfig{
 		Addr: netip.MustParseAddrPort("127.0.0.1:0"), Sockets: 1, Workers: 1,
 		Keys:    func() *heartbeat.Keyring { return kr },
-		Deliver: func(m *heartbeat.Message, _ heartbeat.Verified) { queue.Put(m) },
-		Metrics: heartbeat.NewReceiverMetrics(page.Watch(reg)), Logger: log,
+		Deliver: func(m *heartbeat.Message) { queue.Put(m) },
+		Metrics: udp.NewReceiverMetrics(page.Watch(reg)), Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)

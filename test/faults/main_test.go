@@ -3,13 +3,15 @@
 // Package faults breaks the health manager's surroundings on purpose: the
 // database goes away or slows down, the manager is killed, several managers
 // share one database, amphorae fall silent en masse, garbage floods the
-// heartbeat port, and statistics flushes lose their COMMIT or its answer. Each scenario runs the built octavia-health-manager binary
-// as separate processes, against a PostgreSQL server of its own (package
-// pgtest), a fake Octavia API and Keystone (package failovertest) that
-// counts every failover request, and simulated amphorae sending V3
-// heartbeats (package loadgen), and asserts an outcome: failovers counted
-// at the API, listener_statistics sums computed from what was sent,
-// metrics read from /metrics.
+// heartbeat port, statistics flushes lose their COMMIT or its answer, and
+// amphora agents and their VPP restart in every order. Each scenario runs
+// the built octavia-health-manager binary as separate processes, against a
+// PostgreSQL server of its own (package pgtest), a fake Octavia API and
+// Keystone (package failovertest) that counts every failover request, and
+// simulated amphorae sending V3 heartbeats (package loadgen) or built
+// amphora-agent processes on fake VPP processes, and asserts an outcome:
+// failovers counted at the API, listener_statistics sums computed from what
+// was sent or what VPP counted, metrics read from /metrics.
 //
 // Run it with `make faults` (go test -tags faults ./test/faults/). Each
 // scenario prints one line starting with "FAULTS" carrying its figures;

@@ -1,4 +1,4 @@
-package heartbeat
+package udp
 
 import (
 	"context"
@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/boundq"
 )
 
@@ -38,13 +40,13 @@ type ReceiverConfig struct {
 	QueueSize int
 	// Keys returns the keyring to open with; it is called per datagram, so
 	// a reload takes effect at once.
-	Keys func() *Keyring
+	Keys func() *heartbeat.Keyring
 	// Check, when set, may still refuse an opened message (the replay
 	// guard); an *Error it returns is counted and logged by its reason
 	// like any other rejection. It is called from the worker goroutines.
-	Check func(*Message) error
+	Check func(*heartbeat.Message) error
 	// Deliver receives each accepted message, from the worker goroutines.
-	Deliver func(*Message, Verified)
+	Deliver func(*heartbeat.Message)
 	// Lost, if set, is told whenever datagrams were discarded before they
 	// could be opened: the socket's receive buffer overflowed (the kernel
 	// dropped them) or the queue was full. Valid heartbeats may be among
@@ -63,9 +65,10 @@ type Receiver struct {
 	conns   []*net.UDPConn
 	queue   *boundq.Queue[datagram]
 	limiter *logLimiter
-	// rejected holds each reason's counter, resolved once rather than
-	// per rejection (a label lookup costs more than the rest of counting).
-	rejected [reasonCount]prometheus.Counter
+	// rejected holds each reason's counter, indexed by reason and resolved
+	// once rather than per rejection (a label lookup costs more than the
+	// rest of counting).
+	rejected []prometheus.Counter
 }
 
 type datagram struct {
@@ -99,7 +102,9 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	}
 	r := &Receiver{cfg: cfg, queue: boundq.New[datagram](cfg.QueueSize), limiter: newLogLimiter(10 * time.Second)}
 	if m := cfg.Metrics; m != nil {
-		for _, reason := range Reasons() {
+		reasons := heartbeat.Reasons()
+		r.rejected = make([]prometheus.Counter, int(slices.Max(reasons))+1)
+		for _, reason := range reasons {
 			r.rejected[reason] = m.Rejected.WithLabelValues(reason.String())
 		}
 	}
@@ -227,7 +232,7 @@ func (r *Receiver) open(d datagram) {
 	if err != nil {
 		reason := rejectionReason(err)
 		if m != nil {
-			if reason < reasonCount && r.rejected[reason] != nil {
+			if int(reason) < len(r.rejected) && r.rejected[reason] != nil {
 				r.rejected[reason].Inc()
 			} else {
 				m.Rejected.WithLabelValues(reason.String()).Inc()
@@ -246,16 +251,16 @@ func (r *Receiver) open(d datagram) {
 		}
 		m.Accepted.WithLabelValues(key, v.Form.String()).Inc()
 	}
-	r.cfg.Deliver(msg, v)
+	r.cfg.Deliver(msg)
 }
 
 // rejectionReason is ReasonOf without its allocation in the common case,
 // where the error is an *Error itself rather than wraps one.
-func rejectionReason(err error) Reason {
-	if he, ok := err.(*Error); ok && he != nil {
+func rejectionReason(err error) heartbeat.Reason {
+	if he, ok := err.(*heartbeat.Error); ok && he != nil {
 		return he.Reason
 	}
-	return ReasonOf(err)
+	return heartbeat.ReasonOf(err)
 }
 
 // QueueLen is how many datagrams wait for a worker.
@@ -320,7 +325,7 @@ func NewReceiverMetrics(reg prometheus.Registerer) *ReceiverMetrics {
 			Name: "octavia_hm_queue_dropped_total", Help: "Work discarded under overload, oldest first, by queue and reason."},
 			[]string{"queue", "reason"}),
 	}
-	for _, r := range Reasons() {
+	for _, r := range heartbeat.Reasons() {
 		m.Rejected.WithLabelValues(r.String())
 	}
 	m.Dropped.WithLabelValues("receive", "queue_full")

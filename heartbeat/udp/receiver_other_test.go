@@ -1,5 +1,5 @@
 //go:build !linux
 
-package heartbeat
+package udp
 
 const readBatchForTest = 32

@@ -1,4 +1,4 @@
-package heartbeat
+package udp
 
 import (
 	"context"
@@ -13,25 +13,27 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/octavia-vpp/health/heartbeat"
 )
 
 func TestReceiverOpensDeliversAndCounts(t *testing.T) {
 	kr := keyring(t, "new-key", "old-key")
 	var mu sync.Mutex
-	got := map[string]Verified{}
+	got := map[string]bool{}
 	delivered := make(chan struct{}, 100)
 	reg := prometheus.NewRegistry()
 	metrics := NewReceiverMetrics(reg)
 	stamp := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	r, err := NewReceiver(ReceiverConfig{
 		Addr: netip.MustParseAddrPort("127.0.0.1:0"), Sockets: 2, Workers: 2,
-		Keys: func() *Keyring { return kr },
-		Deliver: func(m *Message, v Verified) {
+		Keys: func() *heartbeat.Keyring { return kr },
+		Deliver: func(m *heartbeat.Message) {
 			if !m.RecvTime.Equal(stamp) {
 				t.Errorf("recv time %v, want the reader's stamp", m.RecvTime)
 			}
 			mu.Lock()
-			got[m.AmphoraID] = v
+			got[m.AmphoraID] = true
 			mu.Unlock()
 			delivered <- struct{}{}
 		},
@@ -49,8 +51,8 @@ func TestReceiverOpensDeliversAndCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	msg := func(id string) *Message {
-		return &Message{AmphoraID: id, Version: 3, HasVersion: true, Listeners: []Listener{}, Pools: []Pool{}}
+	msg := func(id string) *heartbeat.Message {
+		return &heartbeat.Message{AmphoraID: id, Version: 3, HasVersion: true, Listeners: []heartbeat.Listener{}, Pools: []heartbeat.Pool{}}
 	}
 	old := keyring(t, "old-key")
 	for _, d := range [][]byte{
@@ -80,7 +82,7 @@ func TestReceiverOpensDeliversAndCounts(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	if got["amp-new"] != (Verified{0, MACHex}) || got["amp-old"] != (Verified{1, MACHex}) || len(got) != 2 {
+	if !got["amp-new"] || !got["amp-old"] || len(got) != 2 {
 		t.Errorf("delivered %v", got)
 	}
 	for reason, want := range map[string]float64{"bad_mac": 1, "short": 1, "not_object": 1, "not_zlib": 0} {
@@ -93,6 +95,9 @@ func TestReceiverOpensDeliversAndCounts(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(metrics.Accepted.WithLabelValues("previous", "hex")); n != 1 {
 		t.Errorf("accepted with the previous key: %v", n)
+	}
+	if n := testutil.ToFloat64(metrics.Accepted.WithLabelValues("primary", "hex")); n != 1 {
+		t.Errorf("accepted with the primary key: %v", n)
 	}
 }
 
@@ -148,13 +153,13 @@ func TestReceiverReportsLostDatagrams(t *testing.T) {
 			r, err := NewReceiver(ReceiverConfig{
 				Addr: netip.MustParseAddrPort("127.0.0.1:0"), Sockets: 1, Workers: 1,
 				ReceiveBuffer: tt.buffer, QueueSize: tt.queue,
-				Keys: func() *Keyring {
+				Keys: func() *heartbeat.Keyring {
 					if tt.blockOpening {
 						<-release
 					}
 					return kr
 				},
-				Deliver: func(*Message, Verified) {},
+				Deliver: func(*heartbeat.Message) {},
 				Lost:    func(n int) { lost.Add(int64(n)) },
 				Metrics: metrics, Logger: quiet(),
 			})

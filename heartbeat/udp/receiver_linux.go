@@ -1,6 +1,6 @@
 //go:build linux
 
-package heartbeat
+package udp
 
 import (
 	"context"

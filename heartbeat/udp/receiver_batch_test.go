@@ -1,4 +1,4 @@
-package heartbeat
+package udp
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/testproc"
 )
 
@@ -44,8 +45,8 @@ func TestReceiverReadsBurstsOverBothFamilies(t *testing.T) {
 			r, err := NewReceiver(ReceiverConfig{
 				Addr: netip.MustParseAddrPort(tt.addr), Sockets: 1, Workers: 2,
 				ReceiveBuffer: 4 << 20, QueueSize: 4096,
-				Keys: func() *Keyring { return kr },
-				Deliver: func(m *Message, _ Verified) {
+				Keys: func() *heartbeat.Keyring { return kr },
+				Deliver: func(m *heartbeat.Message) {
 					if !m.RecvTime.Equal(stamp) {
 						badStamps.Add(1)
 					}
@@ -73,8 +74,8 @@ func TestReceiverReadsBurstsOverBothFamilies(t *testing.T) {
 			var burst [][]byte
 			const valid = 3 * readBatchForTest
 			for i := range valid {
-				burst = append(burst, kr.SealMessage(&Message{AmphoraID: fmt.Sprintf("amp-%d", i),
-					Version: 3, HasVersion: true, Listeners: []Listener{}, Pools: []Pool{}}))
+				burst = append(burst, kr.SealMessage(&heartbeat.Message{AmphoraID: fmt.Sprintf("amp-%d", i),
+					Version: 3, HasVersion: true, Listeners: []heartbeat.Listener{}, Pools: []heartbeat.Pool{}}))
 				burst = append(burst, bytes.Repeat([]byte{byte(i)}, 64+i*97%1400))
 			}
 			burst = append(burst, make([]byte, tt.largest), []byte("short"))
