@@ -58,6 +58,8 @@ type Options struct {
 	LogOutput io.Writer
 	// ExtraStats are statistics drivers added to the configured ones.
 	ExtraStats []statsdriver.Driver
+	// Reload, when sent to, makes the manager read Files again (SIGHUP).
+	Reload <-chan struct{}
 	// ready is called once the manager listens.
 	ready func(*manager.Manager)
 }
@@ -76,8 +78,9 @@ func Run(ctx context.Context, opts Options) error {
 	level := new(slog.LevelVar)
 	m, err := manager.New(ctx, cfg, manager.Options{
 		Logger: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})), Level: level,
-		Load:  func() (*octaviaconf.Config, error) { return octaviaconf.Load(opts.Files...) },
-		Ready: opts.ready, ExtraStats: opts.ExtraStats,
+		Reload: opts.Reload,
+		Load:   func() (*octaviaconf.Config, error) { return octaviaconf.Load(opts.Files...) },
+		Ready:  opts.ready, ExtraStats: opts.ExtraStats,
 	})
 	if err != nil {
 		return err
