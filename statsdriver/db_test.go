@@ -257,19 +257,23 @@ func TestRegistry(t *testing.T) {
 	if _, err := Open("nope", Deps{}); !errors.Is(err, ErrUnknownDriver) {
 		t.Errorf("Open(nope) = %v, want ErrUnknownDriver", err)
 	}
-	f, err := OpenAll([]string{"stats_logger", "nope", "stats_logger"}, Deps{Logger: log})
+	if _, err := NewPipeline(PipelineConfig{Drivers: []string{"stats_logger", "nope"}, Deps: Deps{Logger: log}}); !errors.Is(err, ErrUnknownDriver) {
+		t.Errorf("a pipeline with an unknown driver: %v, want ErrUnknownDriver", err)
+	}
+	if _, err := NewPipeline(PipelineConfig{Drivers: []string{"stats_db"}, Deps: Deps{Logger: log}, PerHeartbeat: true}); err == nil {
+		t.Error("stats_db opened per heartbeat without a database")
+	}
+	p, err := NewPipeline(PipelineConfig{Drivers: []string{"stats_logger", "stats_logger"}, Deps: Deps{Logger: log}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.Names(); !reflect.DeepEqual(got, []string{"stats_logger"}) {
-		t.Errorf("fanout drivers %v", got)
+	msg := &heartbeat.Message{AmphoraID: "a1", Version: 3, HasVersion: true,
+		Listeners: []heartbeat.Listener{{ID: "l1", HasStats: true, Stats: heartbeat.Stats{RX: 1, TX: 2}}}}
+	if ok, err := p.Apply(context.Background(), msg); !ok || err != nil {
+		t.Fatalf("Apply = %v, %v", ok, err)
 	}
-	if !strings.Contains(buf.String(), "driver=nope") {
-		t.Errorf("no warning for the unknown driver: %s", buf.String())
-	}
-	buf.Reset()
-	if err := f.Update(context.Background(), []ListenerStats{st("l1", "a1", row{1, 2, 3, 4, 5})}, true); err != nil {
-		t.Fatal(err)
+	if n := strings.Count(buf.String(), "listener_id=l1"); n != 1 {
+		t.Errorf("stats_logger, named twice, logged the listener %d times: %s", n, buf.String())
 	}
 	if !strings.Contains(buf.String(), `msg="Logging listener stats deltas"`) || !strings.Contains(buf.String(), "listener_id=l1") {
 		t.Errorf("stats_logger wrote %s", buf.String())

@@ -2,6 +2,7 @@ package statsdriver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -25,13 +26,21 @@ type PipelineConfig struct {
 	// MaxPairs bounds stats_db's aggregate.
 	MaxPairs int
 	// Extra drivers are called like the named ones (tests use it).
-	Extra   []Driver
-	Metrics *PipelineMetrics
-	Logger  *slog.Logger
+	Extra []Driver
+	// PerHeartbeat writes stats_db heartbeat by heartbeat, without the
+	// Aggregator, keeping Octavia's rule that a refused listener stops the
+	// rest of its heartbeat. replay uses it: it applies one heartbeat at a
+	// time and never retries one, and the interop suite holds its rows to
+	// Octavia's own driver (docs/deviations.md).
+	PerHeartbeat bool
+	Metrics      *PipelineMetrics
+	Logger       *slog.Logger
 }
 
-// Pipeline applies heartbeats' statistics to the configured drivers.
-// stats_db goes through an Aggregator, so the database sees one write per
+// Pipeline applies heartbeats' statistics to the configured drivers; it
+// is the one place [controller_worker] statistics_drivers are opened, for
+// serve and replay. Unless PerHeartbeat, stats_db goes through an
+// Aggregator, so the database sees one write per
 // (listener, amphora) per flush and an outage loses nothing; the others
 // get every heartbeat.
 type Pipeline struct {
@@ -57,7 +66,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 		cfg.FlushInterval = time.Second
 	}
 	p := &Pipeline{cfg: cfg, opened: map[string]Driver{}}
-	if cfg.Deps.Pool != nil {
+	if cfg.Deps.Pool != nil && !cfg.PerHeartbeat {
 		p.agg = NewAggregator(AggregatorConfig{
 			Sink: NewDB(cfg.Deps.Pool), MaxPairs: cfg.MaxPairs, Logger: cfg.Logger,
 			OnFlush: func(rows int, took time.Duration, err error) {
@@ -89,7 +98,7 @@ func (p *Pipeline) SetDrivers(names []string) error {
 			continue
 		}
 		seen[name] = true
-		if name == "stats_db" {
+		if name == "stats_db" && !p.cfg.PerHeartbeat {
 			if p.agg == nil {
 				return fmt.Errorf("statistics driver stats_db needs a database connection")
 			}
@@ -126,25 +135,33 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan *heartbeat.Message, finalT
 		}()
 	}
 	for m := range in {
-		p.apply(ctx, m)
+		_, _ = p.Apply(ctx, m) // counted and logged
 	}
 	stopFlushing()
 	flusher.Wait()
 }
 
-func (p *Pipeline) apply(ctx context.Context, m *heartbeat.Message) {
+// Apply sends one heartbeat's statistics to every driver now. ok is false
+// when the message's statistics are dropped before any driver, as
+// Octavia's update_stats drops them (a listener without "stats"). A
+// driver's failure does not stop the others; each is counted, logged and
+// returned, prefixed with the driver's name, in one errors.Join.
+func (p *Pipeline) Apply(ctx context.Context, m *heartbeat.Message) (ok bool, err error) {
 	stats, deltas, ok := FromMessage(m)
 	if !ok {
 		// Octavia's update_stats fails on such a message before any driver.
 		p.cfg.Metrics.dropped("listener_without_stats", 1)
-		return
+		return false, nil
 	}
+	var errs []error
 	for _, s := range *p.sinks.Load() {
 		if err := s.driver.Update(ctx, stats, deltas); err != nil {
 			p.cfg.Metrics.dropped("driver_error", 1)
 			p.cfg.Logger.Warn("statistics driver failed", "driver", s.name, "amphora_id", m.AmphoraID, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
 		}
 	}
+	return true, errors.Join(errs...)
 }
 
 // PipelineMetrics are the statistics path's Prometheus metrics.

@@ -25,10 +25,7 @@ import (
 func TestAgentLogsHoldNoKey(t *testing.T) {
 	const key1, key2 = "agent-key-one-5e1d9c", "agent-key-two-a04f7b"
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "amphora-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testproc.Binary(t, "github.com/octavia-vpp/health/cmd/amphora-agent")
 	hm, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	agent "github.com/octavia-vpp/health/amphora-agent"
+	"github.com/octavia-vpp/health/internal/errwalk"
 	"github.com/octavia-vpp/health/vpp"
 	"github.com/octavia-vpp/health/vpp/sim"
 )
@@ -181,19 +182,13 @@ func checkFailed(lines []string, code int) error {
 	return cli.Exit(strings.Join(lines, "\n"), code)
 }
 
-// flatten lists the errors an errors.Join holds, recursively.
+// flatten lists the messages of the errors an errors.Join holds.
 func flatten(err error) []string {
-	if err == nil {
-		return nil
+	var out []string
+	for _, e := range errwalk.Leaves(err) {
+		out = append(out, e.Error())
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []string
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []string{err.Error()}
+	return out
 }
 
 func runAgent(c *cli.Context) error {

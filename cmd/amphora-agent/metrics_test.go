@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	agent "github.com/octavia-vpp/health/amphora-agent"
+	"github.com/octavia-vpp/health/internal/testproc"
 	"github.com/octavia-vpp/health/vpp"
 	"github.com/octavia-vpp/health/vpp/sim"
 )
@@ -122,17 +123,5 @@ func TestMetricNamesGolden(t *testing.T) {
 		}
 	}
 	sort.Strings(got)
-	const golden = "testdata/metric-names.golden"
-	if os.Getenv("UPDATE_GOLDEN") != "" {
-		if err := os.WriteFile(golden, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(got, "\n")+"\n" != string(want) {
-		t.Errorf("metric names differ from %s (UPDATE_GOLDEN=1 rewrites it):\n got:\n%s\nwant:\n%s", golden, strings.Join(got, "\n"), want)
-	}
+	testproc.Golden(t, "testdata/metric-names.golden", got)
 }

@@ -1,20 +1,16 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/octavia-vpp/health/healthdb/failover"
+	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
-	"github.com/octavia-vpp/health/statsdriver"
 )
 
 // Exit codes of --check.
@@ -46,7 +42,7 @@ func runCheck(files []string, out, errOut io.Writer) int {
 		printProblems(errOut, problems)
 		return checkParse
 	}
-	problems = append(problems, serveProblems(cfg, badOptions(problems))...)
+	problems = append(problems, manager.StartupProblems(cfg, badOptions(problems))...)
 	if len(problems) > 0 {
 		printProblems(errOut, problems)
 		return checkSemantic
@@ -77,58 +73,4 @@ func badOptions(problems []error) map[string]bool {
 		}
 	}
 	return bad
-}
-
-// serveProblems runs, without binding sockets or connecting anywhere, the
-// start-up checks serve runs on a configuration that loaded, and returns
-// every refusal. It calls the functions serve calls, so the two cannot
-// disagree.
-func serveProblems(cfg *octaviaconf.Config, bad map[string]bool) []error {
-	var problems []error
-	add := func(err error) {
-		if err != nil {
-			problems = append(problems, err)
-		}
-	}
-	if !bad["health_manager heartbeat_key"] && !bad["health_manager heartbeat_key_previous"] {
-		_, _, err := buildKeyring(cfg)
-		add(err)
-	}
-	if !bad["database connection"] {
-		if pool, err := newPool(context.Background(), cfg, 1); err != nil {
-			add(err)
-		} else {
-			pool.Close()
-		}
-	}
-
-	hm := &cfg.HealthManager
-	add(failover.CheckDriverName(hm.FailoverDriver))
-	session, err := openstackSession(cfg)
-	add(err)
-	if err == nil {
-		// computeDeleter needs the session to judge compute_nova_driver;
-		// without one, openstackSession has already said what is missing.
-		_, err = computeDeleter(cfg, session, slog.New(slog.DiscardHandler))
-		add(err)
-	}
-
-	// serve refuses an unknown statistics driver (statsdriver.Open, where
-	// Octavia only warns); the names are checked here without opening the
-	// drivers, which would need a pool and a registry.
-	known := statsdriver.Names()
-	for _, name := range cfg.ControllerWorker.StatisticsDrivers {
-		if !slices.Contains(known, name) {
-			add(fmt.Errorf("[controller_worker] statistics_drivers: %w %q (known: %s)",
-				statsdriver.ErrUnknownDriver, name, strings.Join(known, ", ")))
-		}
-	}
-	// serve would fail to listen on a malformed address; whether the
-	// address is free can only be known by binding it.
-	if hm.MetricsBind != "" {
-		if _, _, err := net.SplitHostPort(hm.MetricsBind); err != nil {
-			add(fmt.Errorf("[health_manager] metrics_bind %q: %w", hm.MetricsBind, err))
-		}
-	}
-	return problems
 }

@@ -5,32 +5,16 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // The binary is built once per test run and driven as an operator would.
-var builtBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "hm-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "octavia-health-manager")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", &buildError{out: string(out), err: err}
-	}
-	return bin, nil
-})
-
-type buildError struct {
-	out string
-	err error
+func builtBinary() (string, error) {
+	return testproc.Build("github.com/octavia-vpp/health/cmd/octavia-health-manager")
 }
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
 
 type result struct {
 	stdout, stderr string
@@ -86,15 +70,6 @@ func loadVectors(t *testing.T) (valid, invalid map[string]vector) {
 	return valid, invalid
 }
 
-func writeFile(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func unhex(t *testing.T, s string) []byte {
 	t.Helper()
 	b, err := decodeHex([]byte(s))
@@ -107,11 +82,11 @@ func unhex(t *testing.T, s string) []byte {
 func TestDecodeCommand(t *testing.T) {
 	valid, invalid := loadVectors(t)
 	tv2, tv3 := valid["TV2"], valid["TV3"]
-	goodConf := writeFile(t, "good.conf", []byte("[health_manager]\nheartbeat_key = insecure\n"))
-	wrongConf := writeFile(t, "wrong.conf", []byte("[health_manager]\nheartbeat_key = insecurE\n"))
-	noKeyConf := writeFile(t, "nokey.conf", []byte("[health_manager]\nbind_port = 5555\n"))
-	rawFile := writeFile(t, "tv2.bin", unhex(t, tv2.EnvelopeBinaryDigest))
-	hexFile := writeFile(t, "tv2.hex", []byte(tv2.EnvelopeHexDigest[:100]+"\n  "+tv2.EnvelopeHexDigest[100:]+"\n"))
+	goodConf := testproc.WriteFile(t, "good.conf", []byte("[health_manager]\nheartbeat_key = insecure\n"))
+	wrongConf := testproc.WriteFile(t, "wrong.conf", []byte("[health_manager]\nheartbeat_key = insecurE\n"))
+	noKeyConf := testproc.WriteFile(t, "nokey.conf", []byte("[health_manager]\nbind_port = 5555\n"))
+	rawFile := testproc.WriteFile(t, "tv2.bin", unhex(t, tv2.EnvelopeBinaryDigest))
+	hexFile := testproc.WriteFile(t, "tv2.hex", []byte(tv2.EnvelopeHexDigest[:100]+"\n  "+tv2.EnvelopeHexDigest[100:]+"\n"))
 
 	cases := []struct {
 		name       string

@@ -6,14 +6,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // A short loadgen scenario against serve: seed the database, send, and
 // read the summary. The figures are checked for consistency, not speed.
 func TestLoadgenAgainstServe(t *testing.T) {
 	url := pgtest.NewDB(t)
-	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+	conf := testproc.WriteFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
 connection = %s
 [health_manager]
 heartbeat_key = load-key
@@ -25,11 +27,11 @@ failover_driver = noop
 [controller_worker]
 compute_driver = compute_noop_driver
 `, url)))
-	r := startDaemon(t, daemonOptions{files: []string{conf}})
+	r := managertest.Start(t, managertest.Options{Files: []string{conf}})
 	res := runBinary(t, nil, "--config-file", conf, "loadgen", "--seed-db",
 		"--amphorae", "50", "--listeners", "2", "--pools", "2", "--members", "5",
 		"--rate", "500", "--duration", "1s", "--churn", "0.2",
-		"--target", r.receiver.Addr().String(), "--metrics-url", "http://"+r.httpAddr.String()+"/metrics")
+		"--target", r.ListenAddr().String(), "--metrics-url", "http://"+r.MetricsAddr().String()+"/metrics")
 	if res.code != 0 {
 		t.Fatalf("loadgen exit %d: %s", res.code, res.stderr)
 	}
@@ -50,7 +52,7 @@ compute_driver = compute_noop_driver
 		t.Errorf("inconsistent summary: %s", res.stdout)
 	}
 	t.Logf("loadgen summary: %s", strings.TrimSpace(res.stdout))
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }

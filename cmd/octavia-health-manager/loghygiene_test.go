@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
+	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
@@ -33,7 +34,7 @@ import (
 func TestLogsHoldNoSecrets(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
-	conn := seedOneLB(t, ctx, url)
+	conn := managertest.SeedOneLB(t, ctx, url)
 	// amp-2 is stale from the start: the watcher fails it over.
 	if _, err := conn.Exec(ctx, `INSERT INTO amphora_health (amphora_id, last_update, busy) VALUES ('amp-2', $1::timestamp, false)`,
 		time.Now().UTC().Add(-10*time.Minute)); err != nil {
@@ -89,7 +90,7 @@ compute_driver = compute_noop_driver
 	}
 	defer cmd.Process.Kill()
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", metricsPort)
-	waitFor(t, "the daemon's /healthz", func() bool {
+	testproc.WaitFor(t, "the daemon's /healthz", func() bool {
 		resp, err := http.Get("http://" + metricsAddr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
@@ -103,7 +104,7 @@ compute_driver = compute_noop_driver
 	defer udp.Close()
 	send := func(key string) {
 		kr, _ := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{key}})
-		udp.Write(kr.SealMessage(typicalHeartbeat("amp-1", "UP")))
+		udp.Write(kr.SealMessage(managertest.TypicalHeartbeat("amp-1", "UP")))
 	}
 	// Heartbeats keep amp-1 fresh, so that the manager is not deaf and
 	// fails amp-2 over.
@@ -124,7 +125,7 @@ compute_driver = compute_noop_driver
 	udp.Write([]byte("garbage without a MAC"))
 	counted := func(series string) func() bool {
 		return func() bool {
-			v := metricValue(scrape(t, metricsAddr), series)
+			v := testproc.MetricValue(testproc.Scrape(t, metricsAddr), series)
 			return v != "" && v != "0"
 		}
 	}

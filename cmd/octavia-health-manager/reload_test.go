@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
@@ -21,7 +22,7 @@ import (
 func TestSIGHUPKeyRotation(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
-	conn := seedOneLB(t, ctx, url)
+	conn := managertest.SeedOneLB(t, ctx, url)
 	bin, err := builtBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +47,7 @@ func TestSIGHUPKeyRotation(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", metricsPort)
-	waitFor(t, "the daemon's /healthz", func() bool {
+	testproc.WaitFor(t, "the daemon's /healthz", func() bool {
 		resp, err := http.Get("http://" + metricsAddr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
@@ -60,28 +61,28 @@ func TestSIGHUPKeyRotation(t *testing.T) {
 	defer udp.Close()
 	seal := func(key, amphora string) []byte {
 		kr, _ := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{key}})
-		return kr.SealMessage(typicalHeartbeat(amphora, "UP"))
+		return kr.SealMessage(managertest.TypicalHeartbeat(amphora, "UP"))
 	}
 
 	// Before the reload, the new key is unknown.
 	udp.Write(seal("new-s3cret", "amp-2"))
-	waitFor(t, "the new key rejected", func() bool {
-		return metricValue(scrape(t, metricsAddr), `octavia_hm_heartbeats_rejected_total{reason="bad_mac"}`) == "1"
+	testproc.WaitFor(t, "the new key rejected", func() bool {
+		return testproc.MetricValue(testproc.Scrape(t, metricsAddr), `octavia_hm_heartbeats_rejected_total{reason="bad_mac"}`) == "1"
 	})
 
 	writeConf("heartbeat_key = new-s3cret\nheartbeat_key_previous = old-s3cret")
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the reload", func() bool { return strings.Contains(stderr.String(), "configuration reloaded") })
+	testproc.WaitFor(t, "the reload", func() bool { return strings.Contains(stderr.String(), "configuration reloaded") })
 	udp.Write(seal("old-s3cret", "amp-1"))
 	udp.Write(seal("new-s3cret", "amp-2"))
-	waitFor(t, "both keys accepted", func() bool {
-		body := scrape(t, metricsAddr)
-		return metricValue(body, `octavia_hm_heartbeats_accepted_total{key="primary",mac="hex"}`) == "1" &&
-			metricValue(body, `octavia_hm_heartbeats_accepted_total{key="previous",mac="hex"}`) == "1"
+	testproc.WaitFor(t, "both keys accepted", func() bool {
+		body := testproc.Scrape(t, metricsAddr)
+		return testproc.MetricValue(body, `octavia_hm_heartbeats_accepted_total{key="primary",mac="hex"}`) == "1" &&
+			testproc.MetricValue(body, `octavia_hm_heartbeats_accepted_total{key="previous",mac="hex"}`) == "1"
 	})
-	waitFor(t, "both health rows", func() bool {
+	testproc.WaitFor(t, "both health rows", func() bool {
 		var n int
 		conn.QueryRow(ctx, `SELECT count(*) FROM amphora_health WHERE amphora_id IN ('amp-1', 'amp-2')`).Scan(&n)
 		return n == 2

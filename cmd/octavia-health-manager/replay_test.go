@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +14,7 @@ import (
 
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
-	"github.com/octavia-vpp/health/statsdriver"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 func TestReplayCommand(t *testing.T) {
@@ -67,7 +66,7 @@ func TestReplayCommand(t *testing.T) {
 	if err := os.WriteFile(capture, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(
+	conf := testproc.WriteFile(t, "octavia.conf", []byte(fmt.Sprintf(
 		"[database]\nconnection = %s\n[health_manager]\nheartbeat_key = replay-key\n[controller_worker]\ncompute_driver = compute_noop_driver\n", url)))
 
 	r := runBinary(t, nil, "--config-file", conf, "replay", capture)
@@ -128,29 +127,25 @@ func TestReplayCommand(t *testing.T) {
 		t.Errorf("listener_statistics %v, want %s", gotStats, want)
 	}
 
+	// replay opens the statistics drivers through serve's registry: a name
+	// serve refuses is refused here too (Octavia's stevedore would skip it),
+	// and the prometheus driver opens.
+	typo := testproc.WriteFile(t, "typo.conf", []byte(fmt.Sprintf(
+		"[database]\nconnection = %s\n[health_manager]\nheartbeat_key = replay-key\n[controller_worker]\n"+
+			"compute_driver = compute_noop_driver\nstatistics_drivers = stats_db, stats_dbb\n", url)))
+	if r := runBinary(t, nil, "--config-file", typo, "replay", capture); r.code != exitUsage || !strings.Contains(r.stderr, `unknown statistics driver "stats_dbb"`) {
+		t.Errorf("unknown statistics driver: exit %d, stderr %q", r.code, r.stderr)
+	}
+	withProm := testproc.WriteFile(t, "prom.conf", []byte(fmt.Sprintf(
+		"[database]\nconnection = %s\n[health_manager]\nheartbeat_key = replay-key\n[controller_worker]\n"+
+			"compute_driver = compute_noop_driver\nstatistics_drivers = prometheus, stats_logger\n", url)))
+	if r := runBinary(t, nil, "--config-file", withProm, "replay", capture); r.code != 0 || !strings.Contains(r.stdout, "statistics: 3 recorded") {
+		t.Errorf("prometheus and stats_logger: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+
 	// Without a database setting, replay explains itself.
-	noDB := writeFile(t, "nodb.conf", []byte("[health_manager]\nheartbeat_key = k\n"))
+	noDB := testproc.WriteFile(t, "nodb.conf", []byte("[health_manager]\nheartbeat_key = k\n"))
 	if r := runBinary(t, nil, "--config-file", noDB, "replay", capture); r.code != exitUsage || !strings.Contains(r.stderr, "[database] connection") {
 		t.Errorf("no database: exit %d, stderr %q", r.code, r.stderr)
-	}
-}
-
-func TestIsOnlyRefusal(t *testing.T) {
-	refused := fmt.Errorf("stats_db: %w", statsdriver.ErrNotRecorded)
-	down := errors.New("stats_db: connection refused")
-	tests := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"one refusal", refused, true},
-		{"joined refusals", errors.Join(refused, refused), true},
-		{"a database failure", down, false},
-		{"a refusal and a failure", errors.Join(refused, down), false},
-	}
-	for _, tc := range tests {
-		if got := isOnlyRefusal(tc.err); got != tc.want {
-			t.Errorf("%s: isOnlyRefusal = %v, want %v", tc.name, got, tc.want)
-		}
 	}
 }

@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
-	"github.com/octavia-vpp/health/healthdb"
-	"github.com/octavia-vpp/health/healthdb/failover"
-	"github.com/octavia-vpp/health/healthdb/pgstore"
+	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 )
@@ -32,29 +31,11 @@ func newLogger(cfg *octaviaconf.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// newPool makes a pool for [database] connection with [database]
-// max_pool_size connections (at least minConns). It does not connect.
-func newPool(ctx context.Context, cfg *octaviaconf.Config, minConns int) (*pgxpool.Pool, error) {
-	if cfg.Database.Connection == "" {
-		return nil, usageError("[database] connection is not set")
-	}
-	pcfg, err := pgxpool.ParseConfig(cfg.Database.Connection)
-	if err != nil {
-		return nil, usageError("[database] connection %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
-	}
-	pcfg.MaxConns = int32(max(cfg.Database.MaxPoolSize, minConns))
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, usageError("database %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
-	}
-	return pool, nil
-}
-
-// openPool is newPool for a command that needs the database now.
+// openPool is manager.NewPool for a command that needs the database now.
 func openPool(ctx context.Context, cfg *octaviaconf.Config) (*pgxpool.Pool, error) {
-	pool, err := newPool(ctx, cfg, 1)
+	pool, err := manager.NewPool(ctx, cfg, 1)
 	if err != nil {
-		return nil, err
+		return nil, usageError("%v", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
@@ -63,49 +44,20 @@ func openPool(ctx context.Context, cfg *octaviaconf.Config) (*pgxpool.Pool, erro
 	return pool, nil
 }
 
-// newUpdater builds the health updater the daemon and replay share.
-func newUpdater(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) (*healthdb.Updater, error) {
-	// Only the compute driver may need Keystone here: replay fails nothing
-	// over.
-	computeOnly := *cfg
-	computeOnly.HealthManager.FailoverDriver = failover.DriverNoop
-	session, err := openstackSession(&computeOnly)
-	if err != nil {
-		return nil, err
-	}
-	deleter, err := computeDeleter(cfg, session, log)
-	if err != nil {
-		return nil, err
-	}
-	u, err := healthdb.NewUpdater(healthdb.UpdaterConfig{
-		Store:   pgstore.New(pool),
-		Deleter: deleter,
-		Rules:   healthdb.Rules{HeartbeatInterval: cfg.HealthManager.HeartbeatInterval},
-		Logger:  log,
-		// Replay applies one heartbeat at a time and reports each zombie
-		// delete's outcome; serve never waits for the compute service.
-		InlineZombieDeletes: true,
-	})
-	if err != nil {
-		return nil, usageError("%v", err)
-	}
-	return u, nil
-}
-
-// keyringFor is the keyring for heartbeats: --key if given, else
-// [health_manager] heartbeat_key. The empty key is a valid HMAC key, which
-// the decode and encode tools accept when it is set explicitly; anything
-// that applies heartbeats to the database refuses it, because Octavia's
-// amphorae sign with the literal "None" when their key is unset.
+// keyringFor is the keyring of the offline tools: manager.NewKeyring,
+// the one serve uses, with --key in place of [health_manager]
+// heartbeat_key when given. allowEmpty lets decode and encode take an
+// explicitly empty key.
 func keyringFor(c *cli.Context, cfg *octaviaconf.Config, allowEmpty bool) (*heartbeat.Keyring, error) {
-	key := c.String("key")
-	if !c.IsSet("key") {
-		if !cfg.HealthManager.HeartbeatKeySet || (cfg.HealthManager.HeartbeatKey == "" && !allowEmpty) {
-			return nil, usageError("no heartbeat key: pass --key or set [health_manager] heartbeat_key in a --config-file")
-		}
-		key = cfg.HealthManager.HeartbeatKey
+	opts := manager.KeyringOptions{AllowEmpty: allowEmpty}
+	if c.IsSet("key") {
+		key := c.String("key")
+		opts.Primary = &key
 	}
-	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{key}, Strict: cfg.HealthManager.StrictHeartbeats})
+	kr, err := manager.NewKeyring(cfg, opts)
+	if errors.Is(err, manager.ErrNoKey) {
+		return nil, usageError("no heartbeat key: pass --key or set [health_manager] heartbeat_key in a --config-file")
+	}
 	if err != nil {
 		return nil, usageError("%v", err)
 	}

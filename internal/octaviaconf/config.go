@@ -18,6 +18,8 @@ import (
 	"net/netip"
 	"runtime"
 	"time"
+
+	"github.com/octavia-vpp/health/internal/errwalk"
 )
 
 // Config is the subset of octavia.conf the health manager reads.
@@ -310,19 +312,7 @@ func Check(log *slog.Logger, files ...string) (*Config, error) {
 
 // Problems flattens an error from Load or Check into its problems, in
 // the order they were found.
-func Problems(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, Problems(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
+func Problems(err error) []error { return errwalk.Leaves(err) }
 
 func load(log *slog.Logger, files ...string) (*Config, error) {
 	cfg := Defaults()

@@ -1,6 +1,8 @@
-// Package testproc holds the small helpers shared by tests that start
-// processes or servers: a free loopback port and a buffer that a child
-// process (or a logger) writes while the test reads it.
+// Package testproc holds the one set of helpers shared by tests that
+// start processes or servers: building a program once per test process
+// (Binary, Build), a free loopback port, a buffer that a child process
+// (or a logger) writes while the test reads it, and golden-file
+// comparison (Golden).
 package testproc
 
 import (

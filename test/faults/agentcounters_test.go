@@ -21,6 +21,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // Listener statistics from VPP's counters to listener_statistics, exact
@@ -36,34 +37,18 @@ import (
 // what VPP counted, and must end up equal to it after every step.
 
 var (
-	agentBinsOnce        sync.Once
 	agentBin, fakeVPPBin string
-	agentBinsErr         error
 	fakeVPPControlLine   = regexp.MustCompile(`fakevppd control=(\S+)`)
 )
 
 // buildAgentBinaries builds amphora-agent and fakevppd, once.
 func buildAgentBinaries() error {
-	agentBinsOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "faults-agent-bin-")
-		if err != nil {
-			agentBinsErr = err
-			return
-		}
-		agentBin = filepath.Join(dir, "amphora-agent")
-		fakeVPPBin = filepath.Join(dir, "fakevppd")
-		for bin, pkg := range map[string]string{
-			agentBin:   "github.com/octavia-vpp/health/cmd/amphora-agent",
-			fakeVPPBin: "github.com/octavia-vpp/health/vpp/internal/fakevpp/fakevppd",
-		} {
-			out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-			if err != nil {
-				agentBinsErr = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	return agentBinsErr
+	var err error
+	if agentBin, err = testproc.Build("github.com/octavia-vpp/health/cmd/amphora-agent"); err != nil {
+		return err
+	}
+	fakeVPPBin, err = testproc.Build("github.com/octavia-vpp/health/vpp/internal/fakevpp/fakevppd")
+	return err
 }
 
 // proc is a child process with its stderr kept.

@@ -52,7 +52,7 @@ const (
 func TestDeadDataplane(t *testing.T) {
 	// Build while PostgreSQL starts.
 	built := make(chan error, 1)
-	bins := agentBinaries{agent: filepath.Join(t.TempDir(), "amphora-agent"), fakevpp: filepath.Join(t.TempDir(), "fakevpp")}
+	var bins agentBinaries
 	go func() { built <- bins.build() }()
 	srv := pgtest.NewServer(t)
 	if err := <-built; err != nil {
@@ -147,16 +147,13 @@ func TestDeadDataplane(t *testing.T) {
 
 type agentBinaries struct{ agent, fakevpp string }
 
-func (b agentBinaries) build() error {
-	for bin, pkg := range map[string]string{
-		b.agent:   "github.com/octavia-vpp/health/cmd/amphora-agent",
-		b.fakevpp: "github.com/octavia-vpp/health/vpp/internal/fakevpp/cmd/fakevpp",
-	} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
-		}
+func (b *agentBinaries) build() error {
+	var err error
+	if b.agent, err = testproc.Build("github.com/octavia-vpp/health/cmd/amphora-agent"); err != nil {
+		return err
 	}
-	return nil
+	b.fakevpp, err = testproc.Build("github.com/octavia-vpp/health/vpp/internal/fakevpp/cmd/fakevpp")
+	return err
 }
 
 // seedAmphorae seeds one load balancer per name: amphora amp-<name>,

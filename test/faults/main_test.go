@@ -21,29 +21,20 @@ package faults
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // hmBinary is the octavia-health-manager built once for every scenario.
 var hmBinary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "faults-bin-")
+	var err error
+	hmBinary, err = testproc.Build("github.com/octavia-vpp/health/cmd/octavia-health-manager")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)
 		os.Exit(1)
 	}
-	hmBinary = filepath.Join(dir, "octavia-health-manager")
-	build := exec.Command("go", "build", "-o", hmBinary, "github.com/octavia-vpp/health/cmd/octavia-health-manager")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "faults: build octavia-health-manager:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -79,31 +80,10 @@ func tail(s string, n int) string {
 	return s
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // binary builds cmd/octavia-health-manager once per test run.
 func binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "interop-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "octavia-health-manager")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/octavia-health-manager").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return testproc.Binary(t, "github.com/octavia-vpp/health/cmd/octavia-health-manager")
 }
 
 // ours runs our binary with a config naming the database, as the Octavia

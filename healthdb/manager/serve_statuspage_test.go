@@ -1,4 +1,4 @@
-package main
+package manager_test
 
 import (
 	"context"
@@ -10,9 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/healthdb/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // The daemon serves the status page on metrics_bind, fed by its own
@@ -20,8 +22,8 @@ import (
 func TestServeStatusPage(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
-	seedOneLB(t, ctx, url)
-	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+	managertest.SeedOneLB(t, ctx, url)
+	conf := testproc.WriteFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
 connection = %s
 [health_manager]
 heartbeat_key = page-key
@@ -34,19 +36,19 @@ health_batch_wait_ms = 5
 compute_driver = compute_noop_driver
 statistics_drivers = stats_db
 `, url)))
-	d := startDaemon(t, daemonOptions{files: []string{conf}}).daemon
-	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	d := managertest.Start(t, managertest.Options{Files: []string{conf}}).Manager
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer udp.Close()
 	kr, _ := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{"page-key"}})
-	if _, err := udp.Write(kr.SealMessage(typicalHeartbeat("amp-1", "DOWN"))); err != nil {
+	if _, err := udp.Write(kr.SealMessage(managertest.TypicalHeartbeat("amp-1", "DOWN"))); err != nil {
 		t.Fatal(err)
 	}
 
 	get := func(path string) string {
-		resp, err := http.Get("http://" + d.httpAddr.String() + path)
+		resp, err := http.Get("http://" + d.MetricsAddr().String() + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +60,7 @@ statistics_drivers = stats_db
 		return string(body)
 	}
 	var s statuspage.Snapshot
-	waitFor(t, "the member's transition on the page", func() bool {
+	testproc.WaitFor(t, "the member's transition on the page", func() bool {
 		if err := json.Unmarshal([]byte(get("/status.json")), &s); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package main
+package manager_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
+	"github.com/octavia-vpp/health/healthdb/manager"
+	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
@@ -89,7 +91,7 @@ func testFailedHealthWrites(t *testing.T, sqlstate, mode string) {
 	const timeout = 2 * time.Second // heartbeat_timeout below
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
-	conn := seedOneLB(t, ctx, url)
+	conn := managertest.SeedOneLB(t, ctx, url)
 	amphorae := []string{"amp-1", "amp-2", "amp-3", "amp-4", "amp-5", "amp-6"}
 	for _, id := range amphorae[2:] {
 		if _, err := conn.Exec(ctx, `INSERT INTO amphora (id, load_balancer_id, status, compute_id, cert_busy)
@@ -127,7 +129,7 @@ func testFailedHealthWrites(t *testing.T, sqlstate, mode string) {
 	case "row_lock":
 		failing = "health_writes_stalled"
 	}
-	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+	conf := testproc.WriteFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
 connection = %s%s
 [health_manager]
 heartbeat_key = k
@@ -141,10 +143,10 @@ health_check_interval = 1
 compute_driver = compute_noop_driver
 %s`, url, params, fake.ServiceAuthSection())))
 	var logs testproc.Output
-	r := startDaemon(t, daemonOptions{files: []string{conf}, logOutput: &logs})
-	d := r.daemon
+	r := managertest.Start(t, managertest.Options{Files: []string{conf}, LogOutput: &logs})
+	d := r.Manager
 
-	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +162,7 @@ compute_driver = compute_noop_driver
 				if _, quiet := silent.Load(id); quiet {
 					continue
 				}
-				m := typicalHeartbeat(id, "UP")
+				m := managertest.TypicalHeartbeat(id, "UP")
 				m.Seq = seq
 				udp.Write(kr.SealMessage(m))
 			}
@@ -180,8 +182,8 @@ compute_driver = compute_noop_driver
 	// Healthy first: the watcher runs its checks and allows failovers.
 	// On a loaded machine a batch may wait past the stall limit during
 	// start-up; what matters is that failovers are allowed before the fault.
-	waitFor(t, "two health checks", func() bool { return testutilValue(t, d, `octavia_hm_health_checks_total`) >= 2 })
-	waitFor(t, "failovers allowed before the fault", func() bool {
+	testproc.WaitFor(t, "two health checks", func() bool { return testutilValue(t, d, `octavia_hm_health_checks_total`) >= 2 })
+	testproc.WaitFor(t, "failovers allowed before the fault", func() bool {
 		return testutilValue(t, d, `octavia_hm_failover_suppressed`) == 0
 	})
 
@@ -241,11 +243,11 @@ compute_driver = compute_noop_driver
 		t.Fatal(err)
 	}
 	healedAt := time.Now()
-	waitFor(t, "writes recovering", func() bool { return gauge("health_writes_recovering", sqlstate) == 1 })
+	testproc.WaitFor(t, "writes recovering", func() bool { return gauge("health_writes_recovering", sqlstate) == 1 })
 	if got := fake.Failovers(); len(got) != 0 {
 		t.Fatalf("failover calls %v as soon as writes came back", got)
 	}
-	waitFor(t, victim+" failed over", func() bool { return fake.Failovers()[victim] == 1 })
+	testproc.WaitFor(t, victim+" failed over", func() bool { return fake.Failovers()[victim] == 1 })
 	mu.Lock()
 	after := calledAt[victim].Sub(healedAt)
 	mu.Unlock()
@@ -268,15 +270,15 @@ compute_driver = compute_noop_driver
 	}
 	t.Logf("SQLSTATE %q: writes failed %v, 0 failovers; %s failed over %v after writes came back",
 		sqlstate, healedAt.Sub(faultAt).Round(100*time.Millisecond), victim, after.Round(100*time.Millisecond))
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Errorf("daemon exit: %v", err)
 	}
 }
 
 // seriesValue reads one series from the daemon's registry, if it exists.
-func seriesValue(t *testing.T, d *daemon, series string) (float64, bool) {
+func seriesValue(t *testing.T, d *manager.Manager, series string) (float64, bool) {
 	t.Helper()
-	families, err := d.registry.Gather()
+	families, err := d.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

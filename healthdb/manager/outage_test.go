@@ -1,4 +1,4 @@
-package main
+package manager_test
 
 import (
 	"context"
@@ -9,8 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/internal/testproc"
 )
 
 // A database outage loses no statistics and needs no restart: V3 deltas
@@ -19,9 +21,9 @@ import (
 func TestDatabaseOutage(t *testing.T) {
 	ctx := context.Background()
 	srv := pgtest.NewServer(t)
-	seed := seedOneLB(t, ctx, srv.URL())
+	seed := managertest.SeedOneLB(t, ctx, srv.URL())
 	seed.Close(ctx)
-	conf := writeFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+	conf := testproc.WriteFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
 connection = %s
 [health_manager]
 heartbeat_key = k
@@ -34,9 +36,9 @@ stats_flush_interval_ms = 100
 [controller_worker]
 compute_driver = compute_noop_driver
 `, srv.URL())))
-	r := startDaemon(t, daemonOptions{files: []string{conf}})
-	d := r.daemon
-	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.receiver.Addr()))
+	r := managertest.Start(t, managertest.Options{Files: []string{conf}})
+	d := r.Manager
+	udp, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(d.ListenAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,7 @@ compute_driver = compute_noop_driver
 
 	var sentRX, sentTX, sentTotal int64
 	send := func(i int) {
-		m := typicalHeartbeat("amp-1", "UP")
+		m := managertest.TypicalHeartbeat("amp-1", "UP")
 		m.Seq = int64(i)
 		m.Listeners[0].Stats = heartbeat.Stats{RX: int64(100 + i), TX: int64(7 * i), Conns: 3, TotConns: int64(i % 5), EReq: 0}
 		sentRX += m.Listeners[0].Stats.RX
@@ -65,7 +67,7 @@ compute_driver = compute_noop_driver
 	for ; time.Since(outage) < 2*time.Second; i++ {
 		send(i)
 	}
-	if exited, err := r.exited(); exited {
+	if exited, err := r.Exited(); exited {
 		t.Fatalf("the daemon exited during the outage: %v", err)
 	}
 	srv.Start()
@@ -80,7 +82,7 @@ compute_driver = compute_noop_driver
 	}
 	defer conn.Close(ctx)
 	var rx, tx, total int64
-	waitFor(t, "every delta written", func() bool {
+	testproc.WaitFor(t, "every delta written", func() bool {
 		err := conn.QueryRow(ctx, `SELECT bytes_in, bytes_out, total_connections FROM listener_statistics
 			WHERE listener_id = 'l-1' AND amphora_id = 'amp-1'`).Scan(&rx, &tx, &total)
 		return err == nil && rx == sentRX && tx == sentTX && total == sentTotal
@@ -94,7 +96,7 @@ compute_driver = compute_noop_driver
 	}
 	t.Logf("%d heartbeats, %d bytes in summed exactly across a 2 s outage", i, rx)
 
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Errorf("daemon exit: %v", err)
 	}
 }

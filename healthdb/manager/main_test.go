@@ -1,0 +1,9 @@
+package manager_test
+
+import (
+	"testing"
+
+	"github.com/octavia-vpp/health/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -1,0 +1,315 @@
+package manager
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/octavia-vpp/health/healthdb"
+	"github.com/octavia-vpp/health/healthdb/failover"
+	"github.com/octavia-vpp/health/healthdb/pgstore"
+	"github.com/octavia-vpp/health/healthdb/statuspage"
+	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/heartbeat/udp"
+	"github.com/octavia-vpp/health/internal/boundq"
+	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/statsdriver"
+)
+
+// drainTimeout bounds how long shutdown waits for queued heartbeats.
+const drainTimeout = 10 * time.Second
+
+// Options are what the configuration does not say: where logs go, how
+// reloads are asked for, and test hooks.
+type Options struct {
+	// Logger and Level: Level is the level of Logger's handler, which
+	// [DEFAULT] debug sets at start and on every reload.
+	Logger *slog.Logger
+	Level  *slog.LevelVar
+	// Reload asks for the configuration to be read again (SIGHUP); Load
+	// reads it. An invalid configuration changes nothing.
+	Reload <-chan struct{}
+	Load   func() (*octaviaconf.Config, error)
+	// Ready is called once the manager listens (tests read its addresses).
+	Ready func(*Manager)
+	// ExtraStats are statistics drivers added to the configured ones
+	// (tests use them).
+	ExtraStats []statsdriver.Driver
+}
+
+// Manager is the running health manager: receiver -> health and stats
+// queues -> updater and statistics drivers, the watcher, metrics and
+// reload.
+type Manager struct {
+	opts     Options
+	log      *slog.Logger
+	level    *slog.LevelVar
+	keys     atomic.Pointer[heartbeat.Keyring]
+	keyState keyState
+	replay   *heartbeat.ReplayGuard
+	pool     *pgxpool.Pool
+	receiver *udp.Receiver
+	updater  *healthdb.Updater
+	watcher  *healthdb.Watcher
+	observer *healthdb.Observer
+	skew     *healthdb.ClockSkewCheck
+	page     *statuspage.Page
+	healthQ  *boundq.Queue[*heartbeat.Message]
+	statsQ   *boundq.Queue[*heartbeat.Message]
+	stats    *statsdriver.Pipeline
+	metrics  *udp.ReceiverMetrics
+	registry *prometheus.Registry
+	http     *http.Server
+	httpAddr net.Addr
+
+	mu        sync.Mutex
+	lastError error
+}
+
+// New builds the pipeline from cfg; it binds the heartbeat socket and
+// metrics_bind, and makes the database pool, which connects lazily: a
+// database that is down at start is retried by every batch, as Octavia's
+// health manager keeps running without one. Run starts it.
+func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, error) {
+	m := &Manager{opts: opts, log: opts.Logger, level: opts.Level}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.level == nil {
+		m.level = new(slog.LevelVar)
+	}
+	m.setLevel(cfg)
+	kr, err := newDaemonKeyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.keys.Store(kr)
+	m.keyState = keyStateOf(cfg)
+	hm := &cfg.HealthManager
+	m.replay = heartbeat.NewReplayGuard(hm.ReplayWindow, 0)
+	if err := failover.CheckDriverName(hm.FailoverDriver); err != nil {
+		return nil, err
+	}
+	session, err := OpenstackSession(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if m.pool, err = NewPool(ctx, cfg, 2); err != nil {
+		return nil, err
+	}
+	if err := m.pool.Ping(ctx); err != nil {
+		m.log.Warn("database not reachable yet; heartbeats will be retried as they arrive",
+			"database", octaviaconf.RedactURL(cfg.Database.Connection), "err", err)
+	}
+	m.registry = newRegistry()
+	m.page = statusPage(cfg, m.pool, m.log)
+	m.metrics = udp.NewReceiverMetrics(m.page.Watch(m.registry))
+	if err := m.buildHealthPath(cfg, session); err != nil {
+		m.pool.Close()
+		return nil, err
+	}
+	if err := m.buildQueues(cfg); err != nil {
+		m.pool.Close()
+		return nil, err
+	}
+	if err := m.buildReceiver(cfg); err != nil {
+		m.pool.Close()
+		return nil, err
+	}
+	m.registerGauges()
+	if err := m.listenHTTP(hm.MetricsBind); err != nil {
+		m.pool.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// buildHealthPath makes the updater, which applies heartbeats, the
+// watcher, which fails stale amphorae over, and the clock skew check.
+func (m *Manager) buildHealthPath(cfg *octaviaconf.Config, session *failover.Session) error {
+	hm := &cfg.HealthManager
+	deleter, err := computeDeleter(cfg, session, m.log)
+	if err != nil {
+		return err
+	}
+	m.updater, err = healthdb.NewUpdater(healthdb.UpdaterConfig{
+		Store: pgstore.New(m.pool), Deleter: deleter,
+		Rules:     healthdb.Rules{HeartbeatInterval: hm.HeartbeatInterval},
+		BatchSize: hm.HealthBatchSize, BatchDelay: hm.HealthBatchWait,
+		TopologyCache: hm.TopologyCache,
+		Logger:        m.log, Metrics: healthdb.NewUpdaterMetrics(m.registry, hm.HeartbeatTimeout),
+	})
+	if err != nil {
+		return err
+	}
+	driver, err := failoverDriver(cfg, session, m.log)
+	if err != nil {
+		return err
+	}
+	driver = m.page.WrapDriver(driver)
+	m.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
+	m.observer.TrackHealthBatches() // batchDone reports every batch's end
+	m.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
+		Store: pgstore.New(m.pool), Driver: driver,
+		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
+		FailoverThreads:   hm.FailoverThreads,
+		FailoverThreshold: hm.FailoverThreshold, FailoverThresholdSet: hm.FailoverThresholdSet,
+		OctaviaBreakerRelease: !hm.FailoverBreakerHold,
+		Observer:              m.observer, Logger: m.log, Metrics: healthdb.NewWatcherMetrics(m.page.Watch(m.registry)),
+	})
+	if err != nil {
+		return err
+	}
+	// Health is judged on the database's clock; a skewed local clock is
+	// only reported.
+	m.skew, err = healthdb.NewClockSkewCheck(healthdb.ClockSkewConfig{
+		Pool: m.pool, Logger: m.log, Registerer: m.registry})
+	return err
+}
+
+// buildQueues makes the two bounded queues and the statistics drivers
+// behind the stats queue.
+func (m *Manager) buildQueues(cfg *octaviaconf.Config) error {
+	hm := &cfg.HealthManager
+	m.healthQ = boundq.New[*heartbeat.Message](hm.QueueSize)
+	m.statsQ = boundq.New[*heartbeat.Message](hm.QueueSize)
+	m.metrics.Dropped.WithLabelValues("health", "queue_full")
+	m.metrics.Dropped.WithLabelValues("stats", "queue_full")
+	var err error
+	m.stats, err = NewStats(cfg, m.pool, m.log, m.registry, m.opts.ExtraStats)
+	return err
+}
+
+// buildReceiver binds the heartbeat socket.
+func (m *Manager) buildReceiver(cfg *octaviaconf.Config) error {
+	hm := &cfg.HealthManager
+	var err error
+	m.receiver, err = udp.NewReceiver(udp.ReceiverConfig{
+		Addr:    netip.AddrPortFrom(hm.BindIP, uint16(hm.BindPort)),
+		Sockets: hm.ReceiveSockets, ReceiveBuffer: hm.SockRlimit,
+		Workers: hm.HealthUpdateThreads, QueueSize: receiveQueueSize(hm.QueueSize),
+		Keys:    func() *heartbeat.Keyring { return m.keys.Load() },
+		Check:   func(msg *heartbeat.Message) error { return m.replay.Check(msg, msg.RecvTime) },
+		Deliver: m.deliver,
+		// Heartbeats lost unopened make rows look stale as surely as a
+		// full health queue: the same self-health rule holds failovers.
+		Lost:    func(int) { m.observer.WorkDropped(time.Now()) },
+		Metrics: m.metrics, Logger: m.log,
+	})
+	return err
+}
+
+// receiveQueueSize bounds the raw datagrams waiting to be opened. They may
+// be up to 64 KiB each and need no key to send, so this queue is kept an
+// eighth of queue_size (2,048 by default: at most 128 MiB); opening takes
+// microseconds, so it only fills when the CPU is saturated.
+func receiveQueueSize(queueSize int) int { return max(queueSize/8, 256) }
+
+// deliver hands an opened heartbeat to two independent queues, health and
+// statistics, so that a slow statistics sink never delays a health
+// update. A full queue discards its oldest entry.
+func (m *Manager) deliver(msg *heartbeat.Message) {
+	now := time.Now()
+	m.observer.HeartbeatReceived(now)
+	if n := len(m.healthQ.Put(msg)); n > 0 {
+		m.metrics.Dropped.WithLabelValues("health", "queue_full").Add(float64(n))
+		m.observer.WorkDropped(now)
+	}
+	if n := len(m.statsQ.Put(msg)); n > 0 {
+		m.metrics.Dropped.WithLabelValues("stats", "queue_full").Add(float64(n))
+	}
+}
+
+// Run starts every part and returns when ctx ends, after the queued
+// heartbeats are applied (within drainTimeout) and the pool is closed.
+func (m *Manager) Run(ctx context.Context) error {
+	m.log.Info("health manager started", "listen", m.receiver.Addr().String(), "metrics", m.metricsAddr(),
+		"keyring", m.keys.Load(), "replay_window", m.replay.Window())
+	if m.opts.Ready != nil {
+		m.opts.Ready(m)
+	}
+	drainCtx, cancelDrain := context.WithCancel(context.Background())
+	defer cancelDrain()
+	updaterDone := goDone(func() { m.updater.Run(drainCtx, m.healthQ.C(), m.batchDone) })
+	statsDone := goDone(func() { m.stats.Run(drainCtx, m.statsQ.C(), drainTimeout/2) })
+	receiverDone := goDone(func() { m.receiver.Run(ctx) })
+	// The watcher stops with the receiver; failover requests under way are
+	// cancelled and their claims released before the pool closes.
+	watcherDone := goDone(func() { m.watcher.Run(ctx) })
+	skewDone := goDone(func() { m.skew.Run(ctx) })
+
+	for {
+		select {
+		case <-ctx.Done():
+			m.log.Info("stopping: no longer reading heartbeats; applying what is queued", "queued", m.healthQ.Len())
+			<-receiverDone
+			<-watcherDone
+			<-skewDone
+			m.healthQ.Close()
+			m.statsQ.Close()
+			timer := time.AfterFunc(drainTimeout, cancelDrain)
+			<-updaterDone
+			<-statsDone
+			if !timer.Stop() {
+				m.log.Warn("stopped before every queued heartbeat was applied", "timeout", drainTimeout)
+			}
+			m.stopHTTP()
+			m.pool.Close()
+			m.log.Info("health manager stopped")
+			return nil
+		case <-m.opts.Reload:
+			m.reloadConfig()
+		}
+	}
+}
+
+// goDone runs f in a goroutine and returns a channel closed when it ends.
+func goDone(f func()) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	return done
+}
+
+func (m *Manager) batchDone(res healthdb.BatchResult, err error) {
+	now := time.Now()
+	m.observer.DatabaseResult(err, now)
+	// Whatever the error, this batch's heartbeats were not committed:
+	// failovers wait until batches have committed for heartbeat_timeout.
+	m.observer.HealthBatchResult(err, now)
+	m.page.RecordBatch(res, err)
+	if res.Health[healthdb.HealthSkipLate] > 0 {
+		// Heartbeats that waited heartbeat_interval in the queue were
+		// dropped: as overloaded as a full queue.
+		m.observer.WorkDropped(now)
+	}
+	m.mu.Lock()
+	m.lastError = err
+	m.mu.Unlock()
+}
+
+// ListenAddr is the heartbeat socket's address.
+func (m *Manager) ListenAddr() netip.AddrPort { return m.receiver.Addr() }
+
+// MetricsAddr is metrics_bind's bound address, nil when it is off.
+func (m *Manager) MetricsAddr() net.Addr { return m.httpAddr }
+
+// Registry holds every metric the manager exports on /metrics.
+func (m *Manager) Registry() *prometheus.Registry { return m.registry }
+
+func (m *Manager) metricsAddr() string {
+	if m.httpAddr == nil {
+		return "disabled"
+	}
+	return m.httpAddr.String()
+}

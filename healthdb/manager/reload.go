@@ -1,0 +1,62 @@
+package manager
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/octavia-vpp/health/internal/octaviaconf"
+)
+
+// keyState remembers the configured keys, to tell on reload what changed
+// without ever printing a key.
+type keyState struct {
+	primary  string
+	previous []string
+}
+
+func keyStateOf(cfg *octaviaconf.Config) keyState {
+	return keyState{primary: cfg.HealthManager.HeartbeatKey, previous: cfg.HealthManager.HeartbeatKeyPrevious}
+}
+
+func (m *Manager) setLevel(cfg *octaviaconf.Config) {
+	if cfg.Default.Debug {
+		m.level.Set(slog.LevelDebug)
+	} else {
+		m.level.Set(slog.LevelInfo)
+	}
+}
+
+// reloadConfig re-reads the configuration (SIGHUP). Keys (with
+// strict_heartbeats, which the keyring applies), the replay
+// window, the statistics drivers and the log level change in place; the
+// socket is kept. An invalid configuration changes nothing.
+func (m *Manager) reloadConfig() {
+	if m.opts.Load == nil {
+		m.log.Warn("reload asked for, but the manager was given no configuration to read again")
+		return
+	}
+	cfg, err := m.opts.Load()
+	if err != nil {
+		m.log.Error("reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	kr, err := newDaemonKeyring(cfg)
+	if err != nil {
+		m.log.Error("reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	if err := m.stats.SetDrivers(cfg.ControllerWorker.StatisticsDrivers); err != nil {
+		m.log.Error("reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	m.setLevel(cfg)
+	ks := keyStateOf(cfg)
+	primaryChanged := ks.primary != m.keyState.primary
+	previousChanged := fmt.Sprint(ks.previous) != fmt.Sprint(m.keyState.previous)
+	m.keys.Store(kr)
+	m.keyState = ks
+	m.replay.SetWindow(cfg.HealthManager.ReplayWindow)
+	m.log.Info("configuration reloaded", "primary_key_changed", primaryChanged,
+		"previous_keys_changed", previousChanged, "previous_keys", len(ks.previous), "debug", cfg.Default.Debug,
+		"statistics_drivers", cfg.ControllerWorker.StatisticsDrivers, "replay_window", m.replay.Window())
+}
