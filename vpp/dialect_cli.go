@@ -56,8 +56,8 @@ func (p cliProgrammer) delAS(ctx context.Context, k VIPKey, as netip.Addr, flush
 	return p.run(ctx, lbcli.DelASCmd(cliKey(k), as, flush))
 }
 
-// setWeight is never planned for the CLI dialect (planWeight and planSync
-// express weights as add/delete there); reaching it is a bug.
+// setWeight is never planned for the CLI dialect (planSync expresses
+// weights as add/delete there); reaching it is a bug.
 func (p cliProgrammer) setWeight(context.Context, VIPKey, netip.Addr, uint8, bool) error {
 	return fmt.Errorf("set weight through the CLI dialect: %w", ErrInvalid)
 }
