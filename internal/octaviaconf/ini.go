@@ -36,3 +36,16 @@ func (f *INI) Lookup(section, option string) (value string, set bool, err error)
 func (f *INI) SubstitutesSecret(section, option string) bool {
 	return !secretOptions[section+"."+option] && f.src.substitutesSecret(section, option)
 }
+
+// substitutesSecret reports whether an option's value names a secret
+// option, directly or through other references.
+func (s *sources) substitutesSecret(section, option string) bool {
+	e, _ := s.get(section, option)
+	visited := map[string]bool{}
+	for _, ref := range references(e.value) {
+		if s.involvesSecret(section, ref, visited) {
+			return true
+		}
+	}
+	return false
+}

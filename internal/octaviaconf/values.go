@@ -432,19 +432,6 @@ func (s *sources) redact(section, option, shown, reason string) (string, string)
 	return shown, reason
 }
 
-// substitutesSecret reports whether an option's value names a secret
-// option, directly or through other references.
-func (s *sources) substitutesSecret(section, option string) bool {
-	e, _ := s.get(section, option)
-	visited := map[string]bool{}
-	for _, ref := range references(e.value) {
-		if s.involvesSecret(section, ref, visited) {
-			return true
-		}
-	}
-	return false
-}
-
 // involvesSecret reports whether the reference ref, read in section, is a
 // secret option or substitutes one, as interpolate would resolve it.
 // visited holds the options already searched, so that each is searched
