@@ -81,6 +81,10 @@ func TestCheckConfigExitCodes(t *testing.T) {
 			exitSemantic, []string{`"nope"`, "heartbeat_interval", "encap", "startup_max_delay", "4 problem(s)"}},
 		{"config and lb semantic errors", lbSemantic, "[vpp]\ndataplane = dpdk\n", exitSemantic,
 			[]string{"dataplane", "p2 is not a pool", "5 problem(s)"}},
+		{"config substitution", lbValid, "[vpp]\nlb_config_file = ${haproxy_amphora.base_path}/lb.json\n", exitOK,
+			[]string{"ok: amphora amp"}},
+		{"config substitution error", lbValid, "[vpp]\ndataplane = $nowhere\n", exitSemantic,
+			[]string{"dataplane", `"$nowhere" refers to an option that is not set`, "1 problem(s)"}},
 		{"parse error wins over semantic errors", `{`, "[vpp]\ndataplane = dpdk\n", exitParse,
 			[]string{"dataplane", "parse lb description", "2 problem(s)"}},
 	} {
