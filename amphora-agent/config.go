@@ -142,7 +142,7 @@ func LoadConfig(files ...string) (*Config, error) {
 		return nil, err
 	}
 	var errs []error
-	hideKey := false
+	hidden := map[string]bool{} // options that substitute a secret, as errors name them
 	// value returns an option by its key: section, dot, option.
 	value := func(key string) (string, bool) {
 		section, option, _ := strings.Cut(key, ".")
@@ -151,7 +151,7 @@ func LoadConfig(files ...string) (*Config, error) {
 			errs = append(errs, err)
 		}
 		if ok && f.SubstitutesSecret(section, option) {
-			hideKey = true
+			hidden[optionName(key)] = true
 		}
 		return v, ok
 	}
@@ -238,20 +238,25 @@ func LoadConfig(files ...string) (*Config, error) {
 		c.SpoolDir = filepath.Join(c.BasePath, "marks")
 	}
 	err = errors.Join(append(errs, c.Validate())...)
-	if hideKey && c.HeartbeatKey != "" && err != nil {
-		err = hideSecret(err, c.HeartbeatKey)
+	if len(hidden) > 0 && err != nil {
+		err = hideSecrets(err, hidden)
 	}
 	return &c, err
 }
 
-// hideSecret rewrites every problem in err so that none shows secret.
-// An option that takes the heartbeat key through "$" substitution would
-// otherwise show it where an error quotes that option's value.
-func hideSecret(err error, secret string) error {
+// hideSecrets replaces each problem of an option in hidden ("[section]
+// option") with one that shows nothing of its value. Such an option takes
+// the heartbeat key through "$" substitution, and the agent's errors quote
+// values, escaped or split into items, where no text search would find
+// the key.
+func hideSecrets(err error, hidden map[string]bool) error {
 	var out []error
 	for _, p := range octaviaconf.Problems(err) {
-		if msg := p.Error(); strings.Contains(msg, secret) {
-			p = errors.New(strings.ReplaceAll(msg, secret, "(hidden: secret option)"))
+		for name := range hidden {
+			if rest, ok := strings.CutPrefix(p.Error(), name); ok && (rest == "" || rest[0] == ' ' || rest[0] == ':') {
+				p = fmt.Errorf("%s: invalid value (details hidden: it substitutes a secret option)", name)
+				break
+			}
 		}
 		out = append(out, p)
 	}

@@ -52,7 +52,8 @@ func TestLoadConfigSubstitutionErrors(t *testing.T) {
 amphora_id = a
 status_bind = $nowhere:9446
 [health_manager]
-heartbeat_key = s3cret-key-material
+heartbeat_key = s3cret-key-material, m0re-key-material
+controller_ip_port_list = $heartbeat_key
 [vpp]
 dataplane = ${health_manager.heartbeat_key}
 `)
@@ -68,8 +69,9 @@ dataplane = ${health_manager.heartbeat_key}
 	if !strings.Contains(msg, "status_bind") || !strings.Contains(msg, "$nowhere") {
 		t.Errorf("error %q does not name status_bind and its reference", msg)
 	}
-	if !strings.Contains(msg, "dataplane") || strings.Contains(msg, "s3cret") {
-		t.Errorf("error %q: want the dataplane problem without the key", msg)
+	if !strings.Contains(msg, "dataplane") || !strings.Contains(msg, "controller_ip_port_list") ||
+		strings.Contains(msg, "s3cret") || strings.Contains(msg, "m0re") {
+		t.Errorf("error %q: want the dataplane and controller problems without the key", msg)
 	}
 	if c.StatusBind != DefaultConfig().StatusBind {
 		t.Errorf("status_bind = %q, want the default kept", c.StatusBind)
