@@ -274,7 +274,8 @@ func TestAgentReloadAndResync(t *testing.T) {
 	eventually(t, "reload on change", weightsAre(t, dp, map[string]uint8{"10.0.0.1": 100, "10.0.0.2": 50}))
 
 	// Drift is repaired by the periodic full sync.
-	if err := dp.SetWeight(context.Background(), vip80, netip.MustParseAddr("10.0.0.2"), 7, false); err != nil {
+	if _, err := dp.SyncVIP(context.Background(), vpp.VIP{Key: vip80, Backends: []vpp.Backend{
+		{Addr: netip.MustParseAddr("10.0.0.1"), Weight: 100}, {Addr: netip.MustParseAddr("10.0.0.2"), Weight: 7}}}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "drift repaired", weightsAre(t, dp, map[string]uint8{"10.0.0.1": 100, "10.0.0.2": 50}))

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/ini.v1"
-
 	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/vpp"
@@ -119,25 +117,19 @@ func DefaultConfig() Config {
 func (c *Config) CounterFile() string { return filepath.Join(c.BasePath, CounterFileName) }
 
 // ConfigFileError is a config file that cannot be read or is not valid
-// INI (check-config exit code 1).
-type ConfigFileError struct {
-	File string
-	Err  error
-}
-
-func (e *ConfigFileError) Error() string {
-	return fmt.Sprintf("read config file %s: %v", e.File, e.Err)
-}
-
-func (e *ConfigFileError) Unwrap() error { return e.Err }
+// INI (check-config exit code 1). It is the health manager's error: both
+// programs read their files through octaviaconf.
+type ConfigFileError = octaviaconf.FileError
 
 // maxSeconds is the largest number of seconds a time.Duration holds.
 const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
 
 // LoadConfig reads amphora-agent.conf files in order (a later file
 // overrides an earlier one, as with oslo's repeated --config-file) and
-// validates the result. Values follow oslo.config: lists are
-// comma-separated, "$$" is a literal "$", there are no inline comments.
+// validates the result. The files are read as the health manager reads
+// octavia.conf (octaviaconf.ReadINI), so values follow oslo.config: lists
+// are comma-separated, "$name" and "${section.name}" take another option's
+// value, "$$" is a literal "$", there are no inline comments.
 //
 // The error names every problem (errors.Join). When every file parses,
 // the configuration is returned even with bad values (those keep their
@@ -145,34 +137,33 @@ const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
 // only when a file could not be read or parsed (*ConfigFileError).
 func LoadConfig(files ...string) (*Config, error) {
 	c := DefaultConfig()
-	vals := map[string]string{}
-	var fileErrs []error
-	for _, name := range files {
-		f, err := ini.LoadSources(ini.LoadOptions{AllowPythonMultilineValues: true, IgnoreInlineComment: true}, name)
-		if err != nil {
-			fileErrs = append(fileErrs, &ConfigFileError{File: name, Err: octaviaconf.INIError(err)})
-			continue
-		}
-		for _, sec := range f.Sections() {
-			for _, k := range sec.Keys() {
-				vals[sec.Name()+"."+k.Name()] = strings.ReplaceAll(strings.TrimSpace(k.Value()), "$$", "$")
-			}
-		}
+	f, err := octaviaconf.ReadINI(files...)
+	if err != nil {
+		return nil, err
 	}
-	if len(fileErrs) > 0 {
-		return nil, errors.Join(fileErrs...)
-	}
-	spoolSet := false
 	var errs []error
+	hidden := map[string]bool{} // options that substitute a secret, as errors name them
+	// value returns an option by its key: section, dot, option.
+	value := func(key string) (string, bool) {
+		section, option, _ := strings.Cut(key, ".")
+		v, ok, err := f.Lookup(section, option)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok && f.SubstitutesSecret(section, option) {
+			hidden[optionName(key)] = true
+		}
+		return v, ok
+	}
 	str := func(key string, dst *string) bool {
-		v, ok := vals[key]
+		v, ok := value(key)
 		if ok {
 			*dst = v
 		}
 		return ok
 	}
 	seconds := func(key string, dst *time.Duration) {
-		if v, ok := vals[key]; ok {
+		if v, ok := value(key); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			// The negated test also refuses NaN; the bound keeps the
 			// nanoseconds inside a time.Duration.
@@ -184,7 +175,7 @@ func LoadConfig(files ...string) (*Config, error) {
 		}
 	}
 	addr := func(key string, dst *netip.Addr) {
-		if v, ok := vals[key]; ok && v != "" {
+		if v, ok := value(key); ok && v != "" {
 			a, err := netip.ParseAddr(v)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s = %q: not an IP address", optionName(key), v))
@@ -195,7 +186,7 @@ func LoadConfig(files ...string) (*Config, error) {
 	}
 	str("amphora_agent.amphora_id", &c.AmphoraID)
 	str("amphora_agent.status_bind", &c.StatusBind)
-	if v, ok := vals["amphora_agent.allow_remote_marks"]; ok {
+	if v, ok := value("amphora_agent.allow_remote_marks"); ok {
 		b, err := parseBool(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("[amphora_agent] allow_remote_marks: %w", err))
@@ -203,10 +194,10 @@ func LoadConfig(files ...string) (*Config, error) {
 			c.AllowRemoteMarks = b
 		}
 	}
-	spoolSet = str("amphora_agent.spool_dir", &c.SpoolDir)
+	spoolSet := str("amphora_agent.spool_dir", &c.SpoolDir)
 	seconds("amphora_agent.vpp_unreachable_limit", &c.VPPUnreachableLimit)
 	seconds("amphora_agent.shutdown_timeout", &c.ShutdownTimeout)
-	if v, ok := vals["health_manager.controller_ip_port_list"]; ok {
+	if v, ok := value("health_manager.controller_ip_port_list"); ok {
 		c.Controllers = nil
 		for _, e := range strings.Split(v, ",") {
 			if e = strings.TrimSpace(e); e != "" {
@@ -223,7 +214,7 @@ func LoadConfig(files ...string) (*Config, error) {
 	str("vpp.lb_config_file", &c.VPP.LBConfigFile)
 	addr("vpp.ip4_src_address", &c.VPP.IP4Src)
 	addr("vpp.ip6_src_address", &c.VPP.IP6Src)
-	if v, ok := vals["vpp.sticky_buckets_per_core"]; ok {
+	if v, ok := value("vpp.sticky_buckets_per_core"); ok {
 		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("[vpp] sticky_buckets_per_core = %q: not an integer", v))
@@ -232,7 +223,7 @@ func LoadConfig(files ...string) (*Config, error) {
 		}
 	}
 	seconds("vpp.flow_timeout", &c.VPP.FlowTimeout)
-	if v, ok := vals["vpp.encap"]; ok {
+	if v, ok := value("vpp.encap"); ok {
 		e, err := vpp.ParseEncap(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("[vpp] encap: %w", err))
@@ -246,7 +237,30 @@ func LoadConfig(files ...string) (*Config, error) {
 	if !spoolSet {
 		c.SpoolDir = filepath.Join(c.BasePath, "marks")
 	}
-	return &c, errors.Join(append(errs, c.Validate())...)
+	err = errors.Join(append(errs, c.Validate())...)
+	if len(hidden) > 0 && err != nil {
+		err = hideSecrets(err, hidden)
+	}
+	return &c, err
+}
+
+// hideSecrets replaces each problem of an option in hidden ("[section]
+// option") with one that shows nothing of its value. Such an option takes
+// the heartbeat key through "$" substitution, and the agent's errors quote
+// values, escaped or split into items, where no text search would find
+// the key.
+func hideSecrets(err error, hidden map[string]bool) error {
+	var out []error
+	for _, p := range octaviaconf.Problems(err) {
+		for name := range hidden {
+			if rest, ok := strings.CutPrefix(p.Error(), name); ok && (rest == "" || rest[0] == ' ' || rest[0] == ':') {
+				p = fmt.Errorf("%s: invalid value (details hidden: it substitutes a secret option)", name)
+				break
+			}
+		}
+		out = append(out, p)
+	}
+	return errors.Join(out...)
 }
 
 // optionName writes a key (section, dot, option) the way errors name options

@@ -26,6 +26,8 @@ func FuzzLoadConfig(f *testing.F) {
 		{"[vpp]\nflow_timeout = 1.5\nsticky_buckets_per_core = 3\nencap = gre9\n", "some-long-key"},
 		{"[health_manager]\ncontroller_ip_port_list = a:b, [::1]:99999, 10.0.0.1\n", "some-long-key"},
 		{"  continued\n[amphora_agent\n", "\"\"\"triple-quoted key"},
+		{"[amphora_agent]\namphora_id = a\n[vpp]\ndataplane = ${health_manager.heartbeat_key}\n" +
+			"[health_manager]\ncontroller_ip_port_list = $heartbeat_key\n", "first-half-key, second-half-key"},
 	} {
 		f.Add(s.text, s.key)
 	}

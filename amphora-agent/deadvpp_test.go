@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -160,13 +159,6 @@ func (h *hangingDataplane) RemoveVIP(ctx context.Context, k vpp.VIPKey) error {
 		return h.wait(ctx)
 	}
 	return h.Sim.RemoveVIP(ctx, k)
-}
-
-func (h *hangingDataplane) SetWeight(ctx context.Context, k vpp.VIPKey, b netip.Addr, w uint8, flush bool) error {
-	if h.hung.Load() {
-		return h.wait(ctx)
-	}
-	return h.Sim.SetWeight(ctx, k, b, w, flush)
 }
 
 func (h *hangingDataplane) VIPs(ctx context.Context) ([]vpp.VIPStatus, error) {

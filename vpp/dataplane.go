@@ -318,9 +318,6 @@ type Dataplane interface {
 	// RemoveVIP flushes and removes the VIP's backends, then the VIP.
 	// ErrNotFound if it does not exist.
 	RemoveVIP(ctx context.Context, k VIPKey) error
-	// SetWeight changes one backend's weight; flush also evicts its
-	// existing flows. ErrNotFound if the VIP or backend does not exist.
-	SetWeight(ctx context.Context, k VIPKey, backend netip.Addr, weight uint8, flush bool) error
 	// VIPs reads the actual VIPs from the dataplane, sorted by key.
 	VIPs(ctx context.Context) ([]VIPStatus, error)
 	// Counters returns the latest counter snapshot (nil before the first).

@@ -122,13 +122,15 @@ func realVPPChecks(t *testing.T, sock string) {
 	if len(got.Backends) != 2 || !got.Backends[0].Active || !got.Backends[1].Active {
 		t.Fatalf("backends %+v", got.Backends)
 	}
-	must(g.SetWeight(ctx, k, b2, 0, true))
+	_, err = g.SyncVIP(ctx, vpp.VIP{Key: k, Backends: []vpp.Backend{{Addr: b1, Weight: 100}, {Addr: b2, Flush: true}}})
+	must(err)
 	for _, b := range find().Backends {
 		if b.Addr == b2 && b.Active && b.Weight != 0 {
 			t.Fatalf("drained backend %+v", b)
 		}
 	}
-	must(g.SetWeight(ctx, k, b2, 100, false))
+	_, err = g.SyncVIP(ctx, v)
+	must(err)
 
 	deadline = time.Now().Add(5 * time.Second)
 	for {

@@ -180,6 +180,15 @@ func TestMockRequests(t *testing.T) {
 	cli := func(cmd string) api.Message { return &vlib.CliInband{Cmd: cmd} }
 	vipMsg := func(m lb.LbAddDelVipV2) api.Message { return &m }
 	type step func(ctx context.Context, g *Govpp) error
+	// reweigh syncs k80 with 10.0.0.2 at weight w (the mock's VPP has both
+	// backends at 100).
+	reweigh := func(w uint8, flush bool) step {
+		return func(ctx context.Context, g *Govpp) error {
+			_, err := g.SyncVIP(ctx, VIP{Key: k80, Backends: []Backend{{Addr: a("10.0.0.1"), Weight: 100},
+				{Addr: a("10.0.0.2"), Weight: w, Flush: flush}}})
+			return err
+		}
+	}
 	tests := []struct {
 		name      string
 		create    bool // VPP starts empty (else it has VIP k80 with two backends)
@@ -257,21 +266,21 @@ func TestMockRequests(t *testing.T) {
 		},
 		{
 			name: "soft drain",
-			do:   func(ctx context.Context, g *Govpp) error { return g.SetWeight(ctx, k80, a("10.0.0.2"), 0, false) },
+			do:   reweigh(0, false),
 			binapi: []api.Message{&lbapi.LbAsSetWeight{Pfx: pfxMsg("192.0.2.10/32"), Protocol: 6, Port: 80,
 				AsAddress: addrMsg("10.0.0.2"), Weight: 0}},
 			cliDialct: []api.Message{cli("lb as 192.0.2.10/32 protocol tcp port 80 10.0.0.2 del")},
 		},
 		{
 			name: "flush",
-			do:   func(ctx context.Context, g *Govpp) error { return g.SetWeight(ctx, k80, a("10.0.0.2"), 0, true) },
+			do:   reweigh(0, true),
 			binapi: []api.Message{&lbapi.LbAsSetWeight{Pfx: pfxMsg("192.0.2.10/32"), Protocol: 6, Port: 80,
 				AsAddress: addrMsg("10.0.0.2"), Weight: 0, IsFlush: true}},
 			cliDialct: []api.Message{cli("lb as 192.0.2.10/32 protocol tcp port 80 10.0.0.2 del flush")},
 		},
 		{
 			name: "set weight (CLI cannot express it and sends nothing)",
-			do:   func(ctx context.Context, g *Govpp) error { return g.SetWeight(ctx, k80, a("10.0.0.2"), 25, false) },
+			do:   reweigh(25, false),
 			binapi: []api.Message{&lbapi.LbAsSetWeight{Pfx: pfxMsg("192.0.2.10/32"), Protocol: 6, Port: 80,
 				AsAddress: addrMsg("10.0.0.2"), Weight: 25}},
 			cliDialct: nil,

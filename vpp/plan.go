@@ -144,39 +144,6 @@ func planRemove(have *VIPStatus) []op {
 	return append(ops, op{kind: opDelVIP})
 }
 
-// planWeight computes the writes of SetWeight for a backend whose actual
-// state is a (nil if VPP does not know it).
-func planWeight(addr netip.Addr, a *BackendStatus, weight uint8, flush, weighted bool) []op {
-	switch {
-	case a == nil && (weighted || weight > 0):
-		return []op{{kind: opAddAS, addr: addr, weight: weight}}
-	case a == nil:
-		return nil
-	case !a.Active && weight > 0:
-		return []op{{kind: opAddAS, addr: addr, weight: weight}}
-	case !a.Active && weighted:
-		ops := []op{{kind: opAddAS, addr: addr, weight: 0}}
-		if flush {
-			ops = append(ops, op{kind: opSetWeight, addr: addr, weight: 0, flush: true})
-		}
-		return ops
-	case !a.Active:
-		// VPP accepts deleting a removed AS again; flush evicts its flows.
-		if flush {
-			return []op{{kind: opDelAS, addr: addr, flush: true}}
-		}
-		return nil
-	case weighted:
-		if a.Weight == weight && !(flush && weight == 0) {
-			return nil
-		}
-		return []op{{kind: opSetWeight, addr: addr, weight: weight, flush: flush && weight == 0}}
-	case weight == 0:
-		return []op{{kind: opDelAS, addr: addr, flush: flush}}
-	}
-	return nil
-}
-
 func sortedBackends(bs []BackendStatus) []BackendStatus {
 	bs = slices.Clone(bs)
 	slices.SortFunc(bs, func(a, b BackendStatus) int { return compareAddr(a.Addr, b.Addr) })

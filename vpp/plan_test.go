@@ -121,46 +121,6 @@ func TestPlanSync(t *testing.T) {
 	}
 }
 
-func TestPlanWeight(t *testing.T) {
-	act := &BackendStatus{Addr: a("10.0.0.1"), Weight: 100, Active: true}
-	inact := &BackendStatus{Addr: a("10.0.0.1"), Weight: 0, Active: false}
-	zero := &BackendStatus{Addr: a("10.0.0.1"), Weight: 0, Active: true}
-	tests := []struct {
-		name     string
-		have     *BackendStatus
-		w        uint8
-		flush    bool
-		weighted bool
-		want     []op
-	}{
-		{"weighted change", act, 40, false, true, []op{{kind: opSetWeight, addr: a("10.0.0.1"), weight: 40}}},
-		{"weighted same", act, 100, false, true, nil},
-		{"weighted same with flush at non-zero", act, 100, true, true, nil},
-		{"weighted flush at zero again", zero, 0, true, true, []op{{kind: opSetWeight, addr: a("10.0.0.1"), flush: true}}},
-		{"weighted drain hard", act, 0, true, true, []op{{kind: opSetWeight, addr: a("10.0.0.1"), flush: true}}},
-		{"weighted unknown to VPP", nil, 0, false, true, []op{{kind: opAddAS, addr: a("10.0.0.1")}}},
-		{"cli drain soft", act, 0, false, false, []op{{kind: opDelAS, addr: a("10.0.0.1")}}},
-		{"cli drain hard", act, 0, true, false, []op{{kind: opDelAS, addr: a("10.0.0.1"), flush: true}}},
-		{"cli revive", inact, 70, false, false, []op{{kind: opAddAS, addr: a("10.0.0.1"), weight: 70}}},
-		{"cli add unknown", nil, 70, false, false, []op{{kind: opAddAS, addr: a("10.0.0.1"), weight: 70}}},
-		{"cli weight change is not expressible", act, 70, false, false, nil},
-		{"cli flush on removed deletes again with flush", inact, 0, true, false, []op{{kind: opDelAS, addr: a("10.0.0.1"), flush: true}}},
-		{"cli zero on removed without flush", inact, 0, false, false, nil},
-		{"weighted zero on removed revives at 0", inact, 0, false, true, []op{{kind: opAddAS, addr: a("10.0.0.1")}}},
-		{"weighted flush on removed revives at 0 and flushes", inact, 0, true, true,
-			[]op{{kind: opAddAS, addr: a("10.0.0.1")}, {kind: opSetWeight, addr: a("10.0.0.1"), flush: true}}},
-		{"cli zero on unknown", nil, 0, true, false, nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got := planWeight(a("10.0.0.1"), tc.have, tc.w, tc.flush, tc.weighted)
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("got %v want %v", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestValidate(t *testing.T) {
 	k := VIPKey{Prefix: p("192.0.2.10/32"), Protocol: ProtoTCP, Port: 80}
 	k6 := VIPKey{Prefix: p("2001:db8::10/128")}

@@ -86,7 +86,7 @@ func TestConcurrentUseDuringRestarts(t *testing.T) {
 				}
 				w := uint8((n*7 + i) % 101)
 				_, _ = e.g.SyncVIP(ctx, VIP{Key: k, Backends: []Backend{{Addr: a("10.0.0.1"), Weight: 100}, {Addr: a("10.0.0.2"), Weight: w}}})
-				_ = e.g.SetWeight(ctx, k, a("10.0.0.1"), uint8(n%100), false)
+				_, _ = e.g.SyncVIP(ctx, VIP{Key: k, Backends: []Backend{{Addr: a("10.0.0.1"), Weight: uint8(n % 100)}, {Addr: a("10.0.0.2"), Weight: w}}})
 				_ = e.g.Counters()
 				_ = e.g.State()
 				_ = e.g.scrape(ctx)

@@ -145,8 +145,11 @@ func TestFakeSocketRestart(t *testing.T) {
 			_, err = e.g.SyncVIP(ctx, VIP{Key: k80, Backends: []Backend{{Addr: a("10.0.0.3"), Weight: 100},
 				{Addr: a("10.0.0.1"), Weight: 100}, {Addr: a("10.0.0.2"), Weight: 100}}})
 			must(err)
-			must(e.g.SetWeight(ctx, k80, a("10.0.0.2"), 0, true))
-			must(e.g.SetWeight(ctx, k80, a("10.0.0.3"), 40, false))
+			// 10.0.0.2 drained with a flush, 10.0.0.3 reweighted.
+			drained := VIP{Key: k80, Backends: []Backend{{Addr: a("10.0.0.3"), Weight: 40},
+				{Addr: a("10.0.0.1"), Weight: 100}, {Addr: a("10.0.0.2"), Weight: 0, Flush: true}}}
+			_, err = e.g.SyncVIP(ctx, drained)
+			must(err)
 			before, err := e.g.VIPs(ctx)
 			must(err)
 			if err := e.srv.Model().SendFlows(fakevpp.Key{Prefix: k80.Prefix, Protocol: 6, Port: 80}, 10, 3, 100); err != nil {
@@ -164,8 +167,8 @@ func TestFakeSocketRestart(t *testing.T) {
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
-			if err := e.g.SetWeight(ctx, k80, a("10.0.0.1"), 100, false); !errors.Is(err, ErrNotConnected) {
-				t.Fatalf("set weight while down: %v", err)
+			if _, err := e.g.SyncVIP(ctx, drained); !errors.Is(err, ErrNotConnected) {
+				t.Fatalf("sync while down: %v", err)
 			}
 			time.Sleep(100 * time.Millisecond) // a few failed reconnects
 			if st := e.g.State(); st.LastError == "" || st.Connected {
@@ -354,8 +357,8 @@ func TestFakeSocketReconnectKeepsState(t *testing.T) {
 	if err := e.g.RemoveVIP(ctx, k443); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("remove while down: %v", err)
 	}
-	if err := e.g.SetWeight(ctx, k80, a("10.0.0.1"), 30, false); !errors.Is(err, ErrNotConnected) {
-		t.Fatalf("set weight while down: %v", err)
+	if _, err := e.g.SyncVIP(ctx, VIP{Key: k80, Backends: []Backend{{Addr: a("10.0.0.1"), Weight: 30}}}); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("reweigh while down: %v", err)
 	}
 	e.srv.ResetRequests()
 	if err := e.srv.Resume(); err != nil {

@@ -81,6 +81,10 @@ func TestCheckConfigExitCodes(t *testing.T) {
 			exitSemantic, []string{`"nope"`, "heartbeat_interval", "encap", "startup_max_delay", "4 problem(s)"}},
 		{"config and lb semantic errors", lbSemantic, "[vpp]\ndataplane = dpdk\n", exitSemantic,
 			[]string{"dataplane", "p2 is not a pool", "5 problem(s)"}},
+		{"config substitution", lbValid, "[vpp]\nlb_config_file = ${haproxy_amphora.base_path}/lb.json\n", exitOK,
+			[]string{"ok: amphora amp"}},
+		{"config substitution error", lbValid, "[vpp]\ndataplane = $nowhere\n", exitSemantic,
+			[]string{"dataplane", `"$nowhere" refers to an option that is not set`, "1 problem(s)"}},
 		{"parse error wins over semantic errors", `{`, "[vpp]\ndataplane = dpdk\n", exitParse,
 			[]string{"dataplane", "parse lb description", "2 problem(s)"}},
 	} {
@@ -194,9 +198,17 @@ func TestStatusHeartbeatPrintAndCounters(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "amphora amp: healthy") || !strings.Contains(out, `member m1 10.0.0.1 "no check" weight=1`) {
 		t.Errorf("status: %d %q", code, out)
 	}
-	out, code = run(t, "--config-file", conf, "counters")
-	if code != 0 || !strings.Contains(out, "l1") {
-		t.Errorf("counters: %d %q", code, out)
+	// The first heartbeat may go out before the VIP's first counters (the
+	// heartbeat schedule does not wait for VPP); a later one writes l1.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, code = run(t, "--config-file", conf, "counters")
+		if code == 0 && strings.Contains(out, "l1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("counters: %d %q", code, out)
+			break
+		}
 	}
 	// A refused description is named, with its reason, while the valid
 	// one keeps running.

@@ -420,12 +420,8 @@ var secretOptions = map[string]bool{
 // the reason (which may quote it); a database URL keeps all but its
 // password.
 func (s *sources) redact(section, option, shown, reason string) (string, string) {
-	e, _ := s.get(section, option)
-	visited := map[string]bool{}
-	for _, ref := range references(e.value) {
-		if s.involvesSecret(section, ref, visited) {
-			return hiddenValue, "invalid value (details hidden: it substitutes a secret option)"
-		}
+	if s.substitutesSecret(section, option) {
+		return hiddenValue, "invalid value (details hidden: it substitutes a secret option)"
 	}
 	switch {
 	case section == "database" && option == "connection":

@@ -20,7 +20,7 @@ func Example() {
 	fmt.Printf("created=%v added=%d\n", res.Created, res.Added)
 
 	_ = dp.SendFlows(k, 4, 3, 100) // 4 flows of 3 packets of 100 bytes
-	_ = dp.SetWeight(ctx, k, b2, 0, false)
+	_, _ = dp.SyncVIP(ctx, vpp.VIP{Key: k, Backends: []vpp.Backend{{Addr: b1, Weight: 100}, {Addr: b2, Weight: 0}}})
 	_ = dp.SendFlows(k, 2, 1, 100)
 
 	c, _ := dp.Counters().VIP(k)

@@ -256,64 +256,6 @@ func (s *Sim) RemoveVIP(ctx context.Context, k vpp.VIPKey) error {
 	return nil
 }
 
-// SetWeight implements vpp.Dataplane.
-func (s *Sim) SetWeight(ctx context.Context, k vpp.VIPKey, addr netip.Addr, weight uint8, flush bool) error {
-	k = norm(k)
-	if weight > vpp.MaxWeight {
-		return fmt.Errorf("set weight %v %v: weight %d > %d: %w", k, addr, weight, vpp.MaxWeight, vpp.ErrInvalid)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, desired := s.desired[k]
-	di := -1
-	if desired {
-		di = slices.IndexFunc(d.Backends, func(b vpp.Backend) bool { return b.Addr == addr })
-	}
-	if err := s.check(ctx, "set weight "+k.String()); err != nil {
-		if di < 0 {
-			return fmt.Errorf("set weight %v %v: %w", k, addr, vpp.ErrNotFound)
-		}
-		s.setDesiredWeight(k, di, weight, flush)
-		return err
-	}
-	sv := s.vips[k]
-	if sv == nil {
-		if di >= 0 {
-			s.setDesiredWeight(k, di, weight, flush)
-		}
-		return fmt.Errorf("set weight %v %v: %w", k, addr, vpp.ErrNotFound)
-	}
-	b := sv.bes[addr]
-	if b == nil && di < 0 {
-		return fmt.Errorf("set weight %v %v: %w", k, addr, vpp.ErrNotFound)
-	}
-	switch {
-	case b == nil:
-		sv.bes[addr] = &backend{weight: weight, active: true}
-	case !b.active:
-		b.active, b.weight = true, weight
-		if flush && weight == 0 {
-			b.flows = 0
-		}
-	default:
-		b.weight = weight
-		if flush && weight == 0 {
-			b.flows = 0
-		}
-	}
-	if di >= 0 {
-		s.setDesiredWeight(k, di, weight, flush)
-	}
-	return nil
-}
-
-func (s *Sim) setDesiredWeight(k vpp.VIPKey, i int, weight uint8, flush bool) {
-	d := s.desired[k]
-	d.Backends = slices.Clone(d.Backends)
-	d.Backends[i].Weight, d.Backends[i].Flush = weight, flush
-	s.desired[k] = d
-}
-
 // VIPs implements vpp.Dataplane.
 func (s *Sim) VIPs(ctx context.Context) ([]vpp.VIPStatus, error) {
 	s.mu.Lock()

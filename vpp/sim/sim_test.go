@@ -46,18 +46,15 @@ func TestUnreachable(t *testing.T) {
 	if _, err := s.SyncVIP(ctx, vpp.VIP{Key: k, Backends: []vpp.Backend{{Addr: b, Weight: 100}}}); !errors.Is(err, vpp.ErrNotConnected) {
 		t.Fatalf("sync: %v", err)
 	}
-	if err := s.SetWeight(ctx, k, b, 0, false); !errors.Is(err, vpp.ErrNotConnected) {
-		t.Fatalf("set weight on a desired backend: %v", err)
-	}
-	if err := s.SetWeight(ctx, k, netip.MustParseAddr("10.0.0.9"), 0, false); !errors.Is(err, vpp.ErrNotFound) {
-		t.Fatalf("set weight on an unknown backend: %v", err)
+	if _, err := s.SyncVIP(ctx, vpp.VIP{Key: k, Backends: []vpp.Backend{{Addr: b, Weight: 0}}}); !errors.Is(err, vpp.ErrNotConnected) {
+		t.Fatalf("reweigh: %v", err)
 	}
 	if _, err := s.VIPs(ctx); !errors.Is(err, vpp.ErrNotConnected) {
 		t.Fatalf("vips: %v", err)
 	}
 	gen := s.State().Generation
 	s.SetReachable(true)
-	// The desired state (with the weight set while down) was pushed on reconnect.
+	// The desired state (the weight of the last sync while down) was pushed on reconnect.
 	vips, err := s.VIPs(ctx)
 	if err != nil || len(vips) != 1 || vips[0].Backends[0].Weight != 0 || s.State().Generation != gen+1 {
 		t.Fatalf("after reconnect: %+v %v %+v", vips, err, s.State())

@@ -41,6 +41,9 @@ var (
 func vip(k vpp.VIPKey, bs ...vpp.Backend) vpp.VIP { return vpp.VIP{Key: k, Backends: bs} }
 func be(a netip.Addr, w uint8) vpp.Backend        { return vpp.Backend{Addr: a, Weight: w} }
 
+// flushed is a backend at weight 0 whose flows are evicted.
+func flushed(a netip.Addr) vpp.Backend { return vpp.Backend{Addr: a, Flush: true} }
+
 // Case is one behavioural case.
 type Case struct {
 	Name         string
@@ -183,18 +186,18 @@ var Cases = []Case{
 		if f1 == 0 || f2 == 0 || f1+f2 != 4 {
 			t.Fatalf("flows not spread: %d %d", f1, f2)
 		}
-		must(t, h.DP.SetWeight(ctx(t), k80, b1, 0, false))
+		sync(t, h, vip(k80, be(b1, 0), be(b2, 100)))
 		h.SendFlows(k80, 4)
 		st = wantEffective(t, h, k80, map[netip.Addr]uint8{b2: 100})
 		if flows(st, b1) != f1 || flows(st, b2) != f2+4 {
 			t.Fatalf("soft drain: flows %d %d, want %d %d", flows(st, b1), flows(st, b2), f1, f2+4)
 		}
-		must(t, h.DP.SetWeight(ctx(t), k80, b1, 0, true))
+		sync(t, h, vip(k80, flushed(b1), be(b2, 100)))
 		_, st, _ = effective(t, h, k80)
 		if flows(st, b1) != 0 {
 			t.Fatalf("flush left %d flows", flows(st, b1))
 		}
-		must(t, h.DP.SetWeight(ctx(t), k80, b1, 100, false))
+		sync(t, h, vip(k80, be(b1, 100), be(b2, 100)))
 		wantEffective(t, h, k80, map[netip.Addr]uint8{b1: 100, b2: 100})
 		h.SendFlows(k80, 2)
 		_, st, _ = effective(t, h, k80)
@@ -284,11 +287,10 @@ var Cases = []Case{
 	}},
 	{Name: "errors", Run: func(t *testing.T, h *Harness) {
 		sync(t, h, vip(k80, be(b1, 100)))
-		wantErr(t, h.DP.SetWeight(ctx(t), k80, b3, 50, false), vpp.ErrNotFound)
-		wantErr(t, h.DP.SetWeight(ctx(t), k443, b1, 50, false), vpp.ErrNotFound)
-		wantErr(t, h.DP.SetWeight(ctx(t), k80, b1, 101, false), vpp.ErrInvalid)
+		_, err := h.DP.SyncVIP(ctx(t), vip(k80, be(b1, 101)))
+		wantErr(t, err, vpp.ErrInvalid)
 		wantErr(t, h.DP.RemoveVIP(ctx(t), k6), vpp.ErrNotFound)
-		_, err := h.DP.SyncVIP(ctx(t), vip(kAll, be(b1, 100)))
+		_, err = h.DP.SyncVIP(ctx(t), vip(kAll, be(b1, 100)))
 		wantErr(t, err, vpp.ErrExists)
 		_, err = h.DP.SyncVIP(ctx(t), vip(k443, be(netip.MustParseAddr("2001:db8::1"), 100)))
 		wantErr(t, err, vpp.ErrInvalid)
@@ -312,7 +314,7 @@ var Cases = []Case{
 		must(t, h.DP.Configure(ctx(t), vpp.Conf{IP4Src: netip.MustParseAddr("192.0.2.1")}))
 		sync(t, h, vip(k80, be(b1, 100), be(b2, 100)))
 		sync(t, h, vip(k6, be(b3, 100)))
-		must(t, h.DP.SetWeight(ctx(t), k80, b2, 0, false))
+		sync(t, h, vip(k80, be(b1, 100), be(b2, 0)))
 		h.SendFlows(k80, 4)
 		before := counters(t, h, k80)
 		gen := h.DP.State().Generation
@@ -328,10 +330,12 @@ var Cases = []Case{
 			t.Fatalf("first packets %d, want %d", after.FirstPackets, before.FirstPackets+1)
 		}
 	}},
-	{Name: "backend synced at weight 0 is restored by SetWeight", Run: func(t *testing.T, h *Harness) {
+	{Name: "backend synced at weight 0 is restored by a sync at weight 100", Run: func(t *testing.T, h *Harness) {
 		sync(t, h, vip(k80, be(b1, 100), be(b2, 0)))
 		wantEffective(t, h, k80, map[netip.Addr]uint8{b1: 100})
-		must(t, h.DP.SetWeight(ctx(t), k80, b2, 100, false))
+		if r := sync(t, h, vip(k80, be(b1, 100), be(b2, 100))); !r.Changed() {
+			t.Fatalf("restoring sync changed nothing: %+v", r)
+		}
 		wantEffective(t, h, k80, map[netip.Addr]uint8{b1: 100, b2: 100})
 		// SyncVIP with the same desired state is then a no-op.
 		if r := sync(t, h, vip(k80, be(b1, 100), be(b2, 100))); r.Changed() {
@@ -368,7 +372,7 @@ var Cases = []Case{
 		if r.Reweighted != 2 || r.Added != 0 {
 			t.Fatalf("sync %+v", r)
 		}
-		must(t, h.DP.SetWeight(ctx(t), k80, b1, 30, false))
+		sync(t, h, vip(k80, be(b1, 30), be(b2, 20), be(b3, 10)))
 		wantEffective(t, h, k80, map[netip.Addr]uint8{b1: 30, b2: 20, b3: 10})
 	}},
 }

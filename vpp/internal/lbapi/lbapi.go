@@ -1,8 +1,9 @@
 // Package lbapi holds hand-written Go types for the lb plugin messages that
 // exist only in VPP master (lb API 1.2.0) and therefore in no govpp release:
 // lb_conf_get, lb_add_del_as_v2, lb_as_set_weight and lb_as_v2_dump. They
-// are written from the wire layouts and CRCs in the project's VPP spec
-// (all fields big-endian, in declaration order).
+// are written from the wire layouts and CRCs of VPP master's lb.api (all
+// fields big-endian, in declaration order); docs/vpp.md, "Dialects", says
+// when they are used.
 //
 // The package also registers its own control_ping pair. A govpp stream
 // resolves reply ids within the package tree of the last message sent, so

@@ -1,0 +1,230 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/heartbeat/udp"
+)
+
+// heartbeatLoop sends heartbeats every heartbeat_interval once warm. It
+// makes no VPP call and takes no lock that is held across one: the message
+// is built from the dataplane's last published state and counters.
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	wait := time.NewTicker(a.tick)
+	for !a.isWarm() && a.now().Sub(a.start) < a.warmup.MaxDelay {
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return
+		case <-wait.C:
+		}
+	}
+	wait.Stop()
+	a.heartbeat(ctx)
+	// Ready for systemd (Type=notify) once warm: VPP has been given what
+	// the description says and the first heartbeat has gone out. Warm-up
+	// ends by startup_max_delay even without VPP, so start-up never waits
+	// longer than that.
+	if _, err := Notify("READY=1"); err != nil {
+		a.log.Warn("sd_notify failed", "reason", err.Error())
+	}
+	a.ready.Store(true)
+	hb := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hb.C:
+			a.heartbeat(ctx)
+		}
+	}
+}
+
+// observeVPP records VPP as reachable now when the dataplane says it is
+// connected. The dataplane's own LastContact only moves at each ping, so
+// it would make a connected VPP look silent for up to a ping interval.
+func (a *Agent) observeVPP() {
+	if a.dp.State().Connected {
+		a.sensor.VPPContact(a.now())
+	}
+}
+
+// neverReached is the silence of a VPP this process has never seen
+// connected: past any limit.
+const neverReached = time.Duration(math.MaxInt64)
+
+// vppSilence is how long VPP has not been seen connected.
+//
+// An agent that has not reached VPP since it started has no state to
+// report, so its silence is unbounded, as Octavia's agent reports no
+// listener until HAProxy runs. Counting from the start instead would let
+// a dead dataplane escape failover: the systemd watchdog stops once VPP
+// is unreachable past the limit, and each restarted agent would report
+// the listeners again for another vpp_unreachable_limit, refreshing
+// amphora_health before heartbeat_timeout ran out.
+func (a *Agent) vppSilence() time.Duration {
+	a.observeVPP()
+	last := a.sensor.Record().LastVPP
+	if last.IsZero() {
+		return neverReached
+	}
+	return max(a.now().Sub(last), 0)
+}
+
+// reportDataplane decides whether a heartbeat carries the listeners VPP
+// serves: it does while VPP has been silent for at most limit, reporting
+// the last known state. Past the limit they are left out, as Octavia's
+// agent leaves out the listeners of a load balancer whose HAProxy is not
+// running: the manager then marks them ERROR, stops refreshing
+// amphora_health because the listener count differs, and fails the
+// amphora over after heartbeat_timeout.
+func reportDataplane(silence, limit time.Duration) bool {
+	return silence <= limit
+}
+
+// reportedPlans returns the plans a heartbeat reports: every one while
+// VPP counts as reachable, else only those whose traffic does not go
+// through VPP (a listener without a VIP).
+func reportedPlans(plans []listenerPlan, silence, limit time.Duration) []listenerPlan {
+	if reportDataplane(silence, limit) {
+		return plans
+	}
+	var out []listenerPlan
+	for _, lp := range plans {
+		if len(lp.vips) == 0 {
+			out = append(out, lp)
+		}
+	}
+	return out
+}
+
+func (a *Agent) isWarm() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.warm
+}
+
+// BuildHeartbeat builds the next V3 message, stamped with the time ("ts")
+// and this run's boot id ("boot") after Octavia's fields. advance moves the counter
+// file forward and the sequence number; without it (heartbeat --print)
+// nothing is changed.
+func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
+	snap := a.dp.Counters()
+	silence := a.vppSilence()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	all := a.planLocked()
+	plans := reportedPlans(all, silence, a.cfg.VPPUnreachableLimit)
+	if advance {
+		a.noteWithheld(len(plans) < len(all), silence)
+	}
+	conns := map[string]int64{}
+	lvips := make([]ListenerVIPs, 0, len(plans))
+	for _, lp := range plans {
+		l := ListenerVIPs{ID: lp.l.ID}
+		for _, v := range lp.vips {
+			l.VIPs = append(l.VIPs, v.Key)
+			vc, _ := snap.VIP(v.Key)
+			for _, f := range vc.Flows {
+				conns[lp.l.ID] += int64(f)
+			}
+		}
+		lvips = append(lvips, l)
+	}
+	step := a.counters.Advance(snap, lvips, advance)
+	if advance {
+		a.noteLosses(step.Lost)
+	}
+	msg := buildMessage(a.cfg.AmphoraID, a.seq, plans, step.Deltas, conns)
+	// Octavia ignores both; the replay guard of our controller reads them.
+	msg.Timestamp, msg.HasTimestamp = a.now().Unix(), true
+	msg.Boot, msg.HasBoot = a.boot, true
+	if advance {
+		a.seq++
+		for _, l := range msg.Listeners {
+			a.lastStats[l.ID] = l.Stats
+		}
+		if err := SaveCounterFile(a.cfg.CounterFile(), a.counters); err != nil {
+			return msg, err
+		}
+	}
+	return msg, nil
+}
+
+// noteWithheld logs when heartbeats start and stop leaving the listeners
+// out. a.mu is held.
+func (a *Agent) noteWithheld(withheld bool, silence time.Duration) {
+	if withheld == a.withheld {
+		return
+	}
+	a.withheld = withheld
+	if withheld {
+		a.log.Error("vpp unreachable past vpp_unreachable_limit: heartbeats leave its listeners out, so that the amphora is failed over",
+			"silence", silence.Round(time.Millisecond), "vpp_unreachable_limit", a.cfg.VPPUnreachableLimit)
+	} else {
+		a.log.Info("vpp reachable again: heartbeats report its listeners")
+	}
+}
+
+// buildMessage assembles a V3 heartbeat from listener plans and stats
+// deltas: listeners in description order with tx always 0 (VPP cannot see
+// return traffic with GRE or L3DSR), pools keyed "<pool_id>:<listener_id>".
+//
+// A reported listener is always OPEN: a listener whose dataplane is gone is
+// left out instead (reportedPlans), because Octavia's manager ignores a
+// status it does not know, such as STOP, and would keep the listener ONLINE.
+func buildMessage(amphoraID string, seq int64, plans []listenerPlan, deltas map[string]Sample, conns map[string]int64) *heartbeat.Message {
+	msg := &heartbeat.Message{
+		AmphoraID: amphoraID, Seq: seq, HasSeq: true, Version: 3, HasVersion: true,
+		Listeners: []heartbeat.Listener{}, Pools: []heartbeat.Pool{},
+	}
+	for _, lp := range plans {
+		d := deltas[lp.l.ID]
+		msg.Listeners = append(msg.Listeners, heartbeat.Listener{
+			ID: lp.l.ID, Status: "OPEN", HasStats: true,
+			Stats: heartbeat.Stats{TX: 0, RX: d.Bin, Conns: conns[lp.l.ID], TotConns: d.Stot, EReq: d.EReq},
+		})
+		if lp.pool == nil {
+			continue
+		}
+		p := heartbeat.Pool{Key: lp.pool.ID + ":" + lp.l.ID, Status: lp.plan.Status, Members: []heartbeat.Member{}}
+		for _, m := range lp.plan.Members {
+			p.Members = append(p.Members, heartbeat.Member{ID: m.ID, Status: m.Status})
+		}
+		msg.Pools = append(msg.Pools, p)
+	}
+	return msg
+}
+
+// heartbeat builds, seals and sends one message.
+func (a *Agent) heartbeat(ctx context.Context) {
+	msg, err := a.BuildHeartbeat(true)
+	if err != nil {
+		a.log.Warn("counter file not written", "path", a.cfg.CounterFile(), "reason", err.Error())
+	}
+	a.mu.Lock()
+	kr := a.keyring
+	a.mu.Unlock()
+	datagram := kr.SealMessage(msg)
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctl, err := a.sender.Send(sctx, datagram)
+	cancel()
+	switch {
+	case errors.Is(err, udp.ErrTooLarge):
+		a.m.sendErrors.WithLabelValues("too_large").Inc()
+		a.log.Error("heartbeat too large for a UDP datagram, not sent", "bytes", len(datagram),
+			"listeners", len(msg.Listeners), "pools", len(msg.Pools))
+	case err != nil:
+		a.m.sendErrors.WithLabelValues("send").Inc()
+		a.log.Warn("heartbeat not sent", "controller", ctl, "reason", err.Error())
+	default:
+		a.sensor.Sent()
+		a.m.sent.WithLabelValues(ctl).Inc()
+		a.log.Debug("heartbeat sent", "controller", ctl, "seq", msg.Seq, "bytes", len(datagram))
+	}
+}

@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/octavia-vpp/health/vpp"
+)
+
+func (a *Agent) refreshMarks() {
+	marks, err := a.spool.List(a.now())
+	if err != nil {
+		a.log.Warn("marks spool", "reason", err.Error())
+	}
+	a.mu.Lock()
+	a.marks = marks
+	a.mu.Unlock()
+}
+
+// listenerPlan is the plan of one enabled listener.
+type listenerPlan struct {
+	l       *Listener
+	pool    *Pool // nil without an enabled default pool
+	plan    PoolPlan
+	vips    []vpp.VIP
+	state   ListenerState
+	hasPool bool
+}
+
+// planLocked computes every enabled listener's plan. a.mu is held.
+func (a *Agent) planLocked() []listenerPlan {
+	if a.lb == nil {
+		return nil
+	}
+	now := a.now()
+	var out []listenerPlan
+	for i := range a.lb.Listeners {
+		l := &a.lb.Listeners[i]
+		if !l.IsEnabled() {
+			continue
+		}
+		lp := listenerPlan{l: l}
+		var pool *Pool
+		if l.DefaultPoolID != "" {
+			pool = a.lb.Pool(l.DefaultPoolID)
+		}
+		if pool != nil {
+			lp.pool, lp.hasPool = pool, pool.IsEnabled()
+			monitored := pool.HealthMonitor.IsEnabled()
+			ins := make([]MemberInput, 0, len(pool.Members))
+			for j := range pool.Members {
+				m := &pool.Members[j]
+				in := MemberInput{
+					ID: m.ID, Addr: m.Addr(), Weight: MapWeight(m.OctaviaWeight()), Backup: m.Backup,
+					Enabled: m.IsEnabled(), Monitored: monitored,
+					Mark: EffectiveMark(a.marks, m.ID, l.ID, now),
+				}
+				if ms := a.members[m.ID]; ms != nil {
+					in.Health = ms.health
+				} else if monitored {
+					in.Health = NewHealth(pool.HealthMonitor.Rise(), pool.HealthMonitor.Fall())
+				}
+				ins = append(ins, in)
+			}
+			lp.plan = PlanPool(monitored, pool.IsEnabled(), ins)
+		} else {
+			lp.plan = PlanPool(false, false, nil)
+		}
+		lp.state = ListenerStateOf(lp.hasPool, lp.plan)
+		proto, _ := VPPProtocol(l.Protocol)
+		sticky := pool != nil && pool.SessionPersistence != nil && pool.SessionPersistence.Type == "SOURCE_IP"
+		for _, addr := range a.lb.VIPs() {
+			lp.vips = append(lp.vips, vpp.VIP{
+				Key:         vpp.VIPKey{Prefix: netip.PrefixFrom(addr, addr.BitLen()), Protocol: proto, Port: uint16(l.ProtocolPort)},
+				Encap:       a.cfg.VPP.Encap,
+				SrcIPSticky: sticky,
+				Backends:    lp.plan.Backends(),
+			})
+		}
+		out = append(out, lp)
+	}
+	return out
+}
+
+// sync reconciles VPP with the plan. full re-syncs every released VIP and
+// removes VIPs VPP has that the description does not.
+func (a *Agent) sync(ctx context.Context, full bool) {
+	a.mu.Lock()
+	plans := a.planLocked()
+	elapsed := a.now().Sub(a.start)
+	var todo []vpp.VIP
+	desired := map[vpp.VIPKey]bool{}
+	allReleased := a.lb != nil
+	for _, lp := range plans {
+		if prev, ok := a.listenerStates[lp.l.ID]; (!ok && lp.state != ListenerUnknown) || (ok && prev != lp.state) {
+			a.m.listenerTransitions.WithLabelValues(lp.state.String()).Inc()
+			a.log.Info("listener state", "listener_id", lp.l.ID, "from", prev.String(), "to", lp.state.String())
+		}
+		a.listenerStates[lp.l.ID] = lp.state
+		for _, v := range lp.vips {
+			nv, err := v.Validate()
+			if err != nil {
+				a.log.Error("vip not valid", "listener_id", lp.l.ID, "vip", v.Key.String(), "reason", err.Error())
+				continue
+			}
+			desired[nv.Key] = true
+			if !a.released[nv.Key] {
+				if !a.warmup.Release(elapsed, lp.plan.AllKnown) {
+					allReleased = false
+					continue
+				}
+				a.released[nv.Key] = true
+				a.log.Info("vip released from warm-up", "listener_id", lp.l.ID, "vip", nv.Key.String(),
+					"elapsed", elapsed.Round(time.Millisecond), "all_known", lp.plan.AllKnown)
+			}
+			if old, ok := a.pushed[nv.Key]; full || !ok || !vipEqual(old, nv) {
+				todo = append(todo, nv)
+			}
+		}
+	}
+	var remove []vpp.VIPKey
+	for k := range a.pushed {
+		if !desired[k] {
+			remove = append(remove, k)
+		}
+	}
+	if allReleased || elapsed >= a.warmup.MaxDelay {
+		// Heartbeats start once warm; without any valid description they
+		// start at the maximum delay (empty, so Octavia sees the count
+		// mismatch rather than a silent amphora).
+		a.warm = true
+	}
+	// Orphans are only removed with a valid description in hand: an agent
+	// started with a broken file must not wipe what VPP is serving.
+	removeOrphans := a.warm && a.lb != nil
+	a.mu.Unlock()
+
+	slices.SortFunc(todo, func(x, y vpp.VIP) int { return x.Key.Compare(y.Key) })
+	for _, v := range todo {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := a.dp.SyncVIP(cctx, v)
+		cancel()
+		if err != nil {
+			a.m.syncs.WithLabelValues("error").Inc()
+			a.mu.Lock()
+			repeated := a.syncErrs[v.Key] == err.Error()
+			a.syncErrs[v.Key] = err.Error()
+			a.mu.Unlock()
+			if !repeated {
+				a.log.Warn("vip sync failed", "vip", v.Key.String(), "reason", err.Error())
+			}
+			if !errors.Is(err, vpp.ErrNotConnected) {
+				continue // retried on the next tick
+			}
+			// remembered by the layer, pushed on reconnect
+		} else {
+			a.m.syncs.WithLabelValues("ok").Inc()
+			a.mu.Lock()
+			delete(a.syncErrs, v.Key)
+			a.mu.Unlock()
+		}
+		if res.Changed() {
+			a.log.Info("vip reconciled", "vip", v.Key.String(), "added", res.Added, "removed", res.Removed,
+				"reweighted", res.Reweighted, "created", res.Created, "recreated", res.Recreated)
+		}
+		a.mu.Lock()
+		a.pushed[v.Key] = v
+		a.mu.Unlock()
+	}
+	if full && removeOrphans {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		actual, err := a.dp.VIPs(cctx)
+		cancel()
+		if err == nil {
+			for _, st := range actual {
+				if !desired[st.Key] && !slices.Contains(remove, st.Key) {
+					remove = append(remove, st.Key)
+				}
+			}
+		}
+	}
+	for _, k := range remove {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := a.dp.RemoveVIP(cctx, k)
+		cancel()
+		if err != nil && !errors.Is(err, vpp.ErrNotFound) {
+			a.log.Warn("vip removal failed", "vip", k.String(), "reason", err.Error())
+			if !errors.Is(err, vpp.ErrNotConnected) {
+				continue
+			}
+		}
+		a.log.Info("vip removed", "vip", k.String())
+		a.mu.Lock()
+		delete(a.pushed, k)
+		a.mu.Unlock()
+	}
+}
+
+func vipEqual(a, b vpp.VIP) bool {
+	return a.Key == b.Key && a.Encap == b.Encap && a.SrcIPSticky == b.SrcIPSticky &&
+		a.FlowTableLength == b.FlowTableLength && slices.Equal(a.Backends, b.Backends)
+}
