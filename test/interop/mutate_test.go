@@ -461,7 +461,9 @@ func buildMutations() []mutation {
 
 	// listeners and pools as wholes.
 	add(topField("listeners", "object")...)
-	add(mutation{name: "listeners.list-of-same-length", level: "top", apply: func(mc *mutCtx) bool {
+	// A list holding the reported ids: Octavia finds a database listener
+	// "in" it and then fails to index the list by that id, in row order.
+	add(mutation{name: "listeners.list-of-same-length", level: "top", loopAbort: true, apply: func(mc *mutCtx) bool {
 		ls := mc.listeners()
 		if ls == nil {
 			return false
