@@ -107,6 +107,9 @@ func compactStrings(xs []string) []string {
 
 func TestDiffFuzz(t *testing.T) {
 	tally := &fuzzTally{applied: map[string]int{}, differing: map[string]int{}}
+	if err := os.RemoveAll(filepath.Join("out", "difffuzz")); err != nil {
+		t.Fatal(err)
+	}
 	cases := loadRegressions(t)
 	seeds, fixed := fuzzSeeds(t)
 	n := defaultFuzzMessages
@@ -191,13 +194,42 @@ func TestDiffFuzz(t *testing.T) {
 		fmt.Fprintf(&b, "  %-36s %8d %8d\n", m.name, tally.applied[m.name], tally.differing[m.name])
 	}
 	t.Log(b.String())
-	if fixed && tally.messages < fuzzMinMessages {
-		t.Errorf("only %d mutated messages; a default run must cover at least %d", tally.messages, fuzzMinMessages)
+	if generated := len(seeds) * n; fixed && generated < fuzzMinMessages {
+		t.Errorf("only %d mutated messages from seeds; a default run must cover at least %d", generated, fuzzMinMessages)
 	}
 	for _, m := range mutations {
 		if fixed && tally.applied[m.name] == 0 {
 			t.Errorf("mutation class %s was never applied", m.name)
 		}
+	}
+}
+
+// TestFuzzDeterministic: a seed gives the same messages and topologies
+// every time, each a JSON text, and the classes a unit lists are known.
+func TestFuzzDeterministic(t *testing.T) {
+	render := func() []byte {
+		g := fuzzRand(7)
+		var b bytes.Buffer
+		for i := range 300 {
+			u := newFuzzUnit(g, fmt.Sprint(i))
+			if !json.Valid([]byte(u.Message)) {
+				t.Fatalf("unit %d: not JSON: %s", i, u.Message)
+			}
+			for _, c := range u.Classes {
+				if mutationByName(c) == nil {
+					t.Fatalf("unit %d: unknown class %s", i, c)
+				}
+			}
+			line, err := json.Marshal(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(append(line, '\n'))
+		}
+		return b.Bytes()
+	}
+	if a, b := render(), render(); !bytes.Equal(a, b) {
+		t.Fatal("the same seed gave different units")
 	}
 }
 
