@@ -125,7 +125,7 @@ func (u *fuzzUnit) ids() []string {
 		out = append(out, u.Spare)
 	}
 	// Ids only the message holds: unknown amphorae and listeners.
-	if root, err := parseTree(u.Message); err == nil {
+	if root, err := parseTree(nonFinite.Replace(u.Message)); err == nil {
 		if o, ok := root.(*jobj); ok {
 			if id, ok := o.get("id"); ok {
 				if s, ok := id.(string); ok && s != "" {
@@ -143,6 +143,10 @@ func (u *fuzzUnit) ids() []string {
 	}
 	return out
 }
+
+// nonFinite makes Python's number extensions JSON for parsing ids; no id
+// holds these words.
+var nonFinite = strings.NewReplacer("-Infinity", "0", "Infinity", "0", "NaN", "0")
 
 // A mutation class changes one thing in a message. apply reports false
 // when the message has nothing it could change (no pool to break, ...).
@@ -406,6 +410,18 @@ func buildMutations() []mutation {
 		m.set("id", mc.unit.Spare)
 		return true
 	}})
+	add(mutation{name: "id.lone-surrogate", level: "top", apply: func(mc *mutCtx) bool {
+		m := mc.msg()
+		if m == nil {
+			return false
+		}
+		// Python keeps a lone surrogate; the database driver cannot
+		// encode it. Go strings cannot hold one, so the literal is raw.
+		id, _ := m.get("id")
+		s, _ := id.(string)
+		m.set("id", jnum(`"\ud800`+s+`"`))
+		return true
+	}})
 	add(mutation{name: "id.neighbour-amphora", level: "top", apply: func(mc *mutCtx) bool {
 		m := mc.msg()
 		if m == nil {
@@ -447,6 +463,9 @@ func buildMutations() []mutation {
 	add(verMut("ver.list", []any{}, []any{jnum("3")}))
 	add(verMut("ver.object", &jobj{}, &jobj{keys: []string{"v"}, vals: []any{jnum("3")}}))
 	add(verMut("ver.other-int", jnum("-1"), jnum("4"), jnum("100"), jnum("-100"), jnum("1099511627776")))
+	// Python's json reads NaN and the infinities; NaN is neither < 2 nor
+	// >= 2 there.
+	add(verMut("ver.non-finite", jnum("NaN"), jnum("Infinity"), jnum("-Infinity")))
 	add(verMut("ver.huge", jnum("9223372036854775808"), jnum("-9223372036854775809"), jnum("100000000000000000000000")))
 
 	// recv_time: Octavia overwrites it after unwrap_envelope.
@@ -574,6 +593,20 @@ func buildMutations() []mutation {
 		ls.set(mc.g.pick([]string{"", " " + id, id[:8], id + "-too-long-for-the-column"}), listenerBody(mc.g))
 		return true
 	}})
+	add(mutation{name: "listener.repeated-id", level: "listener", apply: func(mc *mutCtx) bool {
+		ls := mc.listeners()
+		k, l := mc.pickEntry(ls)
+		if l == nil {
+			return false
+		}
+		// Python's dict keeps the first position and the last value.
+		ls.keys = append([]string{k}, ls.keys...)
+		ls.vals = append([]any{mc.g.pick([]string{"FULL", "OPEN", "x"})}, ls.vals...)
+		if mc.g.chance(0.5) {
+			ls.vals[0] = listenerBody(mc.g)
+		}
+		return true
+	}})
 	add(mutation{name: "listener.dropped", level: "listener", apply: func(mc *mutCtx) bool {
 		ls := mc.listeners()
 		if ls == nil || len(ls.keys) == 0 {
@@ -607,6 +640,9 @@ func buildMutations() []mutation {
 	add(counterMut("stats.counter.huge", func(mc *mutCtx, s *jobj, c string) {
 		s.set(c, jnum(mc.g.pick([]string{"2147483648", "9223372036854775807", "9223372036854775806",
 			"9223372036854775808", "18446744073709551616", "1e20", "100000000000000000000000"})))
+	}))
+	add(counterMut("stats.counter.non-finite", func(mc *mutCtx, s *jobj, c string) {
+		s.set(c, jnum(mc.g.pick([]string{"NaN", "Infinity", "-Infinity"})))
 	}))
 	add(counterMut("stats.unknown-field", func(mc *mutCtx, s *jobj, c string) { s.set("bin", jnum("1")) }))
 
@@ -739,6 +775,10 @@ func buildMutations() []mutation {
 			}
 		}
 		ms.set(mc.g.id(), "UP")
+	}))
+	add(memberMut("member.repeated-id", false, func(mc *mutCtx, ms *jobj, k string) {
+		ms.keys = append([]string{k}, ms.keys...)
+		ms.vals = append([]any{mc.g.pick([]string{"DOWN", "UP", "DRAIN"})}, ms.vals...)
 	}))
 	add(memberMut("member.dropped", false, func(mc *mutCtx, ms *jobj, k string) { ms.del(k) }))
 	return ms
