@@ -110,7 +110,7 @@ func TestDiffFuzz(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join("out", "difffuzz")); err != nil {
 		t.Fatal(err)
 	}
-	cases := loadRegressions(t)
+	cases := separateIDs(loadRegressions(t))
 	seeds, fixed := fuzzSeeds(t)
 	n := defaultFuzzMessages
 	if v := envUint("INTEROP_FUZZ_MESSAGES"); v != nil {
@@ -182,6 +182,7 @@ func TestDiffFuzz(t *testing.T) {
 		}
 	}
 	if len(recorded) > 0 {
+		recorded = separateIDs(append(append([]*fuzzUnit(nil), cases...), recorded...))[len(cases):]
 		appendRegressions(t, recorded)
 		t.Errorf("%d new kinds of mismatch recorded as regression cases in test/interop/%s: commit them", len(recorded), regressionsFile)
 	}
@@ -459,6 +460,53 @@ func appendRegressions(t *testing.T, units []*fuzzUnit) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// separateIDs gives each case that shares an id with an earlier one fresh
+// ids (the same unit can be found again by a later run with another
+// message), so that all cases fit in one database and one batch.
+func separateIDs(cases []*fuzzUnit) []*fuzzUnit {
+	used := map[string]bool{}
+	out := make([]*fuzzUnit, 0, len(cases))
+	for i, c := range cases {
+		ids := c.ids()
+		clash := false
+		for _, id := range ids {
+			clash = clash || used[id]
+		}
+		if clash {
+			c = renameIDs(c, fmt.Sprint(i))
+			ids = c.ids()
+		}
+		for _, id := range ids {
+			used[id] = true
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// renameIDs replaces every UUID-shaped id of a unit, in its topology and
+// its message text, by one derived from salt and the old id.
+func renameIDs(u *fuzzUnit, salt string) *fuzzUnit {
+	var pairs []string
+	for _, id := range u.ids() {
+		if len(id) != 36 || strings.Count(id, "-") != 4 {
+			continue
+		}
+		sum := sha256.Sum256([]byte(salt + "/" + id))
+		h := hex.EncodeToString(sum[:])
+		pairs = append(pairs, id, h[:8]+"-"+h[8:12]+"-"+h[12:16]+"-"+h[16:20]+"-"+h[20:32])
+	}
+	b, err := json.Marshal(u)
+	if err != nil {
+		panic(err)
+	}
+	var out fuzzUnit
+	if err := json.Unmarshal([]byte(strings.NewReplacer(pairs...).Replace(string(b))), &out); err != nil {
+		panic(err)
+	}
+	return &out
 }
 
 // batchUnits splits units into batches of at most max, so that no two in

@@ -128,13 +128,13 @@ func (u *fuzzUnit) ids() []string {
 	if root, err := parseTree(nonFinite.Replace(u.Message)); err == nil {
 		if o, ok := root.(*jobj); ok {
 			if id, ok := o.get("id"); ok {
-				if s, ok := id.(string); ok && s != "" {
+				if s, ok := id.(string); ok && len(s) >= 8 {
 					out = append(out, s)
 				}
 			}
 			if ls := o.child("listeners"); ls != nil {
 				for _, k := range ls.keys {
-					if k != "" {
+					if len(k) >= 8 {
 						out = append(out, k)
 					}
 				}
@@ -418,7 +418,10 @@ func buildMutations() []mutation {
 		// Python keeps a lone surrogate; the database driver cannot
 		// encode it. Go strings cannot hold one, so the literal is raw.
 		id, _ := m.get("id")
-		s, _ := id.(string)
+		s, ok := id.(string)
+		if !ok || s == "" {
+			s = mc.g.id()
+		}
 		m.set("id", jnum(`"\ud800`+s+`"`))
 		return true
 	}})
