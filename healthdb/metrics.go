@@ -18,7 +18,7 @@ type UpdaterMetrics struct {
 	changes      *prometheus.CounterVec
 	errors       prometheus.Counter
 	deletes      *prometheus.CounterVec
-	aborted      prometheus.Counter
+	partial      *prometheus.CounterVec
 	amphoraeSeen prometheus.GaugeFunc
 	seen         *seenAmphorae
 	lastSuccess  prometheus.Gauge
@@ -38,7 +38,7 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15)}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "octavia_hm_heartbeats_applied_total",
-			Help: "Heartbeats applied, by amphora_health outcome (written, listener_count_mismatch, too_late, zombie, unknown_amphora)."},
+			Help: "Heartbeats applied, by amphora_health outcome (written, listener_count_mismatch, too_late, zombie, unknown_amphora, aborted)."},
 			[]string{"outcome"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "octavia_hm_status_changes_total", Help: "operating_status changes written, by entity and new status."},
@@ -48,8 +48,10 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 		deletes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "octavia_hm_zombie_compute_deletes_total", Help: "Compute deletions for zombie amphorae, by result."},
 			[]string{"result"}),
-		aborted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "octavia_hm_heartbeats_aborted_total", Help: "Heartbeats whose status processing stopped part-way, as Octavia's does."}),
+		partial: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "octavia_hm_heartbeats_partial_total",
+			Help: "Heartbeats applied only in part, because Octavia's procedure stops on them part-way, by reason (docs/deviations.md)."},
+			[]string{"reason"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "octavia_hm_health_last_batch_success_timestamp_seconds", Help: "When a batch was last applied."}),
 		seen: &seenAmphorae{window: window, last: map[string]*time.Time{}},
@@ -61,12 +63,15 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 	m.amphoraeSeen = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "octavia_hm_amphorae_seen", Help: "Distinct amphorae with an applied heartbeat within the last heartbeat_timeout."},
 		func() float64 { return float64(m.seen.count(time.Now())) })
-	for o := HealthWrite; o <= HealthSkipUnknown; o++ {
+	for o := HealthWrite; o < healthOutcomeCount; o++ {
 		m.outcomes.WithLabelValues(o.String())
+	}
+	for _, r := range AbortReasons() {
+		m.partial.WithLabelValues(r.String())
 	}
 	m.deletes.WithLabelValues("deleted")
 	m.deletes.WithLabelValues("failed")
-	reg.MustRegister(m.batchSize, m.applySeconds, m.outcomes, m.changes, m.errors, m.deletes, m.aborted,
+	reg.MustRegister(m.batchSize, m.applySeconds, m.outcomes, m.changes, m.errors, m.deletes, m.partial,
 		m.amphoraeSeen, m.lastSuccess, m.commitLatency)
 	return m
 }
@@ -109,7 +114,11 @@ func (m *UpdaterMetrics) observe(res *BatchResult, ids []string, took time.Durat
 	if res.ComputeDeleteFailures > 0 {
 		m.deletes.WithLabelValues("failed").Add(float64(res.ComputeDeleteFailures))
 	}
-	m.aborted.Add(float64(res.Aborted))
+	for r, n := range res.Partial {
+		if n > 0 {
+			m.partial.WithLabelValues(AbortReason(r).String()).Add(float64(n))
+		}
+	}
 	m.seen.mark(ids, now)
 }
 

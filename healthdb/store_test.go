@@ -153,7 +153,7 @@ func TestLoadTopologies(t *testing.T) {
 			{ID: "l-3", OperatingStatus: "ONLINE", Protocol: "UDP", Enabled: true},
 		},
 		Pools: []Pool{
-			{ID: "pool-a", OperatingStatus: "OFFLINE", Members: []Member{{"m-1", "NO_MONITOR"}, {"m-2", "ONLINE"}}},
+			{ID: "pool-a", OperatingStatus: "OFFLINE", Members: []Member{{ID: "m-1", OperatingStatus: "NO_MONITOR"}, {ID: "m-2", OperatingStatus: "ONLINE"}}},
 			{ID: "pool-b", OperatingStatus: "ONLINE"},
 		},
 	}

@@ -88,12 +88,14 @@ func NewUpdater(cfg UpdaterConfig) (*Updater, error) {
 type BatchResult struct {
 	Messages int
 	// Health counts the messages by health outcome.
-	Health [HealthSkipUnknown + 1]int
+	Health [healthOutcomeCount]int
 	// Changes counts the status changes written, by entity ("load_balancer",
 	// "listener", "pool", "member") and new status.
 	Changes map[string]map[string]int
-	// Aborted counts messages whose status processing stopped part-way.
+	// Aborted counts messages that Octavia's procedure would stop on
+	// part-way, and Partial counts them by reason.
 	Aborted int
+	Partial [abortReasonCount]int
 	// ComputeDeletes and ComputeDeleteFailures count zombie deletions.
 	ComputeDeletes, ComputeDeleteFailures int
 	// Transitions lists the committed status changes, at most
@@ -108,6 +110,9 @@ func (r *BatchResult) Add(o BatchResult) {
 		r.Health[i] += o.Health[i]
 	}
 	r.Aborted += o.Aborted
+	for i := range r.Partial {
+		r.Partial[i] += o.Partial[i]
+	}
 	r.ComputeDeletes += o.ComputeDeletes
 	r.ComputeDeleteFailures += o.ComputeDeleteFailures
 	for entity, byStatus := range o.Changes {
@@ -240,10 +245,13 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 		case HealthSkipUnknown:
 			u.log.Warn("heartbeat from an amphora with no database row; delete its VM by hand", "amphora_id", m.AmphoraID)
 		}
-		if d.AbortedAt != "" {
+		// A zombie whose compute instance was deleted never reaches the
+		// point where its heartbeat could fail.
+		if d.Abort != AbortNone && health != HealthSkipZombie {
 			res.Aborted++
-			u.log.Warn("heartbeat status processing stopped part-way, as Octavia's does", "amphora_id", m.AmphoraID,
-				"reason", d.AbortedAt)
+			res.Partial[d.Abort]++
+			u.log.Warn("heartbeat applied only in part, as Octavia applies it", "amphora_id", m.AmphoraID,
+				"health", health.String(), "reason", d.Abort.String(), "where", d.AbortedAt)
 		}
 		if topo.LB != nil {
 			state.apply(topo.LB, &d)

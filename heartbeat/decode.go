@@ -1,23 +1,37 @@
 package heartbeat
 
 import (
+	"math"
 	"strconv"
 	"sync"
 	"unicode/utf8"
 )
 
-// DecodeMessage parses and validates the inflated JSON text of a heartbeat.
+// DecodeMessage parses the inflated JSON text of a heartbeat into the
+// shape Octavia's code sees.
 //
-// A message that Octavia would start to apply and then abort on part-way
-// (no "id", "listeners" not an object, a member status that is not a
-// string, a counter that is not an integer, ...) is rejected whole as
-// ReasonMalformed with the field named, instead of being half applied.
+// Any JSON object is accepted: a field that is missing, null or of another
+// type is recorded in the Message (see the Kind, NotObject, ...Odd and
+// IDProblem fields) so that the status procedure and the statistics can do
+// exactly what Octavia 11 does with it, which is often to apply the message
+// in part (docs/deviations.md). The first such irregularity is kept in
+// Message.Irregularity; DecodeMessageStrict rejects the message with it.
 // Unknown fields are ignored.
 func DecodeMessage(text []byte) (*Message, error) {
 	if !utf8.Valid(text) {
 		return nil, reject(ReasonNotUTF8, "text is not valid UTF-8")
 	}
-	return decodeText(string(text))
+	return decodeText(string(text), false)
+}
+
+// DecodeMessageStrict is DecodeMessage for the opt-in strict mode
+// ([health_manager] strict_heartbeats): a message with any irregularity is
+// rejected whole as ReasonMalformed, naming the field.
+func DecodeMessageStrict(text []byte) (*Message, error) {
+	if !utf8.Valid(text) {
+		return nil, reject(ReasonNotUTF8, "text is not valid UTF-8")
+	}
+	return decodeText(string(text), true)
 }
 
 var nodePool = sync.Pool{New: func() any { s := make([]node, 0, 256); return &s }}
@@ -25,7 +39,7 @@ var nodePool = sync.Pool{New: func() any { s := make([]node, 0, 256); return &s 
 // maxPooledNodes keeps one huge message from pinning its node array.
 const maxPooledNodes = 1 << 14
 
-func decodeText(text string) (*Message, error) {
+func decodeText(text string, strict bool) (*Message, error) {
 	nodesPtr := nodePool.Get().(*[]node)
 	nodes, perr := parseJSON(text, *nodesPtr)
 	defer func() {
@@ -41,9 +55,9 @@ func decodeText(text string) (*Message, error) {
 		return nil, reject(ReasonNotObject, "top-level JSON value is "+nodes[0].kind.String())
 	}
 	d := messageDecoder{text: text, nodes: nodes}
-	msg, err := d.message()
-	if err != nil {
-		return nil, err
+	msg := d.message()
+	if strict && msg.Irregularity != nil {
+		return nil, msg.Irregularity
 	}
 	return msg, nil
 }
@@ -54,6 +68,72 @@ func decodeText(text string) (*Message, error) {
 type messageDecoder struct {
 	text  string
 	nodes []node
+	// first is the first irregularity met, in document order.
+	first *Error
+}
+
+// odd records an irregularity; only the first is kept.
+func (d *messageDecoder) odd(e *Error) {
+	if d.first == nil {
+		d.first = e
+	}
+}
+
+// kindOf maps a node to the Kind recorded for an odd field.
+func (d *messageDecoder) kindOf(i int32) Kind {
+	if i < 0 {
+		return KindAbsent
+	}
+	switch d.nodes[i].kind {
+	case kindObject:
+		return KindObject
+	case kindArray:
+		return KindArray
+	case kindString:
+		return KindString
+	case kindNumber:
+		return KindNumber
+	case kindTrue, kindFalse:
+		return KindBool
+	}
+	return KindNull
+}
+
+// truthy is Python's truth value of a JSON value.
+func (d *messageDecoder) truthy(i int32) bool {
+	n := &d.nodes[i]
+	switch n.kind {
+	case kindObject, kindArray:
+		return n.count > 0
+	case kindString:
+		return n.end > n.start
+	case kindNumber:
+		f, err := strconv.ParseFloat(d.text[n.start:n.end], 64)
+		return err != nil || f != 0 // a literal beyond float64 is not zero
+	case kindTrue:
+		return true
+	}
+	return false
+}
+
+// nonObject describes a value that should have been an object.
+func (d *messageDecoder) nonObject(i int32) NonObject {
+	v := NonObject{Kind: d.kindOf(i)}
+	switch v.Kind {
+	case KindArray:
+		v.Len = int(d.nodes[i].count)
+		child := i + 1
+		for k := int32(0); k < d.nodes[i].count; k++ {
+			if d.nodes[child].kind == kindString {
+				v.Strings = append(v.Strings, d.str(child))
+			}
+			child = d.nodes[child].next
+		}
+	case KindString:
+		v.Text = d.str(i)
+		v.Len = utf8.RuneCountInString(v.Text)
+	}
+	return v
 }
 
 // str returns a string node's value, sharing the text when it has no escapes.
@@ -192,56 +272,117 @@ var (
 	poolFields     = []string{"status", "members"}
 )
 
-func (d *messageDecoder) message() (*Message, *Error) {
+func (d *messageDecoder) message() *Message {
 	var top [7]int32
 	d.fields(0, topFields, top[:])
 	idNode, seqNode, verNode, listenersNode, poolsNode := top[0], top[1], top[2], top[3], top[4]
 	tsNode, bootNode := top[5], top[6]
 
 	msg := &Message{}
-	var err *Error
-	if idNode < 0 {
-		return nil, d.missing(0, "id")
-	}
-	if msg.AmphoraID, err = d.stringValue(idNode); err != nil {
-		return nil, err
-	}
-	msg.AmphoraIDLoneSurrogate = d.lone(idNode)
-	if seqNode >= 0 {
-		if msg.Seq, err = d.int64Value(seqNode); err != nil {
-			return nil, err
+	switch {
+	case idNode < 0:
+		msg.IDProblem = IDAbsent
+		d.odd(d.missing(0, "id"))
+	case d.nodes[idNode].kind == kindString:
+		msg.AmphoraID = d.str(idNode)
+		msg.AmphoraIDLoneSurrogate = d.lone(idNode)
+	case d.nodes[idNode].kind == kindNull:
+		msg.IDProblem = IDNull
+		d.odd(d.wrongType(idNode, "a string"))
+	default:
+		msg.IDProblem = IDFalsy
+		if d.truthy(idNode) {
+			msg.IDProblem = IDTruthy
 		}
-		msg.HasSeq = true
+		d.odd(d.wrongType(idNode, "a string"))
+	}
+	if seqNode >= 0 {
+		if v, err := d.int64Value(seqNode); err != nil {
+			d.odd(err)
+		} else {
+			msg.Seq, msg.HasSeq = v, true
+		}
 	}
 	if verNode >= 0 {
-		if msg.Version, err = d.int64Value(verNode); err != nil {
-			return nil, err
-		}
 		msg.HasVersion = true
+		d.version(msg, verNode)
 	}
 	d.replayFields(msg, tsNode, bootNode)
 	perListener := msg.PoolsPerListener()
 
-	if listenersNode < 0 {
-		return nil, d.missing(0, "listeners")
+	switch {
+	case listenersNode < 0:
+		msg.ListenersAbsent = true
+		d.odd(d.missing(0, "listeners"))
+	case d.nodes[listenersNode].kind != kindObject:
+		msg.ListenersOdd = d.nonObject(listenersNode)
+		d.odd(d.wrongType(listenersNode, "an object"))
+	default:
+		msg.Listeners = d.listeners(listenersNode, perListener)
 	}
-	if msg.Listeners, err = d.listeners(listenersNode, perListener); err != nil {
-		return nil, err
-	}
-	if !perListener {
-		if poolsNode < 0 {
+	if msg.PoolsTopLevel() {
+		switch {
+		case poolsNode < 0:
+			msg.PoolsAbsent = true
 			e := d.missing(0, "pools")
 			e.Detail = "missing (required from version 2 on)"
-			return nil, e
+			d.odd(e)
+		case d.nodes[poolsNode].kind != kindObject:
+			msg.PoolsNotObject = true
+			d.odd(d.wrongType(poolsNode, "an object"))
+		default:
+			msg.Pools = d.pools(poolsNode)
 		}
-		if msg.Pools, err = d.pools(poolsNode); err != nil {
-			return nil, err
-		}
-		if msg.Pools == nil {
+		if msg.Pools == nil && !msg.PoolsAbsent && !msg.PoolsNotObject {
 			msg.Pools = []Pool{}
 		}
 	}
-	return msg, nil
+	msg.Irregularity = d.first
+	return msg
+}
+
+// version reads "ver" as far as Octavia's comparisons with 2 and 3 need
+// it (see Message.Version).
+func (d *messageDecoder) version(msg *Message, i int32) {
+	n := &d.nodes[i]
+	switch n.kind {
+	case kindTrue:
+		msg.Version = 1
+	case kindFalse:
+		msg.Version = 0
+	case kindNumber:
+		lit := d.text[n.start:n.end]
+		if n.integer {
+			v, err := strconv.ParseInt(lit, 10, 64)
+			if err != nil { // beyond int64: only the sign matters
+				v = math.MaxInt64
+				if lit[0] == '-' {
+					v = math.MinInt64
+				}
+			}
+			msg.Version = v
+			if err != nil {
+				d.odd(malformed(d.pathTo(i), "integer "+lit+" is outside the signed 64-bit range"))
+			}
+			return
+		}
+		f, _ := strconv.ParseFloat(lit, 64) // ±Inf beyond float64, as in Python
+		switch f = math.Floor(f); {
+		case math.IsNaN(f):
+			msg.VersionNaN = true
+		case f >= math.MaxInt64:
+			msg.Version = math.MaxInt64
+		case f <= math.MinInt64:
+			msg.Version = math.MinInt64
+		default:
+			msg.Version = int64(f)
+		}
+	default:
+		msg.VersionNotComparable = true
+	}
+	if _, err := d.int64Value(i); err != nil {
+		d.odd(err)
+	}
 }
 
 // replayFields reads "ts" and "boot" without ever rejecting: Octavia
@@ -261,10 +402,21 @@ func (d *messageDecoder) replayFields(msg *Message, tsNode, bootNode int32) {
 	}
 }
 
-func (d *messageDecoder) listeners(obj int32, perListener bool) ([]Listener, *Error) {
-	if err := d.object(obj); err != nil {
-		return nil, err
+// statusOf reads a "status" field: its value when it is a string, else the
+// kind Octavia logs as an unknown status.
+func (d *messageDecoder) statusOf(obj, node int32) (string, Kind) {
+	if node < 0 {
+		d.odd(d.missing(obj, "status"))
+		return "", KindAbsent
 	}
+	if d.nodes[node].kind != kindString {
+		d.odd(d.wrongType(node, "a string"))
+		return "", d.kindOf(node)
+	}
+	return d.str(node), KindNormal
+}
+
+func (d *messageDecoder) listeners(obj int32, perListener bool) []Listener {
 	n := d.nodes[obj].count
 	out := make([]Listener, 0, n)
 	var index map[string]int
@@ -274,70 +426,95 @@ func (d *messageDecoder) listeners(obj int32, perListener bool) ([]Listener, *Er
 		keyNode, val := child, child+1
 		child = d.nodes[val].next
 		l := Listener{ID: d.str(keyNode), IDLoneSurrogate: d.lone(keyNode)}
-		if err := d.object(val); err != nil {
-			return nil, err
-		}
-		d.fields(val, listenerFields, lf[:])
-		statusNode, statsNode, poolsNode := lf[0], lf[1], lf[2]
-		var err *Error
-		if statusNode < 0 {
-			return nil, d.missing(val, "status")
-		}
-		if l.Status, err = d.stringValue(statusNode); err != nil {
-			return nil, err
-		}
-		if statsNode >= 0 {
-			l.HasStats = true
-			if l.Stats, err = d.stats(statsNode); err != nil {
-				return nil, err
-			}
-		}
-		if perListener && poolsNode >= 0 {
-			l.HasPools = true
-			if l.Pools, err = d.pools(poolsNode); err != nil {
-				return nil, err
-			}
-			if l.Pools == nil {
-				l.Pools = []Pool{}
-			}
-		}
+		d.listener(&l, val, perListener, lf[:])
 		if i := findKey(out, l.ID, &index, func(x *Listener) string { return x.ID }); i >= 0 {
 			out[i] = l
 			continue
 		}
 		out = append(out, l)
 	}
-	return out, nil
+	return out
 }
 
-func (d *messageDecoder) stats(obj int32) (Stats, *Error) {
-	var s Stats
-	if err := d.object(obj); err != nil {
-		return s, err
+func (d *messageDecoder) listener(l *Listener, val int32, perListener bool, lf []int32) {
+	if d.nodes[val].kind != kindObject {
+		l.NotObject = true
+		d.odd(d.wrongType(val, "an object"))
+		return
 	}
+	l.Empty = d.nodes[val].count == 0
+	d.fields(val, listenerFields, lf)
+	statusNode, statsNode, poolsNode := lf[0], lf[1], lf[2]
+	l.Status, l.StatusOdd = d.statusOf(val, statusNode)
+	if statsNode >= 0 {
+		if d.nodes[statsNode].kind != kindObject {
+			d.odd(d.wrongType(statsNode, "an object"))
+		} else {
+			l.HasStats = true
+			l.Stats, l.StatsUnwritable = d.stats(statsNode)
+		}
+	}
+	if perListener && poolsNode >= 0 {
+		l.HasPools = true
+		if d.nodes[poolsNode].kind != kindObject {
+			l.PoolsNotObject = true
+			d.odd(d.wrongType(poolsNode, "an object"))
+			return
+		}
+		if l.Pools = d.pools(poolsNode); l.Pools == nil {
+			l.Pools = []Pool{}
+		}
+	}
+}
+
+// stats reads the five counters. unwritable names the first one that
+// Octavia's stats_db cannot store (see Listener.StatsUnwritable). A
+// non-integer number is rounded half away from zero, as PostgreSQL does
+// when Octavia stores it into a bigint column.
+func (d *messageDecoder) stats(obj int32) (s Stats, unwritable string) {
 	var sf [5]int32
 	d.fields(obj, statsFields, sf[:])
 	targets := [5]*int64{&s.TX, &s.RX, &s.Conns, &s.TotConns, &s.EReq}
 	for i, name := range statsFields {
 		if sf[i] < 0 {
-			return s, d.missing(obj, name)
+			e := d.missing(obj, name)
+			d.odd(e)
+			if unwritable == "" {
+				unwritable = e.Field + ": " + e.Detail
+			}
+			continue
 		}
 		v, err := d.int64Value(sf[i])
 		if err != nil {
-			return s, err
+			d.odd(err)
+			var ok bool
+			if v, ok = d.roundedCounter(sf[i]); !ok && unwritable == "" {
+				unwritable = err.Field + ": " + err.Detail
+			}
 		}
 		*targets[i] = v
 	}
-	return s, nil
+	return s, unwritable
 }
 
-func (d *messageDecoder) pools(obj int32) ([]Pool, *Error) {
-	if err := d.object(obj); err != nil {
-		return nil, err
+// roundedCounter is the value PostgreSQL stores for a non-integer number,
+// and false for anything it refuses (out of range, not a number).
+func (d *messageDecoder) roundedCounter(i int32) (int64, bool) {
+	n := &d.nodes[i]
+	if n.kind != kindNumber || n.integer {
+		return 0, false
 	}
+	f, err := strconv.ParseFloat(d.text[n.start:n.end], 64)
+	if err != nil || math.IsNaN(f) || f >= math.MaxInt64 || f <= math.MinInt64 {
+		return 0, false
+	}
+	return int64(math.Round(f)), true
+}
+
+func (d *messageDecoder) pools(obj int32) []Pool {
 	n := d.nodes[obj].count
 	if n == 0 {
-		return nil, nil
+		return nil
 	}
 	out := make([]Pool, 0, n)
 	var index map[string]int
@@ -347,22 +524,22 @@ func (d *messageDecoder) pools(obj int32) ([]Pool, *Error) {
 		keyNode, val := child, child+1
 		child = d.nodes[val].next
 		p := Pool{Key: d.str(keyNode)}
-		if err := d.object(val); err != nil {
-			return nil, err
-		}
-		d.fields(val, poolFields, pf[:])
-		var err *Error
-		if pf[0] < 0 {
-			return nil, d.missing(val, "status")
-		}
-		if p.Status, err = d.stringValue(pf[0]); err != nil {
-			return nil, err
-		}
-		if pf[1] < 0 {
-			return nil, d.missing(val, "members")
-		}
-		if p.Members, err = d.members(pf[1]); err != nil {
-			return nil, err
+		if d.nodes[val].kind != kindObject {
+			p.NotObject = true
+			d.odd(d.wrongType(val, "an object"))
+		} else {
+			d.fields(val, poolFields, pf[:])
+			p.Status, p.StatusOdd = d.statusOf(val, pf[0])
+			switch {
+			case pf[1] < 0:
+				p.MembersAbsent = true
+				d.odd(d.missing(val, "members"))
+			case d.nodes[pf[1]].kind != kindObject:
+				p.MembersOdd = d.nonObject(pf[1])
+				d.odd(d.wrongType(pf[1], "an object"))
+			default:
+				p.Members = d.members(pf[1])
+			}
 		}
 		if i := findKey(out, p.Key, &index, func(x *Pool) string { return x.Key }); i >= 0 {
 			out[i] = p
@@ -370,13 +547,10 @@ func (d *messageDecoder) pools(obj int32) ([]Pool, *Error) {
 		}
 		out = append(out, p)
 	}
-	return out, nil
+	return out
 }
 
-func (d *messageDecoder) members(obj int32) ([]Member, *Error) {
-	if err := d.object(obj); err != nil {
-		return nil, err
-	}
+func (d *messageDecoder) members(obj int32) []Member {
 	n := d.nodes[obj].count
 	out := make([]Member, 0, n)
 	var index map[string]int
@@ -384,15 +558,18 @@ func (d *messageDecoder) members(obj int32) ([]Member, *Error) {
 	for k := int32(0); k < n; k++ {
 		keyNode, val := child, child+1
 		child = d.nodes[val].next
+		m := Member{ID: d.str(keyNode)}
 		if d.nodes[val].kind != kindString {
-			return nil, d.wrongType(val, "a string")
+			m.StatusOdd = d.kindOf(val)
+			d.odd(d.wrongType(val, "a string"))
+		} else {
+			m.Status = d.str(val)
 		}
-		m := Member{ID: d.str(keyNode), Status: d.str(val)}
 		if i := findKey(out, m.ID, &index, func(x *Member) string { return x.ID }); i >= 0 {
 			out[i] = m
 			continue
 		}
 		out = append(out, m)
 	}
-	return out, nil
+	return out
 }

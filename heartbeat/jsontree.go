@@ -12,7 +12,8 @@ import (
 // malformed), and the flat tree gives the mapper what encoding/json cannot:
 // the datagram's key order (Octavia's pool collisions depend on it),
 // duplicate keys resolved the way Python's dict does, and integers kept as
-// their digits rather than rounded through float64.
+// their digits rather than rounded through float64. Like Python's json, and
+// unlike RFC 8259, it takes NaN, Infinity and -Infinity as numbers.
 
 type nodeKind uint8
 
@@ -124,6 +125,10 @@ func (p *jsonParser) value() *Error {
 		return p.literal("false", kindFalse)
 	case c == 'n':
 		return p.literal("null", kindNull)
+	case c == 'N':
+		return p.nonFinite("NaN")
+	case c == 'I':
+		return p.nonFinite("Infinity")
 	default:
 		return p.syntax("unexpected character " + strconv.QuoteRune(rune(c)))
 	}
@@ -273,9 +278,25 @@ func hexValue(c byte) int {
 	return -1
 }
 
+// nonFinite takes NaN, Infinity or -Infinity, which Python's json accepts
+// as numbers (and Octavia with it): a non-integer number node whose text
+// strconv.ParseFloat reads.
+func (p *jsonParser) nonFinite(word string) *Error {
+	if len(p.text)-p.pos < len(word) || p.text[p.pos:p.pos+len(word)] != word {
+		return p.syntax("invalid literal")
+	}
+	p.nodes = append(p.nodes, node{kind: kindNumber, start: int32(p.pos), end: int32(p.pos + len(word)),
+		next: int32(len(p.nodes) + 1)})
+	p.pos += len(word)
+	return nil
+}
+
 func (p *jsonParser) number() *Error {
 	start := p.pos
 	if p.text[p.pos] == '-' {
+		if p.pos+1 < len(p.text) && p.text[p.pos+1] == 'I' {
+			return p.nonFinite("-Infinity")
+		}
 		p.pos++
 	}
 	switch {

@@ -58,6 +58,10 @@ type KeyringConfig struct {
 	// MaxInflatedBytes caps the inflated JSON text; a larger payload is
 	// rejected as too_large. Zero means DefaultMaxInflatedBytes.
 	MaxInflatedBytes int
+	// Strict rejects as malformed every message with a field missing or of
+	// another type than a well-formed heartbeat has, instead of applying it
+	// as Octavia does ([health_manager] strict_heartbeats; off by default).
+	Strict bool
 }
 
 // Keyring seals and opens heartbeat datagrams. It is safe for concurrent
@@ -65,6 +69,7 @@ type KeyringConfig struct {
 type Keyring struct {
 	keys        []*hmacKey
 	maxInflated int
+	strict      bool
 }
 
 type hmacKey struct {
@@ -96,7 +101,7 @@ func NewKeyring(cfg KeyringConfig) (*Keyring, error) {
 	if cfg.MaxInflatedBytes < 0 {
 		return nil, errors.New("heartbeat keyring: MaxInflatedBytes must not be negative")
 	}
-	kr := &Keyring{maxInflated: cfg.MaxInflatedBytes}
+	kr := &Keyring{maxInflated: cfg.MaxInflatedBytes, strict: cfg.Strict}
 	if kr.maxInflated == 0 {
 		kr.maxInflated = DefaultMaxInflatedBytes
 	}
@@ -210,7 +215,7 @@ func (kr *Keyring) Open(datagram []byte) (*Message, Verified, error) {
 	if err != nil {
 		return nil, v, err
 	}
-	msg, err := decodeText(text)
+	msg, err := decodeText(text, kr.strict)
 	if err != nil {
 		return nil, v, err
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 )
 
+// Strict mode (strict_heartbeats) rejects each of these whole; the default
+// decoder keeps them.
 func TestDecodeMessageMalformed(t *testing.T) {
 	const okListener = `{"status": "OPEN", "stats": {"tx": 1, "rx": 2, "conns": 3, "totconns": 4, "ereq": 5}}`
 	cases := []struct {
@@ -46,7 +48,16 @@ func TestDecodeMessageMalformed(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			msg, err := DecodeMessage([]byte(c.text))
+			// By default the message is kept, with the same irregularity
+			// recorded, for the status procedure to apply as Octavia does.
+			lenient, err := DecodeMessage([]byte(c.text))
+			if err != nil {
+				t.Fatalf("default decoder rejected it: %v", err)
+			}
+			if lenient.Irregularity == nil || lenient.Irregularity.Field != c.field {
+				t.Errorf("irregularity %v, want one at %q", lenient.Irregularity, c.field)
+			}
+			msg, err := DecodeMessageStrict([]byte(c.text))
 			if err == nil {
 				t.Fatalf("accepted: %+v", msg)
 			}
@@ -77,8 +88,11 @@ func TestDecodeMessageNotJSONOrObject(t *testing.T) {
 		{`null`, ReasonNotObject},
 		{`{"id": "a"} {}`, ReasonNotJSON},
 		{`{"id": "a",}`, ReasonNotJSON},
-		{`{"id": NaN}`, ReasonNotJSON},
-		{`{"id": Infinity}`, ReasonNotJSON},
+		{`{"id": -NaN}`, ReasonNotJSON},
+		{`{"id": +Infinity}`, ReasonNotJSON},
+		{`{"id": nan}`, ReasonNotJSON},
+		{`{"id": Infinit}`, ReasonNotJSON},
+		{`{"id": NaN1}`, ReasonNotJSON},
 		{`{'id': 'a'}`, ReasonNotJSON},
 		{"{\"id\": \"a\tb\"}", ReasonNotJSON},
 		{"\xef\xbb\xbf{}", ReasonNotJSON},

@@ -48,29 +48,41 @@ type Driver interface {
 // deltas when "ver" is 3 or more (a missing "ver" counts as 2 here, unlike
 // in the health path).
 //
-// ok is false when some listener carries no "stats": Octavia's update_stats
-// then fails before any driver runs, so the message's statistics are
-// dropped whole.
+// ok is false when update_stats fails before any driver runs, so that the
+// message's statistics are dropped whole: "ver" cannot be compared with 3,
+// "listeners" is there but not an object, or some listener is not an object
+// or carries no "stats" object. A message without "listeners" has no
+// statistics.
 //
-// An id that held a lone UTF-16 surrogate escape (carried as U+FFFD, see
-// heartbeat.Message.AmphoraIDLoneSurrogate) ends the list there: Octavia's
-// database driver cannot encode it, so its stats_db stops at that listener,
-// keeping the ones before it; with such an amphora id nothing is written.
-// Cutting the list here gives every driver, and any aggregation in front
-// of stats_db, the same rows.
+// Where Octavia's stats_db fails on one listener's row, it keeps the rows
+// before it and writes none after it; the list is cut there, so that every
+// driver, and any aggregation in front of stats_db, gets the same rows:
+//   - at a listener with a counter stats_db cannot store
+//     (heartbeat.Listener.StatsUnwritable);
+//   - at a listener or amphora id that held a lone UTF-16 surrogate escape
+//     (carried as U+FFFD, see heartbeat.Message.AmphoraIDLoneSurrogate),
+//     which the database driver cannot encode;
+//   - at the first listener when "id" is a non-string Python finds true
+//     (the query compares it with a varchar column and fails).
+//
+// An "id" that is absent, or a non-string Python finds false, gives an
+// empty AmphoraID: stats_db files the rows under the listener id.
 func FromMessage(m *heartbeat.Message) (stats []ListenerStats, deltas, ok bool) {
-	stats = make([]ListenerStats, 0, len(m.Listeners))
+	if m.VersionNotComparable || m.ListenersOdd.Kind != heartbeat.KindNormal {
+		return nil, false, false
+	}
 	for i := range m.Listeners {
-		if !m.Listeners[i].HasStats {
+		if m.Listeners[i].NotObject || !m.Listeners[i].HasStats {
 			return nil, false, false
 		}
 	}
-	if m.AmphoraIDLoneSurrogate {
+	stats = make([]ListenerStats, 0, len(m.Listeners))
+	if m.AmphoraIDLoneSurrogate || m.IDProblem == heartbeat.IDTruthy {
 		return stats, m.StatsAreDeltas(), true
 	}
 	for i := range m.Listeners {
 		l := &m.Listeners[i]
-		if l.IDLoneSurrogate {
+		if l.IDLoneSurrogate || l.StatsUnwritable != "" {
 			break
 		}
 		stats = append(stats, ListenerStats{

@@ -59,6 +59,19 @@ func decodeCommand() *cli.Command {
 			if verified.KeyIndex != 0 || verified.Form != heartbeat.MACHex {
 				fmt.Fprintf(c.App.ErrWriter, "note: verified with key %d in %s MAC form\n", verified.KeyIndex, verified.Form)
 			}
+			if msg.Irregularity != nil {
+				// The message is applied as Octavia applies it, often in
+				// part; its text is shown as sent, since the encoder
+				// writes only well-formed heartbeats.
+				fmt.Fprintf(c.App.ErrWriter, "note: irregular heartbeat (%s: %s), applied as Octavia applies it (docs/deviations.md)\n",
+					msg.Irregularity.Field, msg.Irregularity.Detail)
+				text, _, err := kr.OpenText(input)
+				if err != nil {
+					return cli.Exit(err.Error(), exitRejected)
+				}
+				_, err = c.App.Writer.Write(append([]byte(text), '\n'))
+				return err
+			}
 			out := append(msg.AppendJSON(nil), '\n')
 			_, err = c.App.Writer.Write(out)
 			return err
@@ -79,7 +92,7 @@ func encodeCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			msg, err := heartbeat.DecodeMessage(bytes.TrimSpace(input))
+			msg, err := heartbeat.DecodeMessageStrict(bytes.TrimSpace(input))
 			if err != nil {
 				return cli.Exit(err.Error(), exitRejected)
 			}

@@ -191,9 +191,9 @@ func (s *replaySummary) print(w io.Writer) {
 	}
 	a := &s.applied
 	fmt.Fprintf(w, "health rows written: %d\n", a.Health[healthdb.HealthWrite])
-	fmt.Fprintf(w, "not written: %d listener-count mismatch, %d dropped late, %d zombie, %d unknown amphora\n",
+	fmt.Fprintf(w, "not written: %d listener-count mismatch, %d dropped late, %d zombie, %d unknown amphora, %d aborted\n",
 		a.Health[healthdb.HealthSkipCountMismatch], a.Health[healthdb.HealthSkipLate],
-		a.Health[healthdb.HealthSkipZombie], a.Health[healthdb.HealthSkipUnknown])
+		a.Health[healthdb.HealthSkipZombie], a.Health[healthdb.HealthSkipUnknown], a.Health[healthdb.HealthSkipAborted])
 	if a.ComputeDeletes > 0 || a.Aborted > 0 {
 		fmt.Fprintf(w, "zombie compute deletions: %d (%d failed); processing stopped part-way: %d\n",
 			a.ComputeDeletes, a.ComputeDeleteFailures, a.Aborted)

@@ -290,7 +290,8 @@ func buildKeyring(cfg *octaviaconf.Config) (*heartbeat.Keyring, keyState, error)
 			"(amphorae whose key is unset sign with the literal string \"None\"; set the same key on both sides)")
 	}
 	keys := append([]string{hm.HeartbeatKey}, hm.HeartbeatKeyPrevious...)
-	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: keys, MaxInflatedBytes: hm.MaxHeartbeatBytes})
+	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: keys, MaxInflatedBytes: hm.MaxHeartbeatBytes,
+		Strict: hm.StrictHeartbeats})
 	if err != nil {
 		return nil, keyState{}, usageError("%v", err)
 	}
@@ -385,8 +386,9 @@ func (d *daemon) batchDone(res healthdb.BatchResult, err error) {
 	d.mu.Unlock()
 }
 
-// reloadConfig re-reads the config files on SIGHUP. Keys, the replay
-// window and the log level change in place; the socket is kept. An invalid file changes nothing.
+// reloadConfig re-reads the config files on SIGHUP. Keys (with
+// strict_heartbeats, which the keyring applies), the replay window and the
+// log level change in place; the socket is kept. An invalid file changes nothing.
 func (d *daemon) reloadConfig() {
 	cfg, err := octaviaconf.Load(d.opts.files...)
 	if err != nil {

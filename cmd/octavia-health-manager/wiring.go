@@ -101,7 +101,7 @@ func keyringFor(c *cli.Context, cfg *octaviaconf.Config, allowEmpty bool) (*hear
 		}
 		key = cfg.HealthManager.HeartbeatKey
 	}
-	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{key}})
+	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{key}, Strict: cfg.HealthManager.StrictHeartbeats})
 	if err != nil {
 		return nil, usageError("%v", err)
 	}

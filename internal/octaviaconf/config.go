@@ -158,6 +158,11 @@ type HealthManager struct {
 	// ts is further than this from the receiver's clock or (boot, seq) is
 	// not newer than the amphora's last accepted one. Default 0 (off).
 	ReplayWindow time.Duration `conf:"health_manager replay_window,seconds,ours"`
+	// StrictHeartbeats is strict_heartbeats: reject whole, as malformed,
+	// a heartbeat with a field missing or of another type than a
+	// well-formed heartbeat has, where Octavia applies it in whole or in
+	// part. Default false (Octavia's behaviour).
+	StrictHeartbeats bool `conf:"health_manager strict_heartbeats,boolean,ours"`
 }
 
 // ServiceAuth holds the [service_auth] section: the Keystone credentials
@@ -387,6 +392,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r.str("controller_worker", "compute_driver", &cw.ComputeDriver)
 	r.str("health_manager", "failover_driver", &hm.FailoverDriver)
 	r.boolean("health_manager", "failover_breaker_hold", &hm.FailoverBreakerHold)
+	r.boolean("health_manager", "strict_heartbeats", &hm.StrictHeartbeats)
 
 	sa := &cfg.ServiceAuth
 	r.str("service_auth", "auth_url", &sa.AuthURL)
@@ -421,7 +427,7 @@ var healthManagerOptions = []string{
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "topology_cache_seconds", "queue_size",
 	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
-	"failover_breaker_hold",
+	"failover_breaker_hold", "strict_heartbeats",
 }
 
 // warnUnknown logs every option of section that is not in known, with the

@@ -78,6 +78,7 @@ func TestDefaults(t *testing.T) {
 			{"[controller_worker] statistics_drivers", cw.StatisticsDrivers, []string{"stats_db"}},
 			{"[controller_worker] compute_driver", cw.ComputeDriver, "compute_nova_driver"},
 			{"[health_manager] failover_driver", hm.FailoverDriver, "octavia_api"},
+			{"[health_manager] strict_heartbeats", hm.StrictHeartbeats, false},
 			{"[health_manager] replay_window", hm.ReplayWindow, time.Duration(0)},
 			{"[service_auth]", cfg.ServiceAuth, ServiceAuth{Interface: "public"}},
 			{"[nova]", cfg.Nova, Nova{EndpointType: "publicURL"}},
@@ -125,6 +126,7 @@ stats_max_pairs = 99
 failover_driver = noop
 replay_window = 30
 failover_breaker_hold = false
+strict_heartbeats = true
 
 [controller_worker]
 statistics_drivers = stats_db, stats_logger
@@ -187,6 +189,7 @@ endpoint_type = internalURL
 			FailoverDriver:       "noop",
 			ReplayWindow:         30 * time.Second,
 			FailoverBreakerHold:  false,
+			StrictHeartbeats:     true,
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db", "stats_logger"},
