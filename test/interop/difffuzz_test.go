@@ -145,7 +145,13 @@ func TestDiffFuzz(t *testing.T) {
 				mu.Lock()
 				results = append(results, res...)
 				mu.Unlock()
-				reportMismatches(t, name, res)
+				var failing []unitResult
+				for _, r := range res {
+					if r.unit.Open == "" {
+						failing = append(failing, r)
+					}
+				}
+				reportMismatches(t, name, failing)
 			})
 		}
 	})
@@ -154,11 +160,24 @@ func TestDiffFuzz(t *testing.T) {
 	// mutation classes, a kept case (or one kept now) of the same class
 	// still gives the same kind of differing rows.
 	covered := map[string]bool{}
+	openDiffers := map[*fuzzUnit]bool{}
 	for _, r := range results {
 		if isCase[r.unit] {
 			for _, k := range coverageKeys(r) {
 				covered[k] = true
 			}
+			openDiffers[r.unit] = true
+		}
+	}
+	open := 0
+	for _, c := range cases {
+		switch {
+		case c.Open == "":
+		case openDiffers[c]:
+			open++
+			t.Logf("open (known, not fixed) difference: %s [%s]: %s", c.Origin, strings.Join(c.Classes, ","), c.Open)
+		default:
+			t.Errorf("kept case %s [%s] now agrees with Octavia: remove its \"open\" mark in %s", c.Origin, strings.Join(c.Classes, ","), regressionsFile)
 		}
 	}
 	known := map[string]bool{}
@@ -190,6 +209,7 @@ func TestDiffFuzz(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "differential fuzzer: %d messages (%d seeds x %d, %d regression cases) in %d batches, %d with rows different from Octavia's; Octavia changed %d rows\n",
 		tally.messages, len(seeds), n, len(cases), len(batches), tally.differ, tally.octaviaChanged)
+	fmt.Fprintf(&b, "  %d kept cases marked open (known differences, not counted as failures)\n", open)
 	fmt.Fprintf(&b, "  %-36s %8s %8s\n", "mutation class", "messages", "differ")
 	for _, m := range mutations {
 		fmt.Fprintf(&b, "  %-36s %8d %8d\n", m.name, tally.applied[m.name], tally.differing[m.name])

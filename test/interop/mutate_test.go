@@ -17,9 +17,13 @@ import (
 // A fuzzUnit is one mutated message and the topology it is applied to. It
 // is also the format of a regression case (testdata/difffuzz/).
 type fuzzUnit struct {
-	Classes   []string     `json:"classes"`
-	Origin    string       `json:"origin,omitempty"`
-	Signature string       `json:"signature,omitempty"`
+	Classes   []string `json:"classes"`
+	Origin    string   `json:"origin,omitempty"`
+	Signature string   `json:"signature,omitempty"`
+	// Open, on a kept case, names a known difference not fixed yet: the
+	// case is replayed and reported, but does not fail the run until it
+	// agrees with Octavia, when the mark must go.
+	Open      string       `json:"open,omitempty"`
 	LB        *caseLB      `json:"lb,omitempty"`
 	Neighbour *caseLB      `json:"neighbour,omitempty"`
 	Spare     string       `json:"spare,omitempty"` // a READY amphora without a load balancer
