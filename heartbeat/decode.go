@@ -258,13 +258,6 @@ func (d *messageDecoder) stringValue(i int32) (string, *Error) {
 	return d.str(i), nil
 }
 
-func (d *messageDecoder) object(i int32) *Error {
-	if d.nodes[i].kind != kindObject {
-		return d.wrongType(i, "an object")
-	}
-	return nil
-}
-
 var (
 	topFields      = []string{"id", "seq", "ver", "listeners", "pools", "ts", "boot"}
 	listenerFields = []string{"status", "stats", "pools"}
