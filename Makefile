@@ -9,6 +9,7 @@
 #   make lint    gofmt, go vet and staticcheck (installed into ./bin)
 #   make interop run Octavia 11's own code next to ours (test/interop/README.md);
 #                make test runs it too when CI=true
+#   make interop-fuzz SEEDS=N  the differential fuzzer with N more random seeds
 #   make browser drive headless Chromium against the status page
 #                (test/browser); make test runs it too when CI=true
 #   make faults  the fault suite: database outage, slow database, crash, three
@@ -26,7 +27,7 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run demo-test test deps vet bench bench-octavia fuzz lint fmt clean interop interop-deps browser browser-deps faults
+.PHONY: all build run demo-test test deps vet bench bench-octavia fuzz lint fmt clean interop interop-deps interop-fuzz browser browser-deps faults
 
 all: build
 
@@ -69,6 +70,12 @@ interop-deps: deps
 interop: interop-deps
 	$(GO) vet -tags interop ./test/interop/
 	$(GO) test -tags interop -count=1 -timeout 20m -v ./test/interop/
+
+# The differential fuzzer alone, with SEEDS more random seeds (400 mutated
+# heartbeats each) after the fixed ones; see test/interop/README.md.
+SEEDS ?= 10
+interop-fuzz: interop-deps
+	INTEROP_FUZZ_RANDOM=$(SEEDS) $(GO) test -tags interop -count=1 -timeout 60m -run 'TestDiffFuzz' -v ./test/interop/
 
 # Debian's chromium and chromium-driver.
 browser-deps: deps
