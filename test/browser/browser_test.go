@@ -30,7 +30,7 @@ import (
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/octavia-vpp/health/internal/boundq"
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

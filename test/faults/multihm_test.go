@@ -10,7 +10,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
 	"github.com/octavia-vpp/health/internal/loadgen"
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 const (
