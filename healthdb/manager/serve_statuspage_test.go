@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/octavia-vpp/health/healthdb/manager/managertest"
-	"github.com/octavia-vpp/health/healthdb/statuspage"
+	"github.com/octavia-vpp/health/healthdb/manager/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/testproc"
 	"github.com/octavia-vpp/health/test/pgtest"
