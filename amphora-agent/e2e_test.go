@@ -21,7 +21,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/healthdb/pgstore"
 	"github.com/octavia-vpp/health/heartbeat"
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/test/pgtest"
 	"github.com/octavia-vpp/health/vpp"
 	"github.com/octavia-vpp/health/vpp/sim"
 )

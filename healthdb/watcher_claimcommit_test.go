@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 // commitDropper is a TCP proxy in front of PostgreSQL that, once armed,

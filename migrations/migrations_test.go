@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/migrations"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 // proxiedPool is a pool on a fresh migrated database whose connections go

@@ -6,9 +6,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/statsdriver"
 	"github.com/octavia-vpp/health/statsdriver/sinktest"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 type memBackend struct{ s *statsdriver.MemorySink }

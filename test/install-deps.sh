@@ -4,7 +4,7 @@
 #   under /usr/lib/postgresql/<major>/bin, which is not on PATH; the test
 #   harness searches there.
 # - libfaketime (Debian's faketime package), preloaded into a test server
-#   to run its clock offset from the tests' (internal/pgtest ClockOffset).
+#   to run its clock offset from the tests' (test/pgtest ClockOffset).
 # Anything missing is a hard error, never a silent skip.
 set -euo pipefail
 

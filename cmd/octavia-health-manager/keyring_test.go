@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/octavia-vpp/health/heartbeat"
-	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 // TestToolsAcceptWhatServeAccepts: replay and decode build their keyring

@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/octavia-vpp/health/internal/loadgen"
+	"github.com/octavia-vpp/health/healthdb/manager/loadgen"
 )
 
 func loadgenCommand() *cli.Command {

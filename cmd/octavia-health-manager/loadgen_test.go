@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/octavia-vpp/health/healthdb/manager/managertest"
-	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 // A short loadgen scenario against serve: seed the database, send, and

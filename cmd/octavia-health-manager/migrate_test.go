@@ -18,8 +18,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/migrations"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 // childArgsEnv, when set, makes the test binary act as the command itself

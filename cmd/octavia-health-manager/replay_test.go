@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/octavia-vpp/health/heartbeat"
-	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 func TestReplayCommand(t *testing.T) {

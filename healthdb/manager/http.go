@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/octavia-vpp/health/healthdb/failover"
-	"github.com/octavia-vpp/health/healthdb/statuspage"
+	"github.com/octavia-vpp/health/healthdb/manager/statuspage"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/heartbeat"
-	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 // A database outage loses no statistics and needs no restart: V3 deltas

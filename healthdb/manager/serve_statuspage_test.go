@@ -11,10 +11,10 @@ import (
 	"testing"
 
 	"github.com/octavia-vpp/health/healthdb/manager/managertest"
-	"github.com/octavia-vpp/health/healthdb/statuspage"
+	"github.com/octavia-vpp/health/healthdb/manager/statuspage"
 	"github.com/octavia-vpp/health/heartbeat"
-	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 // The daemon serves the status page on metrics_bind, fed by its own

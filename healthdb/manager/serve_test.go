@@ -14,9 +14,9 @@ import (
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/heartbeat"
-	"github.com/octavia-vpp/health/internal/pgtest"
 	"github.com/octavia-vpp/health/internal/testproc"
 	"github.com/octavia-vpp/health/statsdriver"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 func TestServeEndToEnd(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb/pgstore"
 	"github.com/octavia-vpp/health/healthdb/storetest"
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 func TestTopologyCacheServesUnchangedTopologies(t *testing.T) {

@@ -27,7 +27,7 @@ KEY = "bench-key"
 
 
 def ident(kind, a, b=0, c=0):
-    # internal/loadgen's id(): the same UUID-shaped ids.
+    # healthdb/manager/loadgen's id(): the same UUID-shaped ids.
     return "%08x-%04x-4%03x-8%03x-%012x" % (a, kind, b % 0x1000, c % 0x1000, (a << 16) | (b << 8) | c)
 
 

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	agent "github.com/octavia-vpp/health/amphora-agent"
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/test/pgtest"
 	"github.com/octavia-vpp/health/vpp"
 )
 

@@ -29,8 +29,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
+	"github.com/octavia-vpp/health/healthdb/manager/loadgen"
 	"github.com/octavia-vpp/health/heartbeat"
-	"github.com/octavia-vpp/health/internal/loadgen"
 )
 
 const heartbeatKey = "faults-heartbeat-key"

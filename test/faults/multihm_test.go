@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
-	"github.com/octavia-vpp/health/internal/loadgen"
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/healthdb/manager/loadgen"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 const (

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 const (

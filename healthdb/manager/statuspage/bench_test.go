@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octavia-vpp/health/internal/pgtest"
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
 // BenchmarkSnapshot100k measures one snapshot's database reads on a fleet
