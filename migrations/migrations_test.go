@@ -146,7 +146,7 @@ func readSchema(t *testing.T, db *sql.DB) schema {
 	}
 }
 
-// expectedLookups are Octavia 11's lookup rows (§7.1, §7.5 "Lookup rows";
+// expectedLookups are Octavia 11's lookup rows (docs/schema.md;
 // health_monitor_type and session_persistence_type from Octavia 11's
 // migrations). description is NULL everywhere.
 var expectedLookups = map[string][]string{
