@@ -190,7 +190,7 @@ func diff(t *testing.T, what string, got, want []string) {
 		}
 	}
 	if len(missing)+len(extra) > 0 {
-		t.Errorf("%s differ from the spec:\n  missing:\n    %s\n  unexpected:\n    %s",
+		t.Errorf("%s differ from Octavia 11's schema:\n  missing:\n    %s\n  unexpected:\n    %s",
 			what, strings.Join(missing, "\n    "), strings.Join(extra, "\n    "))
 	}
 }

@@ -37,7 +37,7 @@ var schemaAllowed = map[string]string{
 }
 
 // family folds PostgreSQL types to what must agree: text lengths and
-// integer widths are compared through the spec's DDL by migrations' own
+// integer widths are compared with Octavia's MariaDB DDL by migrations' own
 // tests; here a string must stay a string, a boolean a boolean.
 func family(dataType string) string {
 	switch dataType {
