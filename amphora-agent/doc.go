@@ -9,5 +9,7 @@
 // HTTP, HTTPS, TLS-HELLO, UDP-CONNECT, PING), the counter file, the marks
 // Spool, Notify (sd_notify), Agent (run loop, reconcile to vpp.Dataplane,
 // heartbeat build and send through udp.Sender) and NewAPI (the local
-// HTTP API). docs/agent.md describes the whole.
+// HTTP API). The amphora-agent command's actions (run, check-config,
+// status, counters, marks, heartbeat --print) are in subpackage agentcli.
+// docs/agent.md describes the whole.
 package agent

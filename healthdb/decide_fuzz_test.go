@@ -12,11 +12,11 @@ import (
 )
 
 // FuzzDecide builds a random but well-formed topology and heartbeat from the
-// fuzz input and checks Decide against what spec §3 makes checkable from
-// the outside: the outcome of the listener-count gate, the status
+// fuzz input and checks Decide against what Octavia's update_health makes
+// checkable from the outside: the outcome of the listener-count gate, the status
 // vocabulary of each object kind, that every write targets an object of the
 // topology with its database value as From, and, for V2+ messages (which
-// never abort), the roll-up tables of §3.4 and independence from the order
+// never abort), the roll-up rules of checkRollUp and independence from the order
 // of the database rows. It also checks that Decide is deterministic and
 // does not modify its inputs.
 func FuzzDecide(f *testing.F) {
@@ -120,7 +120,8 @@ func (c *choices) topology() *Topology {
 }
 
 // message reports on the topology's objects, some unknown ones, and pool
-// keys in every shape §2.5 normalises, including colliding ones.
+// keys in every shape docs/heartbeat.md ("Pool keys") normalises,
+// including colliding ones.
 func (c *choices) message(t *Topology) *heartbeat.Message {
 	m := &heartbeat.Message{AmphoraID: t.AmphoraID, Listeners: []heartbeat.Listener{}}
 	switch v := c.intn(6); v {
@@ -361,7 +362,8 @@ func finalOf(changes []StatusChange, id, db string) string {
 	return strings.ToUpper(db)
 }
 
-// checkRollUp checks a V2+ decision against the tables of spec §3.4.
+// checkRollUp checks a V2+ decision against the roll-up rules of Octavia's
+// UpdateHealthDb (octavia/amphorae/drivers/health/heartbeat_udp.py).
 func checkRollUp(t *testing.T, lb *LoadBalancer, msg *heartbeat.Message, d Decision) {
 	t.Helper()
 	if d.Health == HealthSkipLate {

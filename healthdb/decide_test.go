@@ -9,8 +9,9 @@ import (
 	"github.com/octavia-vpp/health/heartbeat"
 )
 
-// The cases reproduce Octavia 11's TestUpdateHealthDb catalogue (spec §8.4)
-// and the observed probes of spec §3.5. As in Octavia's fixtures, database
+// The cases reproduce Octavia 11's TestUpdateHealthDb catalogue
+// (octavia/tests/unit/amphorae/drivers/health/test_heartbeat_udp.py) and
+// probes of the real 11.0.0 update_health. As in Octavia's fixtures, database
 // statuses start as "bogus" so that any mapped status is a change.
 
 const bogus = "bogus"
@@ -335,7 +336,7 @@ func TestDecideOctaviaCatalogue(t *testing.T) {
 			topo(withListeners(Listener{ID: "l1", OperatingStatus: bogus, Protocol: "SCTP", Enabled: true})), msg(noVer),
 			want{health: HealthSkipCountMismatch, expected: 1, listeners: map[string]string{"l1": StatusError}, lb: StatusOnline}},
 
-		// Spec §3.5, observed probes of the real 11.0.0 code.
+		// Observed probes of the real 11.0.0 code.
 		{"stale message with a count mismatch still updates statuses",
 			topo(withListeners(listener("listener-1")), withPools(pool("pool-1", member("member-1")))),
 			msg(late, reportsPools(rp("pool-1:listener-1", "UP", "member-1", "UP"))),

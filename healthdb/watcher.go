@@ -62,7 +62,7 @@ func (w *Watcher) breakerHolding(now time.Time) bool {
 	return breakerHolding(w.breakerOpen, w.breakerClosed, now, w.cfg.HeartbeatTimeout)
 }
 
-// Watcher finds stale amphorae and fails them over (spec §5). Several
+// Watcher finds stale amphorae and fails them over (docs/failover.md). Several
 // watchers, in one process or many, may share a database: they coordinate
 // only through amphora_health.busy and row locks.
 type Watcher struct {

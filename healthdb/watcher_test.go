@@ -223,7 +223,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // TestGetStaleAmphoraPastThreshold reproduces Octavia's functional test
-// test_get_stale_amphora_past_threshold (spec §8.8) on PostgreSQL, one
+// test_get_stale_amphora_past_threshold (octavia/tests/functional/db/
+// test_repositories.py) on PostgreSQL, one
 // get_stale_amphora call being a ClaimStale of at most one amphora.
 func TestGetStaleAmphoraPastThreshold(t *testing.T) {
 	db := openDB(t)

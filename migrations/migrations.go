@@ -4,7 +4,7 @@
 // Octavia's own alembic migrations cannot run on PostgreSQL (they drop a
 // constraint called "PRIMARY"), so these files reproduce, for every table
 // the health manager touches, Octavia 11's migrated schema: names, types as
-// mapped in the spec (§7.5), nullability, keys, foreign keys, indexes and
+// mapped in docs/schema.md, nullability, keys, foreign keys, indexes and
 // lookup rows. docs/schema.md lists what they add beyond Octavia.
 //
 // Three situations are told apart before anything is written:

@@ -146,7 +146,7 @@ func readSchema(t *testing.T, db *sql.DB) schema {
 	}
 }
 
-// expectedLookups are Octavia 11's lookup rows (§7.1, §7.5 "Lookup rows";
+// expectedLookups are Octavia 11's lookup rows (docs/schema.md;
 // health_monitor_type and session_persistence_type from Octavia 11's
 // migrations). description is NULL everywhere.
 var expectedLookups = map[string][]string{
@@ -190,7 +190,7 @@ func diff(t *testing.T, what string, got, want []string) {
 		}
 	}
 	if len(missing)+len(extra) > 0 {
-		t.Errorf("%s differ from the spec:\n  missing:\n    %s\n  unexpected:\n    %s",
+		t.Errorf("%s differ from Octavia 11's schema:\n  missing:\n    %s\n  unexpected:\n    %s",
 			what, strings.Join(missing, "\n    "), strings.Join(extra, "\n    "))
 	}
 }

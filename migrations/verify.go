@@ -14,7 +14,7 @@ type kind int
 
 const (
 	kindString    kind = iota // character varying, character, text
-	kindBool                  // boolean (Octavia's tinyint(1) as mapped in §7.5)
+	kindBool                  // boolean (Octavia's tinyint(1), docs/schema.md)
 	kindTimestamp             // timestamp without time zone holding UTC
 	kindInt                   // integer or bigint
 	kindBigint                // bigint only: counters that outgrow 32 bits
@@ -60,8 +60,8 @@ type usedColumn struct {
 	kind          kind
 }
 
-// usedColumns are the columns the health manager reads or writes (spec §3,
-// §4, §5): the health-update query, the status writes, the statistics
+// usedColumns are the columns the health manager reads or writes: the
+// health-update query, the status writes, the statistics
 // upsert and the stale-amphora watcher.
 var usedColumns = []usedColumn{
 	{"amphora_health", "amphora_id", kindString},

@@ -14,7 +14,7 @@ import (
 )
 
 // DB is stats_db: it keeps listener_statistics, one row per (listener_id,
-// amphora_id), with Octavia 11.0.0's semantics (spec §4.3):
+// amphora_id), with Octavia 11.0.0's semantics (docs/stats.md#stats_db):
 //
 //   - absolute values (deltas false) replace the row's five columns;
 //   - deltas add to bytes_in, bytes_out, total_connections and

@@ -12,10 +12,11 @@ import (
 	"github.com/octavia-vpp/health/healthdb"
 )
 
-// The stale-amphora statements follow get_stale_amphora (spec §5.2), with
-// two changes: the candidates are locked with SKIP LOCKED, so that a
-// heartbeat write or another health manager never waits for them, and
-// several are claimed at once. $1 is heartbeat_timeout; the expiry is
+// The stale-amphora statements follow Octavia's get_stale_amphora
+// (octavia/db/repositories.py; docs/failover.md, "Differences from
+// Octavia 11"), with two changes: the candidates are locked with SKIP
+// LOCKED, so that a heartbeat write or another health manager never waits
+// for them, and several are claimed at once. $1 is heartbeat_timeout; the expiry is
 // computed, and updated_at written, on the database's clock (dbNow), the
 // clock last_update was written with, never this process's.
 const (

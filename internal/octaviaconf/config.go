@@ -2,7 +2,7 @@
 // INI syntax) into typed structs that keep Octavia 11's option names and
 // defaults.
 //
-// Only the options the health manager uses are read (spec §6.1, §6.2).
+// Only the options the health manager uses are read (docs/config-reference.md).
 // Like oslo.config, it ignores options it does not know, but it warns about
 // unknown options in [health_manager], where a typo would otherwise silently
 // fall back to a default. Values follow oslo's syntax: lists are
@@ -55,7 +55,7 @@ type Database struct {
 	RetryInterval time.Duration `conf:"database retry_interval,seconds,same"`
 }
 
-// HealthManager holds the [health_manager] section (spec §6.1).
+// HealthManager holds the [health_manager] section (docs/config-reference.md).
 type HealthManager struct {
 	// BindIP is bind_ip: the heartbeat receiver's address. Default
 	// 127.0.0.1.
@@ -406,7 +406,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 }
 
 // healthManagerOptions are the [health_manager] option names Octavia 11
-// defines (spec §6.1) plus the deprecated alias read above.
+// defines (octavia/common/config.py) plus the deprecated alias read above.
 var healthManagerOptions = []string{
 	"bind_ip", "bind_port", "failover_threads", "health_update_threads",
 	"stats_update_threads", "heartbeat_key", "heartbeat_timeout",

@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// healthTables are the tables the health manager reads or writes (spec
-// §3, §4, §5): every column of each is compared.
+// healthTables are the tables the health manager reads or writes
+// (docs/schema.md): every column of each is compared.
 var healthTables = []string{
 	"amphora", "amphora_health", "load_balancer", "listener", "pool", "member", "listener_statistics",
 	"operating_status", "provisioning_status", "protocol",
@@ -22,22 +22,22 @@ var healthTables = []string{
 // schemaAllowed are the differences between Octavia's SQLAlchemy models
 // and our migrations that are expected: where the models disagree with the
 // schema Octavia's migrations really create, we follow the migrations
-// (spec §7.3). Keys are column rows as columns() renders them, prefixed
+// (docs/schema.md). Keys are column rows as columns() renders them, prefixed
 // with "models " or "ours ".
 var schemaAllowed = map[string]string{
-	"models amphora.status string NULL":        "spec §7.3: the model says nullable, the migrated schema NOT NULL",
-	"ours amphora.status string NOT NULL":      "spec §7.3: the model says nullable, the migrated schema NOT NULL",
-	"models member.ip_address string NOT NULL": "spec §7.3: the model says NOT NULL, the migrated schema NULL",
-	"ours member.ip_address string NULL":       "spec §7.3: the model says NOT NULL, the migrated schema NULL",
+	"models amphora.status string NULL":        "the model says nullable, the migrated schema NOT NULL",
+	"ours amphora.status string NOT NULL":      "the model says nullable, the migrated schema NOT NULL",
+	"models member.ip_address string NOT NULL": "the model says NOT NULL, the migrated schema NULL",
+	"ours member.ip_address string NULL":       "the model says NOT NULL, the migrated schema NULL",
 	// The model declares DateTime(timezone=True); MySQL ignores the time
 	// zone and creates datetime, which maps to timestamp without time zone
-	// (spec §7.5, docs/schema.md). The health manager never reads it.
-	"models amphora.cert_expiration timestamp with time zone NULL": "model timezone=True, ignored by MySQL; spec §7.5 maps datetime to timestamp",
-	"ours amphora.cert_expiration timestamp NULL":                  "model timezone=True, ignored by MySQL; spec §7.5 maps datetime to timestamp",
+	// (docs/schema.md). The health manager never reads it.
+	"models amphora.cert_expiration timestamp with time zone NULL": "model timezone=True, ignored by MySQL; docs/schema.md maps datetime to timestamp",
+	"ours amphora.cert_expiration timestamp NULL":                  "model timezone=True, ignored by MySQL; docs/schema.md maps datetime to timestamp",
 }
 
 // family folds PostgreSQL types to what must agree: text lengths and
-// integer widths are compared through the spec's DDL by migrations' own
+// integer widths are compared with Octavia's MariaDB DDL by migrations' own
 // tests; here a string must stay a string, a boolean a boolean.
 func family(dataType string) string {
 	switch dataType {

@@ -1,9 +1,10 @@
-package main
+package agentcli
 
 import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -32,23 +33,47 @@ func (r *recordingRegisterer) Register(c prometheus.Collector) error {
 
 var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
+// simConfig writes a config for the simulated dataplane and a one-member
+// LB description, and returns the config's path.
+func simConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	lb := `{"loadbalancer_id": "lb", "vip_addresses": ["192.0.2.10"],
+ "listeners": [{"id": "l1", "protocol": "TCP", "protocol_port": 80, "default_pool_id": "p1"}],
+ "pools": [{"id": "p1", "members": [{"id": "m1", "address": "10.0.0.1", "protocol_port": 80}]}]}`
+	lbPath := filepath.Join(dir, "lb.json")
+	if err := os.WriteFile(lbPath, []byte(lb), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "amphora-agent.conf")
+	body := "[amphora_agent]\namphora_id = amp\nstatus_bind = \n" +
+		"[health_manager]\nheartbeat_key = k\ncontroller_ip_port_list = 127.0.0.1:9\nheartbeat_interval = 0.05\n" +
+		"[haproxy_amphora]\nbase_path = " + dir + "\n[vpp]\ndataplane = sim\nlb_config_file = " + lbPath +
+		"\nstartup_min_delay = 0\nstartup_max_delay = 1\n"
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return conf
+}
+
 // TestMetricNamesGolden lists every amphora_agent_ metric family the
-// agent exports, with its type, in testdata/metric-names.golden
-// (regenerate with UPDATE_GOLDEN=1); the alert rules and the dashboard in
-// etc/ are checked against it.
+// agent exports, with its type, in the program's
+// cmd/amphora-agent/testdata/metric-names.golden (regenerate with
+// UPDATE_GOLDEN=1); the alert rules and the dashboard in etc/ are checked
+// against it.
 func TestMetricNamesGolden(t *testing.T) {
-	_, conf := setup(t, lbValid, "")
+	conf := simConfig(t)
 	cfg, err := agent.LoadConfig(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dp := sim.New(sim.Config{})
-	reg, err := newRegistry(dp)
+	reg, err := NewRegistry(dp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &recordingRegisterer{Registerer: reg}
-	// The dataplane collector is registered by newRegistry; describe a
+	// The dataplane collector is registered by NewRegistry; describe a
 	// second one (on a throwaway registry) to list the families it has no
 	// sample for yet.
 
@@ -123,5 +148,5 @@ func TestMetricNamesGolden(t *testing.T) {
 		}
 	}
 	sort.Strings(got)
-	testproc.Golden(t, "testdata/metric-names.golden", got)
+	testproc.Golden(t, "../../cmd/amphora-agent/testdata/metric-names.golden", got)
 }
