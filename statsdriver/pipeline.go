@@ -21,6 +21,9 @@ type PipelineConfig struct {
 	// error: a typo would otherwise silently stop statistics.
 	Drivers []string
 	Deps    Deps
+	// Sink, when set, takes stats_db's aggregated flushes instead of a DB
+	// on Deps.Pool (the manager on an in-memory store uses MemorySink).
+	Sink FlushSink
 	// FlushInterval is how often stats_db's aggregate is written.
 	FlushInterval time.Duration
 	// MaxPairs bounds stats_db's aggregate.
@@ -66,9 +69,13 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 		cfg.FlushInterval = time.Second
 	}
 	p := &Pipeline{cfg: cfg, opened: map[string]Driver{}}
-	if cfg.Deps.Pool != nil && !cfg.PerHeartbeat {
+	sink := cfg.Sink
+	if sink == nil && cfg.Deps.Pool != nil {
+		sink = NewDB(cfg.Deps.Pool)
+	}
+	if sink != nil && !cfg.PerHeartbeat {
 		p.agg = NewAggregator(AggregatorConfig{
-			Sink: NewDB(cfg.Deps.Pool), MaxPairs: cfg.MaxPairs, Logger: cfg.Logger,
+			Sink: sink, MaxPairs: cfg.MaxPairs, Logger: cfg.Logger,
 			OnFlush: func(rows int, took time.Duration, err error) {
 				if m := cfg.Metrics; m != nil {
 					m.flushSeconds.Observe(took.Seconds())

@@ -43,6 +43,21 @@ type Options struct {
 	// ExtraStats are statistics drivers added to the configured ones
 	// (tests use them).
 	ExtraStats []statsdriver.Driver
+	// Stores, when set, replace the PostgreSQL wiring: no pool is made and
+	// [database] connection is not read. Nil keeps PostgreSQL.
+	Stores *Stores
+}
+
+// Stores are the storage the pipeline runs on instead of PostgreSQL
+// (tests pass healthdb/memstore and a statsdriver.MemorySink). Without a
+// database the clock skew check is off and the status page shows no
+// database view; readiness (/healthz) follows the batches as usual.
+type Stores struct {
+	Updater healthdb.UpdaterStore
+	Watcher healthdb.WatcherStore
+	// StatsSink receives stats_db's aggregated flushes; nil makes a
+	// configured stats_db a start-up error, as without a database.
+	StatsSink statsdriver.FlushSink
 }
 
 // Manager is the running health manager: receiver -> health and stats
@@ -102,31 +117,27 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 	if err != nil {
 		return nil, err
 	}
-	if m.pool, err = NewPool(ctx, cfg, 2); err != nil {
+	if err := m.openPool(ctx, cfg); err != nil {
 		return nil, err
-	}
-	if err := m.pool.Ping(ctx); err != nil {
-		m.log.Warn("database not reachable yet; heartbeats will be retried as they arrive",
-			"database", octaviaconf.RedactURL(cfg.Database.Connection), "err", err)
 	}
 	m.registry = newRegistry()
 	m.page = statusPage(cfg, m.pool, m.log)
 	m.metrics = udp.NewReceiverMetrics(m.page.Watch(m.registry))
 	if err := m.buildHealthPath(cfg, session); err != nil {
-		m.pool.Close()
+		m.closePool()
 		return nil, err
 	}
 	if err := m.buildQueues(cfg); err != nil {
-		m.pool.Close()
+		m.closePool()
 		return nil, err
 	}
 	if err := m.buildReceiver(cfg); err != nil {
-		m.pool.Close()
+		m.closePool()
 		return nil, err
 	}
 	m.registerGauges()
 	if err := m.listenHTTP(hm.MetricsBind); err != nil {
-		m.pool.Close()
+		m.closePool()
 		return nil, err
 	}
 	return m, nil
@@ -140,8 +151,9 @@ func (m *Manager) buildHealthPath(cfg *octaviaconf.Config, session *failover.Ses
 	if err != nil {
 		return err
 	}
+	updaterStore, watcherStore := m.stores()
 	m.updater, err = healthdb.NewUpdater(healthdb.UpdaterConfig{
-		Store: pgstore.New(m.pool), Deleter: deleter,
+		Store: updaterStore, Deleter: deleter,
 		Rules:     healthdb.Rules{HeartbeatInterval: hm.HeartbeatInterval},
 		BatchSize: hm.HealthBatchSize, BatchDelay: hm.HealthBatchWait,
 		TopologyCache: hm.TopologyCache,
@@ -158,7 +170,7 @@ func (m *Manager) buildHealthPath(cfg *octaviaconf.Config, session *failover.Ses
 	m.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
 	m.observer.TrackHealthBatches() // batchDone reports every batch's end
 	m.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
-		Store: pgstore.New(m.pool), Driver: driver,
+		Store: watcherStore, Driver: driver,
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
 		FailoverThreads:   hm.FailoverThreads,
 		FailoverThreshold: hm.FailoverThreshold, FailoverThresholdSet: hm.FailoverThresholdSet,
@@ -167,6 +179,9 @@ func (m *Manager) buildHealthPath(cfg *octaviaconf.Config, session *failover.Ses
 	})
 	if err != nil {
 		return err
+	}
+	if m.pool == nil {
+		return nil // no database clock to compare with
 	}
 	// Health is judged on the database's clock; a skewed local clock is
 	// only reported.
@@ -184,8 +199,43 @@ func (m *Manager) buildQueues(cfg *octaviaconf.Config) error {
 	m.metrics.Dropped.WithLabelValues("health", "queue_full")
 	m.metrics.Dropped.WithLabelValues("stats", "queue_full")
 	var err error
-	m.stats, err = NewStats(cfg, m.pool, m.log, m.registry, m.opts.ExtraStats)
+	var sink statsdriver.FlushSink
+	if m.opts.Stores != nil {
+		sink = m.opts.Stores.StatsSink
+	}
+	m.stats, err = newStats(cfg, m.pool, sink, m.log, m.registry, m.opts.ExtraStats, false)
 	return err
+}
+
+// openPool makes the database pool, unless Options.Stores replace it.
+func (m *Manager) openPool(ctx context.Context, cfg *octaviaconf.Config) error {
+	if m.opts.Stores != nil {
+		return nil
+	}
+	var err error
+	if m.pool, err = NewPool(ctx, cfg, 2); err != nil {
+		return err
+	}
+	if err := m.pool.Ping(ctx); err != nil {
+		m.log.Warn("database not reachable yet; heartbeats will be retried as they arrive",
+			"database", octaviaconf.RedactURL(cfg.Database.Connection), "err", err)
+	}
+	return nil
+}
+
+func (m *Manager) closePool() {
+	if m.pool != nil {
+		m.pool.Close()
+	}
+}
+
+// stores are the updater's and the watcher's stores: Options.Stores, or
+// PostgreSQL through the pool.
+func (m *Manager) stores() (healthdb.UpdaterStore, healthdb.WatcherStore) {
+	if s := m.opts.Stores; s != nil {
+		return s.Updater, s.Watcher
+	}
+	return pgstore.New(m.pool), pgstore.New(m.pool)
 }
 
 // buildReceiver binds the heartbeat socket.
@@ -244,7 +294,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	// The watcher stops with the receiver; failover requests under way are
 	// cancelled and their claims released before the pool closes.
 	watcherDone := goDone(func() { m.watcher.Run(ctx) })
-	skewDone := goDone(func() { m.skew.Run(ctx) })
+	skewDone := goDone(func() {
+		if m.skew != nil {
+			m.skew.Run(ctx)
+		}
+	})
 
 	for {
 		select {
@@ -262,7 +316,7 @@ func (m *Manager) Run(ctx context.Context) error {
 				m.log.Warn("stopped before every queued heartbeat was applied", "timeout", drainTimeout)
 			}
 			m.stopHTTP()
-			m.pool.Close()
+			m.closePool()
 			m.log.Info("health manager stopped")
 			return nil
 		case <-m.opts.Reload:

@@ -1,5 +1,5 @@
 // Package managertest runs the health manager in-process for tests, on
-// a database seeded with one load balancer.
+// a database or an in-memory store seeded with one load balancer.
 package managertest
 
 import (
@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/octavia-vpp/health/healthdb/manager"
+	"github.com/octavia-vpp/health/healthdb/memstore"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/statsdriver"
@@ -43,6 +44,21 @@ func SeedOneLB(t testing.TB, ctx context.Context, url string) *pgx.Conn {
 	return conn
 }
 
+// MemStores are SeedOneLB's rows in an in-memory store (clock time.Now)
+// and an empty statistics sink, ready for Options.Stores.
+func MemStores() (*memstore.Store, *statsdriver.MemorySink, *manager.Stores) {
+	s := memstore.New(nil)
+	s.PutLoadBalancer(memstore.LoadBalancer{ID: "lb-1", ProvisioningStatus: "ACTIVE", OperatingStatus: "OFFLINE", Enabled: true})
+	s.PutAmphora(memstore.Amphora{ID: "amp-1", LoadBalancerID: "lb-1", Status: "ALLOCATED", ComputeID: "c-1"})
+	s.PutAmphora(memstore.Amphora{ID: "amp-2", LoadBalancerID: "lb-1", Status: "ALLOCATED", ComputeID: "c-2"})
+	s.PutPool(memstore.Pool{ID: "pool-1", LoadBalancerID: "lb-1", OperatingStatus: "OFFLINE"})
+	s.PutMember(memstore.Member{ID: "m-1", PoolID: "pool-1", OperatingStatus: "OFFLINE", Enabled: true})
+	s.PutListener(memstore.Listener{ID: "l-1", LoadBalancerID: "lb-1", Protocol: "HTTP", OperatingStatus: "OFFLINE",
+		Enabled: true, DefaultPoolID: "pool-1"})
+	sink := statsdriver.NewMemorySink()
+	return s, sink, &manager.Stores{Updater: s, Watcher: s, StatsSink: sink}
+}
+
 // TypicalHeartbeat is one V3 heartbeat for SeedOneLB's load balancer.
 func TypicalHeartbeat(amphora, memberStatus string) *heartbeat.Message {
 	return &heartbeat.Message{AmphoraID: amphora, Seq: 1, HasSeq: true, Version: 3, HasVersion: true,
@@ -58,6 +74,8 @@ type Options struct {
 	LogOutput io.Writer
 	// ExtraStats are statistics drivers added to the configured ones.
 	ExtraStats []statsdriver.Driver
+	// Stores, when set, replace PostgreSQL (see MemStores).
+	Stores *manager.Stores
 	// Reload, when sent to, makes the manager read Files again (SIGHUP).
 	Reload <-chan struct{}
 	// ready is called once the manager listens.
@@ -80,7 +98,7 @@ func Run(ctx context.Context, opts Options) error {
 		Logger: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})), Level: level,
 		Reload: opts.Reload,
 		Load:   func() (*octaviaconf.Config, error) { return octaviaconf.Load(opts.Files...) },
-		Ready:  opts.ready, ExtraStats: opts.ExtraStats,
+		Ready:  opts.ready, ExtraStats: opts.ExtraStats, Stores: opts.Stores,
 	})
 	if err != nil {
 		return err
