@@ -120,7 +120,7 @@ func (k VIPKey) normalize() VIPKey {
 func (k VIPKey) Compare(o VIPKey) int { return compareKeys(k, o) }
 
 func compareKeys(a, b VIPKey) int {
-	if c := compareAddr(a.Prefix.Addr(), b.Prefix.Addr()); c != 0 {
+	if c := CompareAddr(a.Prefix.Addr(), b.Prefix.Addr()); c != 0 {
 		return c
 	}
 	if a.Prefix.Bits() != b.Prefix.Bits() {
@@ -132,8 +132,9 @@ func compareKeys(a, b VIPKey) int {
 	return int(a.Port) - int(b.Port)
 }
 
-// compareAddr orders IPv4 before IPv6 and then numerically.
-func compareAddr(a, b netip.Addr) int {
+// CompareAddr orders IPv4 before IPv6 and then numerically: the order of
+// backends everywhere, vpp/sim included.
+func CompareAddr(a, b netip.Addr) int {
 	if a.Is4() != b.Is4() {
 		if a.Is4() {
 			return -1
@@ -387,7 +388,7 @@ func (v VIP) Validate() (VIP, error) {
 			return v, fmt.Errorf("vip %v: backend %v: weight %d > %d: %w", k, b.Addr, b.Weight, MaxWeight, ErrInvalid)
 		}
 	}
-	slices.SortFunc(bs, func(a, b Backend) int { return compareAddr(a.Addr, b.Addr) })
+	slices.SortFunc(bs, func(a, b Backend) int { return CompareAddr(a.Addr, b.Addr) })
 	for i := 1; i < len(bs); i++ {
 		if bs[i].Addr == bs[i-1].Addr {
 			return v, fmt.Errorf("vip %v: backend %v listed twice: %w", k, bs[i].Addr, ErrInvalid)

@@ -44,7 +44,7 @@ func FuzzStatusOf(f *testing.F) {
 			if len(st.Backends) != len(v.ASes) {
 				t.Fatalf("%d backends from %d ASes", len(st.Backends), len(v.ASes))
 			}
-			if !slices.IsSortedFunc(st.Backends, func(a, b BackendStatus) int { return compareAddr(a.Addr, b.Addr) }) {
+			if !slices.IsSortedFunc(st.Backends, func(a, b BackendStatus) int { return CompareAddr(a.Addr, b.Addr) }) {
 				t.Fatalf("backends not sorted: %+v", st.Backends)
 			}
 			for _, as := range v.ASes {

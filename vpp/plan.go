@@ -146,6 +146,6 @@ func planRemove(have *VIPStatus) []op {
 
 func sortedBackends(bs []BackendStatus) []BackendStatus {
 	bs = slices.Clone(bs)
-	slices.SortFunc(bs, func(a, b BackendStatus) int { return compareAddr(a.Addr, b.Addr) })
+	slices.SortFunc(bs, func(a, b BackendStatus) int { return CompareAddr(a.Addr, b.Addr) })
 	return bs
 }

@@ -53,23 +53,22 @@ type Noop struct {
 	Log *slog.Logger
 }
 
+func (n Noop) logger() *slog.Logger {
+	if n.Log == nil {
+		return slog.Default()
+	}
+	return n.Log
+}
+
 // Failover logs the amphora and returns ErrDryRun.
 func (n Noop) Failover(_ context.Context, amphoraID string) error {
-	log := n.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	log.Warn("failover_driver is noop: amphora would be failed over", "amphora_id", amphoraID)
+	n.logger().Warn("failover_driver is noop: amphora would be failed over", "amphora_id", amphoraID)
 	return ErrDryRun
 }
 
 // FailoverLoadBalancer logs the load balancer and returns ErrDryRun.
 func (n Noop) FailoverLoadBalancer(_ context.Context, loadBalancerID string) error {
-	log := n.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	log.Warn("failover_driver is noop: load balancer would be failed over", "load_balancer_id", loadBalancerID)
+	n.logger().Warn("failover_driver is noop: load balancer would be failed over", "load_balancer_id", loadBalancerID)
 	return ErrDryRun
 }
 

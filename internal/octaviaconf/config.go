@@ -13,10 +13,8 @@ package octaviaconf
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
-	"runtime"
 	"time"
 
 	"github.com/octavia-vpp/health/internal/errwalk"
@@ -247,44 +245,6 @@ type ControllerWorker struct {
 	ComputeDriver string `conf:"controller_worker compute_driver,string,same"`
 }
 
-// Defaults returns the configuration Octavia 11 uses when no file sets
-// anything.
-func Defaults() *Config {
-	return &Config{
-		Database: Database{
-			MaxPoolSize:   10,
-			RetryInterval: 10 * time.Second,
-		},
-		HealthManager: HealthManager{
-			BindIP:              netip.MustParseAddr("127.0.0.1"),
-			BindPort:            5555,
-			FailoverThreads:     10,
-			HealthUpdateThreads: runtime.NumCPU(),
-			StatsUpdateThreads:  runtime.NumCPU(),
-			HeartbeatTimeout:    60 * time.Second,
-			HealthCheckInterval: 3 * time.Second,
-			HeartbeatInterval:   10 * time.Second,
-			HealthUpdateDriver:  "health_db",
-			ReceiveSockets:      runtime.NumCPU(),
-			MetricsBind:         "127.0.0.1:9102",
-			MaxHeartbeatBytes:   4 << 20,
-			HealthBatchSize:     512,
-			HealthBatchWait:     20 * time.Millisecond,
-			QueueSize:           16384,
-			StatsFlushInterval:  time.Second,
-			StatsMaxPairs:       1_000_000,
-			FailoverDriver:      "octavia_api",
-			FailoverBreakerHold: true,
-		},
-		ControllerWorker: ControllerWorker{
-			StatisticsDrivers: []string{"stats_db"},
-			ComputeDriver:     "compute_nova_driver",
-		},
-		ServiceAuth: ServiceAuth{Interface: "public"},
-		Nova:        Nova{EndpointType: "publicURL"},
-	}
-}
-
 // Load reads the files in order; a later file overrides options set by an
 // earlier one, as with oslo's repeated --config-file. With no files it
 // returns Defaults(). Warnings (unknown [health_manager] options,
@@ -419,83 +379,3 @@ var healthManagerOptions = []string{
 	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
 	"failover_breaker_hold", "strict_heartbeats",
 }
-
-// warnUnknown logs every option of section that is not in known, with the
-// closest known name when one is near enough to be the intended spelling.
-func warnUnknown(log *slog.Logger, src *sources, section string, known []string) {
-	for _, name := range src.keys(section) {
-		if contains(known, name) {
-			continue
-		}
-		attrs := []any{"file", src.fileOf(section, name), "section", section, "option", name}
-		if s := closest(name, known); s != "" {
-			attrs = append(attrs, "did_you_mean", s)
-		}
-		log.Warn("unknown config option ignored; misspelled?", attrs...)
-	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// closest returns the known name within a small edit distance of name, or
-// "" when none is close enough to be a plausible typo.
-func closest(name string, known []string) string {
-	best, bestDist := "", 4
-	for _, k := range known {
-		if d := editDistance(name, k); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// OptionError is a bad value in a config file.
-type OptionError struct {
-	File    string
-	Section string
-	Option  string
-	// Value is the value as written, with secrets hidden.
-	Value  string
-	Reason string
-}
-
-func (e *OptionError) Error() string {
-	return fmt.Sprintf("%s: [%s] %s = %q: %s", e.File, e.Section, e.Option, e.Value, e.Reason)
-}
-
-// FileError is a config file that cannot be read or is not valid INI.
-type FileError struct {
-	File string
-	Err  error
-}
-
-func (e *FileError) Error() string { return fmt.Sprintf("read config file %s: %v", e.File, e.Err) }
-
-func (e *FileError) Unwrap() error { return e.Err }

@@ -282,19 +282,9 @@ func (s *Sim) sortedKeys() []vpp.VIPKey {
 	return keys
 }
 
-func compareAddr(a, b netip.Addr) int {
-	if a.Is4() != b.Is4() {
-		if a.Is4() {
-			return -1
-		}
-		return 1
-	}
-	return a.Compare(b)
-}
-
 func sortedAddrs(m map[netip.Addr]*backend) []netip.Addr {
 	as := slices.Collect(maps.Keys(m))
-	slices.SortFunc(as, compareAddr)
+	slices.SortFunc(as, vpp.CompareAddr)
 	return as
 }
 

@@ -274,15 +274,7 @@ func (f *Fake) failover(w http.ResponseWriter, r *http.Request) {
 	f.order = append(f.order, id)
 	respond := f.respond
 	f.mu.Unlock()
-	code := http.StatusAccepted
-	if respond != nil {
-		code = respond(id, call)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	if code >= 300 {
-		fmt.Fprintf(w, `{"faultcode": "Client", "faultstring": %q}`, strings.ToLower(http.StatusText(code)))
-	}
+	replyFailover(w, respond, id, call)
 }
 
 func (f *Fake) failoverLB(w http.ResponseWriter, r *http.Request) {
@@ -295,6 +287,12 @@ func (f *Fake) failoverLB(w http.ResponseWriter, r *http.Request) {
 	call := f.lbFailovers[id]
 	respond := f.respondLB
 	f.mu.Unlock()
+	replyFailover(w, respond, id, call)
+}
+
+// replyFailover answers a failover request with the status respond picks
+// (202 Accepted when it is nil), and Octavia's fault body for an error.
+func replyFailover(w http.ResponseWriter, respond func(id string, call int) int, id string, call int) {
 	code := http.StatusAccepted
 	if respond != nil {
 		code = respond(id, call)

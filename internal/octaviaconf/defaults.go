@@ -1,0 +1,45 @@
+package octaviaconf
+
+import (
+	"net/netip"
+	"runtime"
+	"time"
+)
+
+// Defaults returns the configuration Octavia 11 uses when no file sets
+// anything.
+func Defaults() *Config {
+	return &Config{
+		Database: Database{
+			MaxPoolSize:   10,
+			RetryInterval: 10 * time.Second,
+		},
+		HealthManager: HealthManager{
+			BindIP:              netip.MustParseAddr("127.0.0.1"),
+			BindPort:            5555,
+			FailoverThreads:     10,
+			HealthUpdateThreads: runtime.NumCPU(),
+			StatsUpdateThreads:  runtime.NumCPU(),
+			HeartbeatTimeout:    60 * time.Second,
+			HealthCheckInterval: 3 * time.Second,
+			HeartbeatInterval:   10 * time.Second,
+			HealthUpdateDriver:  "health_db",
+			ReceiveSockets:      runtime.NumCPU(),
+			MetricsBind:         "127.0.0.1:9102",
+			MaxHeartbeatBytes:   4 << 20,
+			HealthBatchSize:     512,
+			HealthBatchWait:     20 * time.Millisecond,
+			QueueSize:           16384,
+			StatsFlushInterval:  time.Second,
+			StatsMaxPairs:       1_000_000,
+			FailoverDriver:      "octavia_api",
+			FailoverBreakerHold: true,
+		},
+		ControllerWorker: ControllerWorker{
+			StatisticsDrivers: []string{"stats_db"},
+			ComputeDriver:     "compute_nova_driver",
+		},
+		ServiceAuth: ServiceAuth{Interface: "public"},
+		Nova:        Nova{EndpointType: "publicURL"},
+	}
+}
