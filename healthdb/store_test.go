@@ -99,9 +99,15 @@ type recordingDeleter struct {
 	mu      sync.Mutex
 	deleted []string
 	fail    map[string]bool
+	// hold, when not nil, keeps every delete from answering until it is
+	// closed, so a test decides when the worker's outcomes arrive.
+	hold chan struct{}
 }
 
 func (d *recordingDeleter) DeleteCompute(_ context.Context, id string) error {
+	if d.hold != nil {
+		<-d.hold
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.deleted = append(d.deleted, id)
@@ -289,6 +295,13 @@ func TestZombieAndUnknownAmphorae(t *testing.T) {
 			f.amphora("amp-no-lb", "", "ALLOCATED", "c-fails-2")
 			f.amphora("amp-no-compute", "", "DELETED", "")
 			deleter := &recordingDeleter{fail: map[string]bool{"c-fails": true, "c-fails-2": true}}
+			if !inline {
+				// The worker's outcomes arrive after the batch, as a
+				// slow Nova's would: a failure that came back while the
+				// batch still ran would turn the second amp-deleted
+				// heartbeat into a health write.
+				deleter.hold = make(chan struct{})
+			}
 			u, err := NewUpdater(UpdaterConfig{
 				Store: NewStore(db), Deleter: deleter, Rules: rules, InlineZombieDeletes: inline,
 				Now: func() time.Time { return now }, Logger: quiet,
@@ -306,6 +319,9 @@ func TestZombieAndUnknownAmphorae(t *testing.T) {
 			})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if deleter.hold != nil {
+				close(deleter.hold)
 			}
 			u.zombies.wait()
 			deleter.mu.Lock()
