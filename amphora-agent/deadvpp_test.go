@@ -35,6 +35,7 @@ func clockedAgent(t *testing.T, dp vpp.Dataplane, clock *time.Time) *Agent {
 	if err := a.loadLB(false); err != nil {
 		t.Fatal(err)
 	}
+	a.warm = true // as once the VIPs were pushed; the tests are about VPP's silence after
 	t.Cleanup(func() {
 		a.mu.Lock()
 		for _, ms := range a.members {

@@ -10,7 +10,8 @@ import (
 	"github.com/octavia-vpp/health/heartbeat/udp"
 )
 
-// heartbeatLoop sends heartbeats every heartbeat_interval once warm. It
+// heartbeatLoop sends heartbeats every heartbeat_interval once warm, or
+// from startup_max_delay on if VPP has not taken the VIPs by then. It
 // makes no VPP call and takes no lock that is held across one: the message
 // is built from the dataplane's last published state and counters.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
@@ -26,9 +27,11 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	wait.Stop()
 	a.heartbeat(ctx)
 	// Ready for systemd (Type=notify) once warm: VPP has been given what
-	// the description says and the first heartbeat has gone out. Warm-up
-	// ends by startup_max_delay even without VPP, so start-up never waits
-	// longer than that.
+	// the description says (reconcile.go marks the agent warm only after
+	// the VIPs were pushed) and the first heartbeat has gone out. Past
+	// startup_max_delay heartbeats and READY=1 go out anyway, so start-up
+	// never waits longer than that; until warm those heartbeats leave out
+	// the listeners VPP serves (BuildHeartbeat).
 	if _, err := Notify("READY=1"); err != nil {
 		a.log.Warn("sd_notify failed", "reason", err.Error())
 	}
@@ -118,6 +121,12 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	silence := a.vppSilence()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if !a.warm {
+		// VPP has not been given the VIPs yet (startup_max_delay passed
+		// with VPP not answering): nothing of it to report, as with a
+		// VPP never reached.
+		silence = neverReached
+	}
 	all := a.planLocked()
 	plans := reportedPlans(all, silence, a.cfg.VPPUnreachableLimit)
 	if advance {

@@ -127,12 +127,11 @@ func (a *Agent) sync(ctx context.Context, full bool) {
 			remove = append(remove, k)
 		}
 	}
-	if allReleased || elapsed >= a.warmup.MaxDelay {
-		// Heartbeats start once warm; without any valid description they
-		// start at the maximum delay (empty, so Octavia sees the count
-		// mismatch rather than a silent amphora).
-		a.warm = true
-	}
+	// Warm-up ends once every VIP is released and then pushed, below.
+	// Without any valid description it ends at the maximum delay
+	// (heartbeats then go out empty, so Octavia sees the count mismatch
+	// rather than a silent amphora).
+	warmingUp := !a.warm && (allReleased || elapsed >= a.warmup.MaxDelay)
 	// Orphans are only removed with a valid description in hand: an agent
 	// started with a broken file must not wipe what VPP is serving.
 	removeOrphans := a.warm && a.lb != nil
@@ -170,6 +169,11 @@ func (a *Agent) sync(ctx context.Context, full bool) {
 		a.pushed[v.Key] = v
 		a.mu.Unlock()
 	}
+	if warmingUp {
+		a.mu.Lock()
+		a.warm = allPushed(desired, a.pushed)
+		a.mu.Unlock()
+	}
 	if full && removeOrphans {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		actual, err := a.dp.VIPs(cctx)
@@ -202,4 +206,15 @@ func (a *Agent) sync(ctx context.Context, full bool) {
 func vipEqual(a, b vpp.VIP) bool {
 	return a.Key == b.Key && a.Encap == b.Encap && a.SrcIPSticky == b.SrcIPSticky &&
 		a.FlowTableLength == b.FlowTableLength && slices.Equal(a.Backends, b.Backends)
+}
+
+// allPushed reports whether VPP has been given every desired VIP (or the
+// dataplane layer holds it for VPP's reconnection).
+func allPushed(desired map[vpp.VIPKey]bool, pushed map[vpp.VIPKey]vpp.VIP) bool {
+	for k := range desired {
+		if _, ok := pushed[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
