@@ -116,6 +116,9 @@ type HealthManager struct {
 	// MetricsBind is metrics_bind: host:port serving /metrics and /healthz.
 	// Default 127.0.0.1:9102; empty disables it.
 	MetricsBind string `conf:"health_manager metrics_bind,host:port,ours"`
+	// PprofBind is pprof_bind: a loopback host:port serving
+	// net/http/pprof. Default empty: off.
+	PprofBind string `conf:"health_manager pprof_bind,host:port,ours"`
 	// MaxHeartbeatBytes is max_heartbeat_bytes: the largest inflated
 	// heartbeat accepted. Default 4 MiB.
 	MaxHeartbeatBytes int `conf:"health_manager max_heartbeat_bytes,integer,ours"`
@@ -307,6 +310,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r.secretList("health_manager", "heartbeat_key_previous", &hm.HeartbeatKeyPrevious)
 	r.integer("health_manager", "receive_sockets", 1, &hm.ReceiveSockets)
 	r.str("health_manager", "metrics_bind", &hm.MetricsBind)
+	r.str("health_manager", "pprof_bind", &hm.PprofBind)
 	r.integer("health_manager", "max_heartbeat_bytes", 1024, &hm.MaxHeartbeatBytes)
 	r.integer("health_manager", "health_batch_size", 1, &hm.HealthBatchSize)
 	var waitMS int
