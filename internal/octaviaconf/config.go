@@ -378,7 +378,7 @@ var healthManagerOptions = []string{
 	"controller_ip_port_list", "heartbeat_interval", "health_update_driver",
 	"stats_update_driver",
 	// ours
-	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "max_heartbeat_bytes",
+	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "pprof_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "topology_cache_seconds", "queue_size",
 	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
 	"failover_breaker_hold", "strict_heartbeats",
