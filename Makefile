@@ -5,6 +5,7 @@
 #   make test    install what the tests need, then vet and run every test with -race
 #   make bench   run the benchmarks
 #   make bench-octavia  Octavia 11's own health path on the same workload
+#   make bench-cpu  CPU per heartbeat, ours and Octavia 11's, one JSON line
 #   make fuzz    run every fuzz target for FUZZTIME each (FUZZTIME=10s, FUZZ=regexp)
 #   make lint    gofmt, go vet and staticcheck (installed into ./bin)
 #   make interop run Octavia 11's own code next to ours (test/interop/README.md);
@@ -27,7 +28,7 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run demo-test test deps vet bench bench-octavia fuzz lint fmt clean interop interop-deps interop-fuzz browser browser-deps faults
+.PHONY: all build run demo-test test deps vet bench bench-octavia bench-cpu fuzz lint fmt clean interop interop-deps interop-fuzz browser browser-deps faults
 
 all: build
 
@@ -105,6 +106,13 @@ bench: build deps
 # DURATION in seconds).
 bench-octavia: build deps
 	./test/bench/octavia.sh
+
+# CPU per heartbeat (manager + PostgreSQL, from /proc), ours at a fixed
+# rate and Octavia 11's on the same cluster, and the ratio: one JSON line
+# (test/bench/cpu.sh; AMPHORAE, LISTENERS, POOLS, MEMBERS, RATE, DURATION,
+# OCTAVIA_SECONDS, PPROF_BIND).
+bench-cpu: build deps
+	./test/bench/cpu.sh
 
 # go test -fuzz takes one target per run, so every func Fuzz* in the tree is
 # found and run in turn, each for FUZZTIME (make fuzz FUZZTIME=10s for a

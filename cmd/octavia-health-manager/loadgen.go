@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -31,6 +32,8 @@ func loadgenCommand() *cli.Command {
 			&cli.StringFlag{Name: "target", Usage: "heartbeat `HOST:PORT` (default: bind_ip:bind_port)"},
 			&cli.StringFlag{Name: "metrics-url", Usage: "the health manager's metrics `URL` (default: from metrics_bind)"},
 			&cli.BoolFlag{Name: "seed-db", Usage: "create the load balancers in the database first (COPY)"},
+			&cli.StringSliceFlag{Name: "watch-pid", Usage: "`NAME=PID`: report the CPU time of process PID and its children " +
+				"over the run, per heartbeat applied (repeat; the same NAME adds up)"},
 		},
 		Action: runLoadgen,
 	}
@@ -62,6 +65,17 @@ func runLoadgen(c *cli.Context) error {
 		Rate: c.Float64("rate"), Duration: c.Duration("duration"), Churn: c.Float64("churn"),
 		Target: target, MetricsURL: metricsURL, Keyring: kr, Progress: c.App.ErrWriter,
 		ProgressBar: isTerminal(os.Stderr),
+	}
+	for _, w := range c.StringSlice("watch-pid") {
+		name, pidText, ok := strings.Cut(w, "=")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || name == "" || err != nil || pid <= 0 {
+			return usageError("loadgen: --watch-pid %q: want NAME=PID", w)
+		}
+		if lc.Watch == nil {
+			lc.Watch = map[string][]int{}
+		}
+		lc.Watch[name] = append(lc.Watch[name], pid)
 	}
 	if err := lc.Validate(); err != nil {
 		return usageError("%v", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -31,7 +32,9 @@ compute_driver = compute_noop_driver
 	res := runBinary(t, nil, "--config-file", conf, "loadgen", "--seed-db",
 		"--amphorae", "50", "--listeners", "2", "--pools", "2", "--members", "5",
 		"--rate", "500", "--duration", "1s", "--churn", "0.2",
-		"--target", r.ListenAddr().String(), "--metrics-url", "http://"+r.MetricsAddr().String()+"/metrics")
+		"--target", r.ListenAddr().String(), "--metrics-url", "http://"+r.MetricsAddr().String()+"/metrics",
+		// The manager runs in this test's process.
+		"--watch-pid", fmt.Sprintf("manager=%d", os.Getpid()))
 	if res.code != 0 {
 		t.Fatalf("loadgen exit %d: %s", res.code, res.stderr)
 	}
@@ -39,16 +42,31 @@ compute_driver = compute_noop_driver
 		t.Errorf("no plain progress lines on a non-terminal: %q", res.stderr)
 	}
 	var rep map[string]float64
-	if err := json.Unmarshal([]byte(strings.TrimSpace(res.stdout)), &rep); err != nil || strings.Count(strings.TrimSpace(res.stdout), "\n") != 0 {
+	var cpu struct {
+		CPUSeconds map[string]float64 `json:"cpu_s"`
+		PerApplied map[string]float64 `json:"cpu_us_per_applied"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(res.stdout)), &cpu); err != nil || strings.Count(strings.TrimSpace(res.stdout), "\n") != 0 {
 		t.Fatalf("stdout is not one JSON line: %q (%v)", res.stdout, err)
 	}
-	for _, field := range []string{"amphorae", "sent", "sent_per_s", "applied", "applied_per_s", "p50_ms", "p99_ms", "rejected", "dropped", "hm_rss_bytes"} {
+	if cpu.CPUSeconds["manager"] <= 0 || cpu.PerApplied["manager"] <= 0 {
+		t.Errorf("no CPU time for --watch-pid manager: %s", res.stdout)
+	}
+	var line map[string]any
+	_ = json.Unmarshal([]byte(res.stdout), &line)
+	rep = map[string]float64{}
+	for k, v := range line {
+		if f, ok := v.(float64); ok {
+			rep[k] = f
+		}
+	}
+	for _, field := range []string{"amphorae", "sent", "sent_per_s", "applied", "applied_per_s", "p50_ms", "p99_ms", "rejected", "dropped", "hm_rss_bytes", "seconds", "loadgen_cpu_s", "loadgen_cpu_us_per_sent"} {
 		if _, ok := rep[field]; !ok {
 			t.Errorf("summary lacks %q: %s", field, res.stdout)
 		}
 	}
 	if rep["amphorae"] != 50 || rep["sent"] < 100 || rep["applied"] < 1 || rep["applied"] > rep["sent"] ||
-		rep["rejected"] != 0 || rep["hm_rss_bytes"] <= 0 || rep["p99_ms"] < rep["p50_ms"] {
+		rep["rejected"] != 0 || rep["hm_rss_bytes"] <= 0 || rep["p99_ms"] < rep["p50_ms"] || rep["loadgen_cpu_s"] <= 0 {
 		t.Errorf("inconsistent summary: %s", res.stdout)
 	}
 	t.Logf("loadgen summary: %s", strings.TrimSpace(res.stdout))

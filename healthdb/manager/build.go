@@ -212,5 +212,6 @@ func StartupProblems(cfg *octaviaconf.Config, skip map[string]bool) []error {
 			add(fmt.Errorf("[health_manager] metrics_bind %q: %w", hm.MetricsBind, err))
 		}
 	}
+	add(checkPprofBind(hm.PprofBind))
 	return problems
 }

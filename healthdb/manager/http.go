@@ -67,12 +67,14 @@ func (m *Manager) listenHTTP(addr string) error {
 }
 
 func (m *Manager) stopHTTP() {
-	if m.http == nil {
-		return
+	for _, srv := range []*http.Server{m.http, m.pprof} {
+		if srv == nil {
+			continue
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(shutdownCtx)
+		cancel()
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_ = m.http.Shutdown(shutdownCtx)
-	cancel()
 }
 
 // healthz answers 503 while the last batch failed (the database is

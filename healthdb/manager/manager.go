@@ -84,6 +84,9 @@ type Manager struct {
 	registry *prometheus.Registry
 	http     *http.Server
 	httpAddr net.Addr
+	// pprof serves pprof_bind; nil when it is off.
+	pprof     *http.Server
+	pprofAddr net.Addr
 
 	mu        sync.Mutex
 	lastError error
@@ -109,6 +112,9 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 	m.keys.Store(kr)
 	m.keyState = keyStateOf(cfg)
 	hm := &cfg.HealthManager
+	if err := checkPprofBind(hm.PprofBind); err != nil {
+		return nil, err
+	}
 	m.replay = heartbeat.NewReplayGuard(hm.ReplayWindow, 0)
 	if err := failover.CheckDriverName(hm.FailoverDriver); err != nil {
 		return nil, err
@@ -137,6 +143,11 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 	}
 	m.registerGauges()
 	if err := m.listenHTTP(hm.MetricsBind); err != nil {
+		m.closePool()
+		return nil, err
+	}
+	if err := m.listenPprof(hm.PprofBind); err != nil {
+		m.stopHTTP()
 		m.closePool()
 		return nil, err
 	}

@@ -116,6 +116,9 @@ type HealthManager struct {
 	// MetricsBind is metrics_bind: host:port serving /metrics and /healthz.
 	// Default 127.0.0.1:9102; empty disables it.
 	MetricsBind string `conf:"health_manager metrics_bind,host:port,ours"`
+	// PprofBind is pprof_bind: a loopback host:port serving
+	// net/http/pprof. Default empty: off.
+	PprofBind string `conf:"health_manager pprof_bind,host:port,ours"`
 	// MaxHeartbeatBytes is max_heartbeat_bytes: the largest inflated
 	// heartbeat accepted. Default 4 MiB.
 	MaxHeartbeatBytes int `conf:"health_manager max_heartbeat_bytes,integer,ours"`
@@ -307,6 +310,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r.secretList("health_manager", "heartbeat_key_previous", &hm.HeartbeatKeyPrevious)
 	r.integer("health_manager", "receive_sockets", 1, &hm.ReceiveSockets)
 	r.str("health_manager", "metrics_bind", &hm.MetricsBind)
+	r.str("health_manager", "pprof_bind", &hm.PprofBind)
 	r.integer("health_manager", "max_heartbeat_bytes", 1024, &hm.MaxHeartbeatBytes)
 	r.integer("health_manager", "health_batch_size", 1, &hm.HealthBatchSize)
 	var waitMS int
@@ -374,7 +378,7 @@ var healthManagerOptions = []string{
 	"controller_ip_port_list", "heartbeat_interval", "health_update_driver",
 	"stats_update_driver",
 	// ours
-	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "max_heartbeat_bytes",
+	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "pprof_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "topology_cache_seconds", "queue_size",
 	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
 	"failover_breaker_hold", "strict_heartbeats",

@@ -69,6 +69,7 @@ func TestDefaults(t *testing.T) {
 			{"[health_manager] heartbeat_key_previous", hm.HeartbeatKeyPrevious, []string(nil)},
 			{"[health_manager] receive_sockets", hm.ReceiveSockets, runtime.NumCPU()},
 			{"[health_manager] metrics_bind", hm.MetricsBind, "127.0.0.1:9102"},
+			{"[health_manager] pprof_bind", hm.PprofBind, ""},
 			{"[health_manager] max_heartbeat_bytes", hm.MaxHeartbeatBytes, 4 << 20},
 			{"[health_manager] health_batch_size", hm.HealthBatchSize, 512},
 			{"[health_manager] health_batch_wait_ms", hm.HealthBatchWait, 20 * time.Millisecond},

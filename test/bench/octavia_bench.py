@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """Octavia 11's own health path, timed on the loadgen workload.
 
-  octavia_bench.py URL AMPHORAE SECONDS
+  octavia_bench.py URL AMPHORAE SECONDS [LISTENERS POOLS MEMBERS]
 
-Seeds AMPHORAE load balancers shaped like loadgen's (one amphora, two
-listeners, two pools of five members each, the same ids), then for SECONDS
+Seeds AMPHORAE load balancers shaped like loadgen's (one amphora,
+LISTENERS listeners, POOLS pools of MEMBERS members each, by default 2, 2
+and 5, the same ids), unless the database already holds amphorae (a
+second run of make bench-cpu), then for SECONDS
 feeds typical V3 heartbeats, amphora after amphora, through Octavia's
 unwrap_envelope, UpdateHealthDb.update_health and update_stats, one at a
 time in one process, and prints a JSON report. Octavia's listener runs
@@ -42,6 +44,12 @@ LISTENERS, POOLS, MEMBERS = 2, 2, 5
 
 
 def seed(conn, amphorae):
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM amphora")
+    seeded = cur.fetchone()[0] > 0
+    conn.commit()
+    if seeded:
+        return
     tables = {
         "load_balancer": ("id, name, provisioning_status, operating_status, enabled",
                           lambda a: [(lb_id(a), "bench", "ACTIVE", "ONLINE", "t")]),
@@ -57,7 +65,6 @@ def seed(conn, amphorae):
                      lambda a: [(listener_id(a, l), lb_id(a), "HTTP", str(80 + l), "ACTIVE", "ONLINE", "t",
                                  pool_id(a, l) if l < POOLS else "\\N") for l in range(LISTENERS)]),
     }
-    cur = conn.cursor()
     for table, (cols, rows) in tables.items():
         buf = io.StringIO()
         for a in range(amphorae):
@@ -100,7 +107,10 @@ def message(a, seq):
 
 
 def main():
+    global LISTENERS, POOLS, MEMBERS
     url, amphorae, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    if len(sys.argv) > 4:
+        LISTENERS, POOLS, MEMBERS = (int(v) for v in sys.argv[4:7])
     import psycopg2
     conn = psycopg2.connect(url)
     seed(conn, amphorae)
@@ -156,6 +166,7 @@ def main():
         "amphorae": amphorae, "heartbeats": done, "seconds": round(elapsed, 2),
         "heartbeats_per_s": round(done / elapsed, 1),
         "amphora_health_rows": health_rows, "listener_statistics_rows": stats_rows,
+        "python_cpu_s": round(cpu, 3), "pg_cpu_s": round(pg, 3),
         "python_cpu_us_per_heartbeat": round(cpu / done * 1e6),
         "pg_cpu_us_per_heartbeat": round(pg / done * 1e6),
         "ms_per_heartbeat": {k: round(v / done * 1e3, 3) for k, v in spent.items()},

@@ -45,6 +45,10 @@ type Config struct {
 	Progress io.Writer
 	// ProgressBar draws a bar (a terminal) instead of plain lines.
 	ProgressBar bool
+	// Watch names process trees (TreeCPU's roots, such as the health
+	// manager's pid and PostgreSQL's postmaster) whose CPU time over the
+	// run the report gives, per heartbeat applied.
+	Watch map[string][]int
 }
 
 // Report is the run's one-line summary.
@@ -62,6 +66,17 @@ type Report struct {
 	Dropped    float64 `json:"dropped"`
 	Late       float64 `json:"late"`
 	HMRSSBytes float64 `json:"hm_rss_bytes"`
+	// Seconds is the measured window: sending, then waiting for the
+	// health manager to finish what it queued.
+	Seconds float64 `json:"seconds"`
+	// LoadgenCPUSeconds is this process's own CPU time over the window,
+	// sealing excluded (done once, before).
+	LoadgenCPUSeconds        float64 `json:"loadgen_cpu_s"`
+	LoadgenCPUusPerHeartbeat float64 `json:"loadgen_cpu_us_per_sent"`
+	// CPUSeconds and CPUusPerHeartbeat give each of Config.Watch's trees'
+	// CPU time over the window, in total and per heartbeat applied.
+	CPUSeconds        map[string]float64 `json:"cpu_s,omitempty"`
+	CPUusPerHeartbeat map[string]float64 `json:"cpu_us_per_applied,omitempty"`
 }
 
 // Validate checks the configuration and fills in defaults.
@@ -262,34 +277,48 @@ func Run(ctx context.Context, c *Config) (*Report, error) {
 		return nil, err
 	}
 	steady, churned := c.datagrams()
-	conns := make([]net.Conn, 0, c.Sockets)
-	defer func() {
-		for _, conn := range conns {
-			conn.Close()
-		}
-	}()
+	writers := make([]*batchWriter, 0, c.Sockets)
 	for i := 0; i < c.Sockets; i++ {
-		conn, err := net.Dial("udp", c.Target)
+		addr, err := net.ResolveUDPAddr("udp", c.Target)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: target %s: %w", c.Target, err)
+		}
+		conn, err := net.DialUDP("udp", nil, addr)
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: dial %s: %w", c.Target, err)
 		}
-		conns = append(conns, conn)
+		defer conn.Close()
+		w, err := newBatchWriter(conn)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: %w", err)
+		}
+		writers = append(writers, w)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	send := func(n int64) {
+	datagram := func(n int64) []byte {
 		a := int(n % int64(c.Amphorae))
-		d := steady[a]
 		// Churned heartbeats only in every other round, so that a member
 		// that went DOWN comes back UP in the next one.
 		if c.Churn > 0 && (n/int64(c.Amphorae))%2 == 0 && r.Float64() < c.Churn {
-			d = churned[a]
+			return churned[a]
 		}
-		// A full socket buffer drops here; the report shows it as sent but
-		// not applied.
-		_, _ = conns[n%int64(len(conns))].Write(d)
+		return steady[a]
 	}
+	batch := make([][]byte, 0, maxBatch)
+	cpu0, err := c.watchedCPU()
+	if err != nil {
+		return nil, err
+	}
+	self0 := processCPU()
 	start := time.Now()
-	var sent int64
+	var sent, batches int64
+	// Wake up about once per half batch due, between 1 and 10 ms: at a
+	// few thousand heartbeats a second, a wake-up per millisecond with a
+	// datagram or two to send cost the load generator more than sending.
+	tick := time.Millisecond
+	if c.Rate > 0 {
+		tick = min(max(time.Duration(float64(maxBatch/2)/c.Rate*float64(time.Second)), time.Millisecond), 10*time.Millisecond)
+	}
 	for ctx.Err() == nil {
 		elapsed := time.Since(start)
 		if elapsed >= c.Duration {
@@ -299,14 +328,20 @@ func Run(ctx context.Context, c *Config) (*Report, error) {
 		if c.Rate > 0 {
 			due = int64(c.Rate*elapsed.Seconds()) + 1
 		}
-		// Send what the rate allows so far, looking at the clock again at
-		// least every 4,096 sends.
-		for n := 0; sent < due && n < 4096; n++ {
-			send(sent)
-			sent++
+		// Send what the rate allows so far, in batches of up to maxBatch
+		// from one source port, each socket in turn, looking at the clock
+		// again at least every 4,096 sends.
+		for n := 0; sent < due && n < 4096; {
+			batch = batch[:0]
+			for ; sent < due && len(batch) < maxBatch; sent++ {
+				batch = append(batch, datagram(sent))
+			}
+			n += len(batch)
+			writers[batches%int64(len(writers))].write(batch)
+			batches++
 		}
 		if sent >= due {
-			time.Sleep(time.Millisecond)
+			time.Sleep(tick)
 		}
 	}
 	elapsed := time.Since(start)
@@ -333,11 +368,47 @@ func Run(ctx context.Context, c *Config) (*Report, error) {
 		Dropped:    counterSum(after, "octavia_hm_queue_dropped_total") - counterSum(before, "octavia_hm_queue_dropped_total"),
 		HMRSSBytes: gauge(after, "process_resident_memory_bytes"),
 	}
+	window := time.Since(start)
+	self := processCPU() - self0
+	cpu1, err := c.watchedCPU()
+	if err != nil {
+		return nil, err
+	}
+	rep.Seconds = window.Seconds()
+	rep.LoadgenCPUSeconds = self
+	if sent > 0 {
+		rep.LoadgenCPUusPerHeartbeat = self * 1e6 / float64(sent)
+	}
+	if len(c.Watch) > 0 {
+		rep.CPUSeconds, rep.CPUusPerHeartbeat = map[string]float64{}, map[string]float64{}
+		for name := range c.Watch {
+			rep.CPUSeconds[name] = cpu1[name] - cpu0[name]
+			if rep.Applied > 0 {
+				rep.CPUusPerHeartbeat[name] = rep.CPUSeconds[name] * 1e6 / rep.Applied
+			}
+		}
+	}
 	rep.Late = outcome(after, "too_late") - outcome(before, "too_late")
 	rep.Dropped += rep.Late
 	rep.AppliedPerS = rep.Applied / elapsed.Seconds()
 	rep.P50ms, rep.P99ms = quantiles(before, after)
 	return rep, nil
+}
+
+// maxBatch is the most datagrams one sendmmsg call sends.
+const maxBatch = 64
+
+// watchedCPU reads the CPU time of each of c.Watch's process trees.
+func (c *Config) watchedCPU() (map[string]float64, error) {
+	out := make(map[string]float64, len(c.Watch))
+	for name, roots := range c.Watch {
+		cpu, err := TreeCPU(roots)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: CPU time of %s: %w", name, err)
+		}
+		out[name] = cpu
+	}
+	return out, nil
 }
 
 func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
