@@ -1,13 +1,8 @@
 package healthdb
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"net"
-	"net/url"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,114 +14,6 @@ import (
 	"github.com/octavia-vpp/health/test/pgtest"
 )
 
-// commitDropper is a TCP proxy in front of PostgreSQL that, once armed,
-// breaks the connection that sends the next COMMIT: either after the
-// server has answered it (the transaction committed, the client never
-// learns it) or before passing it on (the server rolls back).
-type commitDropper struct {
-	ln     net.Listener
-	target string
-	mode   atomic.Int32 // dropNone, dropAfterCommit, dropBeforeCommit
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-const (
-	dropNone = iota
-	dropAfterCommit
-	dropBeforeCommit
-)
-
-// commitQuery is the simple-protocol Query message pgx sends for COMMIT.
-var commitQuery = []byte("Q\x00\x00\x00\x0bcommit\x00")
-
-func newCommitDropper(t *testing.T, target string) *commitDropper {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &commitDropper{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *commitDropper) accept() {
-	defer p.wg.Done()
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		server, err := net.Dial("tcp", p.target)
-		if err != nil {
-			client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, client, server)
-		p.mu.Unlock()
-		var swallow atomic.Bool // the server's answer to COMMIT is not passed on
-		p.wg.Add(2)
-		go func() { // client -> server
-			defer p.wg.Done()
-			defer server.Close()
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := client.Read(buf)
-				if n > 0 {
-					chunk := buf[:n]
-					if bytes.Contains(chunk, commitQuery) {
-						switch p.mode.Swap(dropNone) {
-						case dropBeforeCommit:
-							client.Close()
-							return
-						case dropAfterCommit:
-							swallow.Store(true)
-						}
-					}
-					if _, err := server.Write(chunk); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() { // server -> client
-			defer p.wg.Done()
-			defer client.Close()
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := server.Read(buf)
-				if n > 0 && swallow.Load() {
-					return // the answer arrived: the server committed
-				}
-				if n > 0 {
-					if _, err := client.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
 // A claim whose COMMIT got no answer is looked up and released when it
 // committed, without a failover; when it did not commit nothing is left
 // busy. Either way the next check claims the amphora and fails it over
@@ -134,11 +21,11 @@ func (p *commitDropper) accept() {
 func TestClaimWithUnknownCommitOutcome(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		mode     int32
+		cut      pgtest.CommitCut
 		released bool // released after a commit, rather than never committed
 	}{
-		{"committed", dropAfterCommit, true},
-		{"rolled back", dropBeforeCommit, false},
+		{"committed", pgtest.CommitCut{AfterReply: true}, true},
+		{"rolled back", pgtest.CommitCut{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dbURL := pgtest.NewDB(t)
@@ -147,13 +34,8 @@ func TestClaimWithUnknownCommitOutcome(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(direct.Close)
-			u, err := url.Parse(dbURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			proxy := newCommitDropper(t, u.Host)
-			u.Host = proxy.ln.Addr().String()
-			viaProxy, err := pgxpool.New(context.Background(), u.String())
+			proxy, proxiedURL := pgtest.NewProxy(t, dbURL)
+			viaProxy, err := pgxpool.New(context.Background(), proxiedURL)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,7 +49,7 @@ func TestClaimWithUnknownCommitOutcome(t *testing.T) {
 			metrics := NewWatcherMetrics(prometheus.NewRegistry())
 			w := watcherFor(t, viaProxy, octaviaAPI(t, fake), nil, func(c *WatcherConfig) { c.Metrics = metrics })
 
-			proxy.mode.Store(tc.mode)
+			proxy.CutAtCommit(tc.cut)
 			res, err := w.Cycle(context.Background())
 			w.Wait()
 			var unknown *ClaimCommitUnknownError
