@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -253,6 +254,44 @@ func TestSystemdNotifications(t *testing.T) {
 		}
 		if got != "WATCHDOG=1" {
 			t.Fatalf("notification %q at shutdown, want STOPPING=1", got)
+		}
+	}
+}
+
+// Every counter family is exported from the start, with each label value
+// known in advance at zero, so that rate() answers before the first
+// event. The exceptions are series per listener (unknown until heard of)
+// and what only exists with PostgreSQL.
+func TestCountersExistBeforeTheFirstEvent(t *testing.T) {
+	golden, err := os.ReadFile("../../cmd/octavia-health-manager/testdata/metric-names.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startMem(t, memConfig, nil, managertest.Options{})
+	families, err := p.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]int{}
+	for _, f := range families {
+		series[f.GetName()] = len(f.GetMetric())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(golden)), "\n") {
+		name, kind, _ := strings.Cut(line, " ")
+		if kind != "counter" || strings.HasPrefix(name, "octavia_hm_listener_") || strings.HasPrefix(name, "octavia_hm_db_pool_") {
+			continue
+		}
+		if series[name] == 0 {
+			t.Errorf("%s has no series before the first event", name)
+		}
+	}
+	for name, want := range map[string]int{
+		"octavia_hm_heartbeats_accepted_total": 4, // primary/previous x hex/raw
+		"octavia_hm_config_reloads_total":      2, // success, failure
+		"octavia_hm_status_changes_total":      16,
+	} {
+		if series[name] != want {
+			t.Errorf("%s: %d series, want %d", name, series[name], want)
 		}
 	}
 }

@@ -88,6 +88,8 @@ type Manager struct {
 	pprof     *http.Server
 	pprofAddr net.Addr
 
+	// reloads counts SIGHUP reloads by result.
+	reloads *prometheus.CounterVec
 	// life is what /livez, /readyz and systemd's watchdog judge by.
 	life                lifecycle
 	healthCheckInterval time.Duration
@@ -129,6 +131,10 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 		return nil, err
 	}
 	m.registry = newRegistry()
+	if m.pool != nil {
+		m.registry.MustRegister(poolCollector{m.pool})
+	}
+	m.reloads = newReloadCounter(m.registry)
 	m.page = statusPage(cfg, m.pool, m.log)
 	m.metrics = udp.NewReceiverMetrics(m.page.Watch(m.registry))
 	if err := m.buildHealthPath(cfg, session); err != nil {
