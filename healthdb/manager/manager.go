@@ -391,6 +391,9 @@ func (m *Manager) batchDone(res healthdb.BatchResult, err error) {
 		m.observer.WorkDropped(now)
 	}
 	m.life.batchDone(err, now)
+	if err == nil {
+		m.watcher.HeardFrom(res.Amphorae)
+	}
 }
 
 // ListenAddr is the heartbeat socket's address.
