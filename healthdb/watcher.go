@@ -208,6 +208,11 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 		w.noteSuppression(SuppressDatabaseDown, now, causeOf(err))
 		return res, err
 	}
+	if exist {
+		w.m.expected.Set(1)
+	} else {
+		w.m.expected.Set(0)
+	}
 	reason := ""
 	if o := w.cfg.Observer; o != nil {
 		reason = judgeSelfHealth(o.state(), now, selfHealthRules{

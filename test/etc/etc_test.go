@@ -29,6 +29,8 @@ func exported(t *testing.T) map[string]string {
 	types := map[string]string{
 		// Written by Prometheus itself for every scrape target.
 		"up": "gauge",
+		// client_golang's process collector, which both binaries register.
+		"process_start_time_seconds": "gauge",
 	}
 	for _, f := range []string{
 		"../../cmd/octavia-health-manager/testdata/metric-names.golden",
