@@ -53,6 +53,8 @@ type lifecycle struct {
 
 	// progress is what the watchdog saw at its last ping.
 	progress progressMark
+	// readySent: READY=1 has gone out; the watchdog is fed only after.
+	readySent atomic.Bool
 }
 
 type progressMark struct {
@@ -162,6 +164,7 @@ func (m *Manager) notifyReadyAfterDatabase(ctx context.Context) {
 		err := m.databaseReachable(ctx, time.Now())
 		if err == nil {
 			m.notify(daemon.SdNotifyReady)
+			m.life.readySent.Store(true)
 			return
 		}
 		m.log.Debug("not yet ready for systemd: the database does not answer", "err", err)
@@ -190,7 +193,11 @@ func (m *Manager) pipelineProgressed() bool {
 // feedWatchdog sends WATCHDOG=1 when the pipeline progressed; called from
 // Run's loop every watchdog period, so a stuck loop stops the pings too.
 func (m *Manager) feedWatchdog() {
-	if m.pipelineProgressed() {
+	progressed := m.pipelineProgressed()
+	if !m.life.readySent.Load() {
+		return // systemd's watchdog starts with READY=1
+	}
+	if progressed {
 		m.notify(daemon.SdNotifyWatchdog)
 	} else {
 		m.log.Warn("not feeding systemd's watchdog: the pipeline made no progress with work waiting",
