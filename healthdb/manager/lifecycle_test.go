@@ -295,3 +295,41 @@ func TestCountersExistBeforeTheFirstEvent(t *testing.T) {
 		}
 	}
 }
+
+// With failover_driver = noop, the stale amphora is "would fail over"
+// once while it stays silent, its row left unclaimed; after its heartbeat
+// is committed, a new silence is a second episode.
+func TestMemPipelineDryRunCountsOneEpisodeOnce(t *testing.T) {
+	conf := `[health_manager]
+heartbeat_key = k
+failover_driver = noop
+bind_ip = 127.0.0.1
+bind_port = 0
+metrics_bind =
+health_batch_wait_ms = 5
+heartbeat_timeout = 1
+health_check_interval = 1
+[controller_worker]
+compute_driver = compute_noop_driver
+`
+	p := startMem(t, conf, seedStale, managertest.Options{})
+	heartbeatEvery(t, p)
+	dryRuns := func() float64 { return familySum(t, p.Running, "octavia_hm_failovers_total", "dry_run") }
+	testproc.WaitFor(t, "amp-2 would be failed over", func() bool { return dryRuns() == 1 })
+	checks := familySum(t, p.Running, "octavia_hm_health_checks_total", "")
+	testproc.WaitFor(t, "three more health checks", func() bool {
+		return familySum(t, p.Running, "octavia_hm_health_checks_total", "") >= checks+3
+	})
+	if got := dryRuns(); got != 1 {
+		t.Fatalf("%v dry-run failovers for one stale episode, want 1", got)
+	}
+	if h, _ := p.store.Health("amp-2"); h.Busy {
+		t.Error("a dry run left amp-2 claimed (busy)")
+	}
+
+	// amp-2 heartbeats once, then falls silent again: a second episode.
+	hb := managertest.TypicalHeartbeat("amp-2", "UP")
+	hb.Seq = 100
+	p.send(t, sealer(t, "k").SealMessage(hb))
+	testproc.WaitFor(t, "a second episode counted", func() bool { return dryRuns() == 2 })
+}
