@@ -171,7 +171,10 @@ func (a *Agent) Spool() Spool { return a.spool }
 func (a *Agent) Sender() *udp.Sender { return a.sender }
 
 // SetControllers replaces the controller list (re-resolved when changed).
-func (a *Agent) SetControllers(entries []string) error { return a.sender.SetControllers(entries) }
+func (a *Agent) SetControllers(entries []string) error {
+	a.m.controllers(entries)
+	return a.sender.SetControllers(entries)
+}
 
 // SetHeartbeatKey replaces the key heartbeats are sealed with (SIGHUP
 // after the config file changed).

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -49,6 +50,23 @@ func newMetrics(a *Agent) *metrics {
 			Name: "amphora_agent_healthy", Help: "1 while the agent judges itself healthy.",
 		}),
 	}
+	// Every label value known in advance starts at zero, so that rate()
+	// answers before the first event.
+	m.controllers(a.cfg.Controllers)
+	for _, typ := range []string{MonitorTCP, MonitorHTTP, MonitorHTTPS, MonitorTLSHello, MonitorUDPConnect, MonitorPing} {
+		for _, r := range []string{"pass", "fail"} {
+			m.probes.WithLabelValues(typ, r)
+		}
+	}
+	for _, to := range []string{"up", "down"} {
+		m.memberTransitions.WithLabelValues(to)
+	}
+	for _, s := range []ListenerState{ListenerUp, ListenerDown, ListenerUnknown} {
+		m.listenerTransitions.WithLabelValues(s.String())
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.syncs.WithLabelValues(r)
+	}
 	for _, r := range []string{"send", "too_large"} {
 		m.sendErrors.WithLabelValues(r)
 	}
@@ -59,6 +77,16 @@ func newMetrics(a *Agent) *metrics {
 		m.statsLost.WithLabelValues(r)
 	}
 	return m
+}
+
+// controllers starts the per-controller counter of each valid entry at
+// zero, under the name the sender reports it by.
+func (m *metrics) controllers(entries []string) {
+	for _, e := range entries {
+		if c, err := udp.ParseController(e); err == nil {
+			m.sent.WithLabelValues(c.Entry)
+		}
+	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {

@@ -13,6 +13,10 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // ProbeSpec is everything one probe needs: the monitor's settings and the
@@ -154,44 +158,27 @@ func probeUDP(ctx context.Context, target string) error {
 
 // probePing sends one ICMP echo request and waits for the reply. It uses
 // an unprivileged ICMP datagram socket when ping_group_range allows it,
-// and a raw socket otherwise.
+// and a raw socket otherwise (golang.org/x/net/icmp for both).
 func probePing(ctx context.Context, addr netip.Addr) error {
-	fam, proto, reqType, repType := syscall.AF_INET, syscall.IPPROTO_ICMP, byte(8), byte(0)
-	if addr.Is6() && !addr.Is4In6() {
-		fam, proto, reqType, repType = syscall.AF_INET6, syscall.IPPROTO_ICMPV6, 128, 129
-	}
 	addr = addr.Unmap()
-	raw := false
-	fd, err := syscall.Socket(fam, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, proto)
+	dgram, raw, proto := "udp4", "ip4:icmp", 1 // IANA protocol numbers, as icmp.ParseMessage wants
+	var request, reply icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
+	listen := "0.0.0.0"
+	if addr.Is6() {
+		dgram, raw, proto = "udp6", "ip6:ipv6-icmp", 58
+		request, reply = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply
+		listen = "::"
+	}
+	var dst net.Addr = &net.UDPAddr{IP: addr.AsSlice(), Zone: addr.Zone()}
+	conn, err := icmp.ListenPacket(dgram, listen)
 	if err != nil {
-		fd, err = syscall.Socket(fam, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, proto)
-		raw = true
+		dst = &net.IPAddr{IP: addr.AsSlice(), Zone: addr.Zone()}
+		conn, err = icmp.ListenPacket(raw, listen)
 	}
 	if err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPROTONOSUPPORT) {
 			return fmt.Errorf("%w: %v", ErrPingPermission, err)
 		}
-		return fmt.Errorf("icmp socket: %w", err)
-	}
-	var sa syscall.Sockaddr
-	if fam == syscall.AF_INET {
-		sa = &syscall.SockaddrInet4{Addr: addr.As4()}
-	} else {
-		sa6 := &syscall.SockaddrInet6{Addr: addr.As16()}
-		sa = sa6
-	}
-	if err := syscall.Connect(fd, sa); err != nil {
-		syscall.Close(fd)
-		return fmt.Errorf("icmp connect: %w", err)
-	}
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
-		return err
-	}
-	f := os.NewFile(uintptr(fd), "icmp")
-	defer f.Close()
-	conn, err := net.FileConn(f)
-	if err != nil {
 		return fmt.Errorf("icmp socket: %w", err)
 	}
 	defer conn.Close()
@@ -200,43 +187,49 @@ func probePing(ctx context.Context, addr netip.Addr) error {
 	} else {
 		_ = conn.SetDeadline(time.Now().Add(time.Second))
 	}
-	id := uint16(os.Getpid())
-	seq := uint16(time.Now().UnixNano())
-	msg := []byte{reqType, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq), 'o', 'c', 't', 'a'}
-	if fam == syscall.AF_INET {
-		cs := icmpChecksum(msg)
-		msg[2], msg[3] = byte(cs>>8), byte(cs)
+	seq := int(uint16(time.Now().UnixNano()))
+	msg, err := (&icmp.Message{Type: request, Body: &icmp.Echo{
+		ID: os.Getpid() & 0xffff, Seq: seq, Data: []byte("octa"),
+	}}).Marshal(nil) // ICMPv6 checksums are the kernel's
+	if err != nil {
+		return fmt.Errorf("icmp message: %w", err)
 	}
-	if _, err := conn.Write(msg); err != nil {
+	if _, err := conn.WriteTo(msg, dst); err != nil {
 		return fmt.Errorf("icmp send: %w", err)
 	}
 	buf := make([]byte, 1500)
 	for {
-		n, err := conn.Read(buf)
+		n, peer, err := conn.ReadFrom(buf)
 		if err != nil {
 			return fmt.Errorf("no echo reply: %w", err)
 		}
-		b := buf[:n]
-		if raw && fam == syscall.AF_INET && n > 20 {
-			b = b[int(b[0]&0x0f)*4:] // strip the IPv4 header
+		// A raw socket sees every ICMP packet the host receives, so the
+		// sender counts; datagram sockets rewrite the identifier, so the
+		// sequence number is what identifies our request.
+		if from, ok := peerAddr(peer); !ok || from != addr.WithZone("") {
+			continue
 		}
-		// Datagram sockets rewrite the identifier; match on the sequence.
-		if len(b) >= 8 && b[0] == repType && b[6] == byte(seq>>8) && b[7] == byte(seq) {
+		m, err := icmp.ParseMessage(proto, buf[:n])
+		if err != nil || m.Type != reply {
+			continue
+		}
+		if echo, ok := m.Body.(*icmp.Echo); ok && echo.Seq == seq {
 			return nil
 		}
 	}
 }
 
-func icmpChecksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
+// peerAddr is the address, without zone, a packet came from.
+func peerAddr(a net.Addr) (netip.Addr, bool) {
+	var ip net.IP
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.IPAddr:
+		ip = a.IP
+	default:
+		return netip.Addr{}, false
 	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
+	addr, ok := netip.AddrFromSlice(ip)
+	return addr.Unmap(), ok
 }

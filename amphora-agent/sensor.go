@@ -2,10 +2,10 @@ package agent
 
 import (
 	"fmt"
-	"net"
-	"os"
 	"sync"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 )
 
 // SelfHealth is the agent's verdict on itself.
@@ -134,37 +134,17 @@ func (s *Sensor) Record() SensorRecord {
 func (s *Sensor) Health() SelfHealth { return Judge(s.Record(), s.now(), s.limits) }
 
 // Notify sends one sd_notify message ("READY=1", "WATCHDOG=1",
-// "STOPPING=1", ...) to $NOTIFY_SOCKET. Without the variable it does
-// nothing and returns false.
-func Notify(state string) (bool, error) {
-	path := os.Getenv("NOTIFY_SOCKET")
-	if path == "" {
-		return false, nil
-	}
-	if path[0] == '@' {
-		path = "\x00" + path[1:] // abstract socket
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		return false, fmt.Errorf("sd_notify: %w", err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte(state)); err != nil {
-		return false, fmt.Errorf("sd_notify: %w", err)
-	}
-	return true, nil
-}
+// "STOPPING=1", ...) to $NOTIFY_SOCKET through go-systemd's daemon
+// package. Without the variable it does nothing and returns false.
+func Notify(state string) (bool, error) { return daemon.SdNotify(false, state) }
 
-// WatchdogInterval returns half of systemd's $WATCHDOG_USEC (the ping
+// WatchdogInterval returns half of systemd's watchdog timeout (the ping
 // period systemd recommends), or 0 when no watchdog is configured for
-// this process.
+// this process (WATCHDOG_USEC unset, invalid, or WATCHDOG_PID another's).
 func WatchdogInterval() time.Duration {
-	var usec int64
-	if _, err := fmt.Sscan(os.Getenv("WATCHDOG_USEC"), &usec); err != nil || usec <= 0 {
+	d, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
 		return 0
 	}
-	if pid := os.Getenv("WATCHDOG_PID"); pid != "" && pid != fmt.Sprint(os.Getpid()) {
-		return 0
-	}
-	return time.Duration(usec) * time.Microsecond / 2
+	return d / 2
 }

@@ -80,6 +80,11 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 	for _, r := range AbortReasons() {
 		m.partial.WithLabelValues(r.String())
 	}
+	for entity, statuses := range statusesWritten {
+		for _, status := range statuses {
+			m.changes.WithLabelValues(entity, status)
+		}
+	}
 	reg.MustRegister(m.batchSize, m.applySeconds, m.outcomes, m.changes, m.errors, m.deletes, m.zombieQueue, m.zombieDelay, m.partial,
 		m.amphoraeSeen, m.lastSuccess, m.commitLatency)
 	return m
@@ -190,4 +195,14 @@ func (s *seenAmphorae) count(now time.Time) int {
 	defer s.mu.Unlock()
 	s.prune(now)
 	return len(s.last)
+}
+
+// statusesWritten are the operating statuses the updater writes, by
+// entity (status_pass.go): octavia_hm_status_changes_total starts at zero
+// for each.
+var statusesWritten = map[string][]string{
+	"load_balancer": {StatusOnline, StatusDegraded, StatusError},
+	"listener":      {StatusOnline, StatusDegraded, StatusError, StatusOffline},
+	"pool":          {StatusOnline, StatusDegraded, StatusError, StatusOffline},
+	"member":        {StatusOnline, StatusError, StatusOffline, StatusDraining, StatusNoMonitor},
 }

@@ -120,6 +120,9 @@ type BatchResult struct {
 	// Transitions lists the committed status changes, at most
 	// MaxTransitionsPerBatch (Add does not merge them).
 	Transitions []Transition
+	// Amphorae lists the amphorae whose heartbeats the batch carried, set
+	// once it committed (Add does not merge them).
+	Amphorae []string
 }
 
 // Add accumulates another result into r.
@@ -205,6 +208,7 @@ func (u *Updater) ApplyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 	u.cfg.Metrics.observe(&res, ids, time.Since(start), err, now)
 	if err == nil {
 		u.cfg.Metrics.committed(msgs, now)
+		res.Amphorae = ids
 	}
 	return res, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,6 +77,14 @@ type Watcher struct {
 	backoff  map[string]backoffEntry
 	// release holds claims whose release failed; each cycle retries them.
 	release map[string]bool
+	// dryRun holds the amphorae a dry run (failover_driver = noop) would
+	// have failed over, until they are heard from again: as a dispatched
+	// failover keeps its claim, one stale episode is one "would fail
+	// over". The hold is here, not in amphora_health.busy, so that a dry
+	// run leaves the database as it found it.
+	dryRun map[string]bool
+	// dryRunHeld mirrors len(dryRun) for HeardFrom's fast path.
+	dryRunHeld atomic.Int64
 	// unresolved holds claims whose COMMIT outcome is unknown, by
 	// transaction id; each cycle asks the database until it knows.
 	unresolved map[int64][]string
@@ -132,7 +141,7 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 		m = NewWatcherMetrics(prometheus.NewRegistry())
 	}
 	return &Watcher{cfg: cfg, log: log, m: m, backoff: map[string]backoffEntry{}, release: map[string]bool{},
-		unresolved: map[int64][]string{}}, nil
+		dryRun: map[string]bool{}, unresolved: map[int64][]string{}}, nil
 }
 
 // Run waits the start-up grace (heartbeat_timeout), then runs a cycle
@@ -199,6 +208,11 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 		w.noteSuppression(SuppressDatabaseDown, now, causeOf(err))
 		return res, err
 	}
+	if exist {
+		w.m.expected.Set(1)
+	} else {
+		w.m.expected.Set(0)
+	}
 	reason := ""
 	if o := w.cfg.Observer; o != nil {
 		reason = judgeSelfHealth(o.state(), now, selfHealthRules{
@@ -214,6 +228,9 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 	w.mu.Lock()
 	free := w.cfg.FailoverThreads - w.inFlight
 	exclude := w.backingOff(now)
+	for id := range w.dryRun {
+		exclude = append(exclude, id)
+	}
 	// While the breaker holds and for heartbeat_timeout after it lets go,
 	// nothing is claimed; the other steps (un-stopping recovered
 	// amphorae, counting, the breaker itself) still run.
@@ -386,6 +403,10 @@ func (w *Watcher) settle(c Claimed, err error, viaLB bool) {
 
 	w.mu.Lock()
 	switch result {
+	case ResultDryRun:
+		delete(w.backoff, c.AmphoraID)
+		w.dryRun[c.AmphoraID] = true
+		w.dryRunHeld.Store(int64(len(w.dryRun)))
 	case ResultAccepted, ResultLoadBalancerAccepted, ResultImmutable, ResultCancelled:
 		delete(w.backoff, c.AmphoraID)
 	default:
@@ -416,6 +437,21 @@ func (w *Watcher) settle(c Claimed, err error, viaLB bool) {
 		w.release[c.AmphoraID] = true
 		w.mu.Unlock()
 	}
+}
+
+// HeardFrom tells the watcher that heartbeats of these amphorae were
+// committed: a dry run's hold on them ends, and a new stale episode
+// counts again.
+func (w *Watcher) HeardFrom(amphoraIDs []string) {
+	if w.dryRunHeld.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range amphoraIDs {
+		delete(w.dryRun, id)
+	}
+	w.dryRunHeld.Store(int64(len(w.dryRun)))
 }
 
 func (w *Watcher) retryReleases(ctx context.Context) {

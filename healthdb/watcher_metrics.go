@@ -4,7 +4,9 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // WatcherMetrics are the stale-amphora watcher's Prometheus metrics.
 type WatcherMetrics struct {
-	stale          prometheus.Gauge
+	stale prometheus.Gauge
+	// expected is 1 when some amphora should be sending heartbeats.
+	expected       prometheus.Gauge
 	breakerOpen    prometheus.Gauge
 	stopped        prometheus.Counter
 	recovered      prometheus.Counter
@@ -43,6 +45,9 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 	m := &WatcherMetrics{
 		stale: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "octavia_hm_stale_amphorae", Help: "Stale, unclaimed amphora_health rows seen by the last health check."}),
+		expected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "octavia_hm_amphorae_expected",
+			Help: "1 when the last health check found an amphora that should send heartbeats (ALLOCATED or FAILOVER_STOPPED, with a health row), 0 when there is none."}),
 		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "octavia_hm_failover_breaker_open", Help: "1 while the last health check found failover_threshold reached."}),
 		stopped: prometheus.NewCounter(prometheus.CounterOpts{
@@ -86,7 +91,7 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 		m.suppressed.WithLabelValues(r)
 		m.suppressedReason.WithLabelValues(r, "").Set(0)
 	}
-	reg.MustRegister(m.stale, m.breakerOpen, m.stopped, m.recovered, m.claims, m.failovers, m.inFlight,
+	reg.MustRegister(m.stale, m.expected, m.breakerOpen, m.stopped, m.recovered, m.claims, m.failovers, m.inFlight,
 		m.requestSeconds, m.cycles, m.cycleErrors, m.suppressed, m.suppressedNow, m.suppressedReason, m.unclaimFailures,
 		m.claimCommitUnknown)
 	return m

@@ -5,6 +5,8 @@
 #   harness searches there.
 # - libfaketime (Debian's faketime package), preloaded into a test server
 #   to run its clock offset from the tests' (test/pgtest ClockOffset).
+# - promtool (Debian's prometheus package), which runs the alert rules'
+#   unit tests (test/etc, etc/prometheus/octavia-health-alerts.test.yml).
 # Anything missing is a hard error, never a silent skip.
 set -euo pipefail
 
@@ -21,6 +23,7 @@ have_libfaketime() {
 missing=()
 have_postgres || missing+=(postgresql)
 have_libfaketime || missing+=(faketime)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
@@ -41,6 +44,10 @@ fi
 
 if ! have_postgres; then
   echo "install-deps: postgresql was installed but initdb is still missing" >&2
+  exit 1
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "install-deps: prometheus was installed but promtool is still missing" >&2
   exit 1
 fi
 if ! have_libfaketime; then

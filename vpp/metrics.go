@@ -1,6 +1,9 @@
 package vpp
 
 import (
+	"slices"
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -24,7 +27,7 @@ var (
 	descGeneration = prometheus.NewDesc("amphora_agent_vpp_generation",
 		"Increases on every connection to a fresh VPP instance.", nil, nil)
 	descBoot = prometheus.NewDesc("amphora_agent_vpp_boot_time_seconds",
-		"VPP boot time, seconds since the epoch (0 when unknown).", nil, nil)
+		"VPP boot time, seconds since the epoch; absent while unknown.", nil, nil)
 	descLastContact = prometheus.NewDesc("amphora_agent_vpp_last_contact_timestamp_seconds",
 		"Last successful exchange with VPP, seconds since the epoch.", nil, nil)
 	descCalls = prometheus.NewDesc("amphora_agent_vpp_api_calls_total",
@@ -40,14 +43,23 @@ var (
 	descChanges = prometheus.NewDesc("amphora_agent_vpp_lb_changes_total",
 		"Dataplane changes by kind.", []string{"kind"}, nil)
 	descVIPPackets = prometheus.NewDesc("amphora_agent_vip_packets_total",
-		"lb plugin packets per VIP by kind (next, first, untracked, no_server).", []string{"vip", "kind"}, nil)
+		"lb plugin packets per VIP by kind (next, first, untracked, no_server).", append(vipLabels, "kind"), nil)
 	descRoutePackets = prometheus.NewDesc("amphora_agent_vip_route_packets_total",
-		"Packets that reached the VIP address (FIB), all ports.", []string{"vip"}, nil)
+		"Packets that reached the VIP address (FIB), all ports.", vipLabels, nil)
 	descRouteBytes = prometheus.NewDesc("amphora_agent_vip_route_bytes_total",
-		"Bytes that reached the VIP address (FIB), all ports.", []string{"vip"}, nil)
+		"Bytes that reached the VIP address (FIB), all ports.", vipLabels, nil)
 	descFlows = prometheus.NewDesc("amphora_agent_vip_backend_flows",
-		"Flow-table slots pointing at a backend (upper bound of its connections).", []string{"vip", "backend"}, nil)
+		"Flow-table slots pointing at a backend (upper bound of its connections).", append(vipLabels, "backend"), nil)
 )
+
+// vipLabels identify a VIP, one value each: the prefix ("192.0.2.10/32"),
+// the protocol (tcp, udp, or any for an all-port VIP) and the port (0 for
+// an all-port VIP), so that queries can select and group on each.
+var vipLabels = []string{"vip", "protocol", "port"}
+
+func vipLabelValues(k VIPKey) []string {
+	return []string{k.Prefix.String(), k.Protocol.String(), strconv.Itoa(int(k.Port))}
+}
 
 type collector struct{ src MetricsSource }
 
@@ -83,9 +95,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descInfo, 1, st.Version, st.Dialect)
 	gauge(descGeneration, float64(st.Generation))
 	if !st.BootTime.IsZero() {
+		// Absent, not 0, while unknown: time() - boot_time must not read
+		// as 56 years of uptime.
 		gauge(descBoot, unix(st.BootTime))
-	} else {
-		gauge(descBoot, 0)
 	}
 	if !st.LastContact.IsZero() {
 		gauge(descLastContact, unix(st.LastContact))
@@ -108,15 +120,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, v := range c.src.Counters().vipsOrNil() {
-		vip := v.Key.String()
-		counter(descVIPPackets, v.NextPackets, vip, "next")
-		counter(descVIPPackets, v.FirstPackets, vip, "first")
-		counter(descVIPPackets, v.UntrackedPackets, vip, "untracked")
-		counter(descVIPPackets, v.NoServerPackets, vip, "no_server")
-		counter(descRoutePackets, v.RoutePackets, vip)
-		counter(descRouteBytes, v.RouteBytes, vip)
+		vip := vipLabelValues(v.Key)
+		with := func(extra string) []string { return append(slices.Clip(vip), extra) }
+		counter(descVIPPackets, v.NextPackets, with("next")...)
+		counter(descVIPPackets, v.FirstPackets, with("first")...)
+		counter(descVIPPackets, v.UntrackedPackets, with("untracked")...)
+		counter(descVIPPackets, v.NoServerPackets, with("no_server")...)
+		counter(descRoutePackets, v.RoutePackets, vip...)
+		counter(descRouteBytes, v.RouteBytes, vip...)
 		for a, f := range v.Flows {
-			gauge(descFlows, float64(f), vip, a.String())
+			gauge(descFlows, float64(f), with(a.String())...)
 		}
 	}
 }

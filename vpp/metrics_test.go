@@ -87,8 +87,11 @@ func TestMetricsPlainSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := testutil.GatherAndCount(reg)
-	if err != nil || n != 4 { // up, info, generation, boot time
+	if err != nil || n != 3 { // up, info, generation; no boot time while unknown
 		t.Fatalf("%d series, %v", n, err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "amphora_agent_vpp_boot_time_seconds"); err != nil || n != 0 {
+		t.Errorf("boot time exported while unknown: %d series, %v", n, err)
 	}
 	if v := testutil.ToFloat64(collectorFor(t, reg, "amphora_agent_vpp_up")); v != 0 {
 		t.Fatalf("up = %v", v)

@@ -150,3 +150,38 @@ func TestMetricNamesGolden(t *testing.T) {
 	sort.Strings(got)
 	testproc.Golden(t, "../../cmd/amphora-agent/testdata/metric-names.golden", got)
 }
+
+// The agent's labelled counters exist before the first event, each
+// known label value at zero, so that rate() answers from the start.
+func TestAgentCountersExistBeforeTheFirstEvent(t *testing.T) {
+	cfg, err := agent.LoadConfig(simConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := agent.New(agent.Options{Config: cfg, Dataplane: sim.New(sim.Config{}), Logger: slog.New(slog.DiscardHandler), Registry: reg}); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]int{}
+	for _, f := range families {
+		series[f.GetName()] = len(f.GetMetric())
+	}
+	for name, want := range map[string]int{
+		"amphora_agent_heartbeats_sent_total":       len(cfg.Controllers),
+		"amphora_agent_heartbeat_send_errors_total": 2,
+		"amphora_agent_probes_total":                12, // 6 monitor types x pass/fail
+		"amphora_agent_member_transitions_total":    2,
+		"amphora_agent_listener_transitions_total":  3,
+		"amphora_agent_lb_config_loads_total":       2,
+		"amphora_agent_vip_syncs_total":             2,
+		"amphora_agent_stats_baselines_total":       4,
+	} {
+		if series[name] != want || want == 0 {
+			t.Errorf("%s: %d series before the first event, want %d", name, series[name], want)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,7 +41,8 @@ func (m *Manager) registerGauges() {
 	}, func() float64 { return float64(m.replay.Len()) }))
 }
 
-// listenHTTP serves /metrics, /healthz and the status page on
+// listenHTTP serves /metrics, /livez, /readyz (alias /healthz) and the
+// status page on
 // metrics_bind; an empty address turns them off.
 func (m *Manager) listenHTTP(addr string) error {
 	if addr == "" {
@@ -54,7 +54,10 @@ func (m *Manager) listenHTTP(addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", m.healthz)
+	mux.HandleFunc("/livez", m.livez)
+	mux.HandleFunc("/readyz", m.readyz)
+	mux.HandleFunc("/healthz", m.readyz) // the name earlier versions served
+
 	m.page.Register(mux)
 	m.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	m.httpAddr = ln.Addr()
@@ -75,21 +78,6 @@ func (m *Manager) stopHTTP() {
 		_ = srv.Shutdown(shutdownCtx)
 		cancel()
 	}
-}
-
-// healthz answers 503 while the last batch failed (the database is
-// unreachable), 200 otherwise.
-func (m *Manager) healthz(w http.ResponseWriter, _ *http.Request) {
-	m.mu.Lock()
-	err := m.lastError
-	m.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	body := map[string]string{"status": "ok"}
-	if err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		body = map[string]string{"status": "unhealthy", "reason": "last health batch failed: " + err.Error()}
-	}
-	_ = json.NewEncoder(w).Encode(body)
 }
 
 // statusPage is the web page on metrics_bind. It reads the metrics

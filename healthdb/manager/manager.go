@@ -6,10 +6,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -88,8 +88,11 @@ type Manager struct {
 	pprof     *http.Server
 	pprofAddr net.Addr
 
-	mu        sync.Mutex
-	lastError error
+	// reloads counts SIGHUP reloads by result.
+	reloads *prometheus.CounterVec
+	// life is what /livez, /readyz and systemd's watchdog judge by.
+	life                lifecycle
+	healthCheckInterval time.Duration
 }
 
 // New builds the pipeline from cfg; it binds the heartbeat socket and
@@ -112,6 +115,7 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 	m.keys.Store(kr)
 	m.keyState = keyStateOf(cfg)
 	hm := &cfg.HealthManager
+	m.healthCheckInterval = hm.HealthCheckInterval
 	if err := checkPprofBind(hm.PprofBind); err != nil {
 		return nil, err
 	}
@@ -127,6 +131,10 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 		return nil, err
 	}
 	m.registry = newRegistry()
+	if m.pool != nil {
+		m.registry.MustRegister(poolCollector{m.pool})
+	}
+	m.reloads = newReloadCounter(m.registry)
 	m.page = statusPage(cfg, m.pool, m.log)
 	m.metrics = udp.NewReceiverMetrics(m.page.Watch(m.registry))
 	if err := m.buildHealthPath(cfg, session); err != nil {
@@ -279,6 +287,7 @@ func receiveQueueSize(queueSize int) int { return max(queueSize/8, 256) }
 // update. A full queue discards its oldest entry.
 func (m *Manager) deliver(msg *heartbeat.Message) {
 	now := time.Now()
+	m.life.delivered.Add(1)
 	m.observer.HeartbeatReceived(now)
 	if n := len(m.healthQ.Put(msg)); n > 0 {
 		m.metrics.Dropped.WithLabelValues("health", "queue_full").Add(float64(n))
@@ -294,8 +303,24 @@ func (m *Manager) deliver(msg *heartbeat.Message) {
 func (m *Manager) Run(ctx context.Context) error {
 	m.log.Info("health manager started", "listen", m.receiver.Addr().String(), "metrics", m.metricsAddr(),
 		"keyring", m.keys.Load(), "replay_window", m.replay.Window())
+	start := time.Now()
+	m.life.since.Store(start.UnixNano())
+	m.life.loopTurn.Store(start.UnixNano())
+	m.life.running.Store(true)
 	if m.opts.Ready != nil {
 		m.opts.Ready(m)
+	}
+	// Type=notify: READY=1 once the socket is bound (New) and the
+	// database has answered; WATCHDOG=1 from this loop while the pipeline
+	// progresses.
+	go m.notifyReadyAfterDatabase(ctx)
+	live := time.NewTicker(loopTick)
+	defer live.Stop()
+	var watchdog <-chan time.Time
+	if period := watchdogPeriod(); period > 0 {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		watchdog = t.C
 	}
 	drainCtx, cancelDrain := context.WithCancel(context.Background())
 	defer cancelDrain()
@@ -314,6 +339,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			m.life.running.Store(false)
+			m.notify(daemon.SdNotifyStopping)
 			m.log.Info("stopping: no longer reading heartbeats; applying what is queued", "queued", m.healthQ.Len())
 			<-receiverDone
 			<-watcherDone
@@ -332,6 +359,11 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-m.opts.Reload:
 			m.reloadConfig()
+		case now := <-live.C:
+			m.life.loopTurn.Store(now.UnixNano())
+		case <-watchdog:
+			m.life.loopTurn.Store(time.Now().UnixNano())
+			m.feedWatchdog()
 		}
 	}
 }
@@ -358,9 +390,10 @@ func (m *Manager) batchDone(res healthdb.BatchResult, err error) {
 		// dropped: as overloaded as a full queue.
 		m.observer.WorkDropped(now)
 	}
-	m.mu.Lock()
-	m.lastError = err
-	m.mu.Unlock()
+	m.life.batchDone(err, now)
+	if err == nil {
+		m.watcher.HeardFrom(res.Amphorae)
+	}
 }
 
 // ListenAddr is the heartbeat socket's address.

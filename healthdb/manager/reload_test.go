@@ -75,6 +75,20 @@ func TestReloadRotatesKeys(t *testing.T) {
 	rewrite(config("heartbeat_key = new"))
 	expect("old", false)
 	expect("new", true)
+	// Each rewrite was read twice; the one without a primary key failed.
+	if got := familySum(t, r, "octavia_hm_config_reloads_total", "success"); got != 4 {
+		t.Errorf("octavia_hm_config_reloads_total{result=success} = %v, want 4", got)
+	}
+	if got := familySum(t, r, "octavia_hm_config_reloads_total", "failure"); got != 2 {
+		t.Errorf("octavia_hm_config_reloads_total{result=failure} = %v, want 2", got)
+	}
+	// The pool's statistics are exported: batches acquired connections.
+	if got := familyValue(t, r, "octavia_hm_db_pool_acquires_total"); got == 0 {
+		t.Error("octavia_hm_db_pool_acquires_total is 0 after batches were written")
+	}
+	if got := familyValue(t, r, "octavia_hm_db_pool_max_conns"); got < 2 {
+		t.Errorf("octavia_hm_db_pool_max_conns = %v, want at least 2", got)
+	}
 	if err := r.Stop(); err != nil {
 		t.Errorf("manager exit: %v", err)
 	}
@@ -104,4 +118,21 @@ func familySum(t *testing.T, r *managertest.Running, family, labelValue string) 
 		}
 	}
 	return sum
+}
+
+// familyValue is the value of an unlabelled counter or gauge; 0 when the
+// family is absent.
+func familyValue(t *testing.T, r *managertest.Running, family string) float64 {
+	t.Helper()
+	families, err := r.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == family && len(f.GetMetric()) == 1 {
+			m := f.GetMetric()[0]
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return 0
 }

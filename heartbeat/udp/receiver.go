@@ -306,7 +306,8 @@ type ReceiverMetrics struct {
 }
 
 // NewReceiverMetrics creates and registers the receiver's metrics. Every
-// rejection reason starts at zero, so a dashboard sees it before it happens.
+// rejection reason and every (key, mac) of an acceptance starts at zero,
+// so that rate() answers before the first event.
 func NewReceiverMetrics(reg prometheus.Registerer) *ReceiverMetrics {
 	m := &ReceiverMetrics{
 		Datagrams: prometheus.NewCounter(prometheus.CounterOpts{
@@ -327,6 +328,11 @@ func NewReceiverMetrics(reg prometheus.Registerer) *ReceiverMetrics {
 	}
 	for _, r := range heartbeat.Reasons() {
 		m.Rejected.WithLabelValues(r.String())
+	}
+	for _, key := range []string{"primary", "previous"} {
+		for _, mac := range []heartbeat.MACForm{heartbeat.MACHex, heartbeat.MACRaw} {
+			m.Accepted.WithLabelValues(key, mac.String())
+		}
 	}
 	m.Dropped.WithLabelValues("receive", "queue_full")
 	m.Dropped.WithLabelValues("socket", "buffer_full")

@@ -29,6 +29,8 @@ func exported(t *testing.T) map[string]string {
 	types := map[string]string{
 		// Written by Prometheus itself for every scrape target.
 		"up": "gauge",
+		// client_golang's process collector, which both binaries register.
+		"process_start_time_seconds": "gauge",
 	}
 	for _, f := range []string{
 		"../../cmd/octavia-health-manager/testdata/metric-names.golden",
@@ -304,6 +306,8 @@ func TestSystemdUnits(t *testing.T) {
 		want map[string]string // Service key -> a value it must have
 	}{
 		{"../../etc/systemd/octavia-health-manager.service", map[string]string{
+			"Type":            "notify",
+			"NotifyAccess":    "main",
 			"ExecReload":      "/bin/kill -HUP $MAINPID",
 			"User":            "octavia",
 			"NoNewPrivileges": "yes",
@@ -334,6 +338,14 @@ func TestSystemdUnits(t *testing.T) {
 		if start := svc["ExecStart"]; len(start) != 1 || !strings.Contains(start[0], "--config-file /etc/octavia/") {
 			t.Errorf("%s: ExecStart %q does not pass --config-file", tt.file, start)
 		}
+	}
+	hm := readUnit(t, "../../etc/systemd/octavia-health-manager.service")["Service"]
+	if wd := hm["WatchdogSec"]; len(wd) != 1 {
+		t.Errorf("octavia-health-manager.service: WatchdogSec %q, want one value", wd)
+	} else if d, err := time.ParseDuration(strings.TrimSuffix(wd[0], "s") + "s"); err != nil || d < 30*time.Second {
+		// A batch may legitimately take as long as a database statement;
+		// the watchdog must not restart a manager that is only slow.
+		t.Errorf("octavia-health-manager.service: WatchdogSec %q, want at least 30 seconds", wd[0])
 	}
 	agent := readUnit(t, "../../etc/systemd/amphora-agent.service")["Service"]
 	if wd := agent["WatchdogSec"]; len(wd) != 1 {
