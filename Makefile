@@ -7,6 +7,7 @@
 #   make bench-octavia  Octavia 11's own health path on the same workload
 #   make bench-cpu  CPU per heartbeat, ours and Octavia 11's, one JSON line
 #   make fuzz    run every fuzz target for FUZZTIME each (FUZZTIME=10s, FUZZ=regexp)
+#   make deb     the .deb packages of both programs into dist/ (etc/deb/build.sh)
 #   make lint    gofmt, go vet, staticcheck (installed into ./bin) and tidy-check
 #   make tidy-check  fail when go mod tidy would change go.mod or go.sum
 #   make interop run Octavia 11's own code next to ours (test/interop/README.md);
@@ -29,7 +30,7 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run demo-test test deps vet tidy-check bench bench-octavia bench-cpu fuzz lint fmt clean interop interop-deps interop-fuzz browser browser-deps faults
+.PHONY: all build deb run demo-test test deps vet tidy-check bench bench-octavia bench-cpu fuzz lint fmt clean interop interop-deps interop-fuzz browser browser-deps faults
 
 all: build
 
@@ -48,6 +49,12 @@ run: build
 demo-test: build
 	$(GO) vet -tags demo ./test/demo/
 	$(GO) test -tags demo -count=1 -timeout 10m -run '^TestDemo' -v ./test/demo/
+
+# The .deb packages (nFPM, pinned below; etc/deb/build.sh), into DIST.
+DIST         ?= $(CURDIR)/dist
+NFPM_VERSION := v2.45.2
+deb: build
+	NFPM_VERSION=$(NFPM_VERSION) GO=$(GO) ./etc/deb/build.sh $(DIST) $(BIN)
 
 # Modules and system packages (PostgreSQL, faketime) the suite needs on a fresh machine.
 deps:
@@ -154,4 +161,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf $(BIN) .run
+	rm -rf $(BIN) .run $(DIST)
