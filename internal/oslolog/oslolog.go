@@ -91,13 +91,13 @@ func New(opts Options) (*Logger, error) {
 	}
 	// format is the text or JSON handler; syslog stamps its own time.
 	format := func(w io.Writer, withTime bool) slog.Handler {
-		ho := &slog.HandlerOptions{Level: l.Level, ReplaceAttr: replaceLevel}
+		ho := &slog.HandlerOptions{Level: l.Level, ReplaceAttr: ReplaceLevel}
 		if !withTime {
 			ho.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 				if len(groups) == 0 && a.Key == slog.TimeKey {
 					return slog.Attr{}
 				}
-				return replaceLevel(groups, a)
+				return ReplaceLevel(groups, a)
 			}
 		}
 		if opts.UseJSON {
@@ -205,7 +205,9 @@ func LevelName(l slog.Level) string {
 	return "CRITICAL"
 }
 
-func replaceLevel(groups []string, a slog.Attr) slog.Attr {
+// ReplaceLevel is a slog.HandlerOptions.ReplaceAttr that writes levels
+// by oslo's names, for a handler made elsewhere.
+func ReplaceLevel(groups []string, a slog.Attr) slog.Attr {
 	if len(groups) == 0 && a.Key == slog.LevelKey {
 		if l, ok := a.Value.Any().(slog.Level); ok {
 			return slog.String(slog.LevelKey, LevelName(l))
