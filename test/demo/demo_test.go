@@ -104,11 +104,14 @@ func closedClone(t *testing.T) string {
 	if err := os.Mkdir(clone, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cp := exec.Command("sh", "-c", `git ls-files -z --cached --others --exclude-standard | `+
-		`while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf - | tar -xf - -C "$1"`, "sh", clone)
+	cp := exec.Command("bash", "-c", `set -o pipefail; git ls-files -z --cached --others --exclude-standard | `+
+		`while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done | tar --null -T - -cf - | tar -xf - -C "$1"`, "sh", clone)
 	cp.Dir = root
 	if out, err := cp.CombinedOutput(); err != nil {
 		t.Fatalf("copying the tree: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(clone, "Makefile")); err != nil {
+		t.Fatalf("copying the tree: %v", err)
 	}
 	return clone
 }
