@@ -209,7 +209,13 @@ func LoadConfig(files ...string) (*Config, error) {
 	boolean("DEFAULT.use_json", &c.Logging.UseJSON)
 	boolean("DEFAULT.use_journal", &c.Logging.UseJournal)
 	boolean("DEFAULT.use_syslog", &c.Logging.UseSyslog)
-	str("DEFAULT.syslog_log_facility", &c.Logging.SyslogLogFacility)
+	if v, ok := value("DEFAULT.syslog_log_facility"); ok {
+		if _, err := octaviaconf.SyslogFacility(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", optionName("DEFAULT.syslog_log_facility"), err))
+		} else {
+			c.Logging.SyslogLogFacility = v
+		}
+	}
 	str("amphora_agent.amphora_id", &c.AmphoraID)
 	str("amphora_agent.status_bind", &c.StatusBind)
 	if v, ok := value("amphora_agent.allow_remote_marks"); ok {

@@ -321,7 +321,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r.boolean("DEFAULT", "use_json", &lg.UseJSON)
 	r.boolean("DEFAULT", "use_journal", &lg.UseJournal)
 	r.boolean("DEFAULT", "use_syslog", &lg.UseSyslog)
-	r.str("DEFAULT", "syslog_log_facility", &lg.SyslogLogFacility)
+	r.facility("DEFAULT", "syslog_log_facility", &lg.SyslogLogFacility)
 
 	r.connection(&cfg.Database.Connection)
 	r.integer("database", "max_pool_size", 1, &cfg.Database.MaxPoolSize)

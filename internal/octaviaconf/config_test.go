@@ -618,8 +618,10 @@ func TestLoggingOptions(t *testing.T) {
 	if cfg.Default.Logging != want {
 		t.Errorf("got %+v, want %+v", cfg.Default.Logging, want)
 	}
-	if _, _, err := loadString(t, "[DEFAULT]\nuse_json = maybe\n"); err == nil {
-		t.Error("use_json = maybe accepted")
+	for _, bad := range []string{"use_json = maybe", "syslog_log_facility = LOG_LOCAL9"} {
+		if _, _, err := loadString(t, "[DEFAULT]\n"+bad+"\n"); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 	if d := Defaults().Default.Logging; d != (Logging{SyslogLogFacility: "LOG_USER"}) {
 		t.Errorf("defaults %+v", d)
