@@ -43,10 +43,22 @@ pg_start() {
   if [ ! -d "$home/pgdata" ]; then
     "${pg_as[@]}" "$pg_bin/initdb" -D "$home/pgdata" -A trust -U postgres >"$dir/initdb.log"
   fi
-  local port
-  port=$(pick_port 55432)
-  "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$home/pgdata" -l "$home/postgres.log" -w \
-    -o "-p $port -k $home -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  local port=55432 try
+  # A port found free can be taken before the server binds it (another
+  # server, or a client's ephemeral port on a busy machine): try the next.
+  for try in 1 2 3 4 5; do
+    port=$(pick_port "$port")
+    if "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$home/pgdata" -l "$home/postgres.log" -w \
+      -o "-p $port -k $home -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null; then
+      break
+    fi
+    if [ "$try" = 5 ] || ! tail -n 5 "$home/postgres.log" | grep -q "Address already in use"; then
+      echo "PostgreSQL did not start; $home/postgres.log ends with:" >&2
+      tail -n 20 "$home/postgres.log" >&2 || true
+      return 1
+    fi
+    port=$((port + 1))
+  done
   pg_url="postgresql://postgres@127.0.0.1:$port/postgres"
 }
 
