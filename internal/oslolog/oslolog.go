@@ -157,11 +157,12 @@ func New(opts Options) (*Logger, error) {
 	return l, nil
 }
 
-// FilePath is oslo.log's log file: log_file inside log_dir, log_file
-// alone, <program>.log inside log_dir alone, or nothing.
+// FilePath is oslo.log's log file: log_file inside log_dir (unless
+// log_file is absolute, as Python's os.path.join has it), log_file alone,
+// <program>.log inside log_dir alone, or nothing.
 func FilePath(logFile, logDir, program string) string {
 	switch {
-	case logFile != "" && logDir != "":
+	case logFile != "" && logDir != "" && !filepath.IsAbs(logFile):
 		return filepath.Join(logDir, logFile)
 	case logFile != "":
 		return logFile

@@ -20,6 +20,7 @@ func TestFilePath(t *testing.T) {
 		{"", "", ""},
 		{"/var/log/octavia/hm.log", "", "/var/log/octavia/hm.log"},
 		{"hm.log", "/var/log/octavia", "/var/log/octavia/hm.log"},
+		{"/srv/hm.log", "/var/log/octavia", "/srv/hm.log"},
 		{"", "/var/log/octavia", "/var/log/octavia/prog.log"},
 	}
 	for _, tt := range tests {
