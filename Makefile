@@ -7,7 +7,9 @@
 #   make bench-octavia  Octavia 11's own health path on the same workload
 #   make bench-cpu  CPU per heartbeat, ours and Octavia 11's, one JSON line
 #   make fuzz    run every fuzz target for FUZZTIME each (FUZZTIME=10s, FUZZ=regexp)
-#   make lint    gofmt, go vet and staticcheck (installed into ./bin)
+#   make deb     the .deb packages of both programs into dist/ (etc/deb/build.sh)
+#   make lint    gofmt, go vet, staticcheck (installed into ./bin) and tidy-check
+#   make tidy-check  fail when go mod tidy would change go.mod or go.sum
 #   make interop run Octavia 11's own code next to ours (test/interop/README.md);
 #                make test runs it too when CI=true
 #   make interop-fuzz SEEDS=N  the differential fuzzer with N more random seeds
@@ -28,7 +30,7 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run demo-test test deps vet bench bench-octavia bench-cpu fuzz lint fmt clean interop interop-deps interop-fuzz browser browser-deps faults
+.PHONY: all build deb run demo-test test deps vet tidy-check bench bench-octavia bench-cpu fuzz lint fmt clean interop interop-deps interop-fuzz browser browser-deps faults
 
 all: build
 
@@ -48,6 +50,12 @@ demo-test: build
 	$(GO) vet -tags demo ./test/demo/
 	$(GO) test -tags demo -count=1 -timeout 10m -run '^TestDemo' -v ./test/demo/
 
+# The .deb packages (nFPM, pinned below; etc/deb/build.sh), into DIST.
+DIST         ?= $(CURDIR)/dist
+NFPM_VERSION := v2.45.2
+deb: build
+	NFPM_VERSION=$(NFPM_VERSION) GO=$(GO) ./etc/deb/build.sh $(DIST) $(BIN)
+
 # Modules and system packages (PostgreSQL, faketime) the suite needs on a fresh machine.
 deps:
 	$(GO) mod download
@@ -56,7 +64,11 @@ deps:
 vet:
 	$(GO) vet ./...
 
-test: deps vet
+# go.mod and go.sum as go mod tidy leaves them (make test and make lint).
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
+test: deps vet tidy-check
 	$(GO) test -race -count=1 ./...
 	@if [ "$(CI)" = "true" ]; then $(MAKE) --no-print-directory interop; fi
 	@if [ "$(CI)" = "true" ]; then $(MAKE) --no-print-directory browser; fi
@@ -139,7 +151,7 @@ fuzz:
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-lint: $(BIN)/staticcheck
+lint: $(BIN)/staticcheck tidy-check
 	@out=$$(gofmt -l $$(git ls-files '*.go') ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
@@ -149,4 +161,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf $(BIN) .run
+	rm -rf $(BIN) .run $(DIST)

@@ -11,6 +11,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
 	github.com/sirupsen/logrus v1.9.3
+	github.com/systemd/slog-journal v0.1.2
 	github.com/urfave/cli/v2 v2.27.7
 	go.fd.io/govpp v0.13.0
 	golang.org/x/net v0.63.0

@@ -54,6 +54,13 @@ type Config struct {
 	// lives. Default /var/lib/octavia.
 	BasePath string `conf:"haproxy_amphora base_path,path,same"`
 
+	// Debug is [DEFAULT] debug: log at DEBUG level (also --debug).
+	// Default false.
+	Debug bool `conf:"DEFAULT debug,boolean,same"`
+	// Logging is the rest of oslo.log's [DEFAULT] options
+	// (internal/oslolog).
+	Logging octaviaconf.Logging
+
 	VPP VPPConfig
 }
 
@@ -99,6 +106,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:     10 * time.Second,
 		HeartbeatInterval:   10 * time.Second,
 		BasePath:            "/var/lib/octavia",
+		Logging:             octaviaconf.DefaultLogging(),
 		VPP: VPPConfig{
 			APISocket:            "/run/vpp/api.sock",
 			StatsSocket:          "/run/vpp/stats.sock",
@@ -182,6 +190,30 @@ func LoadConfig(files ...string) (*Config, error) {
 				return
 			}
 			*dst = a
+		}
+	}
+	boolean := func(key string, dst *bool) {
+		if v, ok := value(key); ok {
+			b, err := parseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", optionName(key), err))
+				return
+			}
+			*dst = b
+		}
+	}
+	boolean("DEFAULT.debug", &c.Debug)
+	str("DEFAULT.log_file", &c.Logging.LogFile)
+	str("DEFAULT.log_dir", &c.Logging.LogDir)
+	boolean("DEFAULT.use_stderr", &c.Logging.UseStderr)
+	boolean("DEFAULT.use_json", &c.Logging.UseJSON)
+	boolean("DEFAULT.use_journal", &c.Logging.UseJournal)
+	boolean("DEFAULT.use_syslog", &c.Logging.UseSyslog)
+	if v, ok := value("DEFAULT.syslog_log_facility"); ok {
+		if _, err := octaviaconf.SyslogFacility(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", optionName("DEFAULT.syslog_log_facility"), err))
+		} else {
+			c.Logging.SyslogLogFacility = v
 		}
 	}
 	str("amphora_agent.amphora_id", &c.AmphoraID)

@@ -2,6 +2,10 @@
 #   pg_start DIR  -> initdb DIR/pgdata if needed, start it on a free port,
 #                    set $pg_url; runs the server as postgres when root.
 #   pg_stop DIR   -> fast shutdown.
+# As root, when the postgres user cannot reach DIR (a clone under a
+# mode-0700 directory such as /root/src), the server's files live in a
+# directory of their own under /tmp instead, DIR/pgdata links to it, and
+# pg_stop removes it.
 
 pg_find_bin() {
   local d
@@ -22,21 +26,50 @@ pg_start() {
   fi
   pg_as=()
   mkdir -p "$dir"
+  local home=$dir
   if [ "$(id -u)" -eq 0 ]; then
     pg_as=(runuser -u postgres --)
     chown postgres "$dir"
+    if [ -L "$dir/pgdata" ]; then
+      home=$(dirname "$(readlink "$dir/pgdata")")
+      [ -d "$home" ] || { rm -f "$dir/pgdata"; home=$dir; }
+    fi
+    if ! "${pg_as[@]}" test -w "$home" -a -x "$home"; then
+      home=$(mktemp -d /tmp/octavia-vpp-pg.XXXXXX)
+      chown postgres "$home"
+      ln -s "$home/pgdata" "$dir/pgdata"
+    fi
   fi
-  if [ ! -d "$dir/pgdata" ]; then
-    "${pg_as[@]}" "$pg_bin/initdb" -D "$dir/pgdata" -A trust -U postgres >"$dir/initdb.log"
+  if [ ! -d "$home/pgdata" ]; then
+    "${pg_as[@]}" "$pg_bin/initdb" -D "$home/pgdata" -A trust -U postgres >"$dir/initdb.log"
   fi
-  local port
-  port=$(pick_port 55432)
-  "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$dir/pgdata" -l "$dir/postgres.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  local port=55432 try
+  # A port found free can be taken before the server binds it (another
+  # server, or a client's ephemeral port on a busy machine): try the next.
+  for try in 1 2 3 4 5; do
+    port=$(pick_port "$port")
+    if "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$home/pgdata" -l "$home/postgres.log" -w \
+      -o "-p $port -k $home -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null; then
+      break
+    fi
+    if [ "$try" = 5 ] || ! tail -n 5 "$home/postgres.log" | grep -q "Address already in use"; then
+      echo "PostgreSQL did not start; $home/postgres.log ends with:" >&2
+      tail -n 20 "$home/postgres.log" >&2 || true
+      return 1
+    fi
+    port=$((port + 1))
+  done
   pg_url="postgresql://postgres@127.0.0.1:$port/postgres"
 }
 
 pg_stop() {
   [ -n "${pg_bin:-}" ] || return 0
-  "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$1/pgdata" -m fast stop >/dev/null 2>&1 || true
+  local data=$1/pgdata
+  if [ -L "$data" ]; then data=$(readlink "$data"); fi
+  "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$data" -m fast stop >/dev/null 2>&1 || true
+  # The directory under /tmp goes once its server has stopped.
+  if [ -L "$1/pgdata" ] && [ ! -f "$data/postmaster.pid" ]; then
+    cp "$(dirname "$data")/postgres.log" "$1/postgres.log" 2>/dev/null || true
+    rm -rf "$(dirname "$data")" "$1/pgdata"
+  fi
 }

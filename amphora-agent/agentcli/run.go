@@ -17,30 +17,35 @@ import (
 	"github.com/urfave/cli/v2"
 
 	agent "github.com/octavia-vpp/health/amphora-agent"
+	"github.com/octavia-vpp/health/internal/oslolog"
 	"github.com/octavia-vpp/health/vpp"
 	"github.com/octavia-vpp/health/vpp/sim"
 )
 
-func newLogger(c *cli.Context) *slog.Logger {
-	lvl := slog.LevelInfo
-	if c.Bool("debug") {
-		lvl = slog.LevelDebug
+// newLogger is the agent's logger: oslo.log's [DEFAULT] options, the
+// command-line flags over them.
+func newLogger(c *cli.Context, cfg *agent.Config) (*oslolog.Logger, error) {
+	l, err := oslolog.New(oslolog.FromCLI(c, "amphora-agent", cfg.Debug, cfg.Logging))
+	if err != nil {
+		return nil, cli.Exit("amphora-agent: "+err.Error(), ExitSemantic)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	if c.String("log-format") == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return l, nil
 }
 
 // Run runs the agent until SIGTERM or SIGINT, with its dataplane, its
 // status API and SIGHUP reloads.
 func Run(c *cli.Context) error {
-	log := newLogger(c)
 	cfg, err := LoadConfig(c)
 	if err != nil {
 		return err
 	}
+	logger, err := newLogger(c, cfg)
+	if err != nil {
+		return err
+	}
+	defer logger.Close()
+	slog.SetDefault(logger.Logger)
+	log := logger.Logger
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -101,6 +106,11 @@ func Run(c *cli.Context) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
+				// logrotate has moved the log file: the next lines go to
+				// a new one.
+				if err := logger.Reopen(); err != nil {
+					log.Error("SIGHUP: log file not reopened", "reason", err.Error())
+				}
 				// The LB description first; then the controller list and
 				// the heartbeat key, from the config files, if they still
 				// validate.

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/amphora-agent/agentcli"
+	"github.com/octavia-vpp/health/internal/oslolog"
 )
 
 // Exit codes of check-config (and of the other commands).
@@ -35,16 +36,14 @@ func newApp(stdout io.Writer) *cli.App {
 		Usage:     "program VPP's lb plugin, health-check members and send Octavia heartbeats",
 		Writer:    stdout,
 		ErrWriter: os.Stderr,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{
 				Name:  "config-file",
 				Value: cli.NewStringSlice("/etc/octavia/amphora-agent.conf"),
 				Usage: "oslo-style config `PATH`; repeat it, later files override earlier ones",
 			},
-			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log as `FORMAT`: text or json"},
-			&cli.BoolFlag{Name: "debug", Usage: "log at DEBUG level"},
 			&cli.BoolFlag{Name: "check", Usage: "validate the config and the LB description, print every problem and exit (0 valid, 1 parse error, 2 semantic error)"},
-		},
+		}, oslolog.Flags()...),
 		// --check is check-config as a flag, like the health manager's.
 		Before: func(c *cli.Context) error {
 			if !c.Bool("check") {

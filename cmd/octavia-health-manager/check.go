@@ -11,6 +11,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/internal/oslolog"
 )
 
 // Exit codes of --check.
@@ -31,7 +32,7 @@ var checkFlag = &cli.BoolFlag{
 func runCheck(files []string, out, errOut io.Writer) int {
 	// Warnings (unknown [health_manager] options, deprecated names) are
 	// worth seeing during a check; they do not change the exit code.
-	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: oslolog.ReplaceLevel}))
 	if len(files) == 0 {
 		fmt.Fprintln(errOut, "octavia-health-manager: --check: no --config-file given")
 		return checkParse

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/octavia-vpp/health/internal/oslolog"
 )
 
 // Exit codes shared by the subcommands.
@@ -29,18 +31,13 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:  "octavia-health-manager",
 		Usage: "receive amphora heartbeats and keep Octavia's statuses in PostgreSQL",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{
 				Name:  "config-file",
 				Usage: "oslo-style config `PATH`; repeat it, later files override earlier ones",
 			},
-			&cli.StringFlag{
-				Name:  "log-format",
-				Value: "text",
-				Usage: "log as `FORMAT`: text or json",
-			},
 			checkFlag,
-		},
+		}, oslolog.Flags()...),
 		// --check validates the config files instead of running anything.
 		Before: func(c *cli.Context) error {
 			if !c.Bool("check") {

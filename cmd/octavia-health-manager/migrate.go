@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/internal/oslolog"
 	"github.com/octavia-vpp/health/migrations"
 )
 
@@ -65,7 +66,7 @@ func runMigrate(c *cli.Context) error {
 	ctx, cancel := context.WithTimeout(c.Context, migrateTimeout)
 	defer cancel()
 
-	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{ReplaceAttr: oslolog.ReplaceLevel}))
 	log.Info("migrating", "database", where)
 	res, err := migrations.Migrate(ctx, db, log)
 	if errors.Is(err, migrations.ErrIncompatibleSchema) {

@@ -43,7 +43,12 @@ func runReplay(c *cli.Context) error {
 		return usageError("%v", err)
 	}
 	defer f.Close()
-	log := newLogger(cfg)
+	logger, err := newLogger(c, cfg)
+	if err != nil {
+		return err
+	}
+	defer logger.Close()
+	log := logger.Logger
 	pool, err := openPool(c.Context, cfg)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/internal/oslolog"
 	"github.com/octavia-vpp/health/statsdriver"
 )
 
@@ -43,9 +44,12 @@ func runServe(c *cli.Context) error {
 		}
 	}()
 	return runDaemon(ctx, daemonOptions{
-		files:     c.StringSlice("config-file"),
-		logFormat: c.String("log-format"),
-		reload:    reload,
+		files:  c.StringSlice("config-file"),
+		reload: reload,
+		logging: func(cfg *octaviaconf.Config) oslolog.Options {
+			return oslolog.FromCLI(c, c.App.Name, cfg.Default.Debug, cfg.Default.Logging)
+		},
+		setDefault: true,
 	})
 }
 
@@ -55,6 +59,13 @@ type daemonOptions struct {
 	reload    <-chan struct{}
 	// ready is called once the daemon listens (tests read its addresses).
 	ready func(*manager.Manager)
+	// logging is the oslo.log options of a configuration, the
+	// command-line flags applied; nil uses the configuration's alone,
+	// with logFormat.
+	logging func(*octaviaconf.Config) oslolog.Options
+	// setDefault makes the logger slog's default too (the real daemon,
+	// not tests).
+	setDefault bool
 	// logOutput defaults to standard error.
 	logOutput io.Writer
 	// extraStats are statistics drivers added to the configured ones
@@ -65,28 +76,64 @@ type daemonOptions struct {
 // runDaemon reads the config files and runs the pipeline
 // (healthdb/manager) until ctx ends; SIGHUP reads the files again.
 func runDaemon(ctx context.Context, opts daemonOptions) error {
-	cfg, err := octaviaconf.Load(opts.files...)
+	logging := opts.logging
+	if logging == nil {
+		logging = func(cfg *octaviaconf.Config) oslolog.Options {
+			return oslolog.Options{Program: "octavia-health-manager", Debug: cfg.Default.Debug,
+				Logging: cfg.Default.Logging, Format: opts.logFormat}
+		}
+	}
+	// The files are read twice: first for where to log, then for real,
+	// so that their warnings go where the operator asked.
+	cfg, err := octaviaconf.Check(slog.New(slog.DiscardHandler), opts.files...)
 	if err != nil {
 		return usageError("%v", err)
 	}
-	var out io.Writer = os.Stderr
-	if opts.logOutput != nil {
-		out = opts.logOutput
+	lo := logging(cfg)
+	lo.Stderr = opts.logOutput
+	logger, err := oslolog.New(lo)
+	if err != nil {
+		return usageError("%v", err)
 	}
-	level := new(slog.LevelVar)
-	handlerOpts := &slog.HandlerOptions{Level: level}
-	var log *slog.Logger
-	switch opts.logFormat {
-	case "", "text":
-		log = slog.New(slog.NewTextHandler(out, handlerOpts))
-	case "json":
-		log = slog.New(slog.NewJSONHandler(out, handlerOpts))
-	default:
-		return usageError("--log-format must be text or json, not %q", opts.logFormat)
+	defer logger.Close()
+	if opts.setDefault {
+		slog.SetDefault(logger.Logger)
 	}
+	// load reads the files as SIGHUP does: --debug, when given, still
+	// decides the level.
+	load := func() (*octaviaconf.Config, error) {
+		cfg, err := octaviaconf.Check(logger.Logger, opts.files...)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Default.Debug = logging(cfg).Debug
+		return cfg, nil
+	}
+	if cfg, err = load(); err != nil {
+		return usageError("%v", err)
+	}
+	// SIGHUP reopens the log file first (logrotate has moved it), then
+	// reloads.
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-opts.reload:
+			}
+			if err := logger.Reopen(); err != nil {
+				logger.Error("SIGHUP: log file not reopened", "reason", err.Error())
+			}
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	m, err := manager.New(ctx, cfg, manager.Options{
-		Logger: log, Level: level,
-		Reload: opts.reload, Load: func() (*octaviaconf.Config, error) { return octaviaconf.Load(opts.files...) },
+		Logger: logger.Logger, Level: logger.Level,
+		Reload: reload, Load: load,
 		Ready: opts.ready, ExtraStats: opts.extraStats,
 	})
 	if err != nil {

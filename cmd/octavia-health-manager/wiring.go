@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
@@ -12,6 +10,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/internal/oslolog"
 )
 
 // loadConfig reads the --config-file files.
@@ -23,12 +22,14 @@ func loadConfig(c *cli.Context) (*octaviaconf.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(cfg *octaviaconf.Config) *slog.Logger {
-	level := slog.LevelInfo
-	if cfg.Default.Debug {
-		level = slog.LevelDebug
+// newLogger is the logger of a command other than serve: the oslo.log
+// options and flags, as serve reads them.
+func newLogger(c *cli.Context, cfg *octaviaconf.Config) (*oslolog.Logger, error) {
+	l, err := oslolog.New(oslolog.FromCLI(c, c.App.Name, cfg.Default.Debug, cfg.Default.Logging))
+	if err != nil {
+		return nil, usageError("%v", err)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return l, nil
 }
 
 // openPool is manager.NewPool for a command that needs the database now.

@@ -34,6 +34,31 @@ type Config struct {
 type Default struct {
 	// Debug is [DEFAULT] debug: log at DEBUG level. Default false.
 	Debug bool `conf:"DEFAULT debug,boolean,same"`
+	Logging
+}
+
+// Logging holds oslo.log's [DEFAULT] options other than debug, which
+// both programs read (internal/oslolog, docs/configuration.md#logging).
+// oslo.log's other options are accepted and ignored.
+type Logging struct {
+	// LogFile is log_file: the file to log to, inside LogDir when that
+	// is set. Default none: standard error.
+	LogFile string `conf:"DEFAULT log_file,path,same"`
+	// LogDir is log_dir: the directory of log_file, or of <program>.log
+	// when log_file is unset.
+	LogDir string `conf:"DEFAULT log_dir,path,same"`
+	// UseStderr is use_stderr: log to standard error as well as the
+	// file or the journal.
+	UseStderr bool `conf:"DEFAULT use_stderr,boolean,same"`
+	// UseJSON is use_json: one JSON object per line.
+	UseJSON bool `conf:"DEFAULT use_json,boolean,same"`
+	// UseJournal is use_journal: journald's native protocol.
+	UseJournal bool `conf:"DEFAULT use_journal,boolean,same"`
+	// UseSyslog is use_syslog: also to the local syslog daemon.
+	UseSyslog bool `conf:"DEFAULT use_syslog,boolean,same"`
+	// SyslogLogFacility is syslog_log_facility, for syslog and the
+	// journal. Default LOG_USER.
+	SyslogLogFacility string `conf:"DEFAULT syslog_log_facility,string,same"`
 }
 
 // Database holds the [database] section.
@@ -289,6 +314,14 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r := &reader{src: src}
 
 	r.boolean("DEFAULT", "debug", &cfg.Default.Debug)
+	lg := &cfg.Default.Logging
+	r.str("DEFAULT", "log_file", &lg.LogFile)
+	r.str("DEFAULT", "log_dir", &lg.LogDir)
+	r.boolean("DEFAULT", "use_stderr", &lg.UseStderr)
+	r.boolean("DEFAULT", "use_json", &lg.UseJSON)
+	r.boolean("DEFAULT", "use_journal", &lg.UseJournal)
+	r.boolean("DEFAULT", "use_syslog", &lg.UseSyslog)
+	r.facility("DEFAULT", "syslog_log_facility", &lg.SyslogLogFacility)
 
 	r.connection(&cfg.Database.Connection)
 	r.integer("database", "max_pool_size", 1, &cfg.Database.MaxPoolSize)

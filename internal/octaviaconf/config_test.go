@@ -156,7 +156,7 @@ endpoint_type = internalURL
 		t.Fatal(err)
 	}
 	want := &Config{
-		Default: Default{Debug: true},
+		Default: Default{Debug: true, Logging: DefaultLogging()},
 		Database: Database{
 			Connection:    "postgresql://octavia:pw@db.example/octavia",
 			MaxPoolSize:   25,
@@ -423,6 +423,8 @@ func TestUnknownOptions(t *testing.T) {
 		{"unrelated unknown health_manager option", "[health_manager]\nfrobnicate = 1\n",
 			[]string{"level=WARN", "option=frobnicate"}},
 		{"unknown options elsewhere are ignored silently", "[database]\nmax_overflow = 50\n[api_settings]\nbind_host = 0.0.0.0\n", nil},
+		{"oslo.log options not read are ignored silently", "[DEFAULT]\nlog_rotation_type = size\nwatch_log_file = true\n" +
+			"logging_context_format_string = %(message)s\ndefault_log_levels = amqp=WARN\n", nil},
 		{"deprecated health_update_driver", "[health_manager]\nhealth_update_driver = health_db\n",
 			[]string{"level=WARN", "option=health_update_driver", "deprecated"}},
 	}
@@ -602,5 +604,26 @@ func TestEveryProblemIsReported(t *testing.T) {
 	}
 	if !slices.Equal(files, []string{broken, missing}) {
 		t.Errorf("file problems name %q; want %q", files, []string{broken, missing})
+	}
+}
+
+func TestLoggingOptions(t *testing.T) {
+	cfg, logs, err := loadString(t, "[DEFAULT]\nlog_file = hm.log\nlog_dir = /var/log/octavia\nuse_stderr = yes\n"+
+		"use_json = true\nuse_journal = on\nuse_syslog = 1\nsyslog_log_facility = LOG_LOCAL3\n")
+	if err != nil || logs != "" {
+		t.Fatalf("err %v, logs %q", err, logs)
+	}
+	want := Logging{LogFile: "hm.log", LogDir: "/var/log/octavia", UseStderr: true, UseJSON: true, UseJournal: true,
+		UseSyslog: true, SyslogLogFacility: "LOG_LOCAL3"}
+	if cfg.Default.Logging != want {
+		t.Errorf("got %+v, want %+v", cfg.Default.Logging, want)
+	}
+	for _, bad := range []string{"use_json = maybe", "syslog_log_facility = LOG_LOCAL9"} {
+		if _, _, err := loadString(t, "[DEFAULT]\n"+bad+"\n"); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	if d := Defaults().Default.Logging; d != (Logging{SyslogLogFacility: "LOG_USER"}) {
+		t.Errorf("defaults %+v", d)
 	}
 }

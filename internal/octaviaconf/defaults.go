@@ -10,6 +10,7 @@ import (
 // anything.
 func Defaults() *Config {
 	return &Config{
+		Default: Default{Logging: DefaultLogging()},
 		Database: Database{
 			MaxPoolSize:   10,
 			RetryInterval: 10 * time.Second,
@@ -43,3 +44,6 @@ func Defaults() *Config {
 		Nova:        Nova{EndpointType: "publicURL"},
 	}
 }
+
+// DefaultLogging is oslo.log's defaults for the options in Logging.
+func DefaultLogging() Logging { return Logging{SyslogLogFacility: "LOG_USER"} }

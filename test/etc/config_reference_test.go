@@ -199,7 +199,7 @@ func TestConfigReference(t *testing.T) {
 		{"octavia.conf (octavia-health-manager)", reflect.ValueOf(*octaviaconf.Defaults()),
 			[]string{"../../internal/octaviaconf/config.go", "../../internal/octaviaconf/values.go"}, regexp.MustCompile(`r\.\w+\("(\w+)", "(\w+)"`)},
 		{"amphora-agent.conf (amphora-agent)", reflect.ValueOf(agent.DefaultConfig()),
-			[]string{"../../amphora-agent/config.go"}, regexp.MustCompile(`"([a-z_]+)\.([a-z0-9_]+)"`)},
+			[]string{"../../amphora-agent/config.go"}, regexp.MustCompile(`"([a-z_]+|DEFAULT)\.([a-z0-9_]+)"`)},
 	}
 	for _, p := range programs {
 		rows, ok := docs[p.part]
