@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/amphora-agent/agentcli"
+	"github.com/octavia-vpp/health/internal/oslocli"
 )
 
 // Exit codes of check-config (and of the other commands).
@@ -29,24 +30,27 @@ func main() {
 	}
 }
 
+// defaultConfig is the file Octavia's amphora agent reads, used when no
+// --config-file is given; tests point it elsewhere.
+var defaultConfig = oslocli.Default{Path: "/etc/octavia/amphora-agent.conf"}
+
 func newApp(stdout io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "amphora-agent",
 		Usage:     "program VPP's lb plugin, health-check members and send Octavia heartbeats",
 		Writer:    stdout,
 		ErrWriter: os.Stderr,
-		Flags: []cli.Flag{
-			&cli.StringSliceFlag{
-				Name:  "config-file",
-				Value: cli.NewStringSlice("/etc/octavia/amphora-agent.conf"),
-				Usage: "oslo-style config `PATH`; repeat it, later files override earlier ones",
-			},
+		Flags: append(oslocli.Flags(defaultConfig),
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log as `FORMAT`: text or json"},
 			&cli.BoolFlag{Name: "debug", Usage: "log at DEBUG level"},
 			&cli.BoolFlag{Name: "check", Usage: "validate the config and the LB description, print every problem and exit (0 valid, 1 parse error, 2 semantic error)"},
-		},
-		// --check is check-config as a flag, like the health manager's.
+		),
+		// --version, then the config files, worked out once for every command; --check
+		// is check-config as a flag, like the health manager's.
 		Before: func(c *cli.Context) error {
+			if err := oslocli.Before(c, defaultConfig); err != nil {
+				return err
+			}
 			if !c.Bool("check") {
 				return nil
 			}
@@ -83,6 +87,8 @@ func newApp(stdout io.Writer) *cli.App {
 			}
 		},
 	}
+	oslocli.Setup(app)
+	return app
 }
 
 // markCommand declares drain, maint or up; --reason and --expires may

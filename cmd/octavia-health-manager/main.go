@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/octavia-vpp/health/internal/oslocli"
 )
 
 // Exit codes shared by the subcommands.
@@ -25,28 +27,35 @@ func main() {
 	}
 }
 
+// defaultConfigPath is read, if it exists, when no --config-file is
+// given, as Octavia's services read it.
+const defaultConfigPath = "/etc/octavia/octavia.conf"
+
+// defaultConfig is defaultConfigPath; tests point it elsewhere.
+var defaultConfig = oslocli.Default{Path: defaultConfigPath, IfExists: true}
+
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "octavia-health-manager",
 		Usage: "receive amphora heartbeats and keep Octavia's statuses in PostgreSQL",
-		Flags: []cli.Flag{
-			&cli.StringSliceFlag{
-				Name:  "config-file",
-				Usage: "oslo-style config `PATH`; repeat it, later files override earlier ones",
-			},
+		Flags: append(oslocli.Flags(defaultConfig),
 			&cli.StringFlag{
 				Name:  "log-format",
 				Value: "text",
 				Usage: "log as `FORMAT`: text or json",
 			},
 			checkFlag,
-		},
-		// --check validates the config files instead of running anything.
+		),
+		// --version, then the config files, worked out once for every command; --check
+		// validates them instead of running anything.
 		Before: func(c *cli.Context) error {
+			if err := oslocli.Before(c, defaultConfig); err != nil {
+				return err
+			}
 			if !c.Bool("check") {
 				return nil
 			}
-			return cli.Exit("", runCheck(c.StringSlice("config-file"), c.App.Writer, c.App.ErrWriter))
+			return cli.Exit("", runCheck(oslocli.Files(c), c.App.Writer, c.App.ErrWriter))
 		},
 		// As with Octavia's binary, no command means run the daemon.
 		Action: runServe,
@@ -71,6 +80,8 @@ func newApp() *cli.App {
 			}
 		},
 	}
+	oslocli.Setup(app)
+	return app
 }
 
 func usageError(format string, args ...any) error {

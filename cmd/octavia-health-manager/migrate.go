@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/internal/oslocli"
 	"github.com/octavia-vpp/health/migrations"
 )
 
@@ -41,13 +42,13 @@ func migrateCommand() *cli.Command {
 
 // openConfiguredDB loads the config files and opens the database they name.
 func openConfiguredDB(c *cli.Context) (*sql.DB, string, error) {
-	cfg, err := octaviaconf.Load(c.StringSlice("config-file")...)
+	cfg, err := octaviaconf.Load(oslocli.Files(c)...)
 	if err != nil {
 		return nil, "", cli.Exit("octavia-health-manager: "+err.Error(), exitUsage)
 	}
 	if cfg.Database.Connection == "" {
 		return nil, "", cli.Exit("octavia-health-manager: no [database] connection in the config files "+
-			"(give them with --config-file)", exitUsage)
+			"(give them with --config-file or --config-dir)", exitUsage)
 	}
 	db, err := migrations.Open(cfg.Database.Connection)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/internal/oslocli"
 	"github.com/octavia-vpp/health/statsdriver"
 )
 
@@ -43,7 +44,7 @@ func runServe(c *cli.Context) error {
 		}
 	}()
 	return runDaemon(ctx, daemonOptions{
-		files:     c.StringSlice("config-file"),
+		files:     oslocli.Files(c),
 		logFormat: c.String("log-format"),
 		reload:    reload,
 	})
