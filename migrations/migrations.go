@@ -35,7 +35,6 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed sql/*.sql
@@ -120,10 +119,12 @@ func Migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	// Another process may hold the lock for as long as its migration
-	// takes; say so before waiting.
-	logger.Info("taking the migration lock", "lock_id", lockID)
-	results, err := p.Up(ctx)
+	var results []*goose.MigrationResult
+	err = withMigrationLock(ctx, db, logger, func() error {
+		var err error
+		results, err = p.Up(ctx)
+		return err
+	})
 	res := &Result{}
 	for _, r := range results {
 		if r.Error == nil {
@@ -207,15 +208,10 @@ func newProvider(db *sql.DB) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open embedded migrations: %w", err)
 	}
-	// Retry the advisory lock every second for up to ten minutes: a second
-	// process waits for the first one's migration instead of failing.
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID), lock.WithLockTimeout(1, 600))
-	if err != nil {
-		return nil, fmt.Errorf("create migration lock: %w", err)
-	}
+	// No session locker: Migrate holds the migration lock itself
+	// (withMigrationLock), to say whom it waits for.
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithTableName(VersionTable),
-		goose.WithSessionLocker(locker),
 		// Only the embedded files count; never migrations registered in
 		// goose's package-level registry by some other import.
 		goose.WithDisableGlobalRegistry(true),
