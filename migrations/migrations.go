@@ -60,6 +60,12 @@ const ownTablesMigration = "sql/00002_ovh_stats_flush.sql"
 // VersionTable.
 var lockID = int64(crc32.ChecksumIEEE([]byte("github.com/octavia-vpp/health/migrations")))
 
+// OctaviaAlembicHead is the alembic revision of Octavia 11.0.0's newest
+// migration (octavia/db/migration/alembic_migrations/versions), which
+// migration 00003 records in alembic_version so that Octavia's own
+// octavia-db-manage finds the schema current.
+const OctaviaAlembicHead = "0995c26fc506"
+
 // ErrIncompatibleSchema is returned when an existing Octavia schema lacks a
 // column or lookup row the health manager needs, or has it with an
 // incompatible type.
@@ -201,6 +207,56 @@ func Status(ctx context.Context, db *sql.DB) (*StatusReport, error) {
 		})
 	}
 	return rep, nil
+}
+
+// Revision is what `migrate current` reports.
+type Revision struct {
+	// Existing is true for an Octavia schema these migrations did not
+	// create; Version is then 0.
+	Existing bool
+	// Version is the newest of our migrations applied, 0 for none.
+	Version int64
+	// Latest is the newest of our migrations.
+	Latest int64
+	// Alembic is the revision recorded in alembic_version, "" if none.
+	Alembic string
+}
+
+// Current reports the schema's revision without changing anything (on a
+// database these migrations never touched it creates nothing, not even
+// goose's version table).
+func Current(ctx context.Context, db *sql.DB) (*Revision, error) {
+	p, err := newProvider(db)
+	if err != nil {
+		return nil, err
+	}
+	rev := &Revision{}
+	sources := p.ListSources()
+	if len(sources) > 0 {
+		rev.Latest = sources[len(sources)-1].Version
+	}
+	if rev.Existing, err = isForeignOctaviaSchema(ctx, db); err != nil {
+		return nil, err
+	}
+	var ours, alembic bool
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass('alembic_version') IS NOT NULL`,
+		VersionTable).Scan(&ours, &alembic); err != nil {
+		return nil, fmt.Errorf("inspect database: %w", err)
+	}
+	if ours && !rev.Existing {
+		if rev.Version, err = p.GetDBVersion(ctx); err != nil {
+			return nil, fmt.Errorf("read %s: %w", VersionTable, err)
+		}
+	}
+	if alembic {
+		// alembic keeps one row; with branches several, joined as alembic
+		// prints them.
+		err := db.QueryRowContext(ctx, `SELECT coalesce(string_agg(version_num, ',' ORDER BY version_num), '') FROM alembic_version`).Scan(&rev.Alembic)
+		if err != nil {
+			return nil, fmt.Errorf("read alembic_version: %w", err)
+		}
+	}
+	return rev, nil
 }
 
 func newProvider(db *sql.DB) (*goose.Provider, error) {

@@ -210,10 +210,14 @@ func TestMigrateEmptyDatabaseMatchesSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	if res.Existing || len(res.Applied) != 2 {
-		t.Fatalf("Migrate on an empty database = %+v; want both migrations applied", res)
+	if res.Existing || len(res.Applied) != 3 {
+		t.Fatalf("Migrate on an empty database = %+v; want the three migrations applied", res)
 	}
 	assertSpecSchema(t, readSchema(t, db))
+	// Octavia's own tool must find the schema at Octavia 11.0.0's head.
+	if got := queryLines(t, db, `SELECT version_num FROM alembic_version`); !slices.Equal(got, []string{migrations.OctaviaAlembicHead}) {
+		t.Errorf("alembic_version = %q, want [%s]", got, migrations.OctaviaAlembicHead)
+	}
 }
 
 // The template pgtest.NewDB clones is built by the same Migrate call.
@@ -276,7 +280,7 @@ func TestConcurrentMigrateBothSucceed(t *testing.T) {
 		}
 		applied += len(results[i].Applied)
 	}
-	if applied != 2 {
+	if applied != 3 {
 		t.Errorf("migrations applied %d times in total; want exactly once", applied)
 	}
 	assertSpecSchema(t, readSchema(t, open(t, url)))
@@ -430,8 +434,12 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	if st.Existing || len(st.Migrations) != 2 || st.Migrations[0].Applied || st.Migrations[1].Applied {
-		t.Fatalf("Status before migrating = %+v; want two pending migrations", st)
+	if st.Existing || len(st.Migrations) != 3 || slices.ContainsFunc(st.Migrations, func(m migrations.MigrationState) bool { return m.Applied }) {
+		t.Fatalf("Status before migrating = %+v; want three pending migrations", st)
+	}
+	rev, err := migrations.Current(ctx(t), db)
+	if err != nil || *rev != (migrations.Revision{Latest: 3}) {
+		t.Errorf("Current before migrating = %+v, %v; want nothing applied, latest 3", rev, err)
 	}
 	if _, err := migrations.Migrate(ctx(t), db, nil); err != nil {
 		t.Fatal(err)
@@ -440,11 +448,15 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql"} {
+	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql", "00003_alembic_version.sql"} {
 		m := st.Migrations[i]
 		if !m.Applied || m.AppliedAt.IsZero() || m.Version != int64(i+1) || m.Name != name {
 			t.Errorf("Status after migrating = %+v; want %s applied", m, name)
 		}
+	}
+	rev, err = migrations.Current(ctx(t), db)
+	if want := (migrations.Revision{Version: 3, Latest: 3, Alembic: migrations.OctaviaAlembicHead}); err != nil || *rev != want {
+		t.Errorf("Current after migrating = %+v, %v; want %+v", rev, err, want)
 	}
 }
 
