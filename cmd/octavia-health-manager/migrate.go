@@ -30,8 +30,8 @@ const (
 
 func migrateCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "migrate",
-		Usage:     "create the Octavia tables in PostgreSQL, or verify existing ones (upgrade head, current, history)",
+		Name:  "migrate",
+		Usage: "create the Octavia tables in PostgreSQL, or verify existing ones (upgrade head, current, history)",
 		Description: "The verbs follow octavia-db-manage's. \"migrate upgrade head\" (or \"migrate\" alone)\n" +
 			"applies the embedded schema migrations to the database named by [database] connection,\n" +
 			"recording Octavia 11.0.0's alembic head in alembic_version when it creates the schema.\n" +
