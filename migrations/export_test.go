@@ -1,6 +1,10 @@
 package migrations
 
-import "time"
+import (
+	"context"
+	"database/sql"
+	"time"
+)
 
 // LockID is the migration lock's advisory key, for tests that hold it.
 var LockID = lockID
@@ -10,4 +14,15 @@ var LockID = lockID
 func init() {
 	lockRetryEvery = 20 * time.Millisecond
 	lockLogEvery = 100 * time.Millisecond
+}
+
+// MigrateUpTo applies the embedded migrations up to version only, as an
+// earlier release with fewer of them did.
+func MigrateUpTo(ctx context.Context, db *sql.DB, version int64) error {
+	p, err := newProvider(db)
+	if err != nil {
+		return err
+	}
+	_, err = p.UpTo(ctx, version)
+	return err
 }

@@ -2,10 +2,11 @@
 // embedded SQL and applies it with pressly/goose v3.
 //
 // Octavia's own alembic migrations cannot run on PostgreSQL (they drop a
-// constraint called "PRIMARY"), so these files reproduce, for every table
-// the health manager touches, Octavia 11's migrated schema: names, types as
-// mapped in docs/schema.md, nullability, keys, foreign keys, indexes and
-// lookup rows. docs/schema.md lists what they add beyond Octavia.
+// constraint called "PRIMARY"), so these files reproduce Octavia 11's
+// migrated schema: names, types as mapped in docs/schema.md, nullability,
+// keys, foreign keys, indexes and lookup rows, and record Octavia 11's
+// alembic head in alembic_version. docs/schema.md lists what they add
+// beyond Octavia.
 //
 // Three situations are told apart before anything is written:
 //
@@ -62,7 +63,7 @@ var lockID = int64(crc32.ChecksumIEEE([]byte("github.com/octavia-vpp/health/migr
 
 // OctaviaAlembicHead is the alembic revision of Octavia 11.0.0's newest
 // migration (octavia/db/migration/alembic_migrations/versions), which
-// migration 00003 records in alembic_version so that Octavia's own
+// migration 00004 records in alembic_version so that Octavia's own
 // octavia-db-manage finds the schema current.
 const OctaviaAlembicHead = "0995c26fc506"
 
