@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// The migration lock is a PostgreSQL session advisory lock on lockID, the
+// The migration lock is a PostgreSQL session advisory lock on LockID, the
 // same key goose's session locker takes (earlier releases used it), so
 // old and new binaries exclude each other during a rolling upgrade. It is
 // taken here rather than by goose so that a waiting process can say who
@@ -48,7 +48,7 @@ func withMigrationLock(ctx context.Context, db *sql.DB, logger *slog.Logger, fn 
 	var lastLog time.Time
 	for {
 		var got bool
-		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, lockID).Scan(&got); err != nil {
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, LockID).Scan(&got); err != nil {
 			return fmt.Errorf("take the migration lock: %w", err)
 		}
 		if got {
@@ -60,7 +60,7 @@ func withMigrationLock(ctx context.Context, db *sql.DB, logger *slog.Logger, fn 
 			logLockWait(ctx, conn, logger, waited)
 		}
 		if waited >= lockWaitMax {
-			return fmt.Errorf("another process held the migration lock (id %d) for %s; gave up", lockID, waited.Round(time.Second))
+			return fmt.Errorf("another process held the migration lock (id %d) for %s; gave up", LockID, waited.Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():
@@ -69,7 +69,7 @@ func withMigrationLock(ctx context.Context, db *sql.DB, logger *slog.Logger, fn 
 		}
 	}
 	if since := time.Since(start); since >= lockRetryEvery {
-		logger.Info("took the migration lock", "lock_id", lockID, "waited", since.Round(time.Second))
+		logger.Info("took the migration lock", "lock_id", LockID, "waited", since.Round(time.Second))
 	}
 
 	fnErr := fn()
@@ -79,7 +79,7 @@ func withMigrationLock(ctx context.Context, db *sql.DB, logger *slog.Logger, fn 
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	var released bool
-	if err := conn.QueryRowContext(uctx, `SELECT pg_advisory_unlock($1)`, lockID).Scan(&released); err != nil || !released {
+	if err := conn.QueryRowContext(uctx, `SELECT pg_advisory_unlock($1)`, LockID).Scan(&released); err != nil || !released {
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	return fnErr
@@ -87,7 +87,7 @@ func withMigrationLock(ctx context.Context, db *sql.DB, logger *slog.Logger, fn 
 
 func logLockWait(ctx context.Context, conn *sql.Conn, logger *slog.Logger, waited time.Duration) {
 	h, err := migrationLockHolder(ctx, conn)
-	args := []any{"lock_id", lockID, "waited", waited.Round(time.Second)}
+	args := []any{"lock_id", LockID, "waited", waited.Round(time.Second)}
 	switch {
 	case err != nil:
 		args = append(args, "holder", "unknown: "+err.Error())
@@ -109,7 +109,7 @@ func logLockWait(ctx context.Context, conn *sql.Conn, logger *slog.Logger, waite
 	logger.Info("waiting for the migration lock held by another process", args...)
 }
 
-// migrationLockHolder finds who holds lockID in this database. A bigint
+// migrationLockHolder finds who holds LockID in this database. A bigint
 // advisory key shows in pg_locks as classid (high 32 bits), objid (low 32
 // bits) and objsubid 1.
 func migrationLockHolder(ctx context.Context, conn *sql.Conn) (*lockHolder, error) {
@@ -127,7 +127,7 @@ func migrationLockHolder(ctx context.Context, conn *sql.Conn) (*lockHolder, erro
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND (l.classid::bigint << 32) | l.objid::bigint = $1
 		  AND l.pid <> pg_backend_pid()
-		LIMIT 1`, lockID).Scan(&h.pid, &app, &cli, &since)
+		LIMIT 1`, LockID).Scan(&h.pid, &app, &cli, &since)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

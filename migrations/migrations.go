@@ -56,10 +56,11 @@ const StatsFlushTable = "ovh_stats_flush"
 // own, outside goose.
 const ownTablesMigration = "sql/00002_ovh_stats_flush.sql"
 
-// lockID keys the advisory lock migrations run under. It is derived from
+// LockID keys the advisory lock migrations run under. It is derived from
 // the module path rather than goose's default id for the same reason as
-// VersionTable.
-var lockID = int64(crc32.ChecksumIEEE([]byte("github.com/octavia-vpp/health/migrations")))
+// VersionTable. Exported so that tools and tests can find its holder in
+// pg_locks (classid 0, objid LockID, objsubid 1).
+var LockID = int64(crc32.ChecksumIEEE([]byte("github.com/octavia-vpp/health/migrations")))
 
 // OctaviaAlembicHead is the alembic revision of Octavia 11.0.0's newest
 // migration (octavia/db/migration/alembic_migrations/versions), which

@@ -1,6 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -72,5 +78,54 @@ func TestMigrateCurrentExistingSchema(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, w) {
 			t.Errorf("current: exit %d, stdout lacks %q:\n%s%s", r.code, w, r.stdout, r.stderr)
 		}
+	}
+}
+
+// TestMigrateLogsLockHolder: a migrate process that finds the migration
+// lock taken says so on standard error, naming the holder's PID, and
+// migrates once the lock is released.
+func TestMigrateLogsLockHolder(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewEmptyDB(t)
+	conf := confFor(t, url)
+	holder, err := openDB(t, url).Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	var pid int64
+	if err := holder.QueryRowContext(context.Background(), `SELECT pg_backend_pid(), pg_advisory_lock($1)`, migrations.LockID).Scan(&pid, new(any)); err != nil {
+		t.Fatal(err)
+	}
+
+	argv, _ := json.Marshal([]string{"--config-file", conf, "migrate", "upgrade", "head"})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childArgsEnv+"="+string(argv))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	sc := bufio.NewScanner(stderr)
+	want := fmt.Sprintf("holder_pid=%d", pid)
+	for sc.Scan() {
+		seen = append(seen, sc.Text())
+		if strings.Contains(sc.Text(), "waiting for the migration lock held by another process") && strings.Contains(sc.Text(), want) {
+			break
+		}
+	}
+	if _, err := holder.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, migrations.LockID); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		seen = append(seen, sc.Text())
+	}
+	err = cmd.Wait()
+	log := strings.Join(seen, "\n")
+	if err != nil || !strings.Contains(log, want) || !strings.Contains(log, "schema migrated") {
+		t.Errorf("migrate: %v; want a wait line naming %s, then the migration:\n%s", err, want, log)
 	}
 }
