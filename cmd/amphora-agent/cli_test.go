@@ -65,8 +65,8 @@ func TestConfigDirAndDefault(t *testing.T) {
 func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"--version"}, {"--version", "status"}} {
 		out, code := run(t, args...)
-		if code != 0 || out != version.String()+"\n" {
-			t.Errorf("%q: exit %d, output %q, want 0 and %q", args, code, out, version.String()+"\n")
+		if want := "amphora-agent " + version.String() + "\n"; code != 0 || out != want {
+			t.Errorf("%q: exit %d, output %q, want 0 and %q", args, code, out, want)
 		}
 	}
 }

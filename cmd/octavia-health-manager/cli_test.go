@@ -85,6 +85,9 @@ func TestDefaultConfigFile(t *testing.T) {
 	other := writeFile(t, filepath.Join(dir, "other.conf"), validCheckConf+port("5200"))
 	confd := filepath.Join(dir, "octavia.conf.d")
 	d := writeFile(t, filepath.Join(confd, "x.conf"), port("5300"))
+	// The default directory is beside the default file:
+	// <default>.d, as /etc/octavia/octavia.conf.d.
+	defd := writeFile(t, def+".d/50-local.conf", port("5400"))
 
 	tests := []struct {
 		name    string
@@ -93,9 +96,11 @@ func TestDefaultConfigFile(t *testing.T) {
 		code    int
 		out     string // prefix of stdout, or substring of stderr on failure
 	}{
-		{"default read when it exists", def, nil, checkOK, "ok: " + def + " (listen 127.0.0.1:5100"},
-		{"--config-file replaces it", def, []string{"--config-file", other}, checkOK, "ok: " + other + " (listen 127.0.0.1:5200"},
-		{"--config-dir adds to it", def, []string{"--config-dir", confd}, checkOK, "ok: " + def + ", " + d + " (listen 127.0.0.1:5300"},
+		// As oslo.config: --config-file replaces the default file only.
+		{"--config-file replaces the default file, not the dir", def, []string{"--config-file", other}, checkOK, "ok: " + other + ", " + defd + " (listen 127.0.0.1:5400"},
+		{"--config-file and --config-dir replace both", def, []string{"--config-file", other, "--config-dir", confd}, checkOK, "ok: " + other + ", " + d + " (listen 127.0.0.1:5300"},
+		{"--config-dir replaces the default dir, not the file", def, []string{"--config-dir", confd}, checkOK, "ok: " + def + ", " + d + " (listen 127.0.0.1:5300"},
+		{"default file, then the default dir beside it", def, nil, checkOK, "ok: " + def + ", " + defd + " (listen 127.0.0.1:5400"},
 		{"missing default is no error by itself", filepath.Join(dir, "none.conf"), []string{"--config-dir", confd}, checkSemantic, "heartbeat_key"},
 		{"nothing at all", filepath.Join(dir, "none.conf"), nil, checkParse, "no config file"},
 	}
@@ -120,7 +125,7 @@ func runWithDefault(t *testing.T, path string, args ...string) result {
 	t.Helper()
 	appMu.Lock()
 	saved := defaultConfig
-	defaultConfig = oslocli.Default{Path: path, IfExists: true}
+	defaultConfig = oslocli.Default{Path: path, IfExists: true, Dir: path + ".d"}
 	appMu.Unlock()
 	defer func() {
 		appMu.Lock()
@@ -134,8 +139,8 @@ func TestVersion(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"--version"}, {"--version", "migrate"}, {"--config-dir", "/nonexistent", "--version"}} {
 		r := runApp(t, args...)
-		if r.code != 0 || r.stdout != version.String()+"\n" {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 0 and %q", args, r.code, r.stdout, r.stderr, version.String()+"\n")
+		if want := "octavia-health-manager " + version.String() + "\n"; r.code != 0 || r.stdout != want {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 0 and %q", args, r.code, r.stdout, r.stderr, want)
 		}
 	}
 }

@@ -28,11 +28,12 @@ func main() {
 }
 
 // defaultConfigPath is read, if it exists, when no --config-file is
-// given, as Octavia's services read it.
+// given, and the directory beside it when no --config-dir is, as Octavia's
+// services read them.
 const defaultConfigPath = "/etc/octavia/octavia.conf"
 
 // defaultConfig is defaultConfigPath; tests point it elsewhere.
-var defaultConfig = oslocli.Default{Path: defaultConfigPath, IfExists: true}
+var defaultConfig = oslocli.Default{Path: defaultConfigPath, IfExists: true, Dir: defaultConfigPath + ".d"}
 
 func newApp() *cli.App {
 	app := &cli.App{

@@ -16,13 +16,17 @@ import (
 	"github.com/octavia-vpp/health/internal/version"
 )
 
-// Default is the config file read when no --config-file is given.
+// Default is the config file read when no --config-file is given, and
+// the directory read when no --config-dir is given.
 type Default struct {
 	Path string
 	// IfExists skips Path when it does not exist (the health manager, as
 	// oslo.config's default files); otherwise a missing Path is the
 	// error any missing config file is (the agent needs its file).
 	IfExists bool
+	// Dir, if it exists, is read as a --config-dir would be when none is
+	// given, as oslo.config reads /etc/<project>/<project>.conf.d.
+	Dir string
 }
 
 // metadataKey holds the resolved file list in cli.App.Metadata.
@@ -34,17 +38,18 @@ func Flags(def Default) []cli.Flag {
 	if def.IfExists {
 		defText += " if it exists"
 	}
+	dirUsage := "read every *.conf file in `DIR`, in name order, after the --config-file files, " +
+		"so that its values win; may be repeated"
+	if def.Dir != "" {
+		dirUsage += " (default " + def.Dir + " if it exists)"
+	}
 	return []cli.Flag{
 		&cli.StringSliceFlag{
 			Name: "config-file",
 			Usage: "oslo-style config `PATH`; repeat it, later files override earlier ones " +
 				"(default " + defText + ")",
 		},
-		&cli.StringSliceFlag{
-			Name: "config-dir",
-			Usage: "read every *.conf file in `DIR`, in name order, after the --config-file files, " +
-				"so that its values win; may be repeated",
-		},
+		&cli.StringSliceFlag{Name: "config-dir", Usage: dirUsage},
 		&cli.BoolFlag{Name: "version", Usage: "print the version and exit"},
 	}
 }
@@ -61,12 +66,12 @@ func Setup(app *cli.App) {
 // exitUsage is both programs' exit code for a command that could not run.
 const exitUsage = 2
 
-// Before belongs in the app's Before hook: --version prints the version
-// alone, as oslo's does, and exits 0; otherwise it works out the config
+// Before belongs in the app's Before hook: --version prints the program's
+// name and version, as Octavia's programs do, and exits 0; otherwise it works out the config
 // files to read, in order, and records them for Files.
 func Before(c *cli.Context, def Default) error {
 	if c.Bool("version") {
-		fmt.Fprintln(c.App.Writer, c.App.Version)
+		fmt.Fprintln(c.App.Writer, c.App.Name, c.App.Version)
 		return cli.Exit("", 0)
 	}
 	files, err := resolve(c.StringSlice("config-file"), c.StringSlice("config-dir"), def)
@@ -100,6 +105,14 @@ func resolve(files, dirs []string, def Default) ([]string, error) {
 			out = append(out, def.Path)
 		case !errors.Is(err, fs.ErrNotExist):
 			return nil, fmt.Errorf("default config file %s: %w", def.Path, err)
+		}
+	}
+	if len(dirs) == 0 && def.Dir != "" {
+		switch st, err := os.Stat(def.Dir); {
+		case err == nil && st.IsDir():
+			dirs = []string{def.Dir}
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("default config dir %s: %w", def.Dir, err)
 		}
 	}
 	for _, dir := range dirs {

@@ -65,6 +65,10 @@ func TestResolve(t *testing.T) {
 		{"missing default skipped if optional", nil, nil, Default{Path: missing, IfExists: true}, nil, ""},
 		{"missing default kept if required", nil, nil, Default{Path: missing}, []string{missing}, ""},
 		{"no default", nil, nil, Default{}, nil, ""},
+		{"default dir without --config-dir", []string{a}, nil, Default{Dir: filepath.Join(dir, "e")}, []string{a, e}, ""},
+		{"default dir replaced by --config-dir", []string{a}, []string{filepath.Join(dir, "d")}, Default{Dir: filepath.Join(dir, "e")}, []string{a, d10, d20, d9}, ""},
+		{"missing default dir skipped", []string{a}, nil, Default{Dir: filepath.Join(dir, "nope")}, []string{a}, ""},
+		{"default file and dir", nil, nil, Default{Path: def, IfExists: true, Dir: filepath.Join(dir, "e")}, []string{def, e}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,8 +132,8 @@ func TestCommandLine(t *testing.T) {
 	def := Default{Path: filepath.Join(dir, "default.conf")}
 
 	files, out, code := run(t, def, "--version")
-	if code != 0 || out != version.String()+"\n" || files != nil {
-		t.Errorf("--version: code %d, output %q, action ran with %q; want 0, %q and no action", code, out, files, version.String()+"\n")
+	if code != 0 || out != "prog "+version.String()+"\n" || files != nil {
+		t.Errorf("--version: code %d, output %q, action ran with %q; want 0, %q and no action", code, out, files, "prog "+version.String()+"\n")
 	}
 	// The subcommand sees the list the root's Before worked out.
 	files, _, code = run(t, def, "--config-file", "a,b", "--config-dir", dir, "sub")
