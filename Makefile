@@ -34,8 +34,13 @@ export GOFLAGS := -buildvcs=false
 
 all: build
 
+# VERSION is what --version prints: git describe of the checkout, "dev"
+# outside git.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X github.com/octavia-vpp/health/internal/version.version=$(VERSION)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # The demo (test/demo/run.sh): the health manager on a private PostgreSQL
 # under .run/, fed by a fleet of amphora-agent processes on the VPP

@@ -2,10 +2,11 @@
 // embedded SQL and applies it with pressly/goose v3.
 //
 // Octavia's own alembic migrations cannot run on PostgreSQL (they drop a
-// constraint called "PRIMARY"), so these files reproduce, for every table
-// the health manager touches, Octavia 11's migrated schema: names, types as
-// mapped in docs/schema.md, nullability, keys, foreign keys, indexes and
-// lookup rows. docs/schema.md lists what they add beyond Octavia.
+// constraint called "PRIMARY"), so these files reproduce Octavia 11's
+// migrated schema: names, types as mapped in docs/schema.md, nullability,
+// keys, foreign keys, indexes and lookup rows, and record Octavia 11's
+// alembic head in alembic_version. docs/schema.md lists what they add
+// beyond Octavia.
 //
 // Three situations are told apart before anything is written:
 //
@@ -35,7 +36,6 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed sql/*.sql
@@ -56,10 +56,17 @@ const StatsFlushTable = "ovh_stats_flush"
 // own, outside goose.
 const ownTablesMigration = "sql/00002_ovh_stats_flush.sql"
 
-// lockID keys the advisory lock migrations run under. It is derived from
+// LockID keys the advisory lock migrations run under. It is derived from
 // the module path rather than goose's default id for the same reason as
-// VersionTable.
-var lockID = int64(crc32.ChecksumIEEE([]byte("github.com/octavia-vpp/health/migrations")))
+// VersionTable. Exported so that tools and tests can find its holder in
+// pg_locks (classid 0, objid LockID, objsubid 1).
+var LockID = int64(crc32.ChecksumIEEE([]byte("github.com/octavia-vpp/health/migrations")))
+
+// OctaviaAlembicHead is the alembic revision of Octavia 11.0.0's newest
+// migration (octavia/db/migration/alembic_migrations/versions), which
+// migration 00004 records in alembic_version so that Octavia's own
+// octavia-db-manage finds the schema current.
+const OctaviaAlembicHead = "0995c26fc506"
 
 // ErrIncompatibleSchema is returned when an existing Octavia schema lacks a
 // column or lookup row the health manager needs, or has it with an
@@ -120,10 +127,12 @@ func Migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	// Another process may hold the lock for as long as its migration
-	// takes; say so before waiting.
-	logger.Info("taking the migration lock", "lock_id", lockID)
-	results, err := p.Up(ctx)
+	var results []*goose.MigrationResult
+	err = withMigrationLock(ctx, db, logger, func() error {
+		var err error
+		results, err = p.Up(ctx)
+		return err
+	})
 	res := &Result{}
 	for _, r := range results {
 		if r.Error == nil {
@@ -202,20 +211,65 @@ func Status(ctx context.Context, db *sql.DB) (*StatusReport, error) {
 	return rep, nil
 }
 
+// Revision is what `migrate current` reports.
+type Revision struct {
+	// Existing is true for an Octavia schema these migrations did not
+	// create; Version is then 0.
+	Existing bool
+	// Version is the newest of our migrations applied, 0 for none.
+	Version int64
+	// Latest is the newest of our migrations.
+	Latest int64
+	// Alembic is the revision recorded in alembic_version, "" if none.
+	Alembic string
+}
+
+// Current reports the schema's revision without changing anything (on a
+// database these migrations never touched it creates nothing, not even
+// goose's version table).
+func Current(ctx context.Context, db *sql.DB) (*Revision, error) {
+	p, err := newProvider(db)
+	if err != nil {
+		return nil, err
+	}
+	rev := &Revision{}
+	sources := p.ListSources()
+	if len(sources) > 0 {
+		rev.Latest = sources[len(sources)-1].Version
+	}
+	if rev.Existing, err = isForeignOctaviaSchema(ctx, db); err != nil {
+		return nil, err
+	}
+	var ours, alembic bool
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass('alembic_version') IS NOT NULL`,
+		VersionTable).Scan(&ours, &alembic); err != nil {
+		return nil, fmt.Errorf("inspect database: %w", err)
+	}
+	if ours && !rev.Existing {
+		if rev.Version, err = p.GetDBVersion(ctx); err != nil {
+			return nil, fmt.Errorf("read %s: %w", VersionTable, err)
+		}
+	}
+	if alembic {
+		// alembic keeps one row; with branches several, joined as alembic
+		// prints them.
+		err := db.QueryRowContext(ctx, `SELECT coalesce(string_agg(version_num, ',' ORDER BY version_num), '') FROM alembic_version`).Scan(&rev.Alembic)
+		if err != nil {
+			return nil, fmt.Errorf("read alembic_version: %w", err)
+		}
+	}
+	return rev, nil
+}
+
 func newProvider(db *sql.DB) (*goose.Provider, error) {
 	fsys, err := fs.Sub(embedded, "sql")
 	if err != nil {
 		return nil, fmt.Errorf("open embedded migrations: %w", err)
 	}
-	// Retry the advisory lock every second for up to ten minutes: a second
-	// process waits for the first one's migration instead of failing.
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID), lock.WithLockTimeout(1, 600))
-	if err != nil {
-		return nil, fmt.Errorf("create migration lock: %w", err)
-	}
+	// No session locker: Migrate holds the migration lock itself
+	// (withMigrationLock), to say whom it waits for.
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithTableName(VersionTable),
-		goose.WithSessionLocker(locker),
 		// Only the embedded files count; never migrations registered in
 		// goose's package-level registry by some other import.
 		goose.WithDisableGlobalRegistry(true),

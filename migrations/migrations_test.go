@@ -103,7 +103,8 @@ func readSchema(t *testing.T, db *sql.DB) schema {
 					THEN 'varchar(' || character_maximum_length || ')'
 					ELSE data_type END,
 				CASE WHEN is_nullable = 'YES' THEN 'NULL' ELSE 'NOT NULL' END,
-				column_default)
+				column_default,
+				CASE WHEN is_identity = 'YES' THEN 'IDENTITY' END)
 			FROM information_schema.columns
 			WHERE table_schema = current_schema()
 			  AND table_name <> '`+migrations.VersionTable+`'`),
@@ -142,8 +143,30 @@ func readSchema(t *testing.T, db *sql.DB) schema {
 			UNION ALL SELECT 'algorithm ' || name || ' ' || coalesce(description, 'NULL') FROM algorithm
 			UNION ALL SELECT 'health_monitor_type ' || name || ' ' || coalesce(description, 'NULL') FROM health_monitor_type
 			UNION ALL SELECT 'session_persistence_type ' || name || ' ' || coalesce(description, 'NULL') FROM session_persistence_type
-			UNION ALL SELECT 'client_authentication_mode ' || name FROM client_authentication_mode`),
+			UNION ALL SELECT 'client_authentication_mode ' || name FROM client_authentication_mode`+
+			remainingTablesRows(t, db)),
 	}
+}
+
+// remainingTablesRows adds the rows migration 00003 seeds to the lookup
+// query, when its tables exist (a stand-in schema made from 00001 alone
+// lacks them).
+func remainingTablesRows(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	var exists bool
+	if err := db.QueryRow(`SELECT to_regclass('l7policy_action') IS NOT NULL`).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if !exists {
+		return ""
+	}
+	return `
+			UNION ALL SELECT 'l7policy_action ' || name || ' ' || coalesce(description, 'NULL') FROM l7policy_action
+			UNION ALL SELECT 'l7rule_compare_type ' || name || ' ' || coalesce(description, 'NULL') FROM l7rule_compare_type
+			UNION ALL SELECT 'l7rule_type ' || name || ' ' || coalesce(description, 'NULL') FROM l7rule_type
+			UNION ALL SELECT 'vrrp_auth_method ' || name || ' ' || coalesce(description, 'NULL') FROM vrrp_auth_method
+			UNION ALL SELECT 'amphora_build_slots ' || id || ' ' || slots_used FROM amphora_build_slots
+			UNION ALL SELECT 'spares_pool rows ' || count(*) FROM spares_pool`
 }
 
 // expectedLookups are Octavia 11's lookup rows (docs/schema.md;
@@ -159,7 +182,15 @@ var expectedLookups = map[string][]string{
 	"health_monitor_type":        {"HTTP", "HTTPS", "PING", "SCTP", "TCP", "TLS-HELLO", "UDP-CONNECT"},
 	"session_persistence_type":   {"APP_COOKIE", "HTTP_COOKIE", "SOURCE_IP"},
 	"client_authentication_mode": {"MANDATORY", "NONE", "OPTIONAL"},
+	"l7policy_action":            {"REDIRECT_PREFIX", "REDIRECT_TO_POOL", "REDIRECT_TO_URL", "REJECT"},
+	"l7rule_compare_type":        {"CONTAINS", "ENDS_WITH", "EQUAL_TO", "REGEX", "STARTS_WITH"},
+	"l7rule_type":                {"COOKIE", "FILE_TYPE", "HEADER", "HOST_NAME", "PATH", "SSL_CONN_HAS_CERT", "SSL_DN_FIELD", "SSL_VERIFY_RESULT"},
+	"vrrp_auth_method":           {"AH", "PASS"},
 }
+
+// otherSeedRows are the rows Octavia 11's migrations put in its
+// bookkeeping tables.
+var otherSeedRows = []string{"amphora_build_slots 1 0", "spares_pool rows 1"}
 
 func expectedLookupLines() []string {
 	var out []string
@@ -172,6 +203,7 @@ func expectedLookupLines() []string {
 			}
 		}
 	}
+	out = append(out, otherSeedRows...)
 	slices.Sort(out)
 	return out
 }
@@ -210,10 +242,14 @@ func TestMigrateEmptyDatabaseMatchesSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	if res.Existing || len(res.Applied) != 2 {
-		t.Fatalf("Migrate on an empty database = %+v; want both migrations applied", res)
+	if res.Existing || len(res.Applied) != 4 {
+		t.Fatalf("Migrate on an empty database = %+v; want the four migrations applied", res)
 	}
 	assertSpecSchema(t, readSchema(t, db))
+	// Octavia's own tool must find the schema at Octavia 11.0.0's head.
+	if got := queryLines(t, db, `SELECT version_num FROM alembic_version`); !slices.Equal(got, []string{migrations.OctaviaAlembicHead}) {
+		t.Errorf("alembic_version = %q, want [%s]", got, migrations.OctaviaAlembicHead)
+	}
 }
 
 // The template pgtest.NewDB clones is built by the same Migrate call.
@@ -276,7 +312,7 @@ func TestConcurrentMigrateBothSucceed(t *testing.T) {
 		}
 		applied += len(results[i].Applied)
 	}
-	if applied != 2 {
+	if applied != 4 {
 		t.Errorf("migrations applied %d times in total; want exactly once", applied)
 	}
 	assertSpecSchema(t, readSchema(t, open(t, url)))
@@ -430,8 +466,12 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	if st.Existing || len(st.Migrations) != 2 || st.Migrations[0].Applied || st.Migrations[1].Applied {
-		t.Fatalf("Status before migrating = %+v; want two pending migrations", st)
+	if st.Existing || len(st.Migrations) != 4 || slices.ContainsFunc(st.Migrations, func(m migrations.MigrationState) bool { return m.Applied }) {
+		t.Fatalf("Status before migrating = %+v; want four pending migrations", st)
+	}
+	rev, err := migrations.Current(ctx(t), db)
+	if err != nil || *rev != (migrations.Revision{Latest: 4}) {
+		t.Errorf("Current before migrating = %+v, %v; want nothing applied, latest 4", rev, err)
 	}
 	if _, err := migrations.Migrate(ctx(t), db, nil); err != nil {
 		t.Fatal(err)
@@ -440,11 +480,15 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql"} {
+	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql", "00003_octavia_11_remaining_tables.sql", "00004_alembic_version.sql"} {
 		m := st.Migrations[i]
 		if !m.Applied || m.AppliedAt.IsZero() || m.Version != int64(i+1) || m.Name != name {
 			t.Errorf("Status after migrating = %+v; want %s applied", m, name)
 		}
+	}
+	rev, err = migrations.Current(ctx(t), db)
+	if want := (migrations.Revision{Version: 4, Latest: 4, Alembic: migrations.OctaviaAlembicHead}); err != nil || *rev != want {
+		t.Errorf("Current after migrating = %+v, %v; want %+v", rev, err, want)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	agent "github.com/octavia-vpp/health/amphora-agent"
 	"github.com/octavia-vpp/health/internal/errwalk"
+	"github.com/octavia-vpp/health/internal/oslocli"
 )
 
 // Exit codes of check-config (and of the other commands).
@@ -25,7 +26,7 @@ const (
 // LoadConfig reads the files of --config-file; an error is a cli.Exit
 // with ExitSemantic.
 func LoadConfig(c *cli.Context) (*agent.Config, error) {
-	cfg, err := agent.LoadConfig(c.StringSlice("config-file")...)
+	cfg, err := agent.LoadConfig(oslocli.Files(c)...)
 	if err != nil {
 		return nil, cli.Exit("amphora-agent: config: "+err.Error(), ExitSemantic)
 	}
@@ -48,7 +49,7 @@ func CheckConfig(c *cli.Context) error {
 			code = ExitSemantic
 		}
 	}
-	cfg, err := agent.LoadConfig(c.StringSlice("config-file")...)
+	cfg, err := agent.LoadConfig(oslocli.Files(c)...)
 	if cfg == nil {
 		report("config: ", err, true)
 		return checkFailed(lines, code)

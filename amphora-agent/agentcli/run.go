@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	agent "github.com/octavia-vpp/health/amphora-agent"
+	"github.com/octavia-vpp/health/internal/oslocli"
 	"github.com/octavia-vpp/health/internal/oslolog"
 	"github.com/octavia-vpp/health/vpp"
 	"github.com/octavia-vpp/health/vpp/sim"
@@ -119,7 +120,7 @@ func Run(c *cli.Context) error {
 					log.Error("reload: lb description kept", "reason", err.Error())
 				}
 				cancel()
-				if nc, err := agent.LoadConfig(c.StringSlice("config-file")...); err != nil {
+				if nc, err := agent.LoadConfig(oslocli.Files(c)...); err != nil {
 					log.Error("reload: config file rejected", "reason", err.Error())
 				} else {
 					if err := a.SetControllers(nc.Controllers); err != nil {

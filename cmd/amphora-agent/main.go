@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/amphora-agent/agentcli"
+	"github.com/octavia-vpp/health/internal/oslocli"
 	"github.com/octavia-vpp/health/internal/oslolog"
 )
 
@@ -30,22 +31,25 @@ func main() {
 	}
 }
 
+// defaultConfig is the file Octavia's amphora agent reads, used when no
+// --config-file is given; tests point it elsewhere.
+var defaultConfig = oslocli.Default{Path: "/etc/octavia/amphora-agent.conf"}
+
 func newApp(stdout io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "amphora-agent",
 		Usage:     "program VPP's lb plugin, health-check members and send Octavia heartbeats",
 		Writer:    stdout,
 		ErrWriter: os.Stderr,
-		Flags: append([]cli.Flag{
-			&cli.StringSliceFlag{
-				Name:  "config-file",
-				Value: cli.NewStringSlice("/etc/octavia/amphora-agent.conf"),
-				Usage: "oslo-style config `PATH`; repeat it, later files override earlier ones",
-			},
+		Flags: append(append(oslocli.Flags(defaultConfig),
 			&cli.BoolFlag{Name: "check", Usage: "validate the config and the LB description, print every problem and exit (0 valid, 1 parse error, 2 semantic error)"},
-		}, oslolog.Flags()...),
-		// --check is check-config as a flag, like the health manager's.
+		), oslolog.Flags()...),
+		// --version, then the config files, worked out once for every command; --check
+		// is check-config as a flag, like the health manager's.
 		Before: func(c *cli.Context) error {
+			if err := oslocli.Before(c, defaultConfig); err != nil {
+				return err
+			}
 			if !c.Bool("check") {
 				return nil
 			}
@@ -82,6 +86,8 @@ func newApp(stdout io.Writer) *cli.App {
 			}
 		},
 	}
+	oslocli.Setup(app)
+	return app
 }
 
 // markCommand declares drain, maint or up; --reason and --expires may

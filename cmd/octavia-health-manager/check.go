@@ -34,7 +34,7 @@ func runCheck(files []string, out, errOut io.Writer) int {
 	// worth seeing during a check; they do not change the exit code.
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: oslolog.ReplaceLevel}))
 	if len(files) == 0 {
-		fmt.Fprintln(errOut, "octavia-health-manager: --check: no --config-file given")
+		fmt.Fprintln(errOut, "octavia-health-manager: --check: no config file: give --config-file or --config-dir, or create "+defaultConfigPath)
 		return checkParse
 	}
 	cfg, err := octaviaconf.Check(log, files...)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/octavia-vpp/health/internal/oslocli"
 	"github.com/octavia-vpp/health/internal/oslolog"
 )
 
@@ -27,23 +28,29 @@ func main() {
 	}
 }
 
+// defaultConfigPath is read, if it exists, when no --config-file is
+// given, and the directory beside it when no --config-dir is, as Octavia's
+// services read them.
+const defaultConfigPath = "/etc/octavia/octavia.conf"
+
+// defaultConfig is defaultConfigPath; tests point it elsewhere.
+var defaultConfig = oslocli.Default{Path: defaultConfigPath, IfExists: true, Dir: defaultConfigPath + ".d"}
+
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "octavia-health-manager",
 		Usage: "receive amphora heartbeats and keep Octavia's statuses in PostgreSQL",
-		Flags: append([]cli.Flag{
-			&cli.StringSliceFlag{
-				Name:  "config-file",
-				Usage: "oslo-style config `PATH`; repeat it, later files override earlier ones",
-			},
-			checkFlag,
-		}, oslolog.Flags()...),
-		// --check validates the config files instead of running anything.
+		Flags: append(append(oslocli.Flags(defaultConfig), checkFlag), oslolog.Flags()...),
+		// --version, then the config files, worked out once for every command; --check
+		// validates them instead of running anything.
 		Before: func(c *cli.Context) error {
+			if err := oslocli.Before(c, defaultConfig); err != nil {
+				return err
+			}
 			if !c.Bool("check") {
 				return nil
 			}
-			return cli.Exit("", runCheck(c.StringSlice("config-file"), c.App.Writer, c.App.ErrWriter))
+			return cli.Exit("", runCheck(oslocli.Files(c), c.App.Writer, c.App.ErrWriter))
 		},
 		// As with Octavia's binary, no command means run the daemon.
 		Action: runServe,
@@ -68,6 +75,8 @@ func newApp() *cli.App {
 			}
 		},
 	}
+	oslocli.Setup(app)
+	return app
 }
 
 func usageError(format string, args ...any) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/internal/oslocli"
 	"github.com/octavia-vpp/health/internal/oslolog"
 	"github.com/octavia-vpp/health/migrations"
 )
@@ -21,34 +22,100 @@ import (
 // minutes for another process's migration to release the lock.
 const migrateTimeout = 15 * time.Minute
 
+// The verbs of migrate, named as octavia-db-manage names them.
+const (
+	verbUpgrade = "upgrade"
+	verbCurrent = "current"
+	verbHistory = "history"
+)
+
 func migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
-		Usage: "create the Octavia tables in PostgreSQL, or verify existing ones",
-		Description: "Applies the embedded schema migrations to the database named by [database] connection.\n" +
+		Usage: "create the Octavia tables in PostgreSQL, or verify existing ones (upgrade head, current, history)",
+		Description: "The verbs follow octavia-db-manage's. \"migrate upgrade head\" (or \"migrate\" alone)\n" +
+			"applies the embedded schema migrations to the database named by [database] connection,\n" +
+			"recording Octavia 11.0.0's alembic head in alembic_version when it creates the schema.\n" +
 			"Running it again, or from several hosts at once, is safe: it takes an advisory lock\n" +
-			"and applies only what is pending. If the database already holds an Octavia schema\n" +
-			"that these migrations did not create, nothing is created; the columns and lookup\n" +
-			"rows the health manager uses are verified and anything missing is listed.\n" +
-			"Progress goes to standard error; the exit code is non-zero on failure.",
-		Action: runMigrate,
-		Subcommands: []*cli.Command{{
-			Name:   "status",
-			Usage:  "list applied and pending migrations",
-			Action: runMigrateStatus,
-		}},
+			"(logging every 5 s, with the holder's PID, while another process holds it) and applies\n" +
+			"only what is pending. If the database already holds an Octavia schema that these\n" +
+			"migrations did not create (octavia-db-manage built it), nothing is created but our own\n" +
+			"table; the columns and lookup rows the health manager uses are verified and anything\n" +
+			"missing is listed. Progress goes to standard error; the exit code is non-zero on failure.",
+		Action: migrateVerb(verbUpgrade),
+		Subcommands: []*cli.Command{
+			{
+				Name:      verbUpgrade,
+				Usage:     "apply pending migrations (only \"head\" is accepted as the revision)",
+				ArgsUsage: "head",
+				Action:    migrateVerb(verbUpgrade),
+			},
+			{
+				Name:   verbCurrent,
+				Usage:  "print the recorded alembic revision and the newest of our migrations applied",
+				Action: migrateVerb(verbCurrent),
+			},
+			{
+				Name:    verbHistory,
+				Aliases: []string{"status"},
+				Usage:   "list applied and pending migrations, or verify an existing Octavia schema",
+				Action:  migrateVerb(verbHistory),
+			},
+		},
 	}
+}
+
+// migrateVerb is the one place the verbs are dispatched: to the
+// PostgreSQL implementations below, the only database migrate supports.
+func migrateVerb(verb string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := checkMigrateArgs(c, verb); err != nil {
+			return err
+		}
+		db, where, err := openConfiguredDB(c)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(c.Context, migrateTimeout)
+		defer cancel()
+		switch verb {
+		case verbUpgrade:
+			return pgUpgrade(ctx, c, db, where)
+		case verbCurrent:
+			return pgCurrent(ctx, c, db, where)
+		default:
+			return pgHistory(ctx, c, db, where)
+		}
+	}
+}
+
+// checkMigrateArgs refuses what octavia-db-manage would mean differently:
+// the embedded migrations are applied together, so the only revision is
+// head.
+func checkMigrateArgs(c *cli.Context, verb string) error {
+	args := c.Args().Slice()
+	if verb == verbUpgrade && c.Command.Name == verbUpgrade && len(args) == 1 && (args[0] == "head" || args[0] == "heads") {
+		return nil
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	if verb == verbUpgrade {
+		return usageError("migrate upgrade: only the revision \"head\" is supported, not %q", strings.Join(args, " "))
+	}
+	return usageError("migrate %s takes no arguments, got %q", verb, strings.Join(args, " "))
 }
 
 // openConfiguredDB loads the config files and opens the database they name.
 func openConfiguredDB(c *cli.Context) (*sql.DB, string, error) {
-	cfg, err := octaviaconf.Load(c.StringSlice("config-file")...)
+	cfg, err := octaviaconf.Load(oslocli.Files(c)...)
 	if err != nil {
 		return nil, "", cli.Exit("octavia-health-manager: "+err.Error(), exitUsage)
 	}
 	if cfg.Database.Connection == "" {
 		return nil, "", cli.Exit("octavia-health-manager: no [database] connection in the config files "+
-			"(give them with --config-file)", exitUsage)
+			"(give them with --config-file or --config-dir)", exitUsage)
 	}
 	db, err := migrations.Open(cfg.Database.Connection)
 	if err != nil {
@@ -57,15 +124,7 @@ func openConfiguredDB(c *cli.Context) (*sql.DB, string, error) {
 	return db, octaviaconf.RedactURL(cfg.Database.Connection), nil
 }
 
-func runMigrate(c *cli.Context) error {
-	db, where, err := openConfiguredDB(c)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(c.Context, migrateTimeout)
-	defer cancel()
-
+func pgUpgrade(ctx context.Context, c *cli.Context, db *sql.DB, where string) error {
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{ReplaceAttr: oslolog.ReplaceLevel}))
 	log.Info("migrating", "database", where)
 	res, err := migrations.Migrate(ctx, db, log)
@@ -92,18 +151,10 @@ func runMigrate(c *cli.Context) error {
 	return nil
 }
 
-func runMigrateStatus(c *cli.Context) error {
-	db, where, err := openConfiguredDB(c)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(c.Context, migrateTimeout)
-	defer cancel()
-
+func pgHistory(ctx context.Context, c *cli.Context, db *sql.DB, where string) error {
 	st, err := migrations.Status(ctx, db)
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("octavia-health-manager: migrate status %s: %v", where, err), exitRejected)
+		return cli.Exit(fmt.Sprintf("octavia-health-manager: migrate history %s: %v", where, err), exitRejected)
 	}
 	out := c.App.Writer
 	if st.Existing {
@@ -127,4 +178,33 @@ func runMigrateStatus(c *cli.Context) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.Version, state, at, m.Name)
 	}
 	return tw.Flush()
+}
+
+// pgCurrent prints two lines: the alembic revision Octavia's tool sees,
+// and ours.
+func pgCurrent(ctx context.Context, c *cli.Context, db *sql.DB, where string) error {
+	rev, err := migrations.Current(ctx, db)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("octavia-health-manager: migrate current %s: %v", where, err), exitRejected)
+	}
+	out := c.App.Writer
+	switch rev.Alembic {
+	case "":
+		fmt.Fprintln(out, "alembic_version: none")
+	case migrations.OctaviaAlembicHead:
+		fmt.Fprintf(out, "alembic_version: %s (head of Octavia 11.0.0)\n", rev.Alembic)
+	default:
+		fmt.Fprintf(out, "alembic_version: %s (not Octavia 11.0.0's head %s)\n", rev.Alembic, migrations.OctaviaAlembicHead)
+	}
+	switch {
+	case rev.Existing:
+		fmt.Fprintln(out, "migrations: none (an Octavia schema these migrations did not create; \"migrate history\" verifies it)")
+	case rev.Version == 0:
+		fmt.Fprintf(out, "migrations: none (%d pending)\n", rev.Latest)
+	case rev.Version >= rev.Latest:
+		fmt.Fprintf(out, "migrations: %05d (head)\n", rev.Version)
+	default:
+		fmt.Fprintf(out, "migrations: %05d (%d pending)\n", rev.Version, rev.Latest-rev.Version)
+	}
+	return nil
 }

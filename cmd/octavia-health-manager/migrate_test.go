@@ -28,6 +28,10 @@ import (
 const childArgsEnv = "OHM_MIGRATE_TEST_CHILD_ARGS"
 
 func TestMain(m *testing.M) {
+	// Whatever the machine's /etc/octavia holds must not leak into tests
+	// that give no --config-file.
+	defaultConfig.Path = "/nonexistent/octavia-health-manager-test/octavia.conf"
+	defaultConfig.Dir = "/nonexistent/octavia-health-manager-test/octavia.conf.d"
 	if args := os.Getenv(childArgsEnv); args != "" {
 		var argv []string
 		if err := json.Unmarshal([]byte(args), &argv); err != nil {

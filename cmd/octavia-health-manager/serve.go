@@ -12,6 +12,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/internal/oslocli"
 	"github.com/octavia-vpp/health/internal/oslolog"
 	"github.com/octavia-vpp/health/statsdriver"
 )
@@ -44,7 +45,7 @@ func runServe(c *cli.Context) error {
 		}
 	}()
 	return runDaemon(ctx, daemonOptions{
-		files:  c.StringSlice("config-file"),
+		files:  oslocli.Files(c),
 		reload: reload,
 		logging: func(cfg *octaviaconf.Config) oslolog.Options {
 			return oslolog.FromCLI(c, c.App.Name, cfg.Default.Debug, cfg.Default.Logging)

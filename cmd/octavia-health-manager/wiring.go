@@ -10,12 +10,13 @@ import (
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/internal/oslocli"
 	"github.com/octavia-vpp/health/internal/oslolog"
 )
 
 // loadConfig reads the --config-file files.
 func loadConfig(c *cli.Context) (*octaviaconf.Config, error) {
-	cfg, err := octaviaconf.Load(c.StringSlice("config-file")...)
+	cfg, err := octaviaconf.Load(oslocli.Files(c)...)
 	if err != nil {
 		return nil, usageError("%v", err)
 	}

@@ -73,9 +73,6 @@ type Database struct {
 	// MaxPoolSize is [database] max_pool_size: connections per pool.
 	// Default 10 (Octavia overrides oslo.db's 5).
 	MaxPoolSize int `conf:"database max_pool_size,integer,same"`
-	// RetryInterval is [database] retry_interval (seconds in the file):
-	// pause between reconnection attempts. Default 10s.
-	RetryInterval time.Duration `conf:"database retry_interval,seconds,same"`
 }
 
 // HealthManager holds the [health_manager] section (docs/config-reference.md).
@@ -89,13 +86,11 @@ type HealthManager struct {
 	// FailoverThreads is failover_threads: concurrent failovers, and the
 	// most started per health-check cycle. Default 10.
 	FailoverThreads int `conf:"health_manager failover_threads,integer,same"`
-	// HealthUpdateThreads is health_update_threads: workers applying
-	// heartbeats. Octavia's default (None) means the CPU count, which is
-	// what an unset option yields here.
-	HealthUpdateThreads int `conf:"health_manager health_update_threads,integer,same,cpus"`
-	// StatsUpdateThreads is stats_update_threads: workers handling
-	// statistics. Unset means the CPU count, as in Octavia.
-	StatsUpdateThreads int `conf:"health_manager stats_update_threads,integer,same,cpus"`
+	// HealthUpdateThreads is health_update_threads: the workers that
+	// verify and decode heartbeats (Octavia: the processes that verify,
+	// decode and apply them; here the database writes are batched apart,
+	// docs/architecture.md). Unset means the CPU count, as Octavia's None.
+	HealthUpdateThreads int `conf:"health_manager health_update_threads,integer,changed,cpus"`
 	// HeartbeatKey is heartbeat_key: the HMAC key heartbeats are signed
 	// with. No default. Secret.
 	HeartbeatKey string `conf:"health_manager heartbeat_key,string,changed,nodefault,secret"`
@@ -325,14 +320,12 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 
 	r.connection(&cfg.Database.Connection)
 	r.integer("database", "max_pool_size", 1, &cfg.Database.MaxPoolSize)
-	r.seconds("database", "retry_interval", 1, &cfg.Database.RetryInterval)
 
 	hm := &cfg.HealthManager
 	r.ip("health_manager", "bind_ip", &hm.BindIP)
 	r.port("health_manager", "bind_port", &hm.BindPort)
 	r.integer("health_manager", "failover_threads", 1, &hm.FailoverThreads)
 	r.integer("health_manager", "health_update_threads", 1, &hm.HealthUpdateThreads)
-	r.integer("health_manager", "stats_update_threads", 1, &hm.StatsUpdateThreads)
 	hm.HeartbeatKeySet = r.secret("health_manager", "heartbeat_key", &hm.HeartbeatKey)
 	r.seconds("health_manager", "heartbeat_timeout", 1, &hm.HeartbeatTimeout)
 	r.seconds("health_manager", "health_check_interval", 1, &hm.HealthCheckInterval)
@@ -400,6 +393,19 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 
 	warnUnknown(log, src, "health_manager", healthManagerOptions)
 	return cfg, errors.Join(r.errs...)
+}
+
+// IgnoredOptions ("section option") are Octavia's options that are
+// accepted and ignored: the health manager has nothing they would tune.
+// docs/config-reference.md lists them as such.
+//   - [database] retry_interval paces oslo.db's reconnection attempts;
+//     serve starts without waiting for the database, and the pool
+//     reconnects on the next heartbeat batch.
+//   - [health_manager] stats_update_threads sizes Octavia's statistics
+//     process pool; statistics here go through one queue to the drivers.
+var IgnoredOptions = []string{
+	"database retry_interval",
+	"health_manager stats_update_threads",
 }
 
 // healthManagerOptions are the [health_manager] option names Octavia 11

@@ -3,6 +3,7 @@ package octaviaconf
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -51,12 +52,10 @@ func TestDefaults(t *testing.T) {
 			{"[DEFAULT] debug", cfg.Default.Debug, false},
 			{"[database] connection", db.Connection, ""},
 			{"[database] max_pool_size", db.MaxPoolSize, 10},
-			{"[database] retry_interval", db.RetryInterval, 10 * time.Second},
 			{"[health_manager] bind_ip", hm.BindIP, netip.MustParseAddr("127.0.0.1")},
 			{"[health_manager] bind_port", hm.BindPort, 5555},
 			{"[health_manager] failover_threads", hm.FailoverThreads, 10},
 			{"[health_manager] health_update_threads", hm.HealthUpdateThreads, cpus},
-			{"[health_manager] stats_update_threads", hm.StatsUpdateThreads, cpus},
 			{"[health_manager] heartbeat_key", hm.HeartbeatKey, ""},
 			{"[health_manager] heartbeat_key set", hm.HeartbeatKeySet, false},
 			{"[health_manager] heartbeat_timeout", hm.HeartbeatTimeout, 60 * time.Second},
@@ -158,16 +157,14 @@ endpoint_type = internalURL
 	want := &Config{
 		Default: Default{Debug: true, Logging: DefaultLogging()},
 		Database: Database{
-			Connection:    "postgresql://octavia:pw@db.example/octavia",
-			MaxPoolSize:   25,
-			RetryInterval: 4 * time.Second,
+			Connection:  "postgresql://octavia:pw@db.example/octavia",
+			MaxPoolSize: 25,
 		},
 		HealthManager: HealthManager{
 			BindIP:               netip.MustParseAddr("2001:db8::1"),
 			BindPort:             5556,
 			FailoverThreads:      3,
 			HealthUpdateThreads:  7,
-			StatsUpdateThreads:   5,
 			HeartbeatKey:         "s3cret",
 			HeartbeatKeySet:      true,
 			HeartbeatTimeout:     90 * time.Second,
@@ -482,7 +479,7 @@ func TestRedactURL(t *testing.T) {
 // configuration must show each of them.
 var readOptions = map[string][]string{
 	"DEFAULT":           {"debug"},
-	"database":          {"connection", "max_pool_size", "retry_interval"},
+	"database":          {"connection", "max_pool_size"},
 	"health_manager":    healthManagerOptions,
 	"controller_worker": {"statistics_drivers", "compute_driver"},
 	"service_auth": {"auth_url", "username", "password", "project_name", "project_id", "user_domain_name",
@@ -625,5 +622,25 @@ func TestLoggingOptions(t *testing.T) {
 	}
 	if d := Defaults().Default.Logging; d != (Logging{SyslogLogFacility: "LOG_USER"}) {
 		t.Errorf("defaults %+v", d)
+	}
+}
+
+// TestIgnoredOptions: Octavia's options the health manager has no use for
+// load silently, whatever their value, and leave the configuration as if
+// they were absent.
+func TestIgnoredOptions(t *testing.T) {
+	for _, value := range []string{"4", "0", "not-a-number"} {
+		var body strings.Builder
+		for _, o := range IgnoredOptions {
+			section, name, _ := strings.Cut(o, " ")
+			fmt.Fprintf(&body, "[%s]\n%s = %s\n", section, name, value)
+		}
+		cfg, logs, err := loadString(t, body.String())
+		if err != nil || logs != "" {
+			t.Errorf("value %q: err %v, logs %q; want neither", value, err, logs)
+		}
+		if cfg != nil && !reflect.DeepEqual(cfg, Defaults()) {
+			t.Errorf("value %q changed the configuration: %+v", value, cfg)
+		}
 	}
 }

@@ -12,15 +12,13 @@ func Defaults() *Config {
 	return &Config{
 		Default: Default{Logging: DefaultLogging()},
 		Database: Database{
-			MaxPoolSize:   10,
-			RetryInterval: 10 * time.Second,
+			MaxPoolSize: 10,
 		},
 		HealthManager: HealthManager{
 			BindIP:              netip.MustParseAddr("127.0.0.1"),
 			BindPort:            5555,
 			FailoverThreads:     10,
 			HealthUpdateThreads: runtime.NumCPU(),
-			StatsUpdateThreads:  runtime.NumCPU(),
 			HeartbeatTimeout:    60 * time.Second,
 			HealthCheckInterval: 3 * time.Second,
 			HeartbeatInterval:   10 * time.Second,

@@ -255,3 +255,35 @@ func TestConfigReference(t *testing.T) {
 		t.Logf("%s: %d options with a field, read without one: %v", p.part, len(want), untagged)
 	}
 }
+
+// TestIgnoredOptionsListed: the reference's "Accepted, ignored" list is
+// octaviaconf.IgnoredOptions, and the loader reads none of them.
+func TestIgnoredOptionsListed(t *testing.T) {
+	b, err := os.ReadFile(configReference)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "\nAccepted, ignored:")
+	if !ok {
+		t.Fatalf("%s has no \"Accepted, ignored:\" paragraph", configReference)
+	}
+	after, _, _ = strings.Cut(after, "\n## ")
+	var listed []string
+	for _, m := range regexp.MustCompile("(?m)^- `\\[(\\w+)\\] (\\w+)`").FindAllStringSubmatch(after, -1) {
+		listed = append(listed, m[1]+" "+m[2])
+	}
+	want := slices.Clone(octaviaconf.IgnoredOptions)
+	slices.Sort(listed)
+	slices.Sort(want)
+	if !slices.Equal(listed, want) {
+		t.Errorf("%s lists %q as accepted and ignored; octaviaconf.IgnoredOptions is %q", configReference, listed, want)
+	}
+	read := readOptions(t, []string{"../../internal/octaviaconf/config.go", "../../internal/octaviaconf/values.go"},
+		regexp.MustCompile(`r\.\w+\("(\w+)", "(\w+)"`))
+	for _, o := range want {
+		section, name, _ := strings.Cut(o, " ")
+		if read["["+section+"] "+name] {
+			t.Errorf("[%s] %s is listed as ignored but the loader reads it", section, name)
+		}
+	}
+}
