@@ -150,7 +150,7 @@ func mustVIPs(b *testing.B, dp *sim.Sim) []vpp.VIPStatus {
 }
 
 var benchShapes = []struct {
-	name                string
+	name               string
 	listeners, perPool int
 }{
 	{"members=100", 10, 10},
