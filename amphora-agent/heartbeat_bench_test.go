@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/vpp"
 	"github.com/octavia-vpp/health/vpp/sim"
 )
@@ -212,5 +213,46 @@ func BenchmarkHeartbeatSend(b *testing.B) {
 				b.Fatal("no heartbeat was sent")
 			}
 		})
+	}
+}
+
+// BenchmarkHeartbeatBuild is the message alone, without advancing the
+// counters (no counter file write) or sealing.
+func BenchmarkHeartbeatBuild(b *testing.B) {
+	for _, s := range benchShapes {
+		b.Run(s.name, func(b *testing.B) {
+			a, _ := benchAgent(b, s.listeners, s.perPool, nil)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := a.BuildHeartbeat(false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSealLevels seals one agent heartbeat at every zlib level:
+// JSON, deflate, HMAC. wire-bytes is the datagram's size.
+func BenchmarkSealLevels(b *testing.B) {
+	for _, s := range benchShapes {
+		a, _ := benchAgent(b, s.listeners, s.perPool, nil)
+		msg, err := a.BuildHeartbeat(false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for level := heartbeat.MinSealLevel; level <= heartbeat.MaxSealLevel; level++ {
+			b.Run(fmt.Sprintf("%s/level=%d", s.name, level), func(b *testing.B) {
+				var text, out []byte
+				b.ReportAllocs()
+				for range b.N {
+					text = msg.AppendJSON(text[:0])
+					out, _ = a.keyring.AppendSealed(out[:0], text, level)
+				}
+				b.ReportMetric(float64(len(out)), "wire-bytes")
+				b.ReportMetric(float64(len(text)), "json-bytes")
+			})
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sync"
 )
 
 // Deflate levels a sender may seal at. Octavia's agent uses 9; the
@@ -16,14 +15,27 @@ const (
 	MaxSealLevel = zlib.BestCompression
 )
 
-// sealWriters holds, per level, zlib writers whose window and hash tables
-// (about 1 MB at level 9) are reused rather than allocated per message.
-var sealWriters [MaxSealLevel + 1]sync.Pool
-
-// sealWriter is a zlib writer bound for good to the buffer it appends to.
-type sealWriter struct {
+// Deflater is a zlib writer kept by one sender for all its messages: its
+// window and hash tables (about 800 KB at any level) are allocated once
+// instead of per message, which a sync.Pool emptied by every GC between
+// two heartbeats would do. It is not safe for concurrent use.
+type Deflater struct {
 	zw  *zlib.Writer
 	out appendBuffer
+	// mac is here rather than on the stack, which the hash interface
+	// would make escape.
+	mac [sha256.Size]byte
+}
+
+// NewDeflater returns a deflater at level (MinSealLevel to MaxSealLevel).
+func NewDeflater(level int) (*Deflater, error) {
+	if level < MinSealLevel || level > MaxSealLevel {
+		return nil, fmt.Errorf("zlib level %d not in %d-%d", level, MinSealLevel, MaxSealLevel)
+	}
+	d := &Deflater{}
+	var err error
+	d.zw, err = zlib.NewWriterLevel(&d.out, level)
+	return d, err
 }
 
 // appendBuffer is an io.Writer appending to a slice the caller owns.
@@ -34,32 +46,19 @@ func (w *appendBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// AppendSealed appends to dst the datagram of JSON text compressed at
-// level (MinSealLevel to MaxSealLevel) followed by the lowercase hex HMAC
-// of the primary key, and returns the extended slice. With a dst of
-// enough capacity nothing is allocated.
-func (kr *Keyring) AppendSealed(dst, text []byte, level int) ([]byte, error) {
-	if level < MinSealLevel || level > MaxSealLevel {
-		return dst, fmt.Errorf("zlib level %d not in %d-%d", level, MinSealLevel, MaxSealLevel)
-	}
-	sw, _ := sealWriters[level].Get().(*sealWriter)
-	if sw == nil {
-		sw = &sealWriter{}
-		// The level is checked above, so this cannot fail.
-		sw.zw, _ = zlib.NewWriterLevel(&sw.out, level)
-	} else {
-		sw.zw.Reset(&sw.out)
-	}
+// AppendSealed appends to dst the datagram of JSON text compressed by d
+// followed by the lowercase hex HMAC of the primary key, and returns the
+// extended slice. With a dst of enough capacity nothing is allocated.
+func (kr *Keyring) AppendSealed(dst, text []byte, d *Deflater) []byte {
 	start := len(dst)
-	sw.out.b = dst
+	d.out.b = dst
+	d.zw.Reset(&d.out)
 	// Writes to an appendBuffer cannot fail.
-	_, _ = sw.zw.Write(text)
-	_ = sw.zw.Close()
-	out := sw.out.b
-	sw.out.b = nil
-	sealWriters[level].Put(sw)
-	var sum [sha256.Size]byte
+	_, _ = d.zw.Write(text)
+	_ = d.zw.Close()
+	out := d.out.b
+	d.out.b = nil
 	var hexSum [hexMACLen]byte
-	hex.Encode(hexSum[:], kr.keys[0].sum(sum[:0], out[start:]))
-	return append(out, hexSum[:]...), nil
+	hex.Encode(hexSum[:], kr.keys[0].sum(d.mac[:0], out[start:]))
+	return append(out, hexSum[:]...)
 }
