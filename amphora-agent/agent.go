@@ -98,6 +98,7 @@ type Agent struct {
 	syncErrs       map[vpp.VIPKey]string // last error per VIP, to log each once
 	listenerStates map[string]ListenerState
 	counters       *CounterFile
+	planInputs     []MemberInput // planLocked's scratch
 	lastStats      map[string]heartbeat.Stats
 	seq            int64
 	warm           bool
