@@ -47,6 +47,11 @@ type Config struct {
 	// under 5% of the datagram for several times the CPU
 	// (docs/performance.md, "Amphora agent"). Any level inflates the same.
 	HeartbeatZlibLevel int `conf:"amphora_agent heartbeat_zlib_level,integer,ours"`
+	// MemoryLimitMiB is [amphora_agent] memory_limit_mib: Go's soft
+	// memory limit, raised to twice the live heap when that is more
+	// (RunMemoryLimit). Default 10; 0 leaves the runtime's default (no
+	// limit, or GOMEMLIMIT), as does GOMEMLIMIT in the environment.
+	MemoryLimitMiB int `conf:"amphora_agent memory_limit_mib,integer,ours"`
 
 	// Controllers is [health_manager] controller_ip_port_list, as written
 	// (entries are checked by Validate).
@@ -105,6 +110,7 @@ func DefaultConfig() Config {
 		VPPUnreachableLimit: 30 * time.Second,
 		ShutdownTimeout:     10 * time.Second,
 		HeartbeatZlibLevel:  DefaultHeartbeatZlibLevel,
+		MemoryLimitMiB:      DefaultMemoryLimitMiB,
 		HeartbeatInterval:   10 * time.Second,
 		BasePath:            "/var/lib/octavia",
 		VPP: VPPConfig{
@@ -208,6 +214,14 @@ func LoadConfig(files ...string) (*Config, error) {
 	spoolSet := str("amphora_agent.spool_dir", &c.SpoolDir)
 	seconds("amphora_agent.vpp_unreachable_limit", &c.VPPUnreachableLimit)
 	seconds("amphora_agent.shutdown_timeout", &c.ShutdownTimeout)
+	if v, ok := value("amphora_agent.memory_limit_mib"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("[amphora_agent] memory_limit_mib = %q: not a number of MiB", v))
+		} else {
+			c.MemoryLimitMiB = n
+		}
+	}
 	if v, ok := value("amphora_agent.heartbeat_zlib_level"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
