@@ -48,8 +48,8 @@ type Config struct {
 	// (docs/performance.md, "Amphora agent"). Any level inflates the same.
 	HeartbeatZlibLevel int `conf:"amphora_agent heartbeat_zlib_level,integer,ours"`
 	// MemoryLimitMiB is [amphora_agent] memory_limit_mib: Go's soft
-	// memory limit, raised to twice the live heap when that is more
-	// (RunMemoryLimit). Default 10; 0 leaves the runtime's default (no
+	// memory limit, raised when the heap needs more (RunMemoryLimit).
+	// Default 0, which leaves the runtime's default (no
 	// limit, or GOMEMLIMIT), as does GOMEMLIMIT in the environment.
 	MemoryLimitMiB int `conf:"amphora_agent memory_limit_mib,integer,ours"`
 

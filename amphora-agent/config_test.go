@@ -42,7 +42,7 @@ agent_server_ca = /etc/octavia/certs/client_ca.pem
 amphora_id = 6d1c2f0e-1111-2222-3333-444455556666
 allow_remote_marks = yes
 heartbeat_zlib_level = 9
-memory_limit_mib = 0
+memory_limit_mib = 16
 
 [vpp]
 api_socket = /run/vpp/api2.sock
@@ -64,7 +64,7 @@ startup_min_delay = 0.5
 	want.AmphoraID = "6d1c2f0e-1111-2222-3333-444455556666"
 	want.AllowRemoteMarks = true
 	want.HeartbeatZlibLevel = 9
-	want.MemoryLimitMiB = 0
+	want.MemoryLimitMiB = 16
 	want.Controllers = []string{"192.0.2.10:5555", "[2001:db8::1]:5555", "2001:db8::2:5555", "fe80::1%eth0:5555"}
 	want.HeartbeatInterval = 5 * time.Second
 	want.HeartbeatKey = "a$b # not a comment"
