@@ -27,7 +27,11 @@ func (a *Agent) startProber(ctx context.Context, id string, ms *memberState) {
 		p.timer.Stop()
 		p.mu.Unlock()
 	})
-	p.schedule(0)
+	// The first probes of a new description are spread over up to a
+	// second (never more than the fast interval), rather than all
+	// started at once: 1,000 members probed at the same instant doubled
+	// the agent's peak memory. Warm-up waits for them all, a second at most.
+	p.schedule(time.Duration(rand.Float64() * float64(min(ms.iv.Fast, time.Second))))
 }
 
 // prober is one member's probe schedule.
