@@ -63,6 +63,17 @@ type Agent struct {
 
 	keyring *heartbeat.Keyring
 	sender  *udp.Sender
+
+	// hbMu serializes heartbeats that advance the counters, from the
+	// counter step to the counter file on disk, so that files are written
+	// in step order; the fields below it are the sending heartbeat's,
+	// reused from one to the next.
+	hbMu     sync.Mutex
+	deflater *heartbeat.Deflater
+	hbMsg    *heartbeat.Message
+	hbText   []byte
+	hbWire   []byte
+
 	// boot is drawn at each start and sent as "boot" with every
 	// heartbeat, so that the controller's replay guard can tell a restart,
 	// which begins seq at 0 again, from a replay.
@@ -87,6 +98,7 @@ type Agent struct {
 	syncErrs       map[vpp.VIPKey]string // last error per VIP, to log each once
 	listenerStates map[string]ListenerState
 	counters       *CounterFile
+	planInputs     []MemberInput // planLocked's scratch
 	lastStats      map[string]heartbeat.Stats
 	seq            int64
 	warm           bool
@@ -134,6 +146,13 @@ func New(o Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.keyring = kr
+	level := a.cfg.HeartbeatZlibLevel
+	if level == 0 {
+		level = DefaultHeartbeatZlibLevel // a Config built in code, not loaded
+	}
+	if a.deflater, err = heartbeat.NewDeflater(level); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	var b [16]byte
 	if _, err := crand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("agent: boot id: %w", err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/vpp"
@@ -40,6 +41,17 @@ type Config struct {
 	// ShutdownTimeout is [amphora_agent] shutdown_timeout (seconds): a
 	// shutdown taking longer is reported as stuck. Default 10s.
 	ShutdownTimeout time.Duration `conf:"amphora_agent shutdown_timeout,seconds,ours"`
+	// HeartbeatZlibLevel is [amphora_agent] heartbeat_zlib_level: the
+	// deflate level heartbeats are compressed at, 1 (fastest) to 9
+	// (Octavia's agent). Default 1: ids are random hex, so level 9 saves
+	// under 5% of the datagram for several times the CPU
+	// (docs/performance.md, "Amphora agent"). Any level inflates the same.
+	HeartbeatZlibLevel int `conf:"amphora_agent heartbeat_zlib_level,integer,ours"`
+	// MemoryLimitMiB is [amphora_agent] memory_limit_mib: Go's soft
+	// memory limit, raised when the heap needs more (RunMemoryLimit).
+	// Default 0, which leaves the runtime's default (no
+	// limit, or GOMEMLIMIT), as does GOMEMLIMIT in the environment.
+	MemoryLimitMiB int `conf:"amphora_agent memory_limit_mib,integer,ours"`
 
 	// Controllers is [health_manager] controller_ip_port_list, as written
 	// (entries are checked by Validate).
@@ -104,6 +116,8 @@ func DefaultConfig() Config {
 		StatusBind:          "127.0.0.1:9446",
 		VPPUnreachableLimit: 30 * time.Second,
 		ShutdownTimeout:     10 * time.Second,
+		HeartbeatZlibLevel:  DefaultHeartbeatZlibLevel,
+		MemoryLimitMiB:      DefaultMemoryLimitMiB,
 		HeartbeatInterval:   10 * time.Second,
 		BasePath:            "/var/lib/octavia",
 		Logging:             octaviaconf.DefaultLogging(),
@@ -120,6 +134,9 @@ func DefaultConfig() Config {
 		},
 	}
 }
+
+// DefaultHeartbeatZlibLevel is heartbeat_zlib_level's default.
+const DefaultHeartbeatZlibLevel = 1
 
 // CounterFile is the path of the V3 counter file.
 func (c *Config) CounterFile() string { return filepath.Join(c.BasePath, CounterFileName) }
@@ -229,6 +246,22 @@ func LoadConfig(files ...string) (*Config, error) {
 	spoolSet := str("amphora_agent.spool_dir", &c.SpoolDir)
 	seconds("amphora_agent.vpp_unreachable_limit", &c.VPPUnreachableLimit)
 	seconds("amphora_agent.shutdown_timeout", &c.ShutdownTimeout)
+	if v, ok := value("amphora_agent.memory_limit_mib"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("[amphora_agent] memory_limit_mib = %q: not a number of MiB", v))
+		} else {
+			c.MemoryLimitMiB = n
+		}
+	}
+	if v, ok := value("amphora_agent.heartbeat_zlib_level"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("[amphora_agent] heartbeat_zlib_level = %q: not an integer", v))
+		} else {
+			c.HeartbeatZlibLevel = n
+		}
+	}
 	if v, ok := value("health_manager.controller_ip_port_list"); ok {
 		c.Controllers = nil
 		for _, e := range strings.Split(v, ",") {
@@ -319,6 +352,10 @@ func (c *Config) Validate() error {
 		// 0 would either never report a dead dataplane or drop the
 		// listeners at the first missed ping; neither is safe.
 		errs = append(errs, errors.New("[amphora_agent] vpp_unreachable_limit must be positive"))
+	}
+	if c.HeartbeatZlibLevel < heartbeat.MinSealLevel || c.HeartbeatZlibLevel > heartbeat.MaxSealLevel {
+		errs = append(errs, fmt.Errorf("[amphora_agent] heartbeat_zlib_level %d: want %d to %d",
+			c.HeartbeatZlibLevel, heartbeat.MinSealLevel, heartbeat.MaxSealLevel))
 	}
 	for _, e := range c.Controllers {
 		if _, err := udp.ParseController(e); err != nil {

@@ -41,6 +41,8 @@ heartbeat_key = a$$b # not a comment
 agent_server_ca = /etc/octavia/certs/client_ca.pem
 amphora_id = 6d1c2f0e-1111-2222-3333-444455556666
 allow_remote_marks = yes
+heartbeat_zlib_level = 9
+memory_limit_mib = 16
 
 [vpp]
 api_socket = /run/vpp/api2.sock
@@ -61,6 +63,8 @@ startup_min_delay = 0.5
 	want := DefaultConfig()
 	want.AmphoraID = "6d1c2f0e-1111-2222-3333-444455556666"
 	want.AllowRemoteMarks = true
+	want.HeartbeatZlibLevel = 9
+	want.MemoryLimitMiB = 16
 	want.Controllers = []string{"192.0.2.10:5555", "[2001:db8::1]:5555", "2001:db8::2:5555", "fe80::1%eth0:5555"}
 	want.HeartbeatInterval = 5 * time.Second
 	want.HeartbeatKey = "a$b # not a comment"
@@ -125,6 +129,12 @@ sticky_buckets_per_core = 1000
 startup_min_delay = 10
 startup_max_delay = 5
 `, []string{"dataplane", "power of two", "startup_max_delay"}},
+		{"zlib level", "[amphora_agent]\namphora_id = a\nheartbeat_zlib_level = 0\n[health_manager]\nheartbeat_key = k\n",
+			[]string{"heartbeat_zlib_level 0: want 1 to 9"}},
+		{"zlib level not a number", "[amphora_agent]\namphora_id = a\nheartbeat_zlib_level = best\n[health_manager]\nheartbeat_key = k\n",
+			[]string{"heartbeat_zlib_level"}},
+		{"memory limit", "[amphora_agent]\namphora_id = a\nmemory_limit_mib = -1\n[health_manager]\nheartbeat_key = k\n",
+			[]string{"memory_limit_mib"}},
 	} {
 		p := writeFile(t, dir, "c.conf", c.body)
 		_, err := LoadConfig(p)

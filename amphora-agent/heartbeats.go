@@ -8,6 +8,7 @@ import (
 
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/heartbeat/udp"
+	"github.com/octavia-vpp/health/vpp"
 )
 
 // heartbeatLoop sends heartbeats every heartbeat_interval once warm, or
@@ -113,10 +114,31 @@ func (a *Agent) isWarm() bool {
 }
 
 // BuildHeartbeat builds the next V3 message, stamped with the time ("ts")
-// and this run's boot id ("boot") after Octavia's fields. advance moves the counter
-// file forward and the sequence number; without it (heartbeat --print)
-// nothing is changed.
+// and this run's boot id ("boot") after Octavia's fields. advance moves the
+// counter file forward, writes and syncs it, and moves the sequence number
+// on; without it (heartbeat --print) nothing is changed.
 func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
+	if !advance {
+		return a.buildHeartbeat(false, nil), nil
+	}
+	a.hbMu.Lock()
+	defer a.hbMu.Unlock()
+	msg := a.buildHeartbeat(true, nil)
+	return msg, a.saveCounters()
+}
+
+// saveCounters writes the counter file and syncs it. a.hbMu is held: only
+// a holder of it changes a.counters, so a.mu is not needed to read them,
+// and a heartbeat that waits on the disk does not hold up the probers or
+// the reconcile loop.
+func (a *Agent) saveCounters() error {
+	return SaveCounterFile(a.cfg.CounterFile(), a.counters)
+}
+
+// buildHeartbeat assembles the message into msg (a new one when nil)
+// under a.mu. With advance, a.hbMu must be held: the counter step is
+// committed in memory, and the caller saves it.
+func (a *Agent) buildHeartbeat(advance bool, msg *heartbeat.Message) *heartbeat.Message {
 	snap := a.dp.Counters()
 	silence := a.vppSilence()
 	a.mu.Lock()
@@ -132,15 +154,15 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	if advance {
 		a.noteWithheld(len(plans) < len(all), silence)
 	}
-	conns := map[string]int64{}
+	conns := make([]int64, len(plans))
 	lvips := make([]ListenerVIPs, 0, len(plans))
-	for _, lp := range plans {
-		l := ListenerVIPs{ID: lp.l.ID}
+	for i, lp := range plans {
+		l := ListenerVIPs{ID: lp.l.ID, VIPs: make([]vpp.VIPKey, 0, len(lp.vips))}
 		for _, v := range lp.vips {
 			l.VIPs = append(l.VIPs, v.Key)
 			vc, _ := snap.VIP(v.Key)
 			for _, f := range vc.Flows {
-				conns[lp.l.ID] += int64(f)
+				conns[i] += int64(f)
 			}
 		}
 		lvips = append(lvips, l)
@@ -149,7 +171,7 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	if advance {
 		a.noteLosses(step.Lost)
 	}
-	msg := buildMessage(a.cfg.AmphoraID, a.seq, plans, step.Deltas, conns)
+	msg = buildMessage(msg, a.cfg.AmphoraID, a.seq, plans, step.Deltas, conns)
 	// Octavia ignores both; the replay guard of our controller reads them.
 	msg.Timestamp, msg.HasTimestamp = a.now().Unix(), true
 	msg.Boot, msg.HasBoot = a.boot, true
@@ -158,11 +180,8 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 		for _, l := range msg.Listeners {
 			a.lastStats[l.ID] = l.Stats
 		}
-		if err := SaveCounterFile(a.cfg.CounterFile(), a.counters); err != nil {
-			return msg, err
-		}
 	}
-	return msg, nil
+	return msg
 }
 
 // noteWithheld logs when heartbeats start and stop leaving the listeners
@@ -183,43 +202,84 @@ func (a *Agent) noteWithheld(withheld bool, silence time.Duration) {
 // buildMessage assembles a V3 heartbeat from listener plans and stats
 // deltas: listeners in description order with tx always 0 (VPP cannot see
 // return traffic with GRE or L3DSR), pools keyed "<pool_id>:<listener_id>".
+// conns[i] is plans[i]'s open connections. The slices of msg, when given,
+// are reused.
 //
 // A reported listener is always OPEN: a listener whose dataplane is gone is
 // left out instead (reportedPlans), because Octavia's manager ignores a
 // status it does not know, such as STOP, and would keep the listener ONLINE.
-func buildMessage(amphoraID string, seq int64, plans []listenerPlan, deltas map[string]Sample, conns map[string]int64) *heartbeat.Message {
-	msg := &heartbeat.Message{
-		AmphoraID: amphoraID, Seq: seq, HasSeq: true, Version: 3, HasVersion: true,
-		Listeners: []heartbeat.Listener{}, Pools: []heartbeat.Pool{},
+func buildMessage(msg *heartbeat.Message, amphoraID string, seq int64, plans []listenerPlan, deltas map[string]Sample, conns []int64) *heartbeat.Message {
+	if msg == nil {
+		msg = &heartbeat.Message{}
 	}
-	for _, lp := range plans {
+	listeners, pools := msg.Listeners[:0], msg.Pools[:0]
+	if listeners == nil {
+		listeners = make([]heartbeat.Listener, 0, len(plans))
+	}
+	if pools == nil {
+		pools = make([]heartbeat.Pool, 0, len(plans))
+	}
+	*msg = heartbeat.Message{
+		AmphoraID: amphoraID, Seq: seq, HasSeq: true, Version: 3, HasVersion: true,
+		Listeners: listeners, Pools: pools,
+	}
+	for i, lp := range plans {
 		d := deltas[lp.l.ID]
+		var open int64
+		if i < len(conns) {
+			open = conns[i]
+		}
 		msg.Listeners = append(msg.Listeners, heartbeat.Listener{
 			ID: lp.l.ID, Status: "OPEN", HasStats: true,
-			Stats: heartbeat.Stats{TX: 0, RX: d.Bin, Conns: conns[lp.l.ID], TotConns: d.Stot, EReq: d.EReq},
+			Stats: heartbeat.Stats{TX: 0, RX: d.Bin, Conns: open, TotConns: d.Stot, EReq: d.EReq},
 		})
 		if lp.pool == nil {
 			continue
 		}
-		p := heartbeat.Pool{Key: lp.pool.ID + ":" + lp.l.ID, Status: lp.plan.Status, Members: []heartbeat.Member{}}
-		for _, m := range lp.plan.Members {
-			p.Members = append(p.Members, heartbeat.Member{ID: m.ID, Status: m.Status})
+		var members []heartbeat.Member
+		if n := len(msg.Pools); n < cap(msg.Pools) {
+			members = msg.Pools[:n+1][n].Members[:0]
 		}
-		msg.Pools = append(msg.Pools, p)
+		if members == nil {
+			members = make([]heartbeat.Member, 0, len(lp.plan.Members))
+		}
+		for _, m := range lp.plan.Members {
+			members = append(members, heartbeat.Member{ID: m.ID, Status: m.Status})
+		}
+		msg.Pools = append(msg.Pools, heartbeat.Pool{Key: lp.pool.ID + ":" + lp.l.ID, Status: lp.plan.Status, Members: members})
 	}
 	return msg
 }
 
-// heartbeat builds, seals and sends one message.
-func (a *Agent) heartbeat(ctx context.Context) {
-	msg, err := a.BuildHeartbeat(true)
-	if err != nil {
-		a.log.Warn("counter file not written", "path", a.cfg.CounterFile(), "reason", err.Error())
-	}
+// sealHeartbeat builds the next message, advancing the counters, and
+// seals it. a.hbMu is held; the datagram is valid until the next call.
+//
+// The counter file records the deltas the message reports. It is on disk
+// before the datagram is returned, so that a crash before the send loses
+// those deltas (counted as one interval at most, docs/stats.md) rather
+// than sends them again. Writing and syncing it waits on the disk, outside
+// a.mu; the message is sealed meanwhile.
+func (a *Agent) sealHeartbeat() (*heartbeat.Message, []byte) {
+	msg := a.buildHeartbeat(true, a.hbMsg)
+	a.hbMsg = msg
+	saved := make(chan error, 1)
+	go func() { saved <- a.saveCounters() }()
 	a.mu.Lock()
 	kr := a.keyring
 	a.mu.Unlock()
-	datagram := kr.SealMessage(msg)
+	a.hbText = msg.AppendJSON(a.hbText[:0])
+	a.hbWire = kr.AppendSealed(a.hbWire[:0], a.hbText, a.deflater)
+	if err := <-saved; err != nil {
+		a.log.Warn("counter file not written", "path", a.cfg.CounterFile(), "reason", err.Error())
+	}
+	return msg, a.hbWire
+}
+
+// heartbeat builds, seals and sends one message.
+func (a *Agent) heartbeat(ctx context.Context) {
+	a.hbMu.Lock()
+	defer a.hbMu.Unlock()
+	msg, datagram := a.sealHeartbeat()
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	ctl, err := a.sender.Send(sctx, datagram)
 	cancel()

@@ -162,7 +162,16 @@ func PlanPool(monitored, enabled bool, members []MemberInput) PoolPlan {
 // Backends returns the VPP backends of a plan (members removed from VPP are
 // left out, which makes SyncVIP remove them with a flush).
 func (p PoolPlan) Backends() []vpp.Backend {
-	var bs []vpp.Backend
+	n := 0
+	for _, m := range p.Members {
+		if m.InVPP {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	bs := make([]vpp.Backend, 0, n)
 	for _, m := range p.Members {
 		if m.InVPP {
 			bs = append(bs, m.Backend)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/octavia-vpp/health/vpp"
+	"github.com/octavia-vpp/health/vpp/sim"
 )
 
 func TestMapWeight(t *testing.T) {
@@ -192,13 +194,23 @@ func TestBuildMessageShape(t *testing.T) {
 	pool := &Pool{ID: "P1"}
 	plan := PlanPool(true, true, []MemberInput{member("m1:u"), member("m2:U"), member("m3:D")})
 	plans := []listenerPlan{{l: l, pool: pool, plan: plan}, {l: &Listener{ID: "L2"}}}
-	msg := buildMessage("amp", 7, plans, map[string]Sample{"L1": {Bin: 4, Bout: 8, EReq: 5, Stot: 2}}, map[string]int64{"L1": 3})
+	deltas := map[string]Sample{"L1": {Bin: 4, Bout: 8, EReq: 5, Stot: 2}}
+	msg := buildMessage(nil, "amp", 7, plans, deltas, []int64{3, 0})
 	got := string(msg.AppendJSON(nil))
 	want := `{"id": "amp", "seq": 7, "listeners": {"L1": {"status": "OPEN", "stats": {"tx": 0, "rx": 4, "conns": 3, "totconns": 2, "ereq": 5}}, ` +
 		`"L2": {"status": "OPEN", "stats": {"tx": 0, "rx": 0, "conns": 0, "totconns": 0, "ereq": 0}}}, ` +
 		`"pools": {"P1:L1": {"status": "UP", "members": {"m1": "UP", "m2": "UP 1/2", "m3": "DOWN"}}}, "ver": 3}`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// The heartbeat loop reuses its message: a larger one, then this one
+	// again, must leave nothing of the first behind.
+	big := []listenerPlan{{l: l, pool: pool, plan: PlanPool(true, true, []MemberInput{member("m1:u"), member("m2:U"), member("m3:D"), member("m4:U")})},
+		{l: &Listener{ID: "L2"}, pool: &Pool{ID: "P2"}, plan: plan}, {l: &Listener{ID: "L3"}}}
+	reused := buildMessage(msg, "amp", 6, big, nil, nil)
+	reused = buildMessage(reused, "amp", 7, plans, deltas, []int64{3, 0})
+	if got := string(reused.AppendJSON(nil)); got != want {
+		t.Errorf("reused message\ngot  %s\nwant %s", got, want)
 	}
 }
 
@@ -228,7 +240,7 @@ func TestReportedListenersFollowVPPSilence(t *testing.T) {
 		{time.Hour, []string{"L3"}},
 		{neverReached, []string{"L3"}},
 	} {
-		msg := buildMessage("amp", 0, reportedPlans(plans, c.silence, limit), nil, nil)
+		msg := buildMessage(nil, "amp", 0, reportedPlans(plans, c.silence, limit), nil, nil)
 		var got []string
 		for _, l := range msg.Listeners {
 			got = append(got, l.ID)
@@ -246,5 +258,30 @@ func TestReportedListenersFollowVPPSilence(t *testing.T) {
 		if len(msg.Pools) != wantPools {
 			t.Errorf("silence %v: pools %+v; want %d", c.silence, msg.Pools, wantPools)
 		}
+	}
+}
+
+// The datagram is compressed at heartbeat_zlib_level: the zlib header
+// says which level class the sender used, and the manager opens any.
+func TestHeartbeatZlibLevel(t *testing.T) {
+	for _, c := range []struct {
+		level  int
+		header []byte
+	}{{0, []byte{0x78, 0x01}}, {1, []byte{0x78, 0x01}}, {6, []byte{0x78, 0x9c}}, {9, []byte{0x78, 0xda}}} {
+		ta := newTestAgent(t, agentLB, sim.New(sim.Config{Logger: quietLogger()}), newFakeProber(), func(cfg *Config) {
+			cfg.HeartbeatZlibLevel = c.level
+			cfg.HeartbeatInterval = time.Hour
+		})
+		// The loop's own heartbeat reuses the buffers: check under its lock.
+		ta.hbMu.Lock()
+		msg, datagram := ta.sealHeartbeat()
+		if !bytes.HasPrefix(datagram, c.header) {
+			t.Errorf("level %d: header % x, want % x", c.level, datagram[:2], c.header)
+		}
+		got, _, err := ta.keyring.Open(datagram)
+		if err != nil || got.AmphoraID != msg.AmphoraID || got.Seq != msg.Seq {
+			t.Errorf("level %d: opened %+v, %v", c.level, got, err)
+		}
+		ta.hbMu.Unlock()
 	}
 }

@@ -86,18 +86,23 @@ func tlsConfig(spec ProbeSpec) *tls.Config {
 	return &tls.Config{ServerName: spec.DomainName, InsecureSkipVerify: true} //nolint:gosec // health check, as HAProxy's verify none
 }
 
+// plainHTTPProbes carries every HTTP probe: without keep-alives it holds
+// no connection between probes, and one transport for all saves building
+// one (maps, a TLS cache, a dialer) per probe, most of a probe's garbage.
+var plainHTTPProbes = &http.Transport{DisableKeepAlives: true, Proxy: nil}
+
 func probeHTTP(ctx context.Context, spec ProbeSpec, target string) error {
 	ok, err := ExpectedCodes(spec.Expected)
 	if err != nil {
 		return err
 	}
-	scheme := "http"
-	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil}
+	scheme, tr := "http", plainHTTPProbes
 	if spec.Type == MonitorHTTPS {
+		// The TLS settings (SNI) are the member's own.
 		scheme = "https"
-		tr.TLSClientConfig = tlsConfig(spec)
+		tr = &http.Transport{DisableKeepAlives: true, Proxy: nil, TLSClientConfig: tlsConfig(spec)}
+		defer tr.CloseIdleConnections()
 	}
-	defer tr.CloseIdleConnections()
 	path := spec.Path
 	if path == "" {
 		path = "/"

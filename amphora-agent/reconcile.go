@@ -50,7 +50,9 @@ func (a *Agent) planLocked() []listenerPlan {
 		if pool != nil {
 			lp.pool, lp.hasPool = pool, pool.IsEnabled()
 			monitored := pool.HealthMonitor.IsEnabled()
-			ins := make([]MemberInput, 0, len(pool.Members))
+			// PlanPool keeps nothing of its input: one scratch slice
+			// serves every pool and every plan (a.mu is held).
+			ins := a.planInputs[:0]
 			for j := range pool.Members {
 				m := &pool.Members[j]
 				in := MemberInput{
@@ -66,6 +68,7 @@ func (a *Agent) planLocked() []listenerPlan {
 				ins = append(ins, in)
 			}
 			lp.plan = PlanPool(monitored, pool.IsEnabled(), ins)
+			a.planInputs = ins[:0]
 		} else {
 			lp.plan = PlanPool(false, false, nil)
 		}

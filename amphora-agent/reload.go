@@ -96,7 +96,7 @@ func (a *Agent) applyLB(lb *LB) {
 			ms.cancel = cancel
 			a.members[m.ID] = ms
 			keep[m.ID] = true
-			go a.runProber(pctx, m.ID, ms)
+			a.startProber(pctx, m.ID, ms)
 		}
 	}
 	for id, ms := range a.members {
