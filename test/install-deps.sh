@@ -24,7 +24,7 @@ have_mariadb() {
 
 have_octavia_db_manage() {
   command -v octavia-db-manage >/dev/null 2>&1 &&
-    python3 -c 'import pymysql' >/dev/null 2>&1
+    /usr/bin/python3 -c 'import pymysql' >/dev/null 2>&1
 }
 
 have_libfaketime() {
