@@ -78,9 +78,16 @@ var (
 
 // Main runs the package's tests and stops the server afterwards, if a test
 // started one. Call it from TestMain; it does not return.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Wrap(m.Run)) }
+
+// Wrap runs the tests through run (m.Run, or another harness's runner,
+// such as test/pgtest.Run) and stops the server afterwards; it returns
+// the exit code. A TestMain that needs both servers:
+//
+//	func TestMain(m *testing.M) { os.Exit(mysqltest.Wrap(func() int { return pgtest.Run(m) })) }
+func Wrap(run func() int) int {
 	mainCalled.Store(true)
-	code := m.Run()
+	code := run()
 	if current != nil {
 		if err := current.stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "mysqltest: stop MariaDB: %v\n", err)
@@ -89,7 +96,7 @@ func Main(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // NewDB creates a database holding Octavia's schema as its alembic builds
