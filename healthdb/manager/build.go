@@ -177,11 +177,7 @@ func StartupProblems(cfg *octaviaconf.Config, skip map[string]bool) []error {
 		add(err)
 	}
 	if !skip["database connection"] {
-		if pool, err := NewPool(context.Background(), cfg, 1); err != nil {
-			add(err)
-		} else {
-			pool.Close()
-		}
+		add(checkDatabaseURL(cfg))
 	}
 
 	hm := &cfg.HealthManager
