@@ -10,6 +10,7 @@
 // gets its own copy of it: the template's CREATE TABLE statements are
 // replayed into a new database and its rows (the lookup tables,
 // alembic_version) copied, so tests are isolated and may run in parallel.
+// The template's schema is cached between test binaries (see cachePath).
 //
 // Usage:
 //

@@ -79,6 +79,10 @@ func serverFlags(dir string) []string {
 		"--innodb-log-buffer-size=4M",
 		"--innodb-flush-log-at-trx-commit=0",
 		"--innodb-doublewrite=0",
+		// Tables in the system tablespace: CREATE and DROP DATABASE, run
+		// for every test, create and delete no files.
+		"--innodb-file-per-table=0",
+		"--innodb-flush-method=nosync",
 		"--innodb-use-native-aio=0",
 		"--innodb-buffer-pool-load-at-startup=0",
 		"--innodb-buffer-pool-dump-at-shutdown=0",

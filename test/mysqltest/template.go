@@ -25,6 +25,24 @@ type template struct {
 // buildTemplate builds Octavia's schema with its own alembic, plus our own
 // tables, on the template database, and reads it back.
 func buildTemplate(ctx context.Context, s *server) (*template, error) {
+	var version string
+	if err := s.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return nil, err
+	}
+	path, cacheOn := cachePath(version)
+	if cacheOn {
+		if tp := loadCached(path); tp != nil {
+			return tp, nil
+		}
+	}
+	tp, err := buildTemplateWithAlembic(ctx, s)
+	if err == nil && cacheOn {
+		saveCached(path, tp)
+	}
+	return tp, err
+}
+
+func buildTemplateWithAlembic(ctx context.Context, s *server) (*template, error) {
 	if err := s.admin(ctx, "CREATE DATABASE "+templateName); err != nil {
 		return nil, err
 	}
