@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -182,8 +183,22 @@ func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]str
 var ErrNoOctaviaSchema = errors.New("the database holds no Octavia schema; on MySQL/MariaDB create it with Octavia's " +
 	"`octavia-db-manage upgrade head` first (this command never creates Octavia's tables there)")
 
-// mysqlOwnTables are the tables sql/mysql creates, by name.
-func mysqlOwnTables() []string { return []string{StatsFlushTable} }
+var createTableName = regexp.MustCompile(`(?i)CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+` + "`?" + `(\w+)`)
+
+// MySQLOwnTableNames are the tables sql/mysql creates, in file order.
+func MySQLOwnTableNames() ([]string, error) {
+	stmts, err := MySQLOwnTables()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, s := range stmts {
+		for _, m := range createTableName.FindAllStringSubmatch(s, -1) {
+			names = append(names, m[1])
+		}
+	}
+	return names, nil
+}
 
 // MySQLServerVersion reads SELECT VERSION() and refuses a server without
 // SELECT ... FOR UPDATE SKIP LOCKED (mysqlconf.CheckServerVersion).
@@ -214,14 +229,18 @@ func MigrateMySQL(ctx context.Context, db *sql.DB, logger *slog.Logger) (*Result
 		return res, fmt.Errorf("%w: %d problem(s)", ErrIncompatibleSchema, len(res.Problems))
 	}
 	logger.Info("verified Octavia's schema: every table, column and lookup row the health manager uses is present")
-	before, err := presentTables(ctx, db, mysqlOwnTables())
+	own, err := MySQLOwnTableNames()
+	if err != nil {
+		return res, err
+	}
+	before, err := presentTables(ctx, db, own)
 	if err != nil {
 		return res, err
 	}
 	if err := CreateMySQLOwnTables(ctx, db); err != nil {
 		return res, err
 	}
-	for _, t := range mysqlOwnTables() {
+	for _, t := range own {
 		if !slices.Contains(before, t) {
 			res.CreatedOwn = append(res.CreatedOwn, t)
 			logger.Info("created our own table; nothing of Octavia's was changed", "table", t)

@@ -143,8 +143,17 @@ func TestMigrateMySQLVerifiesAndCreatesOnlyOurTable(t *testing.T) {
 	t.Parallel()
 	dsn := mysqltest.NewDB(t)
 	raw := rawDB(t, dsn)
-	if _, err := raw.Exec("DROP TABLE " + migrations.StatsFlushTable); err != nil {
-		t.Fatal(err)
+	own, err := migrations.MySQLOwnTableNames()
+	if err != nil || !slices.Contains(own, migrations.StatsFlushTable) {
+		t.Fatalf("our own tables %q, %v; want %s among them", own, err, migrations.StatsFlushTable)
+	}
+	for _, tb := range own {
+		if !strings.HasPrefix(tb, "ovh_") {
+			t.Errorf("our own table %s lacks the ovh_ prefix", tb)
+		}
+		if _, err := raw.Exec("DROP TABLE " + tb); err != nil {
+			t.Fatal(err)
+		}
 	}
 	before := fingerprint(t, raw)
 	user, password := withUser(t, dsn)
@@ -156,11 +165,13 @@ func TestMigrateMySQLVerifiesAndCreatesOnlyOurTable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MigrateMySQL: %v (problems %q)", err, res.Problems)
 	}
-	if !res.Existing || len(res.Problems) != 0 || !slices.Equal(res.CreatedOwn, []string{migrations.StatsFlushTable}) {
-		t.Errorf("result %+v; want existing, no problems, created %s", res, migrations.StatsFlushTable)
+	if !res.Existing || len(res.Problems) != 0 || !slices.Equal(res.CreatedOwn, own) {
+		t.Errorf("result %+v; want existing, no problems, created %q", res, own)
 	}
-	if !hasTable(t, raw, migrations.StatsFlushTable) {
-		t.Error("our table was not created")
+	for _, tb := range own {
+		if !hasTable(t, raw, tb) {
+			t.Errorf("our table %s was not created", tb)
+		}
 	}
 	if after := fingerprint(t, raw); !slices.Equal(after, before) {
 		t.Error("migrate changed one of Octavia's tables")
@@ -182,7 +193,7 @@ func TestMigrateMySQLReportsWhatIsMissing(t *testing.T) {
 	dsn := mysqltest.NewDB(t)
 	raw := rawDB(t, dsn)
 	if _, err := raw.Exec(`SET FOREIGN_KEY_CHECKS = 0;
-		DROP TABLE ` + migrations.StatsFlushTable + `;
+		DROP TABLE IF EXISTS ovh_stats_flush, ovh_claim_key;
 		DROP TABLE listener_statistics;
 		ALTER TABLE amphora_health DROP COLUMN busy;
 		ALTER TABLE amphora_health MODIFY last_update TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP;
