@@ -254,12 +254,16 @@ func MigrateMySQL(ctx context.Context, db *sql.DB, logger *slog.Logger) (*Result
 // our own tables exist yet (a missing one is not a problem: migrate
 // creates it).
 func StatusMySQL(ctx context.Context, db *sql.DB) (*StatusReport, error) {
-	if _, err := MySQLServerVersion(ctx, db); err != nil {
-		return &StatusReport{Existing: true, Problems: []string{err.Error()}}, nil
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return nil, fmt.Errorf("read the server version: %w", err)
 	}
 	res, err := statusMySQL(ctx, db)
 	if err != nil {
 		return nil, err
+	}
+	if err := mysqlconf.CheckServerVersion(version); err != nil {
+		res.Problems = append([]string{err.Error()}, res.Problems...)
 	}
 	return &StatusReport{Existing: true, Problems: res.Problems}, nil
 }

@@ -176,7 +176,9 @@ func StartupProblems(cfg *octaviaconf.Config, skip map[string]bool) []error {
 		_, err := newDaemonKeyring(cfg)
 		add(err)
 	}
-	if !skip["database connection"] {
+	// A MySQL URL was parsed whole when the configuration loaded
+	// (internal/mysqlconf); the server's version is checked on connecting.
+	if !skip["database connection"] && !cfg.Database.IsMySQL() {
 		if pool, err := NewPool(context.Background(), cfg, 1); err != nil {
 			add(err)
 		} else {
