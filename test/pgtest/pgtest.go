@@ -69,11 +69,17 @@ var (
 	dbSeq   atomic.Int64
 )
 
-// Main runs the package's tests and stops the cluster afterwards, if a test
+// Main runs the package's tests and stops the server afterwards, if a test
 // started one. Call it from TestMain; it does not return.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m.Run)) }
+
+// Run is Main without the exit, for a TestMain that needs another kind of
+// throwaway server too: it marks this package usable, calls run (m.Run,
+// or the other package's Run wrapping it) and stops the server, if one
+// was started; it returns the exit code.
+func Run(run func() int) int {
 	mainCalled.Store(true)
-	code := m.Run()
+	code := run()
 	if current != nil {
 		if err := current.stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: stop PostgreSQL: %v\n", err)
@@ -82,7 +88,7 @@ func Main(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // NewDB creates a database holding the migrated Octavia schema (a clone of
