@@ -56,6 +56,8 @@ type Store struct {
 	// beforeCommit, when set (tests), runs just before COMMIT; an error
 	// from it is returned as COMMIT's, after a rollback.
 	beforeCommit func() error
+	// afterCommit, when set (tests), replaces COMMIT's result.
+	afterCommit func(error) error
 }
 
 var (
@@ -392,7 +394,11 @@ func (s *Store) commit(tx *sql.Tx) error {
 			return err
 		}
 	}
-	return tx.Commit()
+	err := tx.Commit()
+	if s.afterCommit != nil {
+		err = s.afterCommit(err)
+	}
+	return err
 }
 
 // MySQL error numbers that mean "the transaction was rolled back; run it

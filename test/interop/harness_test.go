@@ -30,7 +30,7 @@ import (
 // TestMain runs a throwaway PostgreSQL and, for the MariaDB runs
 // (mariadb_test.go), a throwaway MariaDB, each started on first use.
 func TestMain(m *testing.M) {
-	os.Exit(pgtest.Run(func() int { return mysqltest.Run(m.Run) }))
+	os.Exit(mysqltest.Wrap(func() int { return pgtest.Run(m) }))
 }
 
 // python is Debian's interpreter, where apt installs python3-octavia; a

@@ -78,13 +78,14 @@ var (
 
 // Main runs the package's tests and stops the server afterwards, if a test
 // started one. Call it from TestMain; it does not return.
-func Main(m *testing.M) { os.Exit(Run(m.Run)) }
+func Main(m *testing.M) { os.Exit(Wrap(m.Run)) }
 
-// Run is Main without the exit, for a TestMain that needs another kind of
-// throwaway server too: it marks this package usable, calls run (m.Run,
-// or the other package's Run wrapping it) and stops the server, if one
-// was started; it returns the exit code.
-func Run(run func() int) int {
+// Wrap runs the tests through run (m.Run, or another harness's runner,
+// such as test/pgtest.Run) and stops the server afterwards; it returns
+// the exit code. A TestMain that needs both servers:
+//
+//	func TestMain(m *testing.M) { os.Exit(mysqltest.Wrap(func() int { return pgtest.Run(m) })) }
+func Wrap(run func() int) int {
 	mainCalled.Store(true)
 	code := run()
 	if current != nil {

@@ -69,17 +69,15 @@ var (
 	dbSeq   atomic.Int64
 )
 
-// Main runs the package's tests and stops the server afterwards, if a test
+// Main runs the package's tests and stops the cluster afterwards, if a test
 // started one. Call it from TestMain; it does not return.
-func Main(m *testing.M) { os.Exit(Run(m.Run)) }
+func Main(m *testing.M) { os.Exit(Run(m)) }
 
-// Run is Main without the exit, for a TestMain that needs another kind of
-// throwaway server too: it marks this package usable, calls run (m.Run,
-// or the other package's Run wrapping it) and stops the server, if one
-// was started; it returns the exit code.
-func Run(run func() int) int {
+// Run is Main without the exit: it returns the tests' exit code, for a
+// TestMain that also needs another server (test/mysqltest.Wrap).
+func Run(m *testing.M) int {
 	mainCalled.Store(true)
-	code := run()
+	code := m.Run()
 	if current != nil {
 		if err := current.stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: stop PostgreSQL: %v\n", err)
