@@ -49,7 +49,12 @@ func openConfiguredDB(c *cli.Context) (*sql.DB, string, error) {
 		return nil, "", cli.Exit("octavia-health-manager: no [database] connection in the config files "+
 			"(give them with --config-file)", exitUsage)
 	}
-	db, err := migrations.Open(cfg.Database.Connection)
+	var db *sql.DB
+	if cfg.Database.IsMySQL() {
+		db, err = migrations.OpenMySQL(cfg.Database.MySQL)
+	} else {
+		db, err = migrations.Open(cfg.Database.Connection)
+	}
 	if err != nil {
 		return nil, "", cli.Exit("octavia-health-manager: "+err.Error(), exitUsage)
 	}
@@ -64,6 +69,9 @@ func runMigrate(c *cli.Context) error {
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(c.Context, migrateTimeout)
 	defer cancel()
+	if migrations.IsMySQL(db) {
+		return runMigrateMySQL(ctx, c, db, where)
+	}
 
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
 	log.Info("migrating", "database", where)
@@ -100,6 +108,9 @@ func runMigrateStatus(c *cli.Context) error {
 	ctx, cancel := context.WithTimeout(c.Context, migrateTimeout)
 	defer cancel()
 
+	if migrations.IsMySQL(db) {
+		return runMigrateStatusMySQL(ctx, c, db, where)
+	}
 	st, err := migrations.Status(ctx, db)
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("octavia-health-manager: migrate status %s: %v", where, err), exitRejected)

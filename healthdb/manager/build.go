@@ -176,6 +176,8 @@ func StartupProblems(cfg *octaviaconf.Config, skip map[string]bool) []error {
 		_, err := newDaemonKeyring(cfg)
 		add(err)
 	}
+	// A MySQL URL was parsed whole when the configuration loaded
+	// (internal/mysqlconf); the server's version is checked on connecting.
 	if !skip["database connection"] {
 		add(checkDatabaseURL(cfg))
 	}

@@ -3,89 +3,43 @@ package manager
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"strings"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/octavia-vpp/health/healthdb/mysqlstore"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/migrations"
 	"github.com/octavia-vpp/health/statsdriver"
 )
 
-// The store is chosen here, from [database] connection's scheme, and
-// nowhere else: a MySQL or MariaDB URL runs the pipeline on
-// healthdb/mysqlstore and statsdriver.MySQLSink through Options.Stores
+// The store is chosen here, from [database] connection, and nowhere else:
+// a MySQL or MariaDB URL (octaviaconf's Database.MySQL) runs the pipeline
+// on healthdb/mysqlstore and statsdriver.MySQLSink through Options.Stores
 // (so, as with any Stores, without the clock skew check and the status
-// page's database view); anything else on PostgreSQL (pgstore).
-
-// mysqlConfig converts a MySQL [database] connection URL to the driver's
-// configuration; ok is false for a URL of another database.
-var mysqlConfig = parseMySQLURL
-
-// parseMySQLURL understands SQLAlchemy's mysql://, mysql+pymysql:// and
-// mysql+mysqldb:// with user, password, host, port, database and
-// unix_socket; other query parameters are refused by name.
-func parseMySQLURL(connection string) (cfg *mysql.Config, ok bool, err error) {
-	scheme, _, found := strings.Cut(connection, "://")
-	if !found {
-		return nil, false, nil
-	}
-	switch strings.ToLower(scheme) {
-	case "mysql", "mysql+pymysql", "mysql+mysqldb":
-	default:
-		return nil, false, nil
-	}
-	u, err := url.Parse(connection)
-	if err != nil {
-		// url.Parse's message would echo the password.
-		return nil, true, errors.New("malformed MySQL URL (percent-encode special characters in the user name and password)")
-	}
-	cfg = mysql.NewConfig()
-	cfg.User = u.User.Username()
-	cfg.Passwd, _ = u.User.Password()
-	cfg.DBName = strings.TrimPrefix(u.Path, "/")
-	host, port := u.Hostname(), u.Port()
-	if port == "" {
-		port = "3306"
-	}
-	if host == "" {
-		host = "localhost"
-	}
-	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(host, port)
-	for k, v := range u.Query() {
-		switch k {
-		case "unix_socket":
-			cfg.Net, cfg.Addr = "unix", v[len(v)-1]
-		default:
-			return nil, true, fmt.Errorf("MySQL URL parameter %q is not supported", k)
-		}
-	}
-	return cfg, true, nil
-}
+// page's database view); anything else runs on PostgreSQL (pgstore).
 
 // openMySQL opens the MySQL stores when [database] connection is a MySQL
-// URL; isMySQL is false, and nothing is done, otherwise.
+// URL; isMySQL is false, and nothing is done, otherwise. A server that is
+// reachable must have SELECT ... FOR UPDATE SKIP LOCKED (MariaDB >= 10.6,
+// MySQL >= 8.0), or the manager refuses to start; one that is not yet
+// reachable is retried by every batch, as with PostgreSQL.
 func (m *Manager) openMySQL(ctx context.Context, cfg *octaviaconf.Config) (isMySQL bool, err error) {
-	mcfg, ok, err := mysqlConfig(cfg.Database.Connection)
-	if !ok {
+	if !cfg.Database.IsMySQL() {
 		return false, nil
 	}
+	where := octaviaconf.RedactURL(cfg.Database.Connection)
+	db, err := mysqlstore.OpenDB(cfg.Database.MySQL)
 	if err != nil {
-		return true, fmt.Errorf("[database] connection %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
+		return true, fmt.Errorf("[database] connection %s: %v", where, err)
 	}
-	db, err := mysqlstore.OpenDB(mcfg)
-	if err != nil {
-		return true, fmt.Errorf("[database] connection %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
-	}
-	db.SetMaxOpenConns(max(cfg.Database.MaxPoolSize, 2))
-	db.SetMaxIdleConns(max(cfg.Database.MaxPoolSize, 2))
+	pool := max(cfg.Database.MaxPoolSize, 2)
+	db.SetMaxOpenConns(pool)
+	db.SetMaxIdleConns(pool)
 	if err := db.PingContext(ctx); err != nil {
 		m.log.Warn("database not reachable yet; heartbeats will be retried as they arrive",
-			"database", octaviaconf.RedactURL(cfg.Database.Connection), "err", err)
+			"database", where, "err", err)
+	} else if _, err := migrations.MySQLServerVersion(ctx, db); err != nil {
+		db.Close()
+		return true, fmt.Errorf("[database] connection %s: %v", where, err)
 	}
 	s := mysqlstore.New(db)
 	m.mysqlDB = db
@@ -94,12 +48,9 @@ func (m *Manager) openMySQL(ctx context.Context, cfg *octaviaconf.Config) (isMyS
 }
 
 // checkDatabaseURL is StartupProblems' check of [database] connection,
-// without connecting.
+// without connecting. A MySQL URL was checked whole when it loaded.
 func checkDatabaseURL(cfg *octaviaconf.Config) error {
-	if _, ok, err := mysqlConfig(cfg.Database.Connection); ok {
-		if err != nil {
-			return fmt.Errorf("[database] connection %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
-		}
+	if cfg.Database.IsMySQL() {
 		return nil
 	}
 	pool, err := NewPool(context.Background(), cfg, 1)

@@ -68,7 +68,7 @@ func TestServeOnMariaDB(t *testing.T) {
 	dsn := mysqltest.NewDB(t)
 	db := seedOneLBMySQL(t, dsn)
 	conf := testproc.WriteFile(t, "octavia.conf", []byte(`[database]
-connection = postgresql://unused@127.0.0.1:1/unused
+connection = `+sqlalchemyURL(t, dsn)+`
 [health_manager]
 heartbeat_key = e2e-key
 failover_driver = noop
@@ -85,8 +85,6 @@ statistics_drivers = stats_db
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Until octaviaconf loads MySQL URLs, the test sets one directly.
-	cfg.Database.Connection = sqlalchemyURL(t, dsn)
 	if problems := manager.StartupProblems(cfg, nil); len(problems) != 0 {
 		t.Fatalf("StartupProblems: %v", problems)
 	}
