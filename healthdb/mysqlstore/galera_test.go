@@ -102,3 +102,26 @@ func TestClaimCertificationFailureIsRetried(t *testing.T) {
 		t.Error("amp-1 not busy after the retried claim")
 	}
 }
+
+// An amphora id matches its row as Octavia's lookups on MySQL match it,
+// by the column's case-insensitive collation; the topology is filed under
+// the id the heartbeat carried, and its health row is the amphora's own.
+func TestIDsMatchByTheCollationAsInOctavia(t *testing.T) {
+	s, db := openStore(t)
+	b := &myBackend{t: t, db: db, s: s}
+	seed(t, b)
+	topos, err := s.LoadTopologies(context.Background(), []string{"AMP-1", "amp-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topos) != 2 || topos["AMP-1"] == nil || topos["AMP-1"].LB == nil || topos["AMP-1"].LB.ID != "lb-1" {
+		t.Fatalf("topologies %v, want AMP-1 and amp-2 on lb-1", topos)
+	}
+	if err := s.Apply(context.Background(), &healthdb.Writes{Health: []string{"AMP-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM amphora_health WHERE amphora_id = 'amp-1'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d health rows for amp-1 (%v)", n, err)
+	}
+}

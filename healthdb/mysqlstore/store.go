@@ -10,9 +10,9 @@
 //     "version" made of Octavia's updated_at would miss the updates that
 //     do not set it. The store reads topologies afresh every batch
 //     ([health_manager] topology_cache_seconds is ignored on MySQL).
-//   - Ids match exactly (byte for byte), as on PostgreSQL, although
-//     Octavia's tables use a case-insensitive collation: the rows the
-//     collation finds are kept only when their id is the one asked for.
+//   - An amphora id matches its row by the column's collation, as in
+//     Octavia's own lookups (case-insensitive in Octavia's schema), where
+//     PostgreSQL matches byte for byte.
 //   - An ambiguous claim COMMIT is resolved with a key row of ours
 //     (ovh_claim_key, migrations/sql/mysql), written in the claim's
 //     transaction, instead of txid_status().
@@ -140,24 +140,21 @@ func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	if len(amphoraIDs) == 0 {
 		return topos, nil
 	}
-	asked := make(map[string]bool, len(amphoraIDs))
-	for _, id := range amphoraIDs {
-		asked[id] = true
-	}
 	lbs := map[string]*healthdb.LoadBalancer{}
 	var lbIDs []string
+	// Each id asked for is matched as Octavia's own lookup matches it,
+	// by the column's collation (case-insensitive in Octavia's schema),
+	// and its topology filed under the id asked for.
+	asked := strings.Repeat("SELECT ? AS id UNION ALL ", len(amphoraIDs)-1) + "SELECT ? AS id"
 	err := s.query(ctx, `
-SELECT a.id, a.compute_id, a.status, lb.id, lb.enabled, lb.provisioning_status, lb.operating_status
-FROM amphora a LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id
-WHERE a.id IN (`+placeholders(len(amphoraIDs))+`)`, anys(amphoraIDs), func(rows *sql.Rows) error {
+SELECT r.id, a.compute_id, a.status, lb.id, lb.enabled, lb.provisioning_status, lb.operating_status
+FROM (`+asked+`) r JOIN amphora a ON a.id = r.id
+LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id`, anys(amphoraIDs), func(rows *sql.Rows) error {
 		var id, status string
 		var computeID, lbID, lbProv, lbOp sql.NullString
 		var lbEnabled sql.NullBool
 		if err := rows.Scan(&id, &computeID, &status, &lbID, &lbEnabled, &lbProv, &lbOp); err != nil {
 			return err
-		}
-		if !asked[id] {
-			return nil // found by the collation only
 		}
 		t := &healthdb.Topology{AmphoraID: id, AmphoraExists: true, ComputeID: computeID.String}
 		// get_lb_for_health_update's inner join and filters: a live
