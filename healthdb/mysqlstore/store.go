@@ -83,8 +83,15 @@ func Config(cfg *mysql.Config) *mysql.Config {
 	if _, set := c.Params["sql_mode"]; !set {
 		c.Params["sql_mode"] = "'TRADITIONAL'"
 	}
+	// The driver would print connection errors to stderr by itself; they
+	// are returned, and logged by the caller with their context.
+	c.Logger = quietLogger{}
 	return c
 }
+
+type quietLogger struct{}
+
+func (quietLogger) Print(...any) {}
 
 // OpenDB opens a connection pool for the store (see Config). It does not
 // connect.
