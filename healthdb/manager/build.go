@@ -178,12 +178,8 @@ func StartupProblems(cfg *octaviaconf.Config, skip map[string]bool) []error {
 	}
 	// A MySQL URL was parsed whole when the configuration loaded
 	// (internal/mysqlconf); the server's version is checked on connecting.
-	if !skip["database connection"] && !cfg.Database.IsMySQL() {
-		if pool, err := NewPool(context.Background(), cfg, 1); err != nil {
-			add(err)
-		} else {
-			pool.Close()
-		}
+	if !skip["database connection"] {
+		add(checkDatabaseURL(cfg))
 	}
 
 	hm := &cfg.HealthManager

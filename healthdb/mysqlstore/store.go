@@ -68,12 +68,21 @@ var (
 // Config returns a copy of cfg with what the store needs of its
 // connections: times parsed, as UTC; parameters interpolated by the
 // driver, so that a statement is one round trip however many ids it
-// carries.
+// carries; oslo.db's sql_mode.
 func Config(cfg *mysql.Config) *mysql.Config {
 	c := cfg.Clone()
 	c.ParseTime = true
 	c.Loc = time.UTC
 	c.InterpolateParams = true
+	// oslo.db's default [database] mysql_sql_mode, which Octavia's own
+	// sessions run with: values a column cannot hold are errors, not
+	// silently clipped.
+	if c.Params == nil {
+		c.Params = map[string]string{}
+	}
+	if _, set := c.Params["sql_mode"]; !set {
+		c.Params["sql_mode"] = "'TRADITIONAL'"
+	}
 	return c
 }
 
