@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"regexp"
 	"strconv"
@@ -189,8 +188,10 @@ const (
 )
 
 // mariadbSeeds are INTEROP_MARIADB_SEEDS (comma-separated), else seed 1
-// and one random seed: the PostgreSQL run covers the generator's breadth,
-// this one the other database under the same scenarios.
+// alone: Octavia through PyMySQL is the slow part (about 0.2 s a datagram
+// on a busy 2-core machine), and the PostgreSQL run covers the
+// generator's breadth; this one holds the other database to the same
+// rows.
 func mariadbSeeds(t *testing.T) []uint64 {
 	if v := os.Getenv("INTEROP_MARIADB_SEEDS"); v != "" {
 		var out []uint64
@@ -203,9 +204,7 @@ func mariadbSeeds(t *testing.T) []uint64 {
 		}
 		return out
 	}
-	r := rand.Uint64()
-	t.Logf("random MariaDB seed %d", r)
-	return []uint64{1, r}
+	return []uint64{1}
 }
 
 // TestDatabaseMariaDB is TestDatabase on MariaDB, at 200 load balancers
@@ -228,12 +227,12 @@ func TestDatabaseMariaDB(t *testing.T) {
 // defaultMariaDBFuzzMessages: the differential fuzzer's messages on
 // MariaDB, from INTEROP_MARIADB_FUZZ_SEEDS (default seed 1); the
 // PostgreSQL run covers five seeds and the kept regression cases.
-const defaultMariaDBFuzzMessages = 400
+const defaultMariaDBFuzzMessages = 200
 
 // TestDiffFuzzMariaDB runs the differential fuzzer's mutated messages
 // through Octavia and through us on MariaDB, over fewer seeds than on
 // PostgreSQL (INTEROP_MARIADB_FUZZ_SEEDS, default 1;
-// INTEROP_MARIADB_FUZZ_MESSAGES, default 400 per seed). Every differing
+// INTEROP_MARIADB_FUZZ_MESSAGES, default 200 per seed). Every differing
 // message fails the test; new kinds are not recorded (the regression file
 // is PostgreSQL's), they are printed and written to out/difffuzz/.
 func TestDiffFuzzMariaDB(t *testing.T) {
