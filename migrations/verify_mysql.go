@@ -22,9 +22,10 @@ import (
 // nothing else. docs/user-guide.md, "Running against MariaDB/Galera".
 
 // OpenMySQL returns a database/sql handle for a driver configuration as
-// internal/mysqlconf produces it. It does not connect.
+// internal/mysqlconf produces it, whose connections refuse a server
+// without SKIP LOCKED (mysqlconf.NewConnector). It does not connect.
 func OpenMySQL(cfg *mysql.Config) (*sql.DB, error) {
-	c, err := mysql.NewConnector(cfg)
+	c, err := mysqlconf.NewConnector(cfg, mysqlconf.CheckServerVersion)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %v", err)
 	}

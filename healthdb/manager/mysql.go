@@ -3,11 +3,12 @@ package manager
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/octavia-vpp/health/healthdb/mysqlstore"
+	"github.com/octavia-vpp/health/internal/mysqlconf"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
-	"github.com/octavia-vpp/health/migrations"
 	"github.com/octavia-vpp/health/statsdriver"
 )
 
@@ -27,19 +28,23 @@ func (m *Manager) openMySQL(ctx context.Context, cfg *octaviaconf.Config) (isMyS
 		return false, nil
 	}
 	where := octaviaconf.RedactURL(cfg.Database.Connection)
-	db, err := mysqlstore.OpenDB(cfg.Database.MySQL)
+	// Every new connection checks the server's version, so that a
+	// database address moved to an older node later is refused too: its
+	// writes then fail, and are counted, never a failover.
+	c, err := mysqlconf.NewConnector(mysqlstore.Config(cfg.Database.MySQL), checkMySQLVersion)
 	if err != nil {
 		return true, fmt.Errorf("[database] connection %s: %v", where, err)
 	}
+	db := sql.OpenDB(c)
 	pool := max(cfg.Database.MaxPoolSize, 2)
 	db.SetMaxOpenConns(pool)
 	db.SetMaxIdleConns(pool)
-	if err := db.PingContext(ctx); err != nil {
-		m.log.Warn("database not reachable yet; heartbeats will be retried as they arrive",
-			"database", where, "err", err)
-	} else if _, err := migrations.MySQLServerVersion(ctx, db); err != nil {
+	if err := db.PingContext(ctx); errors.Is(err, mysqlconf.ErrServerTooOld) {
 		db.Close()
 		return true, fmt.Errorf("[database] connection %s: %v", where, err)
+	} else if err != nil {
+		m.log.Warn("database not reachable yet; heartbeats will be retried as they arrive",
+			"database", where, "err", err)
 	}
 	s := mysqlstore.New(db)
 	m.mysqlDB = db
@@ -60,6 +65,10 @@ func checkDatabaseURL(cfg *octaviaconf.Config) error {
 	pool.Close()
 	return nil
 }
+
+// checkMySQLVersion judges SELECT VERSION() of each new connection; tests
+// substitute a fake version string.
+var checkMySQLVersion = mysqlconf.CheckServerVersion
 
 func closeMySQL(db *sql.DB) {
 	if db != nil {

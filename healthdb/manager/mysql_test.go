@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/heartbeat"
+	"github.com/octavia-vpp/health/internal/mysqlconf"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/internal/testproc"
 	"github.com/octavia-vpp/health/test/mysqltest"
@@ -131,5 +133,37 @@ statistics_drivers = stats_db
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// A reachable server without SELECT ... FOR UPDATE SKIP LOCKED stops the
+// start, with a message naming its version and the versions needed
+// (a fake version string in front of the real MariaDB).
+func TestServeRefusesMySQLWithoutSkipLocked(t *testing.T) {
+	manager.SetMySQLVersionCheck(t, func(string) error { return mysqlconf.CheckServerVersion("10.5.21-MariaDB-log") })
+	dsn := mysqltest.NewDB(t)
+	conf := testproc.WriteFile(t, "octavia.conf", []byte(`[database]
+connection = `+sqlalchemyURL(t, dsn)+`
+[health_manager]
+heartbeat_key = k
+failover_driver = noop
+bind_ip = 127.0.0.1
+bind_port = 0
+metrics_bind =
+[controller_worker]
+compute_driver = compute_noop_driver
+`))
+	cfg, err := octaviaconf.Load(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = manager.New(context.Background(), cfg, manager.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil {
+		t.Fatal("New accepted MariaDB 10.5")
+	}
+	for _, want := range []string{"MariaDB 10.5.21", "SKIP LOCKED needs MariaDB 10.6 or later, or MySQL 8.0 or later", "refusing to start"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
 	}
 }

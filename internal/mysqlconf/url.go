@@ -179,18 +179,15 @@ func redactScheme(s string) string {
 }
 
 // Parameters the URL may carry. Each is what SQLAlchemy passes to the
-// driver; ignoredParams change nothing the database sees.
+// driver, except plugin, which loads an SQLAlchemy engine plugin
+// (devstack's dbcounter) inside Octavia's Python process: it is accepted
+// and changes nothing here.
 var knownParams = []string{
 	"charset", "unix_socket", "read_default_file", "read_default_group",
 	"ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_check_hostname",
 	"connect_timeout", "read_timeout", "write_timeout",
 	"plugin",
 }
-
-// ignoredParams are accepted and have no effect: plugin loads an
-// SQLAlchemy engine plugin (devstack's dbcounter) inside Octavia's Python
-// process.
-var ignoredParams = []string{"plugin"}
 
 // refusedParams have a reason of their own.
 var refusedParams = map[string]string{

@@ -282,3 +282,40 @@ func TestConnectOverUnixSocket(t *testing.T) {
 		t.Errorf("sql_mode = %q, %v; want TRADITIONAL's", mode, err)
 	}
 }
+
+// TestOldServerRefused: a connection to a server reporting a version
+// without SKIP LOCKED (a fake version string in front of the real server)
+// is refused with a message naming what is needed; the real version is
+// accepted.
+func TestOldServerRefused(t *testing.T) {
+	t.Parallel()
+	cfg, err := mysql.ParseDSN(mysqltest.NewEmptyDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		fake, want string
+	}{
+		{"10.5.21-MariaDB", "database server is MariaDB 10.5.21"},
+		{"5.7.44-log", "needs MariaDB 10.6 or later, or MySQL 8.0 or later"},
+		{"", ""},
+	} {
+		check := mysqlconf.CheckServerVersion
+		if tt.fake != "" {
+			check = func(string) error { return mysqlconf.CheckServerVersion(tt.fake) }
+		}
+		c, err := mysqlconf.NewConnector(cfg, check)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := sql.OpenDB(c)
+		err = db.Ping()
+		db.Close()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("real server refused: %v", err)
+		case tt.want != "" && (!errors.Is(err, mysqlconf.ErrServerTooOld) || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("fake %q: err = %v; want ErrServerTooOld with %q", tt.fake, err, tt.want)
+		}
+	}
+}
