@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -184,12 +185,16 @@ func causeOf(err error) FailureCause {
 	return c
 }
 
-// SQLState returns the SQLSTATE of a PostgreSQL error wrapped in err, or
-// "".
+// SQLState returns the SQLSTATE of a PostgreSQL or MySQL error wrapped in
+// err, or "".
 func SQLState(err error) string {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return pgErr.Code
+	}
+	var myErr *mysql.MySQLError
+	if errors.As(err, &myErr) && myErr.SQLState != [5]byte{} {
+		return string(myErr.SQLState[:])
 	}
 	return ""
 }
@@ -302,6 +307,13 @@ func isOutage(err error) bool {
 		// Class 08 (connection exception) and 57P0x (the server is shutting
 		// down or starting) mean the database is not usable.
 		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0")
+	}
+	var myErr *mysql.MySQLError
+	if errors.As(err, &myErr) {
+		// The server answered; only a connection-class SQLSTATE or
+		// "server shutdown in progress" (ER_SERVER_SHUTDOWN) means it is
+		// not usable. Any other answer is a failed write.
+		return myErr.SQLState[0] == '0' && myErr.SQLState[1] == '8' || myErr.Number == 1053
 	}
 	return true // no answer from the server: refused, reset, timed out
 }

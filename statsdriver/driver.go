@@ -2,6 +2,7 @@ package statsdriver
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,7 +104,10 @@ func FromMessage(m *heartbeat.Message) (stats []ListenerStats, deltas, ok bool) 
 // fails to open.
 type Deps struct {
 	// Pool is the Octavia database, for stats_db.
-	Pool   *pgxpool.Pool
+	Pool *pgxpool.Pool
+	// MySQL is the Octavia database on MySQL/MariaDB, for stats_db
+	// heartbeat by heartbeat (replay); serve uses MySQLSink.
+	MySQL  *sql.DB
 	Logger *slog.Logger
 	// Registerer is where the prometheus driver publishes its metrics.
 	Registerer prometheus.Registerer
@@ -118,10 +122,13 @@ var ErrUnknownDriver = errors.New("unknown statistics driver")
 func factories() map[string]func(Deps) (Driver, error) {
 	return map[string]func(Deps) (Driver, error){
 		"stats_db": func(d Deps) (Driver, error) {
-			if d.Pool == nil {
-				return nil, errors.New("stats_db needs a database connection")
+			switch {
+			case d.Pool != nil:
+				return NewDB(d.Pool), nil
+			case d.MySQL != nil:
+				return NewMySQLDB(d.MySQL), nil
 			}
-			return NewDB(d.Pool), nil
+			return nil, errors.New("stats_db needs a database connection")
 		},
 		"stats_logger": func(d Deps) (Driver, error) {
 			return NewLogger(d.Logger), nil

@@ -3,6 +3,10 @@
 # - a PostgreSQL server (initdb, pg_ctl, postgres). Debian installs them
 #   under /usr/lib/postgresql/<major>/bin, which is not on PATH; the test
 #   harness searches there.
+# - a MariaDB server (mariadb-install-db, mariadbd; Debian's mariadb-server)
+#   and Octavia's alembic migrations (octavia-db-manage: python3-octavia,
+#   with python3-pymysql), which build Octavia's schema for the MySQL store's
+#   tests (test/mysqltest).
 # - libfaketime (Debian's faketime package), preloaded into a test server
 #   to run its clock offset from the tests' (test/pgtest ClockOffset).
 # - promtool (Debian's prometheus package), which runs the alert rules'
@@ -15,6 +19,16 @@ have_postgres() {
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
 }
 
+have_mariadb() {
+  command -v mariadb-install-db >/dev/null 2>&1 &&
+    { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; }
+}
+
+have_octavia_db_manage() {
+  command -v octavia-db-manage >/dev/null 2>&1 &&
+    /usr/bin/python3 -c 'import pymysql' >/dev/null 2>&1
+}
+
 have_libfaketime() {
   compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null ||
     compgen -G '/usr/lib/faketime/libfaketime.so.1' >/dev/null
@@ -22,6 +36,8 @@ have_libfaketime() {
 
 missing=()
 have_postgres || missing+=(postgresql)
+have_mariadb || missing+=(mariadb-server)
+have_octavia_db_manage || missing+=(python3-octavia python3-pymysql)
 have_libfaketime || missing+=(faketime)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -eq 0 ]; then
@@ -48,6 +64,14 @@ if ! have_postgres; then
 fi
 if ! command -v promtool >/dev/null 2>&1; then
   echo "install-deps: prometheus was installed but promtool is still missing" >&2
+  exit 1
+fi
+if ! have_mariadb; then
+  echo "install-deps: mariadb-server was installed but mariadb-install-db or mariadbd is still missing" >&2
+  exit 1
+fi
+if ! have_octavia_db_manage; then
+  echo "install-deps: python3-octavia and python3-pymysql were installed but octavia-db-manage or pymysql is still missing" >&2
   exit 1
 fi
 if ! have_libfaketime; then

@@ -57,11 +57,11 @@ metrics_bind = localhost
 statistics_drivers = stats_db, stats_dbb
 compute_driver = compute_nova
 [database]
-connection = mysql+pymysql://octavia:secret@db/octavia
+connection = mysql+pymysql://octavia:secret@db/octavia?sslmode=require
 `)}, checkSemantic, []string{
 			"[DEFAULT] debug",
 			"[health_manager] bind_port",
-			`(MySQL/MariaDB) is not supported`,
+			`unknown parameter(s) "sslmode"`,
 			"heartbeat_key is not set",
 			`failover_driver "octavia" is not supported`,
 			`compute_driver "compute_nova" is not supported`,
@@ -69,6 +69,15 @@ connection = mysql+pymysql://octavia:secret@db/octavia
 			"metrics_bind",
 			"8 problem(s) found",
 		}},
+		// Octavia's MySQL URLs, as its deployment tools write them.
+		{"mysql+pymysql", []string{valid, write("pymysql.conf", "[database]\nconnection = mysql+pymysql://octavia:secret@db.example:3306/octavia?charset=utf8&plugin=dbcounter\n")},
+			checkOK, []string{"ok: "}},
+		{"mysql+mysqldb over a socket", []string{valid, write("mysqldb.conf", "[database]\nconnection = mysql+mysqldb://octavia:secret@/octavia?unix_socket=/run/mysqld/mysqld.sock\n")},
+			checkOK, []string{"ok: "}},
+		{"plain mysql with an encoded password", []string{valid, write("mysql.conf", "[database]\nconnection = mysql://octavia:se%40cret@[fd00::1]/octavia\n")},
+			checkOK, []string{"ok: "}},
+		{"mysql option file missing", []string{valid, write("mycnf.conf", "[database]\nconnection = mysql+pymysql://octavia:secret@db/octavia?read_default_file=/nonexistent/my.cnf\n")},
+			checkSemantic, []string{"read_default_file /nonexistent/my.cnf: no such file or directory", "1 problem(s) found"}},
 		{"missing credentials and connection", []string{write("creds.conf", "[health_manager]\nheartbeat_key = k\n")},
 			checkSemantic, []string{"[database] connection is not set", "[service_auth] lacks auth_url", "2 problem(s) found"}},
 	}

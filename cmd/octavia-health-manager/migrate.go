@@ -79,6 +79,14 @@ func migrateVerb(verb string) cli.ActionFunc {
 		defer db.Close()
 		ctx, cancel := context.WithTimeout(c.Context, migrateTimeout)
 		defer cancel()
+		if migrations.IsMySQL(db) {
+			// The schema is Octavia's there: upgrade verifies it, and
+			// current and history report what was verified.
+			if verb == verbUpgrade {
+				return runMigrateMySQL(ctx, c, db, where)
+			}
+			return runMigrateStatusMySQL(ctx, c, db, where)
+		}
 		switch verb {
 		case verbUpgrade:
 			return pgUpgrade(ctx, c, db, where)
@@ -117,7 +125,12 @@ func openConfiguredDB(c *cli.Context) (*sql.DB, string, error) {
 		return nil, "", cli.Exit("octavia-health-manager: no [database] connection in the config files "+
 			"(give them with --config-file or --config-dir)", exitUsage)
 	}
-	db, err := migrations.Open(cfg.Database.Connection)
+	var db *sql.DB
+	if cfg.Database.IsMySQL() {
+		db, err = migrations.OpenMySQL(cfg.Database.MySQL)
+	} else {
+		db, err = migrations.Open(cfg.Database.Connection)
+	}
 	if err != nil {
 		return nil, "", cli.Exit("octavia-health-manager: "+err.Error(), exitUsage)
 	}

@@ -330,7 +330,8 @@ func TestMigrateConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no connection", "", "no [database] connection"},
-		{"mysql", "mysql+pymysql://octavia:secret@db/octavia", `scheme "mysql+pymysql" (MySQL/MariaDB) is not supported`},
+		{"mysql unknown parameter", "mysql+pymysql://octavia:secret@db/octavia?sslmode=on", `unknown parameter(s) "sslmode"`},
+		{"mysql unreachable", "mysql+pymysql://octavia:secret@127.0.0.1:1/octavia?connect_timeout=2", "migrate"},
 		{"unreachable", "postgresql://octavia:secret@127.0.0.1:1/octavia?connect_timeout=2", "migrate"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -49,6 +50,9 @@ func runReplay(c *cli.Context) error {
 	}
 	defer logger.Close()
 	log := logger.Logger
+	if cfg.Database.IsMySQL() {
+		return replayMySQL(c, cfg, kr, f, log)
+	}
 	pool, err := openPool(c.Context, cfg)
 	if err != nil {
 		return err
@@ -64,7 +68,11 @@ func runReplay(c *cli.Context) error {
 		return usageError("%v", err)
 	}
 
-	sum, err := (&manager.Replayer{Keys: kr, Updater: updater, Stats: stats, Log: log}).Run(c.Context, f)
+	return replayWith(c, &manager.Replayer{Keys: kr, Updater: updater, Stats: stats, Log: log}, f)
+}
+
+func replayWith(c *cli.Context, r *manager.Replayer, f io.Reader) error {
+	sum, err := r.Run(c.Context, f)
 	if err != nil {
 		return usageError("read %s %v", c.Args().First(), err)
 	}

@@ -105,6 +105,10 @@ func failoverDriver(cfg *octaviaconf.Config, session *failover.Session, log *slo
 // NewReplayUpdater builds the health updater replay applies heartbeats
 // with, one at a time, the daemon's own rules.
 func NewReplayUpdater(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) (*healthdb.Updater, error) {
+	return newReplayUpdater(cfg, pgstore.New(pool), log)
+}
+
+func newReplayUpdater(cfg *octaviaconf.Config, store healthdb.UpdaterStore, log *slog.Logger) (*healthdb.Updater, error) {
 	// Only the compute driver may need Keystone here: replay fails nothing
 	// over.
 	computeOnly := *cfg
@@ -118,7 +122,7 @@ func NewReplayUpdater(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Log
 		return nil, err
 	}
 	return healthdb.NewUpdater(healthdb.UpdaterConfig{
-		Store:   pgstore.New(pool),
+		Store:   store,
 		Deleter: deleter,
 		Rules:   healthdb.Rules{HeartbeatInterval: cfg.HealthManager.HeartbeatInterval},
 		Logger:  log,
@@ -176,12 +180,10 @@ func StartupProblems(cfg *octaviaconf.Config, skip map[string]bool) []error {
 		_, err := newDaemonKeyring(cfg)
 		add(err)
 	}
+	// A MySQL URL was parsed whole when the configuration loaded
+	// (internal/mysqlconf); the server's version is checked on connecting.
 	if !skip["database connection"] {
-		if pool, err := NewPool(context.Background(), cfg, 1); err != nil {
-			add(err)
-		} else {
-			pool.Close()
-		}
+		add(checkDatabaseURL(cfg))
 	}
 
 	hm := &cfg.HealthManager

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"net"
 	"net/http"
@@ -71,6 +72,7 @@ type Manager struct {
 	keyState keyState
 	replay   *heartbeat.ReplayGuard
 	pool     *pgxpool.Pool
+	mysqlDB  *sql.DB // the MySQL stores' pool, when [database] connection is MySQL
 	receiver *udp.Receiver
 	updater  *healthdb.Updater
 	watcher  *healthdb.Watcher
@@ -231,6 +233,9 @@ func (m *Manager) openPool(ctx context.Context, cfg *octaviaconf.Config) error {
 	if m.opts.Stores != nil {
 		return nil
 	}
+	if isMySQL, err := m.openMySQL(ctx, cfg); isMySQL || err != nil {
+		return err
+	}
 	var err error
 	if m.pool, err = NewPool(ctx, cfg, 2); err != nil {
 		return err
@@ -246,6 +251,7 @@ func (m *Manager) closePool() {
 	if m.pool != nil {
 		m.pool.Close()
 	}
+	closeMySQL(m.mysqlDB)
 }
 
 // stores are the updater's and the watcher's stores: Options.Stores, or

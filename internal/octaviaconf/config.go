@@ -17,6 +17,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/octavia-vpp/health/internal/errwalk"
 )
 
@@ -63,17 +65,24 @@ type Logging struct {
 
 // Database holds the [database] section.
 type Database struct {
-	// Connection is [database] connection, rewritten to a URL that pgx
-	// accepts: postgresql://, postgres:// and SQLAlchemy's
+	// Connection is [database] connection. A PostgreSQL URL is rewritten
+	// to one pgx accepts: postgresql://, postgres:// and SQLAlchemy's
 	// postgresql+psycopg2://, +psycopg:// and +pg8000:// all become
-	// postgresql://. Any other scheme, mysql included, is a load error.
-	// Empty when unset: oslo's default (sqlite://) is not supported.
-	// Secret: log it only through RedactURL.
+	// postgresql://. A MySQL/MariaDB URL (mysql://, mysql+pymysql://,
+	// mysql+mysqldb://) is kept as written and parsed into MySQL. Any
+	// other scheme is a load error. Empty when unset: oslo's default
+	// (sqlite://) is not supported. Secret: log it only through RedactURL.
 	Connection string `conf:"database connection,URL,changed,nodefault,secret"`
+	// MySQL is the driver configuration of a MySQL/MariaDB Connection
+	// (internal/mysqlconf), nil for PostgreSQL. It holds the password.
+	MySQL *mysql.Config
 	// MaxPoolSize is [database] max_pool_size: connections per pool.
 	// Default 10 (Octavia overrides oslo.db's 5).
 	MaxPoolSize int `conf:"database max_pool_size,integer,same"`
 }
+
+// IsMySQL reports whether Connection names a MySQL or MariaDB database.
+func (d *Database) IsMySQL() bool { return d.MySQL != nil }
 
 // HealthManager holds the [health_manager] section (docs/config-reference.md).
 type HealthManager struct {
@@ -318,7 +327,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r.boolean("DEFAULT", "use_syslog", &lg.UseSyslog)
 	r.facility("DEFAULT", "syslog_log_facility", &lg.SyslogLogFacility)
 
-	r.connection(&cfg.Database.Connection)
+	r.connection(&cfg.Database)
 	r.integer("database", "max_pool_size", 1, &cfg.Database.MaxPoolSize)
 
 	hm := &cfg.HealthManager

@@ -323,10 +323,12 @@ func TestBadValues(t *testing.T) {
 		value   string // as the error must show it
 		reason  string // substring of the reason
 	}{
-		{"mysql refused", "[database]\nconnection = mysql+pymysql://octavia:pw@db/octavia\n",
-			"database", "connection", "mysql+pymysql://octavia:***@db/octavia", `scheme "mysql+pymysql" (MySQL/MariaDB) is not supported`},
-		{"plain mysql refused", "[database]\nconnection = mysql://octavia@db/octavia\n",
-			"database", "connection", "mysql://octavia@db/octavia", `scheme "mysql" (MySQL/MariaDB) is not supported`},
+		{"mysql unknown parameter", "[database]\nconnection = mysql+pymysql://octavia:pw@db/octavia?charset=utf8&sslmode=on\n",
+			"database", "connection", "mysql+pymysql://octavia:***@db/octavia?charset=utf8&sslmode=on", `unknown parameter(s) "sslmode"`},
+		{"mysql ssl_cipher", "[database]\nconnection = mysql://octavia@db/octavia?ssl_cipher=AES\n",
+			"database", "connection", "mysql://octavia@db/octavia?ssl_cipher=AES", `parameter "ssl_cipher"`},
+		{"mysql driver", "[database]\nconnection = mysql+asyncmy://octavia:pw@db/octavia\n",
+			"database", "connection", "mysql+asyncmy://octavia:***@db/octavia", "driver that is not supported"},
 		{"sqlite refused", "[database]\nconnection = sqlite://\n",
 			"database", "connection", "sqlite://", `scheme "sqlite" is not supported`},
 		{"unknown driver", "[database]\nconnection = postgresql+asyncpg://u:pw@db/o\n",
@@ -561,7 +563,7 @@ func TestSampleConfig(t *testing.T) {
 func TestEveryProblemIsReported(t *testing.T) {
 	first := writeConf(t, "a.conf", "[health_manager]\nbind_port = 70000\nheartbeat_key = k\n")
 	second := writeConf(t, "b.conf", "[DEFAULT]\ndebug = maybe\n[health_manager]\nqueue_size = 0\n"+
-		"[database]\nconnection = mysql://o:pw@db/o\n")
+		"[database]\nconnection = mysql://o:pw@db/o?nosuch=1\n")
 	cfg, err := Check(slog.New(slog.DiscardHandler), first, second)
 	if cfg == nil {
 		t.Fatalf("Check returned no configuration; err = %v", err)

@@ -30,6 +30,8 @@ func FuzzLoad(f *testing.F) {
 		{"[DEFAULT]\ndebug = ${database.connection}\n", "mysql", "p@ss/word:with@signs"},
 		{"[database]\nmax_pool_size = ${health_manager.heartbeat_key_previous}\n", "postgresql", "'quoted, list"},
 		{"[health_manager]\nheartbeat_key = $missing\n", "mysql+pymysql", "pass/with/slashes"},
+		{"", "mysql+pymysql", "pass@with@signs"},
+		{"[health_manager]\nbind_ip = ${database.connection}\n", "mysql+mysqldb", "percent%zzencoded"},
 		{"  continued\n[health_manager]\nqueue_size = x\n", "sqlite", "dollar$reference"},
 		{"[service_auth\npassword\n", "postgresql", "${unterminated"},
 		{"[health_manager]\nheartbeat_key = a\n  b\n  c\nheartbeat_interval = 0\n", "postgres", "percent%zzencoded"},
@@ -44,6 +46,12 @@ func FuzzLoad(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// The URL parser's messages are the package's too.
+	mysqlFiles, err := filepath.Glob("../mysqlconf/*.go")
+	if err != nil {
+		f.Fatal(err)
+	}
+	files = append(files, mysqlFiles...)
 	for _, name := range files {
 		if !strings.HasSuffix(name, "_test.go") {
 			b, err := os.ReadFile(name)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/ini.v1"
+
+	"github.com/octavia-vpp/health/internal/mysqlconf"
 )
 
 // entry is one option's raw value and the file that set it last.
@@ -273,7 +275,7 @@ func splitList(v string) ([]string, error) {
 	return items, nil
 }
 
-func (r *reader) connection(dst *string) bool {
+func (r *reader) connection(db *Database) bool {
 	e, ok := r.src.get("database", "connection")
 	if !ok {
 		return false
@@ -285,12 +287,21 @@ func (r *reader) connection(dst *string) bool {
 	if v == "" {
 		return false
 	}
+	if mysqlconf.IsMySQLURL(v) {
+		cfg, err := mysqlconf.ParseURL(v)
+		if err != nil {
+			r.fail(e, "database", "connection", RedactURL(v), err.Error())
+			return false
+		}
+		db.Connection, db.MySQL = v, cfg
+		return true
+	}
 	u, err := postgresURL(v)
 	if err != nil {
 		r.fail(e, "database", "connection", RedactURL(v), err.Error())
 		return false
 	}
-	*dst = u
+	db.Connection = u
 	return true
 }
 
@@ -298,16 +309,13 @@ func (r *reader) connection(dst *string) bool {
 func postgresURL(v string) (string, error) {
 	scheme, rest, ok := strings.Cut(v, "://")
 	if !ok {
-		return "", errors.New("not a database URL (want postgresql://user:password@host/octavia)")
+		return "", errors.New("not a database URL (want postgresql://user:password@host/octavia or mysql+pymysql://user:password@host/octavia)")
 	}
 	dialect, driver, _ := strings.Cut(strings.ToLower(scheme), "+")
 	switch dialect {
 	case "postgresql", "postgres":
-	case "mysql", "mariadb":
-		return "", fmt.Errorf("scheme %q (MySQL/MariaDB) is not supported: this health manager stores into PostgreSQL only; "+
-			"use postgresql://user:password@host/octavia", scheme)
 	default:
-		return "", fmt.Errorf("scheme %q is not supported; use postgresql://user:password@host/octavia", scheme)
+		return "", fmt.Errorf("scheme %q is not supported; use postgresql://user:password@host/octavia or mysql+pymysql://user:password@host/octavia", scheme)
 	}
 	switch driver {
 	case "", "psycopg2", "psycopg", "pg8000":

@@ -373,9 +373,16 @@ type db struct {
 	url string
 }
 
+// mysql tells that url is a go-sql-driver DSN of a MariaDB database (it
+// has no scheme), and that the queries are written in its dialect.
+func (d db) mysql() bool { return !strings.Contains(d.url, "://") }
+
 func (d db) query(sql string, args []any, dest ...any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if d.mysql() {
+		return d.queryMySQL(ctx, sql, args, dest...)
+	}
 	conn, err := pgx.Connect(ctx, d.url)
 	if err != nil {
 		return err
@@ -397,15 +404,28 @@ type statsSums struct{ bytesIn, bytesOut, totalConns, requestErrors int64 }
 func (d db) stats() statsSums {
 	d.t.Helper()
 	var s statsSums
-	d.mustQuery(`SELECT COALESCE(sum(bytes_in), 0)::bigint, COALESCE(sum(bytes_out), 0)::bigint,
+	q := `SELECT COALESCE(sum(bytes_in), 0)::bigint, COALESCE(sum(bytes_out), 0)::bigint,
 		COALESCE(sum(total_connections), 0)::bigint, COALESCE(sum(request_errors), 0)::bigint
-		FROM listener_statistics`, nil, &s.bytesIn, &s.bytesOut, &s.totalConns, &s.requestErrors)
+		FROM listener_statistics`
+	if d.mysql() {
+		q = `SELECT CAST(COALESCE(sum(bytes_in), 0) AS SIGNED), CAST(COALESCE(sum(bytes_out), 0) AS SIGNED),
+		CAST(COALESCE(sum(total_connections), 0) AS SIGNED), CAST(COALESCE(sum(request_errors), 0) AS SIGNED)
+		FROM listener_statistics`
+	}
+	d.mustQuery(q, nil, &s.bytesIn, &s.bytesOut, &s.totalConns, &s.requestErrors)
 	return s
 }
 
 // healthRows counts amphora_health rows, and those written after since.
 func (d db) healthRows(since time.Time) (rows, fresh int) {
 	d.t.Helper()
+	if d.mysql() {
+		// last_update is a whole-second DATETIME there: a row written in
+		// the second since falls in counts.
+		d.mustQuery(`SELECT count(*), CAST(COALESCE(SUM(last_update >= ?), 0) AS SIGNED) FROM amphora_health`,
+			[]any{since.UTC().Truncate(time.Second)}, &rows, &fresh)
+		return rows, fresh
+	}
 	d.mustQuery(`SELECT count(*), count(*) FILTER (WHERE last_update > $1::timestamp) FROM amphora_health`,
 		[]any{since.UTC()}, &rows, &fresh)
 	return rows, fresh
@@ -416,6 +436,11 @@ func (d db) healthRows(since time.Time) (rows, fresh int) {
 func (d db) staleRows() int {
 	d.t.Helper()
 	var n int
+	if d.mysql() {
+		d.mustQuery(`SELECT count(*) FROM amphora_health WHERE NOT busy AND last_update < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND`,
+			[]any{heartbeatTimeout.Microseconds()}, &n)
+		return n
+	}
 	d.mustQuery(`SELECT count(*) FROM amphora_health WHERE NOT busy AND last_update < (now() AT TIME ZONE 'UTC') - $1::interval`,
 		[]any{heartbeatTimeout}, &n)
 	return n
@@ -424,7 +449,11 @@ func (d db) staleRows() int {
 func (d db) amphoraeWithStatus(status string) int {
 	d.t.Helper()
 	var n int
-	d.mustQuery(`SELECT count(*) FROM amphora WHERE status = $1`, []any{status}, &n)
+	q := `SELECT count(*) FROM amphora WHERE status = $1`
+	if d.mysql() {
+		q = `SELECT count(*) FROM amphora WHERE status = ?`
+	}
+	d.mustQuery(q, []any{status}, &n)
 	return n
 }
 
@@ -456,18 +485,28 @@ type fleet struct {
 // pool of three members) into the database at url.
 func newFleet(t *testing.T, url string, n int) *fleet {
 	t.Helper()
+	return newFleetOn(t, db{t: t, url: url}, n)
+}
+
+// newFleetOn is newFleet on the database of d, PostgreSQL or MariaDB.
+func newFleetOn(t *testing.T, d db, n int) *fleet {
+	t.Helper()
 	ctx := context.Background()
 	kr, err := heartbeat.NewKeyring(heartbeat.KeyringConfig{Keys: []string{heartbeatKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lc := &loadgen.Config{Amphorae: n, Listeners: 2, Pools: 1, Members: 3}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
+	if d.mysql() {
+		err = d.seedMySQL(ctx, lc)
+	} else {
+		var pool *pgxpool.Pool
+		if pool, err = pgxpool.New(ctx, d.url); err != nil {
+			t.Fatal(err)
+		}
+		err = loadgen.Seed(ctx, pool, lc)
+		pool.Close()
 	}
-	err = loadgen.Seed(ctx, pool, lc)
-	pool.Close()
 	if err != nil {
 		t.Fatal(err)
 	}

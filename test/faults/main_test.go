@@ -24,6 +24,7 @@ import (
 	"testing"
 
 	"github.com/octavia-vpp/health/internal/testproc"
+	"github.com/octavia-vpp/health/test/mysqltest"
 )
 
 // hmBinary is the octavia-health-manager built once for every scenario.
@@ -36,5 +37,5 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "faults:", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	os.Exit(mysqltest.Wrap(m.Run))
 }

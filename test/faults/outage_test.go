@@ -23,10 +23,25 @@ const (
 // the database is back.
 func TestDatabaseOutage(t *testing.T) {
 	srv := pgtest.NewServer(t)
-	d := db{t, srv.URL()}
+	databaseOutage(t, "outage", srv, db{t, srv.URL()}, srv.URL())
+}
+
+// The same outage on MariaDB, with the manager on the MySQL store.
+func TestDatabaseOutageMariaDB(t *testing.T) {
+	srv := newMariaDB(t)
+	databaseOutage(t, "outage_mariadb", srv, srv.db, srv.connection)
+}
+
+// stoppable is a database server a scenario stops and starts again.
+type stoppable interface {
+	Stop()
+	Start()
+}
+
+func databaseOutage(t *testing.T, scenario string, srv stoppable, d db, connection string) {
 	fake := failovertest.New(t)
-	f := newFleet(t, srv.URL(), outageAmphorae)
-	hm := startHM(t, "hm", writeConfig(t, hmConfig{database: srv.URL(), fake: fake}))
+	f := newFleetOn(t, d, outageAmphorae)
+	hm := startHM(t, "hm", writeConfig(t, hmConfig{database: connection, fake: fake}))
 	f.setTargets(hm.udp)
 	f.start()
 
@@ -83,7 +98,7 @@ func TestDatabaseOutage(t *testing.T) {
 	received := m.get("octavia_hm_datagrams_received_total")
 	failovers := len(fake.Failovers())
 	lost := verified - f.heartbeatsIn(got)
-	fault(t, "outage", "amphorae", outageAmphorae, "outage_s", outageLength.Seconds(),
+	fault(t, scenario, "amphorae", outageAmphorae, "outage_s", outageLength.Seconds(),
 		"heartbeats_sent", sent, "received", received, "verified", verified,
 		"kernel_dropped", m.get("octavia_hm_queue_dropped_total", "queue", "socket"), "failovers", failovers, "lost_deltas", lost,
 		"recovery_s", recovery.Seconds(), "all_rows_fresh_s", allFresh.Seconds(),

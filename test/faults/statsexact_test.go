@@ -3,11 +3,15 @@
 package faults
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/octavia-vpp/health/healthdb/failover/failovertest"
+	"github.com/octavia-vpp/health/test/mysqltest"
 	"github.com/octavia-vpp/health/test/pgtest"
 )
 
@@ -26,11 +30,33 @@ const (
 // left alone.
 func TestStatsExactlyOnce(t *testing.T) {
 	srv := pgtest.NewServer(t)
-	d := db{t, srv.URL()}
 	proxy, proxied := pgtest.NewProxy(t, srv.URL())
+	statsExactlyOnce(t, "stats_exact", srv, db{t, srv.URL()}, proxied, func(afterReply bool) <-chan struct{} {
+		return proxy.CutAtCommit(pgtest.CommitCut{AfterReply: afterReply, Mentioning: "listener_statistics"})
+	})
+}
+
+// The same on MariaDB, with the manager on the MySQL store and its
+// connections through a mysqltest.Proxy.
+func TestStatsExactlyOnceMariaDB(t *testing.T) {
+	srv := newMariaDB(t)
+	proxy, proxiedDSN := mysqltest.NewProxy(t, srv.DSN())
+	cfg, err := mysql.ParseDSN(proxiedDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := url.URL{Scheme: "mysql+pymysql", User: url.User(cfg.User), Host: cfg.Addr, Path: "/" + cfg.DBName}
+	statsExactlyOnce(t, "stats_exact_mariadb", srv, srv.db, u.String(), func(afterReply bool) <-chan struct{} {
+		return proxy.CutAtCommit(mysqltest.CommitCut{AfterReply: afterReply, Mentioning: "listener_statistics"})
+	})
+}
+
+// statsExactlyOnce runs the scenario; connection reaches the database
+// through a proxy that cutAt arms.
+func statsExactlyOnce(t *testing.T, scenario string, srv stoppable, d db, connection string, cutAt func(afterReply bool) <-chan struct{}) {
 	fake := failovertest.New(t)
-	f := newFleet(t, srv.URL(), exactAmphorae)
-	hm := startHM(t, "hm", writeConfig(t, hmConfig{database: proxied, fake: fake}))
+	f := newFleetOn(t, d, exactAmphorae)
+	hm := startHM(t, "hm", writeConfig(t, hmConfig{database: connection, fake: fake}))
 	f.setTargets(hm.udp)
 	f.start()
 	waitUntil(t, 30*time.Second, "every amphora's health row", func() bool {
@@ -40,7 +66,7 @@ func TestStatsExactlyOnce(t *testing.T) {
 
 	cut := func(what string, afterReply bool) {
 		t.Helper()
-		fired := proxy.CutAtCommit(pgtest.CommitCut{AfterReply: afterReply, Mentioning: "listener_statistics"})
+		fired := cutAt(afterReply)
 		select {
 		case <-fired:
 		case <-time.After(20 * time.Second):
@@ -78,7 +104,7 @@ func TestStatsExactlyOnce(t *testing.T) {
 	got = d.stats()
 	m = hm.scrape()
 	recognised := hm.logCount("not applied again")
-	fault(t, "stats_exact", "amphorae", exactAmphorae, "heartbeats_sent", sent, "verified", verified,
+	fault(t, scenario, "amphorae", exactAmphorae, "heartbeats_sent", sent, "verified", verified,
 		"commit_cuts", 3, "outage_s", exactOutage.Seconds(),
 		"flush_errors", m.get("octavia_hm_stats_flush_errors_total"),
 		"flushes_found_committed", recognised,

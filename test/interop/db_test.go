@@ -59,6 +59,9 @@ func seeds(t *testing.T) []uint64 {
 // octavia_glue.py's snapshot renders them.
 func snapshot(t testing.TB, url string) map[string]bool {
 	t.Helper()
+	if isMySQL(url) {
+		return snapshotMySQL(t, url)
+	}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -136,12 +139,12 @@ func TestDatabase(t *testing.T) {
 	for _, seed := range seeds(t) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel() // go test's -parallel (GOMAXPROCS) bounds it
-			runScenario(t, newScenario(seed, nLB), trace)
+			runScenario(t, postgresBackend, newScenario(seed, nLB), trace)
 		})
 	}
 }
 
-func runScenario(t *testing.T, s *scenario, trace bool) {
+func runScenario(t *testing.T, b backend, s *scenario, trace bool) {
 	ctx := context.Background()
 	start := time.Now()
 	dir := t.TempDir()
@@ -149,8 +152,8 @@ func runScenario(t *testing.T, s *scenario, trace bool) {
 	if err := os.WriteFile(input, replayLines(s.datagrams), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	octavia, ourOnOctavia, ourOnMigrated := octaviaDB(t), octaviaDB(t), migratedDB(t)
-	for _, url := range []string{octavia, ourOnOctavia, ourOnMigrated} {
+	octavia, sides := b.databases(t)
+	for _, url := range append([]string{octavia}, sides.urls()...) {
 		if err := s.insert(ctx, url); err != nil {
 			t.Fatalf("insert topology: %v", err)
 		}
@@ -166,21 +169,19 @@ func runScenario(t *testing.T, s *scenario, trace bool) {
 	glue(t, nil, args...)
 	octTime := time.Since(octStart)
 	ourStart := time.Now()
-	if trace {
-		traceOurs(t, s, dir, ourOnOctavia)
-	} else {
-		ours(t, dir, ourOnOctavia, "replay", "--key", s.key, input)
+	for i, side := range sides {
+		if trace && i == 0 {
+			traceOurs(t, s, dir, side.url)
+		} else {
+			ours(t, dir, side.url, "replay", "--key", s.key, input)
+		}
 	}
-	ours(t, dir, ourOnMigrated, "replay", "--key", s.key, input)
 	ourTime := time.Since(ourStart)
 
 	want := snapshot(t, octavia)
 	changed := len(diff(before, want))
 	failed := false
-	for _, side := range []struct{ name, url string }{
-		{"ours on Octavia's schema", ourOnOctavia},
-		{"ours on our migrated schema", ourOnMigrated},
-	} {
+	for _, side := range sides {
 		d := diff(want, snapshot(t, side.url))
 		if len(d) == 0 {
 			continue
@@ -195,9 +196,9 @@ func runScenario(t *testing.T, s *scenario, trace bool) {
 	if failed || trace {
 		keep(t, s, dir, trace)
 	}
-	t.Logf("seed %d: %d load balancers, %d datagrams, %d rows changed by Octavia (%d statistics rows); Octavia %s, ours twice %s, total %s",
-		s.seed, len(s.lbs), len(s.datagrams), changed, countPrefix(want, "listener_statistics "),
-		octTime.Round(time.Millisecond), ourTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	t.Logf("%s seed %d: %d load balancers, %d datagrams, %d rows changed by Octavia (%d statistics rows); Octavia %s, ours x%d %s, total %s",
+		b.name, s.seed, len(s.lbs), len(s.datagrams), changed, countPrefix(want, "listener_statistics "),
+		octTime.Round(time.Millisecond), len(sides), ourTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	if changed < 100 {
 		t.Errorf("only %d rows changed: the scenario exercises too little", changed)
 	}

@@ -141,7 +141,7 @@ func TestDiffFuzz(t *testing.T) {
 			name := fmt.Sprintf("batch-%d", i)
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				res := runFuzzBatch(t, name, fmt.Sprintf("fuzz-key-%d-ß", i), batch, tally)
+				res := runFuzzBatch(t, postgresBackend, name, fmt.Sprintf("fuzz-key-%d-ß", i), batch, tally)
 				mu.Lock()
 				results = append(results, res...)
 				mu.Unlock()
@@ -276,7 +276,7 @@ type unitResult struct {
 // runFuzzBatch applies units, each its own load balancer, in one Octavia
 // run and one replay per schema of ours, and returns the units whose rows
 // differ, with their signatures set.
-func runFuzzBatch(t *testing.T, name, key string, units []*fuzzUnit, tally *fuzzTally) []unitResult {
+func runFuzzBatch(t *testing.T, b backend, name, key string, units []*fuzzUnit, tally *fuzzTally) []unitResult {
 	ctx := context.Background()
 	start := time.Now()
 	s := &scenario{key: key}
@@ -312,8 +312,8 @@ func runFuzzBatch(t *testing.T, name, key string, units []*fuzzUnit, tally *fuzz
 	if err := os.WriteFile(input, replayLines(s.datagrams), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	octavia, ourOnOctavia, ourOnMigrated := octaviaDB(t), octaviaDB(t), migratedDB(t)
-	for _, url := range []string{octavia, ourOnOctavia, ourOnMigrated} {
+	octavia, sides := b.databases(t)
+	for _, url := range append([]string{octavia}, sides.urls()...) {
 		if err := s.insert(ctx, url); err != nil {
 			t.Fatalf("insert topology: %v", err)
 		}
@@ -322,20 +322,18 @@ func runFuzzBatch(t *testing.T, name, key string, units []*fuzzUnit, tally *fuzz
 	setup := time.Since(start)
 	glue(t, nil, "apply", octavia, key, input)
 	octTime := time.Since(start) - setup
-	oursTolerant(t, dir, ourOnOctavia, "replay", "--key", key, input)
-	oursTolerant(t, dir, ourOnMigrated, "replay", "--key", key, input)
+	for _, side := range sides {
+		oursTolerant(t, dir, side.url, "replay", "--key", key, input)
+	}
 	ourTime := time.Since(start) - setup - octTime
 	want := snapshot(t, octavia)
 	changed := len(diff(before, want))
 
 	perUnit := map[int][]string{}
-	for _, side := range []struct{ name, url string }{
-		{"ours/octavia-schema", ourOnOctavia},
-		{"ours/migrated", ourOnMigrated},
-	} {
+	for _, side := range sides {
 		for _, line := range diff(want, snapshot(t, side.url)) {
 			i := rowOwner(line[2:], owner)
-			perUnit[i] = append(perUnit[i], side.name+": "+line)
+			perUnit[i] = append(perUnit[i], side.short+": "+line)
 		}
 	}
 	var out []unitResult

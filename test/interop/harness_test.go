@@ -23,10 +23,15 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/octavia-vpp/health/internal/testproc"
+	"github.com/octavia-vpp/health/test/mysqltest"
 	"github.com/octavia-vpp/health/test/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain runs a throwaway PostgreSQL and, for the MariaDB runs
+// (mariadb_test.go), a throwaway MariaDB, each started on first use.
+func TestMain(m *testing.M) {
+	os.Exit(mysqltest.Wrap(func() int { return pgtest.Run(m) }))
+}
 
 // python is Debian's interpreter, where apt installs python3-octavia; a
 // python3 earlier on PATH (pyenv, a venv) would not see Octavia.

@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the interop suite needs beyond `make deps`: Debian's
-# Octavia 11.0.0 (python3-octavia) and psycopg2 (python3-psycopg2), for
-# Debian's /usr/bin/python3. Missing packages are a hard error, never a
+# Octavia 11.0.0 (python3-octavia), psycopg2 (python3-psycopg2) and PyMySQL
+# (python3-pymysql, for the MariaDB runs), for Debian's /usr/bin/python3. Missing packages are a hard error, never a
 # silent skip.
 set -euo pipefail
 
 have() {
-  /usr/bin/python3 -c 'import octavia.amphorae.drivers.health.heartbeat_udp, psycopg2' >/dev/null 2>&1
+  /usr/bin/python3 -c 'import octavia.amphorae.drivers.health.heartbeat_udp, psycopg2, pymysql' >/dev/null 2>&1
 }
 
 if have; then
   exit 0
 fi
 
-echo "interop: python3-octavia or python3-psycopg2 missing; installing them with apt-get" >&2
-pkgs=(python3-octavia python3-psycopg2)
+echo "interop: python3-octavia, python3-psycopg2 or python3-pymysql missing; installing them with apt-get" >&2
+pkgs=(python3-octavia python3-psycopg2 python3-pymysql)
 if [ "$(id -u)" -eq 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

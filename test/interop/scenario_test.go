@@ -401,12 +401,23 @@ func (g *gen) pool(key string, p *genPool) heartbeat.Pool {
 // insert writes the topology into a database of either schema. Every NOT
 // NULL column without a server default in either schema is given.
 func (s *scenario) insert(ctx context.Context, url string) error {
+	if isMySQL(url) {
+		return s.insertMySQL(ctx, url)
+	}
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
 	b := &pgx.Batch{}
+	s.statements(func(sql string, args ...any) { b.Queue(sql, args...) })
+	return conn.SendBatch(ctx, b).Close()
+}
+
+// statements hands the topology's INSERTs, with PostgreSQL's numbered
+// placeholders ($1, $2, ... in order), to queue.
+func (s *scenario) statements(queue func(sql string, args ...any)) {
+	b := struct{ Queue func(string, ...any) }{queue}
 	port := 0
 	for _, lb := range s.lbs {
 		b.Queue(`INSERT INTO load_balancer (id, provisioning_status, operating_status, enabled, topology) VALUES ($1, $2, $3, $4, $5)`,
@@ -462,7 +473,6 @@ func (s *scenario) insert(ctx context.Context, url string) error {
 		b.Queue(`INSERT INTO listener_statistics (listener_id, amphora_id, bytes_in, bytes_out, active_connections, total_connections, request_errors)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, st.listener, st.amphora, st.v[0], st.v[1], st.v[2], st.v[3], st.v[4])
 	}
-	return conn.SendBatch(ctx, b).Close()
 }
 
 // replayLines renders datagrams as replay's input.

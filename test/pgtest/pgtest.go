@@ -71,7 +71,11 @@ var (
 
 // Main runs the package's tests and stops the cluster afterwards, if a test
 // started one. Call it from TestMain; it does not return.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it returns the tests' exit code, for a
+// TestMain that also needs another server (test/mysqltest.Wrap).
+func Run(m *testing.M) int {
 	mainCalled.Store(true)
 	code := m.Run()
 	if current != nil {
@@ -82,7 +86,7 @@ func Main(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // NewDB creates a database holding the migrated Octavia schema (a clone of

@@ -4,6 +4,7 @@ package loadgen
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -117,11 +118,59 @@ func (c *Config) members(p int) bool { return p < c.Pools }
 // Listeners listeners, the first Pools of them with a default pool of
 // Members members. Existing rows with these ids are not touched.
 func Seed(ctx context.Context, pool *pgxpool.Pool, c *Config) error {
-	tables := []struct {
-		name string
-		cols []string
-		rows func(a int) [][]any
-	}{
+	for _, t := range seedTables(c) {
+		rows := &copySource{rows: t.rows, total: c.Amphorae, table: t.name, cfg: c}
+		if _, err := pool.CopyFrom(ctx, pgx.Identifier{t.name}, t.cols, rows); err != nil {
+			return fmt.Errorf("seed %s: %w", t.name, err)
+		}
+		rows.done()
+	}
+	return nil
+}
+
+// SeedSQL creates Seed's topology through database/sql (MySQL, MariaDB),
+// with multi-row INSERTs.
+func SeedSQL(ctx context.Context, db *sql.DB, c *Config) error {
+	const perInsert = 500
+	for _, t := range seedTables(c) {
+		src := &copySource{rows: t.rows, total: c.Amphorae, table: t.name, cfg: c}
+		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(t.cols)), ", ") + ")"
+		head := "INSERT INTO " + t.name + " (" + strings.Join(t.cols, ", ") + ") VALUES "
+		var args []any
+		n := 0
+		flush := func() error {
+			if n == 0 {
+				return nil
+			}
+			q := head + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+			_, err := db.ExecContext(ctx, q, args...)
+			args, n = args[:0], 0
+			return err
+		}
+		for src.Next() {
+			args = append(args, src.cur...)
+			if n++; n == perInsert {
+				if err := flush(); err != nil {
+					return fmt.Errorf("seed %s: %w", t.name, err)
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return fmt.Errorf("seed %s: %w", t.name, err)
+		}
+		src.done()
+	}
+	return nil
+}
+
+type seedTable struct {
+	name string
+	cols []string
+	rows func(a int) [][]any
+}
+
+func seedTables(c *Config) []seedTable {
+	return []seedTable{
 		{"load_balancer", []string{"id", "name", "provisioning_status", "operating_status", "enabled"},
 			func(a int) [][]any { return [][]any{{lbID(a), "loadgen", "ACTIVE", "ONLINE", true}} }},
 		{"amphora", []string{"id", "load_balancer_id", "status", "compute_id", "cert_busy", "role"},
@@ -159,14 +208,6 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, c *Config) error {
 				return rows
 			}},
 	}
-	for _, t := range tables {
-		rows := &copySource{rows: t.rows, total: c.Amphorae, table: t.name, cfg: c}
-		if _, err := pool.CopyFrom(ctx, pgx.Identifier{t.name}, t.cols, rows); err != nil {
-			return fmt.Errorf("seed %s: %w", t.name, err)
-		}
-		rows.done()
-	}
-	return nil
 }
 
 // copySource streams rows to COPY amphora by amphora, reporting progress.

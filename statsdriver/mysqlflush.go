@@ -1,0 +1,249 @@
+package statsdriver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// MySQLSink is stats_db's FlushSink on MySQL and MariaDB: the design of
+// DB.ApplyFlush (flush.go; docs/stats.md, "Exactly once"), with our own
+// ovh_stats_flush table created by migrate there
+// (migrations/sql/mysql). Every write is on the database's clock
+// (UTC_TIMESTAMP(6)). The pool must parse times (see mysqlstore.Config).
+type MySQLSink struct {
+	db        *sql.DB
+	managerID string
+
+	mu         sync.Mutex
+	registered bool
+}
+
+var _ FlushSink = (*MySQLSink)(nil)
+
+// NewMySQLSink writes into the database behind db, under a new manager id.
+func NewMySQLSink(db *sql.DB) *MySQLSink { return &MySQLSink{db: db, managerID: newManagerID()} }
+
+// ManagerID is the key under which this sink records its flushes.
+func (d *MySQLSink) ManagerID() string { return d.managerID }
+
+const (
+	// The key only moves forward; updated_at is assigned before seq, as
+	// MySQL evaluates the assignments in order.
+	myRegisterKey = `
+INSERT INTO ovh_stats_flush (manager_id, seq, created_at, updated_at)
+VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))
+ON DUPLICATE KEY UPDATE updated_at = IF(seq < VALUES(seq), VALUES(updated_at), updated_at),
+    seq = GREATEST(seq, VALUES(seq))`
+	myPruneKeys = `
+DELETE FROM ovh_stats_flush
+WHERE updated_at < UTC_TIMESTAMP(6) - INTERVAL ? SECOND AND manager_id <> ?`
+	myAdvanceKey = `
+UPDATE ovh_stats_flush SET seq = ?, updated_at = UTC_TIMESTAMP(6)
+WHERE manager_id = ? AND seq = ?`
+	myReadKey = `SELECT seq FROM ovh_stats_flush WHERE manager_id = ?`
+)
+
+// MySQL error numbers.
+const (
+	myErrNoSuchTable = 1146
+)
+
+// ApplyFlush applies a batch in one transaction that also advances this
+// manager's flush key to b.Seq; see DB.ApplyFlush.
+func (d *MySQLSink) ApplyFlush(ctx context.Context, b *FlushBatch) (FlushResult, error) {
+	if b.Seq == 0 {
+		return FlushResult{}, errors.New("flush sequence numbers start at 1")
+	}
+	rows, refused := flushRows(b)
+	for attempt := 0; ; attempt++ {
+		if err := d.register(ctx, b.Seq-1); err != nil {
+			return FlushResult{}, err
+		}
+		res, err := d.applyTx(ctx, b.Seq, rows)
+		if !errors.Is(err, errKeyLost) {
+			res.Refused = append(refused, res.Refused...)
+			return res, err
+		}
+		d.mu.Lock()
+		d.registered = false
+		d.mu.Unlock()
+		if b.Retry {
+			return FlushResult{Unresolvable: true}, nil
+		}
+		if attempt > 0 {
+			return FlushResult{}, err
+		}
+	}
+}
+
+func (d *MySQLSink) register(ctx context.Context, seq uint64) error {
+	d.mu.Lock()
+	done := d.registered
+	d.mu.Unlock()
+	if done {
+		return nil
+	}
+	_, err := d.db.ExecContext(ctx, myRegisterKey, d.managerID, int64(seq))
+	if err == nil {
+		_, err = d.db.ExecContext(ctx, myPruneKeys, int64(flushKeyRetention.Seconds()), d.managerID)
+	}
+	if err != nil {
+		var my *mysql.MySQLError
+		if errors.As(err, &my) && my.Number == myErrNoSuchTable {
+			return fmt.Errorf("register statistics flush key: table ovh_stats_flush is missing "+
+				"(run octavia-health-manager migrate; on MySQL it creates only our own ovh_ tables): %w", err)
+		}
+		return fmt.Errorf("register statistics flush key %s: %w", d.managerID, err)
+	}
+	d.mu.Lock()
+	d.registered = true
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *MySQLSink) applyTx(ctx context.Context, seq uint64, rows []flushRow) (FlushResult, error) {
+	tx, err := d.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return FlushResult{}, fmt.Errorf("begin statistics flush %d: %w", seq, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+
+	r, err := tx.ExecContext(ctx, myAdvanceKey, int64(seq), d.managerID, int64(seq)-1)
+	if err != nil {
+		return FlushResult{}, fmt.Errorf("statistics flush %d: advance key: %w", seq, err)
+	}
+	if moved, _ := r.RowsAffected(); moved == 0 {
+		var at int64
+		err := tx.QueryRowContext(ctx, myReadKey, d.managerID).Scan(&at)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return FlushResult{}, errKeyLost
+		case err != nil:
+			return FlushResult{}, fmt.Errorf("statistics flush %d: read key: %w", seq, err)
+		case uint64(at) >= seq:
+			return FlushResult{AlreadyApplied: true}, nil
+		default:
+			return FlushResult{}, fmt.Errorf("%w: it is at %d, flush %d follows %d", errKeyLost, at, seq, seq-1)
+		}
+	}
+	// A statement MySQL refuses is rolled back alone, and the
+	// transaction goes on: the refused rows are found by halving.
+	refused, err := myApplyBisect(ctx, tx, rows)
+	if err != nil {
+		return FlushResult{}, fmt.Errorf("statistics flush %d: %w", seq, err)
+	}
+	if err := tx.Commit(); err != nil {
+		// Only the server's own answer says the transaction rolled back
+		// (a Galera certification failure, 1213, is one).
+		var my *mysql.MySQLError
+		if errors.As(err, &my) || errors.Is(err, sql.ErrTxDone) {
+			return FlushResult{}, fmt.Errorf("commit statistics flush %d: %w", seq, err)
+		}
+		return FlushResult{}, fmt.Errorf("%w: commit of flush %d: %w", ErrOutcomeUnknown, seq, err)
+	}
+	return FlushResult{Refused: refused}, nil
+}
+
+// myRefusedByDB reports an error about a row's data, which retrying the
+// same row would meet again: out of range, too long, a string the column's
+// character set cannot hold, NULL, a foreign key or a check constraint.
+func myRefusedByDB(err error) bool {
+	var my *mysql.MySQLError
+	if !errors.As(err, &my) {
+		return false
+	}
+	switch my.Number {
+	case 1048, 1264, 1265, 1292, 1366, 1406, 1452, 3819, 4025:
+		return true
+	}
+	return false
+}
+
+func myApplyBisect(ctx context.Context, tx *sql.Tx, rows []flushRow) ([]RefusedRow, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	refused, err := myApplyRows(ctx, tx, rows)
+	if err == nil || !myRefusedByDB(err) {
+		return refused, err
+	}
+	if len(rows) == 1 {
+		return []RefusedRow{{rows[0].s.ListenerID, rows[0].s.AmphoraID, err}}, nil
+	}
+	half := len(rows) / 2
+	first, err := myApplyBisect(ctx, tx, rows[:half])
+	if err != nil {
+		return nil, err
+	}
+	second, err := myApplyBisect(ctx, tx, rows[half:])
+	if err != nil {
+		return nil, err
+	}
+	return append(first, second...), nil
+}
+
+// myApplyRows locks and reads the rows' current values in key order,
+// computes the new ones as Octavia would (next), and upserts them.
+func myApplyRows(ctx context.Context, tx *sql.Tx, rows []flushRow) ([]RefusedRow, error) {
+	n := len(rows)
+	args := make([]any, 0, 2*n)
+	for _, r := range rows {
+		args = append(args, r.key.listener, r.key.amphora)
+	}
+	pairs := strings.Repeat("(?, ?), ", n-1) + "(?, ?)"
+	existing := make(map[statsKey]counters, n)
+	q, err := tx.QueryContext(ctx, `
+SELECT listener_id, amphora_id, bytes_in, bytes_out, total_connections, request_errors
+FROM listener_statistics WHERE (listener_id, amphora_id) IN (`+pairs+`)
+ORDER BY listener_id, amphora_id FOR UPDATE`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read listener_statistics: %w", err)
+	}
+	for q.Next() {
+		var k statsKey
+		var c counters
+		if err := q.Scan(&k.listener, &k.amphora, &c.bytesIn, &c.bytesOut, &c.totalConns, &c.requestErrors); err != nil {
+			q.Close()
+			return nil, fmt.Errorf("read listener_statistics: %w", err)
+		}
+		existing[k] = c
+	}
+	if err := q.Err(); err != nil {
+		return nil, fmt.Errorf("read listener_statistics: %w", err)
+	}
+	q.Close()
+
+	var refused []RefusedRow
+	var values []any
+	written := 0
+	for _, r := range rows {
+		old, found := existing[r.key]
+		c, conns, err := next(r.s, old, found, r.deltas)
+		if err != nil {
+			refused = append(refused, RefusedRow{r.s.ListenerID, r.s.AmphoraID, err})
+			continue
+		}
+		values = append(values, r.key.listener, r.key.amphora, c.bytesIn, c.bytesOut, conns, c.totalConns, c.requestErrors)
+		written++
+	}
+	if written == 0 {
+		return refused, nil
+	}
+	if _, err := tx.ExecContext(ctx, `
+INSERT INTO listener_statistics
+    (listener_id, amphora_id, bytes_in, bytes_out, active_connections, total_connections, request_errors)
+VALUES `+strings.Repeat("(?, ?, ?, ?, ?, ?, ?), ", written-1)+`(?, ?, ?, ?, ?, ?, ?)
+ON DUPLICATE KEY UPDATE
+    bytes_in = VALUES(bytes_in), bytes_out = VALUES(bytes_out),
+    active_connections = VALUES(active_connections),
+    total_connections = VALUES(total_connections), request_errors = VALUES(request_errors)`, values...); err != nil {
+		return nil, fmt.Errorf("write %d listener_statistics rows: %w", written, err)
+	}
+	return refused, nil
+}
