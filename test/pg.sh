@@ -2,6 +2,7 @@
 #   pg_start DIR  -> initdb DIR/pgdata if needed, start it on a free port,
 #                    set $pg_url; runs the server as postgres when root.
 #   pg_stop DIR   -> fast shutdown.
+#   PG_OPTS adds server options (e.g. "-c shared_preload_libraries=pg_stat_statements").
 
 pg_find_bin() {
   local d
@@ -32,7 +33,7 @@ pg_start() {
   local port
   port=$(pick_port 55432)
   "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$dir/pgdata" -l "$dir/postgres.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off ${PG_OPTS:-}" start >/dev/null
   pg_url="postgresql://postgres@127.0.0.1:$port/postgres"
 }
 
