@@ -210,8 +210,8 @@ func TestMigrateEmptyDatabaseMatchesSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	if res.Existing || len(res.Applied) != 2 {
-		t.Fatalf("Migrate on an empty database = %+v; want both migrations applied", res)
+	if res.Existing || len(res.Applied) != 3 {
+		t.Fatalf("Migrate on an empty database = %+v; want every migration applied", res)
 	}
 	assertSpecSchema(t, readSchema(t, db))
 }
@@ -276,7 +276,7 @@ func TestConcurrentMigrateBothSucceed(t *testing.T) {
 		}
 		applied += len(results[i].Applied)
 	}
-	if applied != 2 {
+	if applied != 3 {
 		t.Errorf("migrations applied %d times in total; want exactly once", applied)
 	}
 	assertSpecSchema(t, readSchema(t, open(t, url)))
@@ -430,8 +430,8 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	if st.Existing || len(st.Migrations) != 2 || st.Migrations[0].Applied || st.Migrations[1].Applied {
-		t.Fatalf("Status before migrating = %+v; want two pending migrations", st)
+	if st.Existing || len(st.Migrations) != 3 || st.Migrations[0].Applied || st.Migrations[1].Applied || st.Migrations[2].Applied {
+		t.Fatalf("Status before migrating = %+v; want three pending migrations", st)
 	}
 	if _, err := migrations.Migrate(ctx(t), db, nil); err != nil {
 		t.Fatal(err)
@@ -440,7 +440,7 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql"} {
+	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql", "00003_hot_updates.sql"} {
 		m := st.Migrations[i]
 		if !m.Applied || m.AppliedAt.IsZero() || m.Version != int64(i+1) || m.Name != name {
 			t.Errorf("Status after migrating = %+v; want %s applied", m, name)
