@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -201,8 +202,15 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 		var lbID string
 		var p healthdb.Pool
 		var v rowVersion
-		if err := rows.Scan(&lbID, &p.ID, &p.OperatingStatus, &v.tid, &v.xmin); err != nil {
-			return err
+		raw, ok := rows.RawValues(), false
+		if len(raw) == 5 && nonNull(raw) && rawBinary(rows, 3, 4) {
+			lbID, p.ID, p.OperatingStatus = rawText(raw[0]), rawText(raw[1]), rawStatus(raw[2])
+			v, ok = rawVersion(raw[3], raw[4])
+		}
+		if !ok {
+			if err := rows.Scan(&lbID, &p.ID, &p.OperatingStatus, &v.tid, &v.xmin); err != nil {
+				return err
+			}
 		}
 		pools = append(pools, p)
 		poolLB = append(poolLB, lbID)
@@ -218,8 +226,23 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 		poolByID[pools[i].ID] = &pools[i]
 	}
 	if err := eachRow(results, func(rows pgx.Rows) error {
-		var poolID, lbID string
 		var m healthdb.Member
+		raw := rows.RawValues()
+		if len(raw) == 6 && nonNull(raw) && rawBinary(rows, 3, 4) {
+			if v, ok := rawVersion(raw[3], raw[4]); ok {
+				// Map lookups with string(raw) do not allocate.
+				if p := poolByID[string(raw[0])]; p != nil {
+					m.ID, m.OperatingStatus = rawText(raw[1]), rawStatus(raw[2])
+					p.Members = append(p.Members, m)
+				}
+				// Every live load balancer got its entry with its row.
+				if lv := versions.lbs[string(raw[5])]; lv != nil && lbs[string(raw[5])] != nil {
+					lv.rows[tableMember] = append(lv.rows[tableMember], v)
+				}
+				return nil
+			}
+		}
+		var poolID, lbID string
 		var v rowVersion
 		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus, &v.tid, &v.xmin, &lbID); err != nil {
 			return err
@@ -238,13 +261,13 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	for i := range pools {
 		if lb := lbs[poolLB[i]]; lb != nil {
 			p := &pools[i]
-			sort.Slice(p.Members, func(a, b int) bool { return p.Members[a].ID < p.Members[b].ID })
+			slices.SortFunc(p.Members, func(a, b healthdb.Member) int { return strings.Compare(a.ID, b.ID) })
 			lb.Pools = append(lb.Pools, *p)
 		}
 	}
 	for _, lb := range lbs {
-		sort.Slice(lb.Listeners, func(a, b int) bool { return lb.Listeners[a].ID < lb.Listeners[b].ID })
-		sort.Slice(lb.Pools, func(a, b int) bool { return lb.Pools[a].ID < lb.Pools[b].ID })
+		slices.SortFunc(lb.Listeners, func(a, b healthdb.Listener) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(lb.Pools, func(a, b healthdb.Pool) int { return strings.Compare(a.ID, b.ID) })
 	}
 	return topos, versions, nil
 }
