@@ -30,10 +30,18 @@ pg_start() {
   if [ ! -d "$dir/pgdata" ]; then
     "${pg_as[@]}" "$pg_bin/initdb" -D "$dir/pgdata" -A trust -U postgres >"$dir/initdb.log"
   fi
-  local port
-  port=$(pick_port 55432)
-  "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$dir/pgdata" -l "$dir/postgres.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off ${PG_OPTS:-}" start >/dev/null
+  local port=55432 attempt
+  # A free-looking port can still be taken: another process's outgoing
+  # connection may hold it as its local port. Try a few.
+  for attempt in 1 2 3 4 5; do
+    port=$(pick_port "$port")
+    if "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$dir/pgdata" -l "$dir/postgres.log" -w \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off ${PG_OPTS:-}" start >/dev/null; then
+      break
+    fi
+    [ "$attempt" = 5 ] && return 1
+    port=$((port + 1 + RANDOM % 100))
+  done
   pg_url="postgresql://postgres@127.0.0.1:$port/postgres"
 }
 

@@ -41,6 +41,7 @@ fi
 hm_pid=
 cleanup() {
   [ -n "$hm_pid" ] && kill "$hm_pid" 2>/dev/null && wait "$hm_pid" 2>/dev/null
+  [ -n "${BENCH_KEEP_PGLOG:-}" ] && cat "$work/postgres.log" >&2
   pg_stop "$work"
   rm -rf "$work"
 }
