@@ -69,7 +69,7 @@ SELECT p.load_balancer_id, p.id, p.operating_status, p.ctid, p.xmin
 FROM ` + batchLBs + ` JOIN pool p ON p.load_balancer_id = lbs.id`
 
 	selectMembers = `
-SELECT m.pool_id, m.id, m.operating_status, m.ctid, m.xmin, p.load_balancer_id
+SELECT m.pool_id, m.id, m.operating_status, m.ctid, m.xmin
 FROM ` + batchLBs + ` JOIN pool p ON p.load_balancer_id = lbs.id JOIN member m ON m.pool_id = p.id`
 )
 
@@ -195,7 +195,6 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	}); err != nil {
 		return nil, nil, fmt.Errorf("load listeners of %d load balancers: %w", len(lbs), err)
 	}
-	poolByID := map[string]*healthdb.Pool{}
 	var poolLB []string // pool index -> load balancer, to place them after the read
 	var pools []healthdb.Pool
 	if err := eachRow(results, func(rows pgx.Rows) error {
@@ -222,38 +221,37 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	}); err != nil {
 		return nil, nil, fmt.Errorf("load pools of %d load balancers: %w", len(lbs), err)
 	}
+	// Members find their load balancer through their pool, which the
+	// pool read placed: no load balancer id travels with each member.
+	poolIndex := make(map[string]int, len(pools))
 	for i := range pools {
-		poolByID[pools[i].ID] = &pools[i]
+		poolIndex[pools[i].ID] = i
+	}
+	addMember := func(poolID []byte, m healthdb.Member, v rowVersion) {
+		i, found := poolIndex[string(poolID)] // no allocation for the lookup
+		if !found {
+			return // a pool created after the pool read: not in this topology
+		}
+		pools[i].Members = append(pools[i].Members, m)
+		if lv := versions.lbs[poolLB[i]]; lv != nil {
+			lv.rows[tableMember] = append(lv.rows[tableMember], v)
+		}
 	}
 	if err := eachRow(results, func(rows pgx.Rows) error {
-		var m healthdb.Member
 		raw := rows.RawValues()
-		if len(raw) == 6 && nonNull(raw) && rawBinary(rows, 3, 4) {
+		if len(raw) == 5 && nonNull(raw) && rawBinary(rows, 3, 4) {
 			if v, ok := rawVersion(raw[3], raw[4]); ok {
-				// Map lookups with string(raw) do not allocate.
-				if p := poolByID[string(raw[0])]; p != nil {
-					m.ID, m.OperatingStatus = rawText(raw[1]), rawStatus(raw[2])
-					p.Members = append(p.Members, m)
-				}
-				// Every live load balancer got its entry with its row.
-				if lv := versions.lbs[string(raw[5])]; lv != nil && lbs[string(raw[5])] != nil {
-					lv.rows[tableMember] = append(lv.rows[tableMember], v)
-				}
+				addMember(raw[0], healthdb.Member{ID: rawText(raw[1]), OperatingStatus: rawStatus(raw[2])}, v)
 				return nil
 			}
 		}
-		var poolID, lbID string
+		var poolID string
+		var m healthdb.Member
 		var v rowVersion
-		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus, &v.tid, &v.xmin, &lbID); err != nil {
+		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus, &v.tid, &v.xmin); err != nil {
 			return err
 		}
-		if p := poolByID[poolID]; p != nil {
-			p.Members = append(p.Members, m)
-		}
-		if lbs[lbID] != nil {
-			lv := lbVersion(lbID)
-			lv.rows[tableMember] = append(lv.rows[tableMember], v)
-		}
+		addMember([]byte(poolID), m, v)
 		return nil
 	}); err != nil {
 		return nil, nil, fmt.Errorf("load members of %d load balancers: %w", len(lbs), err)
