@@ -12,9 +12,12 @@
 # two runs' CPU over the difference of their heartbeats cancels start-up.
 #
 #   AMPHORAE (20000), LISTENERS (2), POOLS (2), MEMBERS (10 per pool),
-#   RATE (3000 heartbeats/s), DURATION (20s), OCTAVIA_SECONDS (20) and
-#   PPROF_BIND (empty: off; e.g. 127.0.0.1:6060 to profile the run)
-#   override.
+#   RATE (3000 heartbeats/s), DURATION (20s), OCTAVIA_SECONDS (20; 0
+#   skips Octavia's run and the ratio), TOPOLOGY_CACHE_SECONDS and
+#   STATS_FLUSH_INTERVAL_MS (empty: the defaults), PPROF_BIND (empty: off;
+#   e.g. 127.0.0.1:6060 to profile the run) and PG_STATEMENTS (1: load
+#   pg_stat_statements and print PostgreSQL's costliest statements of the
+#   measured window to stderr) override.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,10 +34,14 @@ members=${MEMBERS:-10}
 rate=${RATE:-3000}
 duration=${DURATION:-20s}
 octavia_seconds=${OCTAVIA_SECONDS:-20}
+if [ "${PG_STATEMENTS:-}" = 1 ]; then
+  export PG_OPTS="${PG_OPTS:-} -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+fi
 
 hm_pid=
 cleanup() {
   [ -n "$hm_pid" ] && kill "$hm_pid" 2>/dev/null && wait "$hm_pid" 2>/dev/null
+  [ -n "${BENCH_KEEP_PGLOG:-}" ] && cat "$work/postgres.log" >&2
   pg_stop "$work"
   rm -rf "$work"
 }
@@ -59,6 +66,8 @@ bind_ip = 127.0.0.1
 bind_port = $udp_port
 metrics_bind = 127.0.0.1:$metrics_port
 pprof_bind = ${PPROF_BIND:-}
+${TOPOLOGY_CACHE_SECONDS:+topology_cache_seconds = $TOPOLOGY_CACHE_SECONDS}
+${STATS_FLUSH_INTERVAL_MS:+stats_flush_interval_ms = $STATS_FLUSH_INTERVAL_MS}
 failover_driver = noop
 [controller_worker]
 compute_driver = compute_noop_driver
@@ -77,6 +86,9 @@ sleep 1
 "$hm" --config-file "$work/octavia.conf" loadgen --seed-db "${shape[@]}" \
   --rate 1 --duration 1ms >/dev/null 2>"$work/seed.log"
 psql -q "$pg_url" -c 'VACUUM ANALYZE' >/dev/null
+if [ "${PG_STATEMENTS:-}" = 1 ]; then
+  psql -q "$pg_url" -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' -c 'SELECT pg_stat_statements_reset()' >/dev/null
+fi
 echo "bench-cpu: ours, $rate heartbeats/s for $duration" >&2
 "$hm" --config-file "$work/octavia.conf" loadgen "${shape[@]}" \
   --rate "$rate" --duration "$duration" \
@@ -84,6 +96,21 @@ echo "bench-cpu: ours, $rate heartbeats/s for $duration" >&2
 kill "$hm_pid"
 wait "$hm_pid" 2>/dev/null || true
 hm_pid=
+if [ "${PG_STATEMENTS:-}" = 1 ]; then
+  psql -q "$pg_url" -P pager=off -c "SELECT calls, round(total_exec_time::numeric, 1) AS ms,
+      round((total_exec_time / greatest(calls, 1))::numeric, 3) AS ms_per_call, rows,
+      shared_blks_hit + shared_blks_read AS blks, shared_blks_dirtied AS dirtied, wal_records,
+      left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+    FROM pg_stat_statements WHERE calls > 0 ORDER BY total_exec_time DESC LIMIT 15" >&2
+fi
+if [ "$octavia_seconds" = 0 ]; then
+  /usr/bin/python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); c=o["cpu_us_per_applied"]
+print(json.dumps({"ours": {"us_per_heartbeat": round(c["manager"]+c["postgres"],1), "manager_us": round(c["manager"],1),
+  "postgres_us": round(c["postgres"],1), "applied": o["applied"], "applied_per_s": round(o["applied_per_s"],1),
+  "dropped": o["dropped"], "p99_ms": round(o["p99_ms"],1), "hm_rss_bytes": o["hm_rss_bytes"]},
+  "loadgen_us_per_heartbeat": round(o["loadgen_cpu_us_per_sent"],1)}))' "$work/ours.json"
+  exit 0
+fi
 
 for s in "$octavia_seconds" $((2 * octavia_seconds)); do
   echo "bench-cpu: Octavia 11, one process, $s s" >&2
@@ -104,7 +131,7 @@ py = (long_["python_cpu_s"] - short["python_cpu_s"]) / n * 1e6
 pg = (long_["pg_cpu_s"] - short["pg_cpu_s"]) / n * 1e6
 print(json.dumps({
     "scenario": {"amphorae": ours["amphorae"], "listeners": listeners, "pools": pools, "members_per_pool": members,
-                 "rate": rate, "seconds": round(ours["seconds"], 1), "topology_cache_seconds": "default"},
+                 "rate": rate, "seconds": round(ours["seconds"], 1), "topology_cache_seconds": __import__("os").environ.get("TOPOLOGY_CACHE_SECONDS") or "default"},
     "ours": {"us_per_heartbeat": round(manager + postgres, 1), "manager_us": round(manager, 1),
              "postgres_us": round(postgres, 1), "sent_per_s": round(ours["sent_per_s"], 1),
              "applied": applied, "applied_per_s": round(ours["applied_per_s"], 1),
