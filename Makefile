@@ -6,6 +6,7 @@
 #   make bench   run the benchmarks
 #   make bench-octavia  Octavia 11's own health path on the same workload
 #   make bench-cpu  CPU per heartbeat, ours and Octavia 11's, one JSON line
+#                (on PostgreSQL; make bench-cpu DB=mariadb on a MariaDB server)
 #   make bench-growth  the same, ours only, per members per pool and fleet size
 #   make fuzz    run every fuzz target for FUZZTIME each (FUZZTIME=10s, FUZZ=regexp)
 #   make deb     the .deb packages of both programs into dist/ (etc/deb/build.sh)
@@ -128,7 +129,9 @@ bench-octavia: build deps
 # CPU per heartbeat (manager + PostgreSQL, from /proc), ours at a fixed
 # rate and Octavia 11's on the same cluster, and the ratio: one JSON line
 # (test/bench/cpu.sh; AMPHORAE, LISTENERS, POOLS, MEMBERS, RATE, DURATION,
-# OCTAVIA_SECONDS, PPROF_BIND).
+# OCTAVIA_SECONDS, PPROF_BIND). DB=mariadb: the same on a throwaway MariaDB
+# server (test/my.sh), manager + mariadbd, Octavia's schema built by
+# octavia-db-manage on both sides.
 bench-cpu: build deps
 	./test/bench/cpu.sh
 
