@@ -140,5 +140,8 @@ func runDaemon(ctx context.Context, opts daemonOptions) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	return m.Run(ctx)
+	if err := m.Run(ctx); err != nil {
+		return cli.Exit("octavia-health-manager: "+err.Error(), exitUnavailable)
+	}
+	return nil
 }
