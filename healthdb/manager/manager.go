@@ -142,8 +142,11 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 		return nil, err
 	}
 	m.registry = newRegistry()
-	if m.pool != nil {
-		m.registry.MustRegister(poolCollector{m.pool})
+	switch {
+	case m.pool != nil:
+		m.registry.MustRegister(newPgxPoolCollector(m.pool))
+	case m.mysqlDB != nil:
+		m.registry.MustRegister(newSQLPoolCollector(m.mysqlDB))
 	}
 	m.reloads = newReloadCounter(m.registry)
 	m.page = statusPage(cfg, m.pool, m.log)
