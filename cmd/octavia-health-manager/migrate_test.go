@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/migrations"
+	"github.com/octavia-vpp/health/test/mysqltest"
 	"github.com/octavia-vpp/health/test/pgtest"
 )
 
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	pgtest.Main(m)
+	os.Exit(mysqltest.Wrap(func() int { return pgtest.Run(m) }))
 }
 
 // appWithMigrate is the real app, with the migrate command added if the
