@@ -52,11 +52,13 @@ func BenchmarkOpenMembers(b *testing.B) {
 		b.Run("members="+strconv.Itoa(n), func(b *testing.B) {
 			b.SetBytes(int64(len(datagram)))
 			b.ReportAllocs()
+			start := processCPU()
 			for b.Loop() {
 				if _, _, err := kr.Open(datagram); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cpuPerOp(b, start)
 		})
 	}
 }
@@ -68,11 +70,13 @@ func BenchmarkDecodeMembers(b *testing.B) {
 		b.Run("members="+strconv.Itoa(n), func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			b.ReportAllocs()
+			start := processCPU()
 			for b.Loop() {
 				if _, err := DecodeMessage(text); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cpuPerOp(b, start)
 		})
 	}
 }
@@ -86,11 +90,13 @@ func BenchmarkInflateMembers(b *testing.B) {
 		b.Run("members="+strconv.Itoa(n), func(b *testing.B) {
 			b.SetBytes(int64(len(payload)))
 			b.ReportAllocs()
+			start := processCPU()
 			for b.Loop() {
 				if _, err := inflate(payload, DefaultMaxInflatedBytes); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cpuPerOp(b, start)
 		})
 	}
 }
