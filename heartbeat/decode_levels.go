@@ -30,7 +30,7 @@ func (d *messageDecoder) listeners(obj int32, perListener bool) []Listener {
 		child = d.nodes[val].next
 		l := Listener{ID: d.str(keyNode), IDLoneSurrogate: d.lone(keyNode)}
 		d.listener(&l, val, perListener, lf[:])
-		if i := findKey(out, l.ID, &index, func(x *Listener) string { return x.ID }); i >= 0 {
+		if i := findKey(out, l.ID, &index, d.listenersIndex, func(x *Listener) string { return x.ID }); i >= 0 {
 			out[i] = l
 			continue
 		}
@@ -144,7 +144,7 @@ func (d *messageDecoder) pools(obj int32) []Pool {
 				p.Members = d.members(pf[1])
 			}
 		}
-		if i := findKey(out, p.Key, &index, func(x *Pool) string { return x.Key }); i >= 0 {
+		if i := findKey(out, p.Key, &index, d.poolsIndex, func(x *Pool) string { return x.Key }); i >= 0 {
 			out[i] = p
 			continue
 		}
@@ -168,7 +168,7 @@ func (d *messageDecoder) members(obj int32) []Member {
 		} else {
 			m.Status = d.str(val)
 		}
-		if i := findKey(out, m.ID, &index, func(x *Member) string { return x.ID }); i >= 0 {
+		if i := findKey(out, m.ID, &index, d.membersIndex, func(x *Member) string { return x.ID }); i >= 0 {
 			out[i] = m
 			continue
 		}

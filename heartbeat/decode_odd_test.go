@@ -1,8 +1,10 @@
 package heartbeat
 
 import (
+	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -113,6 +115,44 @@ func TestDecodeMessageWellFormedHasNoIrregularity(t *testing.T) {
 		}
 		if _, err := DecodeMessageStrict([]byte(v.JSONText)); err != nil {
 			t.Errorf("%s: strict: %v", v.Name, err)
+		}
+	}
+}
+
+// Long collections share reused indexes: each pool's members, and each
+// message, must still be checked for repeats on their own.
+func TestLongCollectionsKeepTheirOwnMembers(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"id": "a", "ver": 3, "listeners": {}, "pools": {`)
+	for p, status := range []string{"UP", "DOWN"} {
+		if p > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `"p%d": {"status": "UP", "members": {`, p)
+		for m := 0; m < 3*linearScanMax; m++ {
+			if m > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, `"m%d": "%s"`, m%(2*linearScanMax), status)
+		}
+		b.WriteString("}}")
+	}
+	b.WriteString("}}")
+	for round := 0; round < 3; round++ {
+		msg, err := DecodeMessage([]byte(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, want := range []string{"UP", "DOWN"} {
+			members := msg.Pools[p].Members
+			if len(members) != 2*linearScanMax {
+				t.Fatalf("round %d pool %d: %d members, want %d", round, p, len(members), 2*linearScanMax)
+			}
+			for i, m := range members {
+				if m.ID != fmt.Sprintf("m%d", i) || m.Status != want {
+					t.Fatalf("round %d pool %d member %d: %+v", round, p, i, m)
+				}
+			}
 		}
 	}
 }
