@@ -75,6 +75,9 @@ type messageDecoder struct {
 	// maps, one per level, since a listener's pools are checked while the
 	// listeners still are.
 	scratch *keyIndexes
+	// members holds the members of the pools decoded so far, with room
+	// for more (see memberSpace).
+	members []Member
 }
 
 // keyIndexes are reused across messages: indexing a long collection then

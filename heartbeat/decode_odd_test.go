@@ -156,3 +156,18 @@ func TestLongCollectionsKeepTheirOwnMembers(t *testing.T) {
 		}
 	}
 }
+
+// The pools' member lists share one array: growing one must not write
+// over the next.
+func TestMemberListsDoNotOverlap(t *testing.T) {
+	msg, err := DecodeMessage([]byte(`{"id": "a", "ver": 3, "listeners": {}, "pools": {` +
+		`"p1": {"status": "UP", "members": {"m1": "UP", "m2": "UP"}}, ` +
+		`"p2": {"status": "UP", "members": {"m3": "DOWN"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown := append(msg.Pools[0].Members, Member{ID: "extra", Status: "UP"})
+	if len(grown) != 3 || msg.Pools[1].Members[0] != (Member{ID: "m3", Status: "DOWN"}) {
+		t.Fatalf("appending to the first pool's members changed the second's: %+v", msg.Pools[1].Members)
+	}
+}
