@@ -15,6 +15,12 @@ import (
 // keeps 64 bits of input in a register, decodes most symbols with one table
 // lookup and copies matches with copy(). It is tested against compress/zlib
 // on every vector and by differential fuzzing (FuzzInflate).
+//
+// github.com/klauspost/compress/zlib was measured against it: 20-40% more
+// CPU per heartbeat, an allocation per payload, and no stricter (no stream
+// that one of them, compress/zlib or Python's zlib refuses and another
+// accepts was found; docs/performance.md), so the codec keeps to the
+// standard library.
 
 const (
 	maxCodeLen      = 15
