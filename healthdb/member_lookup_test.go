@@ -16,17 +16,20 @@ func TestMemberLookupMatchesADict(t *testing.T) {
 		n := r.IntN(3 * memberScanMax)
 		db := make([]Member, n)
 		for i := range db {
-			db[i] = Member{ID: "m" + strconv.Itoa(i)}
+			db[i] = Member{ID: "m" + strconv.Itoa(1000+i)} // ascending
 		}
 		var reported []heartbeat.Member
+		if round%7 == 6 && n > 1 { // rows that repeat an id, as no database has
+			db[n-1].ID = db[0].ID
+		}
 		switch round % 3 {
 		case 0: // the database's members in its order
 			for i := range db {
-				reported = append(reported, heartbeat.Member{ID: db[i].ID, Status: "UP"})
+				reported = append(reported, heartbeat.Member{ID: db[i].ID, Status: "S" + strconv.Itoa(i)})
 			}
 		default: // some of them, shuffled, with repeats and strangers
 			for k := r.IntN(3*memberScanMax + 1); k > 0; k-- {
-				id := "m" + strconv.Itoa(r.IntN(n+5))
+				id := "m" + strconv.Itoa(1000+r.IntN(n+5))
 				reported = append(reported, heartbeat.Member{ID: id, Status: "S" + strconv.Itoa(k)})
 			}
 		}

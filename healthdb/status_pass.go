@@ -225,9 +225,11 @@ const maxPooledIndex = 4096
 var memberIndexes = sync.Pool{New: func() any { m := make(map[string]int32); return &m }}
 
 func newMemberLookup(reported []heartbeat.Member, db []Member) memberLookup {
+	// Positions stand for ids only where the database's ids are distinct,
+	// which ascending order (the topology's) proves in passing.
 	l := memberLookup{reported: reported, positional: len(reported) == len(db)}
 	for i := 0; l.positional && i < len(db); i++ {
-		l.positional = reported[i].ID == db[i].ID
+		l.positional = reported[i].ID == db[i].ID && (i == 0 || db[i-1].ID < db[i].ID)
 	}
 	if !l.positional && len(reported) > memberScanMax {
 		l.byID = memberIndexes.Get().(*map[string]int32)
@@ -243,7 +245,7 @@ func newMemberLookup(reported []heartbeat.Member, db []Member) memberLookup {
 func (l *memberLookup) find(i int, id string) *heartbeat.Member {
 	switch {
 	case l.positional:
-		// Database member ids are distinct, so a positional match leaves
+		// The database's ids are distinct, so a positional match leaves
 		// no repeated id among the reported ones.
 		return &l.reported[i]
 	case l.byID != nil:
