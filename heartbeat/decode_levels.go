@@ -184,6 +184,9 @@ func (d *messageDecoder) memberList(obj int32) []Member {
 // per pool. Every member takes two nodes, so the nodes left bound the
 // members left; the array is at most four times this pool's members.
 func (d *messageDecoder) memberSpace(obj, n int32) []Member {
+	if n == 0 {
+		return []Member{} // "members": {} is there, and empty, not absent
+	}
 	if int32(cap(d.members)-len(d.members)) < n {
 		left := (int32(len(d.nodes)) - obj) / 2
 		d.members = make([]Member, 0, max(n, min(left, 4*n)))

@@ -171,3 +171,25 @@ func TestMemberListsDoNotOverlap(t *testing.T) {
 		t.Fatalf("appending to the first pool's members changed the second's: %+v", msg.Pools[1].Members)
 	}
 }
+
+// "members": {} is an empty list, not a missing one, whichever pool it is in.
+func TestEmptyMembersAreNotNil(t *testing.T) {
+	for _, text := range []string{
+		`{"id": "a", "ver": 3, "listeners": {}, "pools": {"p": {"status": "UP", "members": {}}}}`,
+		`{"id": "a", "ver": 3, "listeners": {}, "pools": {"p": {"status": "UP", "members": {"m": "UP"}}, "q": {"status": "UP", "members": {}}}}`,
+		`{"id": "a", "listeners": {"l": {"status": "OPEN", "pools": {"p": {"status": "UP", "members": {}}}}}}`,
+	} {
+		msg, err := DecodeMessage([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pools := msg.Pools
+		if len(msg.Listeners) > 0 {
+			pools = msg.Listeners[0].Pools
+		}
+		last := pools[len(pools)-1]
+		if last.Members == nil || len(last.Members) != 0 {
+			t.Errorf("%s: members %#v, want an empty, non-nil list", text, last.Members)
+		}
+	}
+}
