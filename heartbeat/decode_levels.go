@@ -30,7 +30,7 @@ func (d *messageDecoder) listeners(obj int32, perListener bool) []Listener {
 		child = d.nodes[val].next
 		l := Listener{ID: d.str(keyNode), IDLoneSurrogate: d.lone(keyNode)}
 		d.listener(&l, val, perListener, lf[:])
-		if i := findKey(out, l.ID, &index, func(x *Listener) string { return x.ID }); i >= 0 {
+		if i := findKey(out, l.ID, &index, d.listenersIndex, func(x *Listener) string { return x.ID }); i >= 0 {
 			out[i] = l
 			continue
 		}
@@ -141,10 +141,10 @@ func (d *messageDecoder) pools(obj int32) []Pool {
 				p.MembersOdd = d.nonObject(pf[1])
 				d.odd(d.wrongType(pf[1], "an object"))
 			default:
-				p.Members = d.members(pf[1])
+				p.Members = d.memberList(pf[1])
 			}
 		}
-		if i := findKey(out, p.Key, &index, func(x *Pool) string { return x.Key }); i >= 0 {
+		if i := findKey(out, p.Key, &index, d.poolsIndex, func(x *Pool) string { return x.Key }); i >= 0 {
 			out[i] = p
 			continue
 		}
@@ -153,9 +153,9 @@ func (d *messageDecoder) pools(obj int32) []Pool {
 	return out
 }
 
-func (d *messageDecoder) members(obj int32) []Member {
+func (d *messageDecoder) memberList(obj int32) []Member {
 	n := d.nodes[obj].count
-	out := make([]Member, 0, n)
+	out := d.memberSpace(obj, n)
 	var index map[string]int
 	child := obj + 1
 	for k := int32(0); k < n; k++ {
@@ -168,11 +168,29 @@ func (d *messageDecoder) members(obj int32) []Member {
 		} else {
 			m.Status = d.str(val)
 		}
-		if i := findKey(out, m.ID, &index, func(x *Member) string { return x.ID }); i >= 0 {
+		if i := findKey(out, m.ID, &index, d.membersIndex, func(x *Member) string { return x.ID }); i >= 0 {
 			out[i] = m
 			continue
 		}
 		out = append(out, m)
 	}
+	d.members = d.members[:len(d.members)+len(out)]
 	return out
+}
+
+// memberSpace returns an empty slice with room for the n members of the
+// object at node obj, cut from an array that the following pools of the
+// message share: one allocation for a message's members rather than one
+// per pool. Every member takes two nodes, so the nodes left bound the
+// members left; the array is at most four times this pool's members.
+func (d *messageDecoder) memberSpace(obj, n int32) []Member {
+	if n == 0 {
+		return []Member{} // "members": {} is there, and empty, not absent
+	}
+	if int32(cap(d.members)-len(d.members)) < n {
+		left := (int32(len(d.nodes)) - obj) / 2
+		d.members = make([]Member, 0, max(n, min(left, 4*n)))
+	}
+	at := len(d.members)
+	return d.members[at : at : at+int(n)]
 }
