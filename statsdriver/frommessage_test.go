@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/octavia-vpp/health/heartbeat"
 )
 
@@ -173,5 +175,38 @@ func TestOddHeartbeatsStatisticsRows(t *testing.T) {
 				t.Errorf("rows\n got %v\nwant %v", got, c.want)
 			}
 		})
+	}
+}
+
+type recordingDriver struct{ got [][]ListenerStats }
+
+func (r *recordingDriver) Update(_ context.Context, stats []ListenerStats, _ bool) error {
+	r.got = append(r.got, stats)
+	return nil
+}
+
+// The pipeline hands every driver the rows of its dialect.
+func TestPipelineDialect(t *testing.T) {
+	m, err := heartbeat.DecodeMessage([]byte(`{"id": "a", "listeners": {"l1": {"stats": {"tx": 1, "rx": true, "conns": 3, "totconns": 4, "ereq": 5}}}, "ver": 3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dialect Dialect
+		rows    int
+	}{{PostgreSQL, 0}, {MySQL, 1}} {
+		rec := &recordingDriver{}
+		p, err := NewPipeline(PipelineConfig{Extra: []Driver{rec}, Dialect: c.dialect, Metrics: NewPipelineMetrics(prometheus.NewRegistry())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := p.Apply(context.Background(), m); !ok || err != nil {
+			t.Fatalf("Apply: %v, %v", ok, err)
+		}
+		if len(rec.got) != 1 || len(rec.got[0]) != c.rows {
+			t.Errorf("dialect %d: driver got %v, want one call with %d rows", c.dialect, rec.got, c.rows)
+		} else if c.rows == 1 && rec.got[0][0].BytesIn != 1 {
+			t.Errorf("dialect %d: rx true stored as %d, want 1", c.dialect, rec.got[0][0].BytesIn)
+		}
 	}
 }
