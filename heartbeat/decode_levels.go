@@ -54,7 +54,7 @@ func (d *messageDecoder) listener(l *Listener, val int32, perListener bool, lf [
 			d.odd(d.wrongType(statsNode, "an object"))
 		} else {
 			l.HasStats = true
-			l.Stats, l.StatsUnwritable = d.stats(statsNode)
+			l.Stats, l.StatsUnwritable, l.StatsUnwritableMySQL = d.stats(statsNode)
 		}
 	}
 	if perListener && poolsNode >= 0 {
@@ -71,10 +71,12 @@ func (d *messageDecoder) listener(l *Listener, val int32, perListener bool, lf [
 }
 
 // stats reads the five counters. unwritable names the first one that
-// Octavia's stats_db cannot store (see Listener.StatsUnwritable). A
-// non-integer number is rounded half away from zero, as PostgreSQL does
-// when Octavia stores it into a bigint column.
-func (d *messageDecoder) stats(obj int32) (s Stats, unwritable string) {
+// Octavia's stats_db cannot store on PostgreSQL (see
+// Listener.StatsUnwritable), unwritableMySQL the first one it cannot store
+// on MySQL, where a boolean goes in as 0 or 1. A non-integer number is
+// rounded half away from zero, as both databases do when Octavia stores
+// it into a bigint column; a boolean reads as 0 or 1.
+func (d *messageDecoder) stats(obj int32) (s Stats, unwritable, unwritableMySQL string) {
 	var sf [5]int32
 	d.fields(obj, statsFields, sf[:])
 	targets := [5]*int64{&s.TX, &s.RX, &s.Conns, &s.TotConns, &s.EReq}
@@ -85,19 +87,34 @@ func (d *messageDecoder) stats(obj int32) (s Stats, unwritable string) {
 			if unwritable == "" {
 				unwritable = e.Field + ": " + e.Detail
 			}
+			if unwritableMySQL == "" {
+				unwritableMySQL = unwritable
+			}
 			continue
 		}
 		v, err := d.int64Value(sf[i])
 		if err != nil {
 			d.odd(err)
 			var ok bool
-			if v, ok = d.roundedCounter(sf[i]); !ok && unwritable == "" {
-				unwritable = err.Field + ": " + err.Detail
+			if v, ok = d.roundedCounter(sf[i]); !ok {
+				why := err.Field + ": " + err.Detail
+				if unwritable == "" {
+					unwritable = why
+				}
+				switch d.nodes[sf[i]].kind {
+				case kindTrue:
+					v = 1
+				case kindFalse:
+				default:
+					if unwritableMySQL == "" {
+						unwritableMySQL = why
+					}
+				}
 			}
 		}
 		*targets[i] = v
 	}
-	return s, unwritable
+	return s, unwritable, unwritableMySQL
 }
 
 // roundedCounter is the value PostgreSQL stores for a non-integer number,

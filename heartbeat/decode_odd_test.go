@@ -67,6 +67,11 @@ func TestDecodeMessageKeepsOddShapes(t *testing.T) {
 			l := m.Listeners[0]
 			return l.HasStats && l.Stats.TX == 2 && l.Stats.RX == 2 && l.StatsUnwritable == `listeners["l1"].stats.conns: must be an integer, not a string`
 		}},
+		{"stats counter booleans", `{"id": "a", "listeners": {"l1": {"stats": {"tx": true, "rx": false, "conns": 3, "totconns": 4, "ereq": 0}}, "l2": {"stats": {"tx": true, "rx": null, "conns": 3, "totconns": 4, "ereq": 0}}}}`, func(m *Message) bool {
+			l1, l2 := m.Listeners[0], m.Listeners[1]
+			return l1.Stats.TX == 1 && l1.Stats.RX == 0 && l1.StatsUnwritable != "" && l1.StatsUnwritableMySQL == "" &&
+				l2.StatsUnwritable != "" && l2.StatsUnwritableMySQL == `listeners["l2"].stats.rx: must be an integer, not null`
+		}},
 		{"stats counter -2.5", `{"id": "a", "listeners": {"l1": {"stats": {"tx": -2.5, "rx": 2, "conns": 3, "totconns": 4, "ereq": 0}}}}`, func(m *Message) bool {
 			return m.Listeners[0].Stats.TX == -3 && m.Listeners[0].StatsUnwritable == ""
 		}},

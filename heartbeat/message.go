@@ -101,6 +101,11 @@ type Listener struct {
 	// or beyond int64), with why. Octavia's write of this listener's row
 	// fails, and with it the rest of the message's statistics.
 	StatsUnwritable string
+	// StatsUnwritableMySQL is StatsUnwritable on MySQL/MariaDB: there a
+	// boolean counter is stored as 0 or 1 (PyMySQL renders it so) and
+	// Stats holds that value; everything else is refused as on
+	// PostgreSQL.
+	StatsUnwritableMySQL string
 	// Pools holds the listener's pools before version 2.
 	Pools []Pool
 	// HasPools tells whether a pre-version-2 listener carried a "pools" key

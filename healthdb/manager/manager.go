@@ -59,6 +59,8 @@ type Stores struct {
 	// StatsSink receives stats_db's aggregated flushes; nil makes a
 	// configured stats_db a start-up error, as without a database.
 	StatsSink statsdriver.FlushSink
+	// StatsDialect is the database StatsSink writes to.
+	StatsDialect statsdriver.Dialect
 }
 
 // Manager is the running health manager: receiver -> health and stats
@@ -233,10 +235,11 @@ func (m *Manager) buildQueues(cfg *octaviaconf.Config) error {
 	m.metrics.Dropped.WithLabelValues("stats", "queue_full")
 	var err error
 	var sink statsdriver.FlushSink
+	dialect := statsdriver.PostgreSQL
 	if m.opts.Stores != nil {
-		sink = m.opts.Stores.StatsSink
+		sink, dialect = m.opts.Stores.StatsSink, m.opts.Stores.StatsDialect
 	}
-	m.stats, err = newStats(cfg, m.pool, sink, m.log, m.registry, m.opts.ExtraStats, false)
+	m.stats, err = newStats(cfg, m.pool, sink, dialect, m.log, m.registry, m.opts.ExtraStats, false)
 	return err
 }
 

@@ -49,7 +49,7 @@ func (m *Manager) openMySQL(ctx context.Context, cfg *octaviaconf.Config) (isMyS
 	s := mysqlstore.New(db)
 	m.mysqlDB = db
 	m.ping = db.PingContext
-	m.opts.Stores = &Stores{Updater: s, Watcher: s, StatsSink: statsdriver.NewMySQLSink(db)}
+	m.opts.Stores = &Stores{Updater: s, Watcher: s, StatsSink: statsdriver.NewMySQLSink(db), StatsDialect: statsdriver.MySQL}
 	return true, nil
 }
 
