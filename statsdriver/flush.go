@@ -350,40 +350,55 @@ func refusedByDB(err error) bool {
 	return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23") || pgErr.Code == "P0001"
 }
 
-// applyBisect applies rows under a savepoint; if the database refuses the
-// range, it is rolled back and its halves are tried, down to single rows,
-// which are refused.
-func applyBisect(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, error) {
+// bisect applies rows with apply, which reports a range the database
+// refuses as a refusal, having written none of it: that range's halves are
+// tried, down to single rows, which are refused.
+func bisect(rows []flushRow, apply func([]flushRow) (refused []RefusedRow, refusal, err error)) ([]RefusedRow, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	sp, err := tx.Begin(ctx)
+	refused, refusal, err := apply(rows)
 	if err != nil {
 		return nil, err
 	}
-	refused, err := applyRows(ctx, sp, rows)
-	if err == nil {
-		return refused, sp.Commit(ctx)
-	}
-	if !refusedByDB(err) {
-		return nil, err
-	}
-	if rbErr := sp.Rollback(ctx); rbErr != nil {
-		return nil, rbErr
+	if refusal == nil {
+		return refused, nil
 	}
 	if len(rows) == 1 {
-		return []RefusedRow{{rows[0].s.ListenerID, rows[0].s.AmphoraID, err}}, nil
+		return []RefusedRow{{rows[0].s.ListenerID, rows[0].s.AmphoraID, refusal}}, nil
 	}
 	half := len(rows) / 2
-	first, err := applyBisect(ctx, tx, rows[:half])
+	first, err := bisect(rows[:half], apply)
 	if err != nil {
 		return nil, err
 	}
-	second, err := applyBisect(ctx, tx, rows[half:])
+	second, err := bisect(rows[half:], apply)
 	if err != nil {
 		return nil, err
 	}
 	return append(first, second...), nil
+}
+
+// applyBisect applies rows under a savepoint; if the database refuses the
+// range, it is rolled back and bisected.
+func applyBisect(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, error) {
+	return bisect(rows, func(rows []flushRow) ([]RefusedRow, error, error) {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		refused, err := applyRows(ctx, sp, rows)
+		if err == nil {
+			return refused, nil, sp.Commit(ctx)
+		}
+		if !refusedByDB(err) {
+			return nil, nil, err
+		}
+		if rbErr := sp.Rollback(ctx); rbErr != nil {
+			return nil, nil, rbErr
+		}
+		return nil, err, nil
+	})
 }
 
 // updateInPlace updates the rows that exist and whose new values Octavia

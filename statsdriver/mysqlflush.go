@@ -123,27 +123,16 @@ func myRefusedByDB(err error) bool {
 	return false
 }
 
+// myApplyBisect applies rows; a statement MySQL refuses is rolled back
+// alone, and the range is bisected.
 func myApplyBisect(ctx context.Context, tx *sql.Tx, rows []flushRow) ([]RefusedRow, error) {
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	refused, err := myApplyRows(ctx, tx, rows)
-	if err == nil || !myRefusedByDB(err) {
-		return refused, err
-	}
-	if len(rows) == 1 {
-		return []RefusedRow{{rows[0].s.ListenerID, rows[0].s.AmphoraID, err}}, nil
-	}
-	half := len(rows) / 2
-	first, err := myApplyBisect(ctx, tx, rows[:half])
-	if err != nil {
-		return nil, err
-	}
-	second, err := myApplyBisect(ctx, tx, rows[half:])
-	if err != nil {
-		return nil, err
-	}
-	return append(first, second...), nil
+	return bisect(rows, func(rows []flushRow) ([]RefusedRow, error, error) {
+		refused, err := myApplyRows(ctx, tx, rows)
+		if myRefusedByDB(err) {
+			return nil, err, nil
+		}
+		return refused, nil, err
+	})
 }
 
 // myApplyRows locks and reads the rows' current values in key order,
