@@ -495,38 +495,23 @@ func applyRowsByReading(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]Refu
 	for i, r := range rows {
 		lIDs[i], aIDs[i] = r.key.listener, r.key.amphora
 	}
-	existing := make(map[statsKey]counters, n)
 	q, err := tx.Query(ctx, selectExisting, lIDs, aIDs)
 	if err != nil {
 		return nil, fmt.Errorf("read listener_statistics: %w", err)
 	}
-	for q.Next() {
-		var k statsKey
-		var c counters
-		if err := q.Scan(&k.listener, &k.amphora, &c.bytesIn, &c.bytesOut, &c.totalConns, &c.requestErrors); err != nil {
-			q.Close()
-			return nil, fmt.Errorf("read listener_statistics: %w", err)
-		}
-		existing[k] = c
-	}
-	if err := q.Err(); err != nil {
-		return nil, fmt.Errorf("read listener_statistics: %w", err)
+	existing, err := scanExisting(q, n)
+	q.Close()
+	if err != nil {
+		return nil, err
 	}
 
-	var refused []RefusedRow
 	var wl, wa []string
 	var bytesIn, bytesOut, active, total, reqErrs []int64
-	for _, r := range rows {
-		old, found := existing[r.key]
-		c, conns, err := next(r.s, old, found, r.deltas)
-		if err != nil {
-			refused = append(refused, RefusedRow{r.s.ListenerID, r.s.AmphoraID, err})
-			continue
-		}
+	refused := decideRows(rows, existing, func(r flushRow, c counters, conns int64) {
 		wl, wa = append(wl, r.key.listener), append(wa, r.key.amphora)
 		bytesIn, bytesOut, total, reqErrs = append(bytesIn, c.bytesIn), append(bytesOut, c.bytesOut), append(total, c.totalConns), append(reqErrs, c.requestErrors)
 		active = append(active, conns)
-	}
+	})
 	if len(wl) == 0 {
 		return refused, nil
 	}
@@ -534,4 +519,48 @@ func applyRowsByReading(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]Refu
 		return nil, fmt.Errorf("write %d listener_statistics rows: %w", len(wl), err)
 	}
 	return refused, nil
+}
+
+// existingRows is a query's result of (listener_id, amphora_id, bytes_in,
+// bytes_out, total_connections, request_errors) rows, in pgx or
+// database/sql.
+type existingRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanExisting reads the current counters of a flush's rows; the caller
+// closes q.
+func scanExisting(q existingRows, n int) (map[statsKey]counters, error) {
+	existing := make(map[statsKey]counters, n)
+	for q.Next() {
+		var k statsKey
+		var c counters
+		if err := q.Scan(&k.listener, &k.amphora, &c.bytesIn, &c.bytesOut, &c.totalConns, &c.requestErrors); err != nil {
+			return nil, fmt.Errorf("read listener_statistics: %w", err)
+		}
+		existing[k] = c
+	}
+	if err := q.Err(); err != nil {
+		return nil, fmt.Errorf("read listener_statistics: %w", err)
+	}
+	return existing, nil
+}
+
+// decideRows computes each row's new values from the existing ones as
+// Octavia would (next), hands those to write, and returns the rows Octavia
+// would refuse.
+func decideRows(rows []flushRow, existing map[statsKey]counters, write func(r flushRow, c counters, activeConns int64)) []RefusedRow {
+	var refused []RefusedRow
+	for _, r := range rows {
+		old, found := existing[r.key]
+		c, conns, err := next(r.s, old, found, r.deltas)
+		if err != nil {
+			refused = append(refused, RefusedRow{r.s.ListenerID, r.s.AmphoraID, err})
+			continue
+		}
+		write(r, c, conns)
+	}
+	return refused
 }

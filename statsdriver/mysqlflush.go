@@ -144,7 +144,6 @@ func myApplyRows(ctx context.Context, tx *sql.Tx, rows []flushRow) ([]RefusedRow
 		args = append(args, r.key.listener, r.key.amphora)
 	}
 	pairs := strings.Repeat("(?, ?), ", n-1) + "(?, ?)"
-	existing := make(map[statsKey]counters, n)
 	q, err := tx.QueryContext(ctx, `
 SELECT listener_id, amphora_id, bytes_in, bytes_out, total_connections, request_errors
 FROM listener_statistics WHERE (listener_id, amphora_id) IN (`+pairs+`)
@@ -152,33 +151,18 @@ ORDER BY listener_id, amphora_id FOR UPDATE`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read listener_statistics: %w", err)
 	}
-	for q.Next() {
-		var k statsKey
-		var c counters
-		if err := q.Scan(&k.listener, &k.amphora, &c.bytesIn, &c.bytesOut, &c.totalConns, &c.requestErrors); err != nil {
-			q.Close()
-			return nil, fmt.Errorf("read listener_statistics: %w", err)
-		}
-		existing[k] = c
-	}
-	if err := q.Err(); err != nil {
-		return nil, fmt.Errorf("read listener_statistics: %w", err)
-	}
+	existing, err := scanExisting(q, n)
 	q.Close()
+	if err != nil {
+		return nil, err
+	}
 
-	var refused []RefusedRow
 	var values []any
 	written := 0
-	for _, r := range rows {
-		old, found := existing[r.key]
-		c, conns, err := next(r.s, old, found, r.deltas)
-		if err != nil {
-			refused = append(refused, RefusedRow{r.s.ListenerID, r.s.AmphoraID, err})
-			continue
-		}
+	refused := decideRows(rows, existing, func(r flushRow, c counters, conns int64) {
 		values = append(values, r.key.listener, r.key.amphora, c.bytesIn, c.bytesOut, conns, c.totalConns, c.requestErrors)
 		written++
-	}
+	})
 	if written == 0 {
 		return refused, nil
 	}
