@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -32,15 +31,12 @@ import (
 // For the Aggregator, ApplyFlush applies a whole flush exactly once
 // (flush.go, docs/stats.md).
 type DB struct {
-	pool      *pgxpool.Pool
-	managerID string
-
-	mu         sync.Mutex
-	registered bool // managerID's row in ovh_stats_flush exists
+	pool *pgxpool.Pool
+	key  flushKey
 }
 
 // NewDB writes into the database behind pool, under a new manager id.
-func NewDB(pool *pgxpool.Pool) *DB { return &DB{pool: pool, managerID: newManagerID()} }
+func NewDB(pool *pgxpool.Pool) *DB { return &DB{pool: pool, key: flushKey{managerID: newManagerID()}} }
 
 // ErrNotRecorded wraps the reason a listener's statistics, and those after
 // it in the same message, were not written.

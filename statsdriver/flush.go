@@ -9,10 +9,12 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // FlushSink applies the Aggregator's flushes, each exactly once
@@ -100,7 +102,7 @@ var errRefusedByDB = errors.New("the database refused a row")
 // ManagerID is the key under which this DB records its flushes: the host
 // name and a random part, new for every process, so that a restarted
 // manager never meets its predecessor's keys.
-func (d *DB) ManagerID() string { return d.managerID }
+func (d *DB) ManagerID() string { return d.key.managerID }
 
 func newManagerID() string {
 	var r [8]byte
@@ -116,29 +118,49 @@ func newManagerID() string {
 	return host + "-" + hex.EncodeToString(r[:])
 }
 
-// ApplyFlush applies a batch in one transaction that also advances this
-// manager's flush key to b.Seq. On a retry the key tells whether an
-// earlier attempt committed.
-func (d *DB) ApplyFlush(ctx context.Context, b *FlushBatch) (FlushResult, error) {
+// flushKey is a sink's row in ovh_stats_flush: its manager id, and
+// whether the row is known to exist.
+type flushKey struct {
+	managerID string
+
+	mu         sync.Mutex
+	registered bool
+}
+
+// flushDialect is one database's part of the exactly-once flush
+// procedure (applyFlush): its SQL for the flush key and the rows.
+type flushDialect interface {
+	// registerKey makes sure managerID's key exists and is at least seq
+	// (it only moves forward), and prunes the keys of managers gone for
+	// flushKeyRetention.
+	registerKey(ctx context.Context, managerID string, seq uint64) error
+	// applyAttempt runs one transaction: it advances managerID's key from
+	// seq-1 to seq (keyNotAdvanced says what a key that did not move
+	// means), writes rows, and commits (commitFailed classifies a failed
+	// COMMIT).
+	applyAttempt(ctx context.Context, managerID string, seq uint64, rows []flushRow) (FlushResult, error)
+}
+
+// applyFlush applies a batch in one transaction that also advances the
+// flush key to b.Seq. On a retry the key tells whether an earlier
+// attempt committed.
+func applyFlush(ctx context.Context, k *flushKey, dialect flushDialect, b *FlushBatch) (FlushResult, error) {
 	if b.Seq == 0 {
 		return FlushResult{}, errors.New("flush sequence numbers start at 1")
 	}
 	rows, refused := flushRows(b)
 	for attempt := 0; ; attempt++ {
-		if err := d.register(ctx, b.Seq-1); err != nil {
+		if err := k.register(ctx, dialect, b.Seq-1); err != nil {
 			return FlushResult{}, err
 		}
-		res, err := d.applyTx(ctx, b.Seq, rows, false)
-		if errors.Is(err, errRefusedByDB) {
-			res, err = d.applyTx(ctx, b.Seq, rows, true)
-		}
+		res, err := dialect.applyAttempt(ctx, k.managerID, b.Seq, rows)
 		if !errors.Is(err, errKeyLost) {
 			res.Refused = append(refused, res.Refused...)
 			return res, err
 		}
-		d.mu.Lock()
-		d.registered = false
-		d.mu.Unlock()
+		k.mu.Lock()
+		k.registered = false
+		k.mu.Unlock()
 		if b.Retry {
 			return FlushResult{Unresolvable: true}, nil
 		}
@@ -151,32 +173,83 @@ func (d *DB) ApplyFlush(ctx context.Context, b *FlushBatch) (FlushResult, error)
 	}
 }
 
-// register makes sure this manager's key exists and is at least seq (it
-// only moves forward), and prunes the keys of managers gone for
-// flushKeyRetention. It runs once per process (and again if the key was
-// lost), outside any flush.
-func (d *DB) register(ctx context.Context, seq uint64) error {
-	d.mu.Lock()
-	done := d.registered
-	d.mu.Unlock()
+// register runs the dialect's registerKey once per process (and again if
+// the key was lost), outside any flush.
+func (k *flushKey) register(ctx context.Context, dialect flushDialect, seq uint64) error {
+	k.mu.Lock()
+	done := k.registered
+	k.mu.Unlock()
 	if done {
 		return nil
 	}
+	if err := dialect.registerKey(ctx, k.managerID, seq); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	k.registered = true
+	k.mu.Unlock()
+	return nil
+}
+
+// keyNotAdvanced says what it means that the key did not move from seq-1
+// to seq: readErr is the error of reading the key's seq (at), missing
+// that there is no key.
+func keyNotAdvanced(seq uint64, at int64, missing bool, readErr error) (FlushResult, error) {
+	switch {
+	case missing:
+		return FlushResult{}, errKeyLost
+	case readErr != nil:
+		return FlushResult{}, fmt.Errorf("statistics flush %d: read key: %w", seq, readErr)
+	case uint64(at) >= seq:
+		return FlushResult{AlreadyApplied: true}, nil
+	default:
+		return FlushResult{}, fmt.Errorf("%w: it is at %d, flush %d follows %d", errKeyLost, at, seq, seq-1)
+	}
+}
+
+// commitFailed is the error of a failed COMMIT. Only the server's own
+// answer (rolledBack) says the transaction rolled back; any other failure
+// leaves the outcome unknown.
+func commitFailed(seq uint64, err error, rolledBack bool) error {
+	if rolledBack {
+		return fmt.Errorf("commit statistics flush %d: %w", seq, err)
+	}
+	return fmt.Errorf("%w: commit of flush %d: %w", ErrOutcomeUnknown, seq, err)
+}
+
+// ApplyFlush applies a batch in one transaction that also advances this
+// manager's flush key to b.Seq. On a retry the key tells whether an
+// earlier attempt committed.
+func (d *DB) ApplyFlush(ctx context.Context, b *FlushBatch) (FlushResult, error) {
+	return applyFlush(ctx, &d.key, pgFlush{d.pool}, b)
+}
+
+// pgFlush is PostgreSQL's flushDialect.
+type pgFlush struct{ pool *pgxpool.Pool }
+
+func (p pgFlush) registerKey(ctx context.Context, managerID string, seq uint64) error {
 	batch := &pgx.Batch{}
-	batch.Queue(registerKey, d.managerID, int64(seq))
-	batch.Queue(pruneKeys, d.managerID, flushKeyRetention.Seconds())
-	if err := d.pool.SendBatch(ctx, batch).Close(); err != nil {
+	batch.Queue(registerKey, managerID, int64(seq))
+	batch.Queue(pruneKeys, managerID, flushKeyRetention.Seconds())
+	if err := p.pool.SendBatch(ctx, batch).Close(); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
 			return fmt.Errorf("register statistics flush key: table ovh_stats_flush is missing "+
 				"(run octavia-health-manager migrate; it creates only this table in an existing Octavia schema): %w", err)
 		}
-		return fmt.Errorf("register statistics flush key %s: %w", d.managerID, err)
+		return fmt.Errorf("register statistics flush key %s: %w", managerID, err)
 	}
-	d.mu.Lock()
-	d.registered = true
-	d.mu.Unlock()
 	return nil
+}
+
+// applyAttempt tries the rows in one go, and if the database refuses one
+// of them, again with bisection (applyTx).
+func (p pgFlush) applyAttempt(ctx context.Context, managerID string, seq uint64, rows []flushRow) (FlushResult, error) {
+	res, err := p.applyTx(ctx, managerID, seq, rows, false)
+	if errors.Is(err, errRefusedByDB) {
+		res, err = p.applyTx(ctx, managerID, seq, rows, true)
+	}
+	return res, err
 }
 
 // flushRow is one row of a batch, with what it is.
@@ -219,8 +292,8 @@ func flushRows(b *FlushBatch) ([]flushRow, []RefusedRow) {
 // and a range the database refuses is halved until the refused rows are
 // found; without, they go in one pair of statements, and a refusal ends
 // the attempt with errRefusedByDB.
-func (d *DB) applyTx(ctx context.Context, seq uint64, rows []flushRow, bisect bool) (FlushResult, error) {
-	tx, err := d.pool.Begin(ctx)
+func (p pgFlush) applyTx(ctx context.Context, managerID string, seq uint64, rows []flushRow, bisect bool) (FlushResult, error) {
+	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return FlushResult{}, fmt.Errorf("begin statistics flush %d: %w", seq, err)
 	}
@@ -230,7 +303,7 @@ func (d *DB) applyTx(ctx context.Context, seq uint64, rows []flushRow, bisect bo
 	// is met where it can be told apart rather than at COMMIT.
 	batch := &pgx.Batch{}
 	batch.Queue(`SET CONSTRAINTS ALL IMMEDIATE`)
-	advanced := batch.Queue(advanceKey, d.managerID, int64(seq))
+	advanced := batch.Queue(advanceKey, managerID, int64(seq))
 	var moved int64
 	advanced.Exec(func(tag pgconn.CommandTag) error { moved = tag.RowsAffected(); return nil })
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
@@ -238,17 +311,8 @@ func (d *DB) applyTx(ctx context.Context, seq uint64, rows []flushRow, bisect bo
 	}
 	if moved == 0 {
 		var at int64
-		err := tx.QueryRow(ctx, readKey, d.managerID).Scan(&at)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return FlushResult{}, errKeyLost
-		case err != nil:
-			return FlushResult{}, fmt.Errorf("statistics flush %d: read key: %w", seq, err)
-		case uint64(at) >= seq:
-			return FlushResult{AlreadyApplied: true}, nil
-		default:
-			return FlushResult{}, fmt.Errorf("%w: it is at %d, flush %d follows %d", errKeyLost, at, seq, seq-1)
-		}
+		err := tx.QueryRow(ctx, readKey, managerID).Scan(&at)
+		return keyNotAdvanced(seq, at, errors.Is(err, pgx.ErrNoRows), err)
 	}
 
 	var res FlushResult
@@ -269,10 +333,7 @@ func (d *DB) applyTx(ctx context.Context, seq uint64, rows []flushRow, bisect bo
 		// that fails after it was sent can be reported as "conn closed",
 		// which claims to be safe to retry.
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
-			return FlushResult{}, fmt.Errorf("commit statistics flush %d: %w", seq, err)
-		}
-		return FlushResult{}, fmt.Errorf("%w: commit of flush %d: %w", ErrOutcomeUnknown, seq, err)
+		return FlushResult{}, commitFailed(seq, err, errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback))
 	}
 	return res, nil
 }
@@ -289,40 +350,55 @@ func refusedByDB(err error) bool {
 	return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23") || pgErr.Code == "P0001"
 }
 
-// applyBisect applies rows under a savepoint; if the database refuses the
-// range, it is rolled back and its halves are tried, down to single rows,
-// which are refused.
-func applyBisect(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, error) {
+// bisect applies rows with apply, which reports a range the database
+// refuses as a refusal, having written none of it: that range's halves are
+// tried, down to single rows, which are refused.
+func bisect(rows []flushRow, apply func([]flushRow) (refused []RefusedRow, refusal, err error)) ([]RefusedRow, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	sp, err := tx.Begin(ctx)
+	refused, refusal, err := apply(rows)
 	if err != nil {
 		return nil, err
 	}
-	refused, err := applyRows(ctx, sp, rows)
-	if err == nil {
-		return refused, sp.Commit(ctx)
-	}
-	if !refusedByDB(err) {
-		return nil, err
-	}
-	if rbErr := sp.Rollback(ctx); rbErr != nil {
-		return nil, rbErr
+	if refusal == nil {
+		return refused, nil
 	}
 	if len(rows) == 1 {
-		return []RefusedRow{{rows[0].s.ListenerID, rows[0].s.AmphoraID, err}}, nil
+		return []RefusedRow{{rows[0].s.ListenerID, rows[0].s.AmphoraID, refusal}}, nil
 	}
 	half := len(rows) / 2
-	first, err := applyBisect(ctx, tx, rows[:half])
+	first, err := bisect(rows[:half], apply)
 	if err != nil {
 		return nil, err
 	}
-	second, err := applyBisect(ctx, tx, rows[half:])
+	second, err := bisect(rows[half:], apply)
 	if err != nil {
 		return nil, err
 	}
 	return append(first, second...), nil
+}
+
+// applyBisect applies rows under a savepoint; if the database refuses the
+// range, it is rolled back and bisected.
+func applyBisect(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, error) {
+	return bisect(rows, func(rows []flushRow) ([]RefusedRow, error, error) {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		refused, err := applyRows(ctx, sp, rows)
+		if err == nil {
+			return refused, nil, sp.Commit(ctx)
+		}
+		if !refusedByDB(err) {
+			return nil, nil, err
+		}
+		if rbErr := sp.Rollback(ctx); rbErr != nil {
+			return nil, nil, rbErr
+		}
+		return nil, err, nil
+	})
 }
 
 // updateInPlace updates the rows that exist and whose new values Octavia
@@ -419,38 +495,23 @@ func applyRowsByReading(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]Refu
 	for i, r := range rows {
 		lIDs[i], aIDs[i] = r.key.listener, r.key.amphora
 	}
-	existing := make(map[statsKey]counters, n)
 	q, err := tx.Query(ctx, selectExisting, lIDs, aIDs)
 	if err != nil {
 		return nil, fmt.Errorf("read listener_statistics: %w", err)
 	}
-	for q.Next() {
-		var k statsKey
-		var c counters
-		if err := q.Scan(&k.listener, &k.amphora, &c.bytesIn, &c.bytesOut, &c.totalConns, &c.requestErrors); err != nil {
-			q.Close()
-			return nil, fmt.Errorf("read listener_statistics: %w", err)
-		}
-		existing[k] = c
-	}
-	if err := q.Err(); err != nil {
-		return nil, fmt.Errorf("read listener_statistics: %w", err)
+	existing, err := scanExisting(q, n)
+	q.Close()
+	if err != nil {
+		return nil, err
 	}
 
-	var refused []RefusedRow
 	var wl, wa []string
 	var bytesIn, bytesOut, active, total, reqErrs []int64
-	for _, r := range rows {
-		old, found := existing[r.key]
-		c, conns, err := next(r.s, old, found, r.deltas)
-		if err != nil {
-			refused = append(refused, RefusedRow{r.s.ListenerID, r.s.AmphoraID, err})
-			continue
-		}
+	refused := decideRows(rows, existing, func(r flushRow, c counters, conns int64) {
 		wl, wa = append(wl, r.key.listener), append(wa, r.key.amphora)
 		bytesIn, bytesOut, total, reqErrs = append(bytesIn, c.bytesIn), append(bytesOut, c.bytesOut), append(total, c.totalConns), append(reqErrs, c.requestErrors)
 		active = append(active, conns)
-	}
+	})
 	if len(wl) == 0 {
 		return refused, nil
 	}
@@ -458,4 +519,48 @@ func applyRowsByReading(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]Refu
 		return nil, fmt.Errorf("write %d listener_statistics rows: %w", len(wl), err)
 	}
 	return refused, nil
+}
+
+// existingRows is a query's result of (listener_id, amphora_id, bytes_in,
+// bytes_out, total_connections, request_errors) rows, in pgx or
+// database/sql.
+type existingRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanExisting reads the current counters of a flush's rows; the caller
+// closes q.
+func scanExisting(q existingRows, n int) (map[statsKey]counters, error) {
+	existing := make(map[statsKey]counters, n)
+	for q.Next() {
+		var k statsKey
+		var c counters
+		if err := q.Scan(&k.listener, &k.amphora, &c.bytesIn, &c.bytesOut, &c.totalConns, &c.requestErrors); err != nil {
+			return nil, fmt.Errorf("read listener_statistics: %w", err)
+		}
+		existing[k] = c
+	}
+	if err := q.Err(); err != nil {
+		return nil, fmt.Errorf("read listener_statistics: %w", err)
+	}
+	return existing, nil
+}
+
+// decideRows computes each row's new values from the existing ones as
+// Octavia would (next), hands those to write, and returns the rows Octavia
+// would refuse.
+func decideRows(rows []flushRow, existing map[statsKey]counters, write func(r flushRow, c counters, activeConns int64)) []RefusedRow {
+	var refused []RefusedRow
+	for _, r := range rows {
+		old, found := existing[r.key]
+		c, conns, err := next(r.s, old, found, r.deltas)
+		if err != nil {
+			refused = append(refused, RefusedRow{r.s.ListenerID, r.s.AmphoraID, err})
+			continue
+		}
+		write(r, c, conns)
+	}
+	return refused
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -17,20 +16,19 @@ import (
 // (migrations/sql/mysql). Every write is on the database's clock
 // (UTC_TIMESTAMP(6)). The pool must parse times (see mysqlstore.Config).
 type MySQLSink struct {
-	db        *sql.DB
-	managerID string
-
-	mu         sync.Mutex
-	registered bool
+	db  *sql.DB
+	key flushKey
 }
 
 var _ FlushSink = (*MySQLSink)(nil)
 
 // NewMySQLSink writes into the database behind db, under a new manager id.
-func NewMySQLSink(db *sql.DB) *MySQLSink { return &MySQLSink{db: db, managerID: newManagerID()} }
+func NewMySQLSink(db *sql.DB) *MySQLSink {
+	return &MySQLSink{db: db, key: flushKey{managerID: newManagerID()}}
+}
 
 // ManagerID is the key under which this sink records its flushes.
-func (d *MySQLSink) ManagerID() string { return d.managerID }
+func (d *MySQLSink) ManagerID() string { return d.key.managerID }
 
 const (
 	// The key only moves forward; updated_at is assigned before seq, as
@@ -57,41 +55,16 @@ const (
 // ApplyFlush applies a batch in one transaction that also advances this
 // manager's flush key to b.Seq; see DB.ApplyFlush.
 func (d *MySQLSink) ApplyFlush(ctx context.Context, b *FlushBatch) (FlushResult, error) {
-	if b.Seq == 0 {
-		return FlushResult{}, errors.New("flush sequence numbers start at 1")
-	}
-	rows, refused := flushRows(b)
-	for attempt := 0; ; attempt++ {
-		if err := d.register(ctx, b.Seq-1); err != nil {
-			return FlushResult{}, err
-		}
-		res, err := d.applyTx(ctx, b.Seq, rows)
-		if !errors.Is(err, errKeyLost) {
-			res.Refused = append(refused, res.Refused...)
-			return res, err
-		}
-		d.mu.Lock()
-		d.registered = false
-		d.mu.Unlock()
-		if b.Retry {
-			return FlushResult{Unresolvable: true}, nil
-		}
-		if attempt > 0 {
-			return FlushResult{}, err
-		}
-	}
+	return applyFlush(ctx, &d.key, myFlush{d.db}, b)
 }
 
-func (d *MySQLSink) register(ctx context.Context, seq uint64) error {
-	d.mu.Lock()
-	done := d.registered
-	d.mu.Unlock()
-	if done {
-		return nil
-	}
-	_, err := d.db.ExecContext(ctx, myRegisterKey, d.managerID, int64(seq))
+// myFlush is MySQL's flushDialect.
+type myFlush struct{ db *sql.DB }
+
+func (m myFlush) registerKey(ctx context.Context, managerID string, seq uint64) error {
+	_, err := m.db.ExecContext(ctx, myRegisterKey, managerID, int64(seq))
 	if err == nil {
-		_, err = d.db.ExecContext(ctx, myPruneKeys, int64(flushKeyRetention.Seconds()), d.managerID)
+		_, err = m.db.ExecContext(ctx, myPruneKeys, int64(flushKeyRetention.Seconds()), managerID)
 	}
 	if err != nil {
 		var my *mysql.MySQLError
@@ -99,38 +72,26 @@ func (d *MySQLSink) register(ctx context.Context, seq uint64) error {
 			return fmt.Errorf("register statistics flush key: table ovh_stats_flush is missing "+
 				"(run octavia-health-manager migrate; on MySQL it creates only our own ovh_ tables): %w", err)
 		}
-		return fmt.Errorf("register statistics flush key %s: %w", d.managerID, err)
+		return fmt.Errorf("register statistics flush key %s: %w", managerID, err)
 	}
-	d.mu.Lock()
-	d.registered = true
-	d.mu.Unlock()
 	return nil
 }
 
-func (d *MySQLSink) applyTx(ctx context.Context, seq uint64, rows []flushRow) (FlushResult, error) {
-	tx, err := d.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+func (m myFlush) applyAttempt(ctx context.Context, managerID string, seq uint64, rows []flushRow) (FlushResult, error) {
+	tx, err := m.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return FlushResult{}, fmt.Errorf("begin statistics flush %d: %w", seq, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 
-	r, err := tx.ExecContext(ctx, myAdvanceKey, int64(seq), d.managerID, int64(seq)-1)
+	r, err := tx.ExecContext(ctx, myAdvanceKey, int64(seq), managerID, int64(seq)-1)
 	if err != nil {
 		return FlushResult{}, fmt.Errorf("statistics flush %d: advance key: %w", seq, err)
 	}
 	if moved, _ := r.RowsAffected(); moved == 0 {
 		var at int64
-		err := tx.QueryRowContext(ctx, myReadKey, d.managerID).Scan(&at)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return FlushResult{}, errKeyLost
-		case err != nil:
-			return FlushResult{}, fmt.Errorf("statistics flush %d: read key: %w", seq, err)
-		case uint64(at) >= seq:
-			return FlushResult{AlreadyApplied: true}, nil
-		default:
-			return FlushResult{}, fmt.Errorf("%w: it is at %d, flush %d follows %d", errKeyLost, at, seq, seq-1)
-		}
+		err := tx.QueryRowContext(ctx, myReadKey, managerID).Scan(&at)
+		return keyNotAdvanced(seq, at, errors.Is(err, sql.ErrNoRows), err)
 	}
 	// A statement MySQL refuses is rolled back alone, and the
 	// transaction goes on: the refused rows are found by halving.
@@ -142,10 +103,7 @@ func (d *MySQLSink) applyTx(ctx context.Context, seq uint64, rows []flushRow) (F
 		// Only the server's own answer says the transaction rolled back
 		// (a Galera certification failure, 1213, is one).
 		var my *mysql.MySQLError
-		if errors.As(err, &my) || errors.Is(err, sql.ErrTxDone) {
-			return FlushResult{}, fmt.Errorf("commit statistics flush %d: %w", seq, err)
-		}
-		return FlushResult{}, fmt.Errorf("%w: commit of flush %d: %w", ErrOutcomeUnknown, seq, err)
+		return FlushResult{}, commitFailed(seq, err, errors.As(err, &my) || errors.Is(err, sql.ErrTxDone))
 	}
 	return FlushResult{Refused: refused}, nil
 }
@@ -165,27 +123,16 @@ func myRefusedByDB(err error) bool {
 	return false
 }
 
+// myApplyBisect applies rows; a statement MySQL refuses is rolled back
+// alone, and the range is bisected.
 func myApplyBisect(ctx context.Context, tx *sql.Tx, rows []flushRow) ([]RefusedRow, error) {
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	refused, err := myApplyRows(ctx, tx, rows)
-	if err == nil || !myRefusedByDB(err) {
-		return refused, err
-	}
-	if len(rows) == 1 {
-		return []RefusedRow{{rows[0].s.ListenerID, rows[0].s.AmphoraID, err}}, nil
-	}
-	half := len(rows) / 2
-	first, err := myApplyBisect(ctx, tx, rows[:half])
-	if err != nil {
-		return nil, err
-	}
-	second, err := myApplyBisect(ctx, tx, rows[half:])
-	if err != nil {
-		return nil, err
-	}
-	return append(first, second...), nil
+	return bisect(rows, func(rows []flushRow) ([]RefusedRow, error, error) {
+		refused, err := myApplyRows(ctx, tx, rows)
+		if myRefusedByDB(err) {
+			return nil, err, nil
+		}
+		return refused, nil, err
+	})
 }
 
 // myApplyRows locks and reads the rows' current values in key order,
@@ -197,7 +144,6 @@ func myApplyRows(ctx context.Context, tx *sql.Tx, rows []flushRow) ([]RefusedRow
 		args = append(args, r.key.listener, r.key.amphora)
 	}
 	pairs := strings.Repeat("(?, ?), ", n-1) + "(?, ?)"
-	existing := make(map[statsKey]counters, n)
 	q, err := tx.QueryContext(ctx, `
 SELECT listener_id, amphora_id, bytes_in, bytes_out, total_connections, request_errors
 FROM listener_statistics WHERE (listener_id, amphora_id) IN (`+pairs+`)
@@ -205,33 +151,18 @@ ORDER BY listener_id, amphora_id FOR UPDATE`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read listener_statistics: %w", err)
 	}
-	for q.Next() {
-		var k statsKey
-		var c counters
-		if err := q.Scan(&k.listener, &k.amphora, &c.bytesIn, &c.bytesOut, &c.totalConns, &c.requestErrors); err != nil {
-			q.Close()
-			return nil, fmt.Errorf("read listener_statistics: %w", err)
-		}
-		existing[k] = c
-	}
-	if err := q.Err(); err != nil {
-		return nil, fmt.Errorf("read listener_statistics: %w", err)
-	}
+	existing, err := scanExisting(q, n)
 	q.Close()
+	if err != nil {
+		return nil, err
+	}
 
-	var refused []RefusedRow
 	var values []any
 	written := 0
-	for _, r := range rows {
-		old, found := existing[r.key]
-		c, conns, err := next(r.s, old, found, r.deltas)
-		if err != nil {
-			refused = append(refused, RefusedRow{r.s.ListenerID, r.s.AmphoraID, err})
-			continue
-		}
+	refused := decideRows(rows, existing, func(r flushRow, c counters, conns int64) {
 		values = append(values, r.key.listener, r.key.amphora, c.bytesIn, c.bytesOut, conns, c.totalConns, c.requestErrors)
 		written++
-	}
+	})
 	if written == 0 {
 		return refused, nil
 	}

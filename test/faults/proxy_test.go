@@ -5,35 +5,28 @@ package faults
 import (
 	"net"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/octavia-vpp/health/test/tcpproxy"
 )
 
 // latencyProxy forwards TCP connections to a target and delivers every
 // chunk of data oneWay after it was read, in each direction: a link with
 // 2*oneWay more round-trip time but the same bandwidth.
 type latencyProxy struct {
-	ln     net.Listener
-	target string
+	p      *tcpproxy.Proxy
 	oneWay time.Duration
-
-	mu    sync.Mutex
-	conns []net.Conn
-	wg    sync.WaitGroup
 }
 
 func newLatencyProxy(t *testing.T, target string, oneWay time.Duration) *latencyProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &latencyProxy{ln: ln, target: target, oneWay: oneWay}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
+	lp := &latencyProxy{oneWay: oneWay}
+	lp.p = tcpproxy.Start(t, target, tcpproxy.Protocol{
+		FromClient: func(_ *tcpproxy.Proxy, c *tcpproxy.Conn) { lp.pipe(c.Server, c.Client) },
+		FromServer: func(_ *tcpproxy.Proxy, c *tcpproxy.Conn) { lp.pipe(c.Client, c.Server) },
+	})
+	return lp
 }
 
 // proxiedURL is url with its host:port replaced by the proxy's.
@@ -43,29 +36,8 @@ func (p *latencyProxy) proxiedURL(t *testing.T, raw string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Host = p.ln.Addr().String()
+	u.Host = p.p.Addr()
 	return u.String()
-}
-
-func (p *latencyProxy) accept() {
-	defer p.wg.Done()
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		server, err := net.Dial("tcp", p.target)
-		if err != nil {
-			client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, client, server)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(server, client)
-		go p.pipe(client, server)
-	}
 }
 
 type chunk struct {
@@ -75,7 +47,6 @@ type chunk struct {
 
 // pipe copies src to dst, each chunk delayed by oneWay.
 func (p *latencyProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
 	chunks := make(chan chunk, 4096)
 	go func() {
 		defer close(chunks)
@@ -102,14 +73,4 @@ func (p *latencyProxy) pipe(dst, src net.Conn) {
 	}
 	for range chunks {
 	}
-}
-
-func (p *latencyProxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
 }

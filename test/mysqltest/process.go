@@ -11,12 +11,13 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/octavia-vpp/health/test/dbserver"
 )
 
 // binaries finds mariadb-install-db and mariadbd.
@@ -43,27 +44,6 @@ func binaries() (installDB, server string, err error) {
 			"or `apt-get install mariadb-server`. Tests that need a database fail rather than skip")
 	}
 	return installDB, server, nil
-}
-
-// serverUser returns the credentials to run the server with, or nil to run
-// it as ourselves: mariadbd refuses to run as root.
-func serverUser() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	for _, name := range []string{"mysql", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-	}
-	return nil, errors.New("running as root, but neither a mysql nor a nobody user exists to run MariaDB as")
 }
 
 // serverFlags are shared by mariadb-install-db and mariadbd, so that the
@@ -114,7 +94,7 @@ func newServer(env []string) (_ *server, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	cred, err := serverUser()
+	cred, err := dbserver.User("MariaDB", "mysql")
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +129,7 @@ func newServer(env []string) (_ *server, retErr error) {
 	for attempt := 0; ; attempt++ {
 		// The port is picked by binding and releasing it, so another
 		// process may grab it in between: retry with a new one.
-		if s.port, err = freePort(); err == nil {
+		if s.port, err = dbserver.FreePort(); err == nil {
 			if err = s.launch(); err == nil {
 				return s, nil
 			}
@@ -161,23 +141,7 @@ func newServer(env []string) (_ *server, retErr error) {
 }
 
 func prepare(cmd *exec.Cmd, dir string, cred *syscall.Credential) {
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL=C", "HOME=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: cred,
-		// If the test binary dies without running Main's cleanup, the
-		// server is told to shut down rather than left running.
-		Pdeathsig: syscall.SIGTERM,
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	dbserver.Prepare(cmd, dir, cred, "/usr/bin:/bin:/usr/sbin:/sbin", syscall.SIGTERM)
 }
 
 func (s *server) socket() string  { return filepath.Join(s.dir, "mysqld.sock") }
@@ -282,17 +246,7 @@ func (s *server) killSessionsOf(ctx context.Context, name string) {
 	}
 }
 
-func (s *server) logTail() string {
-	b, err := os.ReadFile(s.logPath())
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return "server log:\n" + strings.Join(lines, "\n")
-}
+func (s *server) logTail() string { return dbserver.LogTail(s.logPath()) }
 
 // shutdown stops the server (clients are disconnected, open transactions
 // rolled back) and keeps its files.
@@ -301,15 +255,7 @@ func (s *server) shutdown() error {
 		s.db.Close()
 		s.db = nil
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-		return nil
-	case <-time.After(60 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-		return errors.New("server ignored SIGTERM for 60s and was killed")
-	}
+	return dbserver.Shutdown(s.cmd.Process, s.exited, syscall.SIGTERM, "SIGTERM", 60*time.Second)
 }
 
 // stop shuts the server down and removes its files.

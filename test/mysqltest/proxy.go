@@ -3,11 +3,11 @@ package mysqltest
 import (
 	"bytes"
 	"io"
-	"net"
-	"sync"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/octavia-vpp/health/test/tcpproxy"
 )
 
 // Proxy forwards MySQL connections and, when armed, cuts one at a COMMIT:
@@ -16,32 +16,10 @@ import (
 // the client cannot know). It follows the protocol's packet framing only,
 // so the connection must not use TLS or compression (mysqltest's DSNs use
 // neither). It is test/pgtest.Proxy for MariaDB.
-type Proxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   *commitCut
-	conns []net.Conn
-	wg    sync.WaitGroup
-}
+type Proxy struct{ p *tcpproxy.Proxy }
 
 // CommitCut says where an armed Proxy cuts.
-type CommitCut struct {
-	// Skip lets this many matching COMMITs through first.
-	Skip int
-	// AfterReply forwards the COMMIT and drops the server's answer;
-	// otherwise the COMMIT is never forwarded.
-	AfterReply bool
-	// Mentioning, if set, matches only the COMMIT of a transaction in
-	// which the client sent a query containing it (a table name, say).
-	Mentioning string
-}
-
-type commitCut struct {
-	CommitCut
-	fired chan struct{}
-}
+type CommitCut = tcpproxy.CommitCut
 
 // NewProxy starts a proxy to the server of dsn (TCP) and returns it with
 // the same DSN pointing at the proxy. It stops when the test ends.
@@ -51,96 +29,24 @@ func NewProxy(t testing.TB, dsn string) (*Proxy, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Proxy{ln: ln, target: cfg.Addr}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	cfg.Addr = ln.Addr().String()
-	return p, cfg.FormatDSN()
+	p := tcpproxy.Start(t, cfg.Addr, tcpproxy.Protocol{FromClient: fromClient, FromServer: fromServer})
+	cfg.Addr = p.Addr()
+	return &Proxy{p}, cfg.FormatDSN()
 }
 
 // CutAtCommit arms one cut, replacing any armed one. The channel is
 // closed once it has happened.
-func (p *Proxy) CutAtCommit(c CommitCut) <-chan struct{} {
-	r := &commitCut{CommitCut: c, fired: make(chan struct{})}
-	p.mu.Lock()
-	p.cut = r
-	p.mu.Unlock()
-	return r.fired
-}
-
-func (p *Proxy) fires(mentioned string) *commitCut {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r := p.cut
-	if r == nil || (r.Mentioning != "" && mentioned != r.Mentioning) {
-		return nil
-	}
-	if r.Skip > 0 {
-		r.Skip--
-		return nil
-	}
-	p.cut = nil
-	return r
-}
-
-func (p *Proxy) mentioning() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cut == nil {
-		return ""
-	}
-	return p.cut.Mentioning
-}
-
-func (p *Proxy) accept() {
-	defer p.wg.Done()
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		server, err := net.Dial("tcp", p.target)
-		if err != nil {
-			client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, client, server)
-		p.mu.Unlock()
-		c := &proxiedConn{client: client, server: server, dropReply: make(chan *commitCut, 1)}
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); p.fromClient(c) }()
-		go func() { defer p.wg.Done(); p.fromServer(c) }()
-	}
-}
-
-type proxiedConn struct {
-	client, server net.Conn
-	// dropReply carries a cut whose COMMIT was forwarded: the server's
-	// next packet, COMMIT's answer, is dropped and both ends closed.
-	dropReply chan *commitCut
-	closeOnce sync.Once
-}
-
-func (c *proxiedConn) close() {
-	c.closeOnce.Do(func() {
-		c.client.Close()
-		c.server.Close()
-	})
-}
+func (p *Proxy) CutAtCommit(c CommitCut) <-chan struct{} { return p.p.CutAtCommit(c) }
 
 const comQuery = 0x03
 
-func (p *Proxy) fromClient(c *proxiedConn) {
-	defer c.close()
+// fromClient forwards the client's packets and fires the armed cut at a
+// COMMIT query.
+func fromClient(p *tcpproxy.Proxy, c *tcpproxy.Conn) {
+	defer c.Close()
 	var mentioned string // what this transaction mentioned, of interest
 	for {
-		payload, raw, err := readPacket(c.client)
+		payload, raw, err := readPacket(c.Client)
 		if err != nil {
 			return
 		}
@@ -149,43 +55,45 @@ func (p *Proxy) fromClient(c *proxiedConn) {
 			if bytes.HasPrefix(text, []byte("start transaction")) || bytes.HasPrefix(text, []byte("begin")) {
 				mentioned = ""
 			}
-			if m := p.mentioning(); m != "" && bytes.Contains(text, []byte(m)) {
+			if m := p.Mentioning(); m != "" && bytes.Contains(text, []byte(m)) {
 				mentioned = m
 			}
 			if bytes.Equal(text, []byte("commit")) {
-				r := p.fires(mentioned)
+				r := p.Fires(mentioned)
 				mentioned = ""
 				if r != nil {
 					if !r.AfterReply {
-						close(r.fired)
+						r.Done()
 						return
 					}
-					c.dropReply <- r
+					c.Forwarded <- r
 				}
 			}
 		}
-		if _, err := c.server.Write(raw); err != nil {
+		if _, err := c.Server.Write(raw); err != nil {
 			return
 		}
 	}
 }
 
-func (p *Proxy) fromServer(c *proxiedConn) {
-	defer c.close()
+// fromServer forwards the server's packets; once a cut's COMMIT was
+// forwarded, its answer is dropped and both ends closed.
+func fromServer(_ *tcpproxy.Proxy, c *tcpproxy.Conn) {
+	defer c.Close()
 	for {
-		_, raw, err := readPacket(c.server)
+		_, raw, err := readPacket(c.Server)
 		if err != nil {
 			return
 		}
 		select {
-		case r := <-c.dropReply:
+		case r := <-c.Forwarded:
 			// The client waits for COMMIT's answer before sending
 			// anything else, so this packet is that answer.
-			close(r.fired)
+			r.Done()
 			return
 		default:
 		}
-		if _, err := c.client.Write(raw); err != nil {
+		if _, err := c.Client.Write(raw); err != nil {
 			return
 		}
 	}
@@ -205,14 +113,4 @@ func readPacket(r io.Reader) (payload, raw []byte, err error) {
 		return nil, nil, err
 	}
 	return raw[4:], raw, nil
-}
-
-func (p *Proxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
 }

@@ -4,20 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/octavia-vpp/health/migrations"
+	"github.com/octavia-vpp/health/test/dbserver"
 )
 
 // binDir finds the directory holding initdb and postgres.
@@ -58,27 +56,6 @@ func isExecutable(path string) bool {
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
 
-// serverUser returns the credentials to run the server with, or nil to run
-// it as ourselves.
-func serverUser() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	for _, name := range []string{"postgres", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-	}
-	return nil, errors.New("running as root, but neither a postgres nor a nobody user exists to run PostgreSQL as")
-}
-
 // newDataDir runs initdb into a new temporary directory owned by the
 // server's user.
 func newDataDir() (bin, dir string, cred *syscall.Credential, retErr error) {
@@ -86,7 +63,7 @@ func newDataDir() (bin, dir string, cred *syscall.Credential, retErr error) {
 	if err != nil {
 		return "", "", nil, err
 	}
-	if cred, err = serverUser(); err != nil {
+	if cred, err = dbserver.User("PostgreSQL", "postgres"); err != nil {
 		return "", "", nil, err
 	}
 	if dir, err = os.MkdirTemp("", "pgtest-"); err != nil {
@@ -148,23 +125,7 @@ func start() (_ *cluster, retErr error) {
 }
 
 func prepare(cmd *exec.Cmd, dir string, cred *syscall.Credential) {
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "HOME=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: cred,
-		// If the test binary dies without running Main's cleanup, the
-		// server is told to shut down rather than left running.
-		Pdeathsig: syscall.SIGINT,
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	dbserver.Prepare(cmd, dir, cred, "/usr/bin:/bin", syscall.SIGINT)
 }
 
 // launch starts postgres on dir's data directory, on port (0: a free one),
@@ -173,7 +134,7 @@ func launch(bin, dir string, cred *syscall.Credential, port int, env []string) (
 	data, logPath := filepath.Join(dir, "data"), filepath.Join(dir, "postgres.log")
 	if port == 0 {
 		var err error
-		if port, err = freePort(); err != nil {
+		if port, err = dbserver.FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -255,17 +216,7 @@ func (c *cluster) buildTemplate(ctx context.Context) error {
 	return db.Close()
 }
 
-func (c *cluster) logTail() string {
-	b, err := os.ReadFile(c.logPath)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return "server log:\n" + strings.Join(lines, "\n")
-}
+func (c *cluster) logTail() string { return dbserver.LogTail(c.logPath) }
 
 // shutdown stops the server ("fast" mode: clients are disconnected and
 // open transactions rolled back) and keeps its files.
@@ -276,15 +227,7 @@ func (c *cluster) shutdown() error {
 		cancel()
 		c.conn = nil
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-c.exited:
-		return nil
-	case <-time.After(30 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-		return errors.New("server ignored SIGINT for 30s and was killed")
-	}
+	return dbserver.Shutdown(c.cmd.Process, c.exited, syscall.SIGINT, "SIGINT", 30*time.Second)
 }
 
 func (c *cluster) kill() error {

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"net"
 	"net/url"
-	"sync"
 	"testing"
+
+	"github.com/octavia-vpp/health/test/tcpproxy"
 )
 
 // Proxy forwards PostgreSQL connections and, when armed, cuts one at a
@@ -16,32 +16,10 @@ import (
 // committed; the client cannot know). It follows the wire protocol's
 // message framing only, so the URL must not use TLS (pgtest's URLs say
 // sslmode=disable).
-type Proxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   *commitCut
-	conns []net.Conn
-	wg    sync.WaitGroup
-}
+type Proxy struct{ p *tcpproxy.Proxy }
 
 // CommitCut says where an armed Proxy cuts.
-type CommitCut struct {
-	// Skip lets this many matching COMMITs through first.
-	Skip int
-	// AfterReply forwards the COMMIT and waits for the server's answer,
-	// which is dropped; otherwise the COMMIT is never forwarded.
-	AfterReply bool
-	// Mentioning, if set, matches only the COMMIT of a transaction in
-	// which the client sent a message containing it (a table name, say).
-	Mentioning string
-}
-
-type commitCut struct {
-	CommitCut
-	fired chan struct{}
-}
+type CommitCut = tcpproxy.CommitCut
 
 // NewProxy starts a proxy to the server of rawURL and returns it with the
 // same URL pointing at the proxy. It stops when the test ends.
@@ -51,107 +29,32 @@ func NewProxy(t testing.TB, rawURL string) (*Proxy, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Proxy{ln: ln, target: u.Host}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	u.Host = ln.Addr().String()
-	return p, u.String()
+	p := tcpproxy.Start(t, u.Host, tcpproxy.Protocol{FromClient: fromClient, FromServer: fromServer})
+	u.Host = p.Addr()
+	return &Proxy{p}, u.String()
 }
 
 // CutAtCommit arms one cut, replacing any armed one. The channel is
 // closed once it has happened (with AfterReply, once the server's answer
 // was dropped).
-func (p *Proxy) CutAtCommit(c CommitCut) <-chan struct{} {
-	r := &commitCut{CommitCut: c, fired: make(chan struct{})}
-	p.mu.Lock()
-	p.cut = r
-	p.mu.Unlock()
-	return r.fired
-}
+func (p *Proxy) CutAtCommit(c CommitCut) <-chan struct{} { return p.p.CutAtCommit(c) }
 
 var commitQuery = []byte("commit\x00")
 
-// fires reports whether a client COMMIT fires the armed cut, and the cut
-// if so; the cut is then disarmed.
-func (p *Proxy) fires(mentioned string) *commitCut {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r := p.cut
-	if r == nil || (r.Mentioning != "" && mentioned != r.Mentioning) {
-		return nil
-	}
-	if r.Skip > 0 {
-		r.Skip--
-		return nil
-	}
-	p.cut = nil
-	return r
-}
-
-func (p *Proxy) mentioning() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cut == nil {
-		return ""
-	}
-	return p.cut.Mentioning
-}
-
-func (p *Proxy) accept() {
-	defer p.wg.Done()
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		server, err := net.Dial("tcp", p.target)
-		if err != nil {
-			client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, client, server)
-		p.mu.Unlock()
-		c := &proxiedConn{client: client, server: server, cutAtReady: make(chan *commitCut, 1)}
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); p.fromClient(c) }()
-		go func() { defer p.wg.Done(); p.fromServer(c) }()
-	}
-}
-
-type proxiedConn struct {
-	client, server net.Conn
-	// cutAtReady carries a cut whose COMMIT was forwarded: the server's
-	// messages up to its next ReadyForQuery are dropped, then both ends
-	// are closed.
-	cutAtReady chan *commitCut
-	closeOnce  sync.Once
-}
-
-func (c *proxiedConn) close() {
-	c.closeOnce.Do(func() {
-		c.client.Close()
-		c.server.Close()
-	})
-}
-
-func (p *Proxy) fromClient(c *proxiedConn) {
-	defer c.close()
+// fromClient forwards the client's messages and fires the armed cut at a
+// COMMIT sent as a simple query.
+func fromClient(p *tcpproxy.Proxy, c *tcpproxy.Conn) {
+	defer c.Close()
 	// The startup message has no type byte.
 	var n [4]byte
-	if _, err := io.ReadFull(c.client, n[:]); err != nil {
+	if _, err := io.ReadFull(c.Client, n[:]); err != nil {
 		return
 	}
 	startup := make([]byte, binary.BigEndian.Uint32(n[:])-4)
-	if _, err := io.ReadFull(c.client, startup); err != nil {
+	if _, err := io.ReadFull(c.Client, startup); err != nil {
 		return
 	}
-	if _, err := c.server.Write(append(n[:], startup...)); err != nil {
+	if _, err := c.Server.Write(append(n[:], startup...)); err != nil {
 		return
 	}
 	var mentioned string // what this transaction mentioned, of interest
@@ -159,7 +62,7 @@ func (p *Proxy) fromClient(c *proxiedConn) {
 	// their text once per connection, then only Bind with the name.
 	prepared := map[string][]byte{}
 	for {
-		typ, payload, raw, err := readMessage(c.client)
+		typ, payload, raw, err := readMessage(c.Client)
 		if err != nil {
 			return
 		}
@@ -178,37 +81,40 @@ func (p *Proxy) fromClient(c *proxiedConn) {
 		if typ == 'Q' && bytes.HasPrefix(bytes.ToLower(payload), []byte("begin")) {
 			mentioned = "" // a statement outside any transaction does not count
 		}
-		if m := p.mentioning(); m != "" && bytes.Contains(text, []byte(m)) {
+		if m := p.Mentioning(); m != "" && bytes.Contains(text, []byte(m)) {
 			mentioned = m
 		}
 		if typ == 'Q' && bytes.Equal(bytes.ToLower(payload), commitQuery) {
-			r := p.fires(mentioned)
+			r := p.Fires(mentioned)
 			mentioned = ""
 			if r != nil {
 				if !r.AfterReply {
-					close(r.fired)
+					r.Done()
 					return
 				}
-				c.cutAtReady <- r
+				c.Forwarded <- r
 			}
 		}
-		if _, err := c.server.Write(raw); err != nil {
+		if _, err := c.Server.Write(raw); err != nil {
 			return
 		}
 	}
 }
 
-func (p *Proxy) fromServer(c *proxiedConn) {
-	defer c.close()
-	var pending *commitCut
+// fromServer forwards the server's messages; once a cut's COMMIT was
+// forwarded, those up to the next ReadyForQuery are dropped and both ends
+// closed.
+func fromServer(_ *tcpproxy.Proxy, c *tcpproxy.Conn) {
+	defer c.Close()
+	var pending *tcpproxy.Cut
 	for {
-		typ, _, raw, err := readMessage(c.server)
+		typ, _, raw, err := readMessage(c.Server)
 		if err != nil {
 			return
 		}
 		if pending == nil {
 			select {
-			case pending = <-c.cutAtReady:
+			case pending = <-c.Forwarded:
 			default:
 			}
 		}
@@ -216,12 +122,12 @@ func (p *Proxy) fromServer(c *proxiedConn) {
 			// The client waits for the answer to COMMIT before sending
 			// anything else, so what follows it answers COMMIT.
 			if typ == 'Z' {
-				close(pending.fired)
+				pending.Done()
 				return
 			}
 			continue
 		}
-		if _, err := c.client.Write(raw); err != nil {
+		if _, err := c.Client.Write(raw); err != nil {
 			return
 		}
 	}
@@ -239,14 +145,4 @@ func readMessage(r io.Reader) (typ byte, payload, raw []byte, err error) {
 		return 0, nil, nil, err
 	}
 	return hdr[0], raw[5:], raw, nil
-}
-
-func (p *Proxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
 }
