@@ -202,8 +202,8 @@ type HealthManager struct {
 	// ShadowDisagreementFile is shadow_disagreement_file: where the shadow
 	// keeps its last 1,000 disagreements with their datagrams, as JSON
 	// lines replay reads. Empty (the default) puts
-	// shadow-disagreements.jsonl in the directory of the last
-	// configuration file, or the working directory.
+	// shadow-disagreements.jsonl in systemd's $STATE_DIRECTORY, else in
+	// /var/lib/octavia (manager.ShadowDisagreementFile).
 	ShadowDisagreementFile string `conf:"health_manager shadow_disagreement_file,path,ours"`
 }
 
