@@ -88,14 +88,17 @@ type Manager struct {
 	healthQ  *boundq.Queue[*heartbeat.Message]
 	// shadow and shadowQ replace the updater and the watcher in shadow
 	// mode (shadow.go).
-	shadow   *shadow.Shadow
-	shadowQ  *boundq.Queue[shadow.Heartbeat]
-	statsQ   *boundq.Queue[*heartbeat.Message]
-	stats    *statsdriver.Pipeline
-	metrics  *udp.ReceiverMetrics
-	registry *prometheus.Registry
-	http     *http.Server
-	httpAddr net.Addr
+	shadow  *shadow.Shadow
+	shadowQ *boundq.Queue[shadow.Heartbeat]
+	// shadowMetrics are exported in every mode, at 0 outside shadow mode,
+	// so that dashboards and alerts find them.
+	shadowMetrics *shadow.Metrics
+	statsQ        *boundq.Queue[*heartbeat.Message]
+	stats         *statsdriver.Pipeline
+	metrics       *udp.ReceiverMetrics
+	registry      *prometheus.Registry
+	http          *http.Server
+	httpAddr      net.Addr
 	// pprof serves pprof_bind; nil when it is off.
 	pprof     *http.Server
 	pprofAddr net.Addr
@@ -147,6 +150,7 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 		m.registry.MustRegister(poolCollector{m.pool})
 	}
 	m.reloads = newReloadCounter(m.registry)
+	m.shadowMetrics = shadow.NewMetrics(m.registry)
 	m.page = statusPage(cfg, m.pool, m.log)
 	m.metrics = udp.NewReceiverMetrics(m.page.Watch(m.registry))
 	if err := m.buildHealthPath(cfg, session); err != nil {

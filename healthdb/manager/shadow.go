@@ -52,9 +52,9 @@ func (m *Manager) buildShadow(cfg *octaviaconf.Config) error {
 		Rules:  healthdb.Rules{HeartbeatInterval: hm.HeartbeatInterval},
 		Failover: shadow.FailoverRules{HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
 			Threshold: hm.FailoverThreshold, ThresholdSet: hm.FailoverThresholdSet},
-		Decide:     m.opts.ShadowDecide,
-		File:       ShadowDisagreementFile(cfg),
-		Registerer: m.registry, Logger: m.log,
+		Decide:  m.opts.ShadowDecide,
+		File:    ShadowDisagreementFile(cfg),
+		Metrics: m.shadowMetrics, Logger: m.log,
 	})
 	if err != nil {
 		return err

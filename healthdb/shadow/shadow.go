@@ -59,9 +59,9 @@ type Config struct {
 	Decide DecideFunc
 	// File is the disagreement file; empty keeps them in memory only.
 	File string
-	// Registerer receives the shadow's metrics; nil registers none.
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	// Metrics may be nil (unregistered counters).
+	Metrics *Metrics
+	Logger  *slog.Logger
 	// Now is the clock Decide judges lateness by; nil means time.Now.
 	Now func() time.Time
 }
@@ -124,11 +124,15 @@ func New(cfg Config) (*Shadow, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	metrics := cfg.Metrics
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
 	file, err := OpenLog(cfg.File, MaxKept)
 	if err != nil {
 		return nil, err
 	}
-	return &Shadow{cfg: cfg, log: log, metrics: NewMetrics(cfg.Registerer), cmp: NewComparator(), file: file}, nil
+	return &Shadow{cfg: cfg, log: log, metrics: metrics, cmp: NewComparator(), file: file}, nil
 }
 
 // Recent returns the kept disagreements, newest last.
