@@ -202,9 +202,13 @@ func StartupProblems(cfg *octaviaconf.Config, skip map[string]bool) []error {
 
 	hm := &cfg.HealthManager
 	add(failover.CheckDriverName(hm.FailoverDriver))
-	session, err := OpenstackSession(cfg)
-	add(err)
-	if err == nil {
+	var session *failover.Session
+	var err error
+	if !hm.Shadow { // shadow mode calls neither the Octavia API nor Nova
+		session, err = OpenstackSession(cfg)
+		add(err)
+	}
+	if err == nil && !hm.Shadow {
 		// computeDeleter needs the session to judge compute_nova_driver;
 		// without one, OpenstackSession has already said what is missing.
 		_, err = computeDeleter(cfg, session, slog.New(slog.DiscardHandler))

@@ -138,9 +138,13 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 	if err := failover.CheckDriverName(hm.FailoverDriver); err != nil {
 		return nil, err
 	}
-	session, err := OpenstackSession(cfg)
-	if err != nil {
-		return nil, err
+	// Shadow mode fails nothing over and deletes nothing: it needs no
+	// Keystone credentials.
+	var session *failover.Session
+	if !hm.Shadow {
+		if session, err = OpenstackSession(cfg); err != nil {
+			return nil, err
+		}
 	}
 	if err := m.openPool(ctx, cfg); err != nil {
 		return nil, err
