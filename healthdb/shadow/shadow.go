@@ -250,7 +250,13 @@ func (s *Shadow) Heartbeats(ctx context.Context, hbs []Heartbeat) error {
 		if topo == nil {
 			topo = &healthdb.Topology{AmphoraID: id}
 		}
-		d := s.cfg.Decide(topo, msg, now, s.cfg.Rules)
+		// Decided as of the heartbeat's arrival: the shadow's own queueing
+		// delay is not Octavia's, and must not make a heartbeat late.
+		at := msg.RecvTime
+		if at.IsZero() {
+			at = now
+		}
+		d := s.cfg.Decide(topo, msg, at, s.cfg.Rules)
 		o := Observation{AmphoraID: id, Time: now, Topology: topo, Decision: d, Seq: msg.Seq, HasSeq: msg.HasSeq,
 			Health: health[id], Stats: byAmphora[id], Deltas: map[string]Counters{}, Cause: causeOf(hb)}
 		if o.Stats == nil {
