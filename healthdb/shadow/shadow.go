@@ -262,13 +262,20 @@ func (s *Shadow) Heartbeats(ctx context.Context, hbs []Heartbeat) error {
 		if o.Stats == nil {
 			o.Stats = map[string]Counters{}
 		}
+		odd := false // Octavia's statistics path fails on the message, part-way
 		for i := range msg.Listeners {
 			l := &msg.Listeners[i]
-			if l.HasStats {
-				o.Deltas[l.ID] = Counters{l.Stats.RX, l.Stats.TX, l.Stats.TotConns, l.Stats.EReq}
+			if !l.HasStats || l.NotObject || l.StatsUnwritable != "" || l.IDLoneSurrogate {
+				odd = true
 			}
+			o.Deltas[l.ID] = Counters{l.Stats.RX, l.Stats.TX, l.Stats.TotConns, l.Stats.EReq}
 		}
-		if len(msg.Listeners) == 0 && len(o.Stats) == 0 {
+		// Octavia adds the counters of version 3 on, and writes those of
+		// earlier versions over the row.
+		o.Absolute = !msg.HasVersion || msg.Version < 3
+		if len(msg.Listeners) == 0 && len(o.Stats) == 0 || msg.VersionNotComparable || msg.VersionNaN || odd ||
+			msg.ListenersOdd.Kind != heartbeat.KindNormal || msg.AmphoraIDLoneSurrogate {
+			// Not compared; the next heartbeat starts the comparison again.
 			o.Stats = nil
 		}
 		s.metrics.Compared.Inc()
