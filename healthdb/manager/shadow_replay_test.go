@@ -14,6 +14,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/shadow"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/statsdriver"
 )
 
 // A disagreement file is a capture replay applies: each kept datagram
@@ -51,7 +52,7 @@ func TestReplayReadsTheDisagreementFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stats, err := newStats(cfg, nil, nil, log, prometheus.NewRegistry(), nil, true)
+	stats, err := newStats(cfg, nil, nil, statsdriver.PostgreSQL, log, prometheus.NewRegistry(), nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
