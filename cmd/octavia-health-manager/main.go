@@ -67,6 +67,7 @@ func newApp() *cli.App {
 			migrateCommand(),
 			replayCommand(),
 			loadgenCommand(),
+			shadowReportCommand(),
 		},
 		ExitErrHandler: func(_ *cli.Context, err error) {
 			var coder cli.ExitCoder
