@@ -23,14 +23,14 @@ import (
 // and counted them as it does. It never waits on the database: the reader
 // calls Forward straight after reading.
 type Forwarder struct {
-	conn     *net.UDPConn
-	dests    []netip.AddrPort
-	names    []string
-	next     atomic.Uint64
-	sent     []prometheus.Counter
-	failed   []prometheus.Counter
-	limiter  *logLimiter
-	logger   *slog.Logger
+	conn    *net.UDPConn
+	dests   []netip.AddrPort
+	names   []string
+	next    atomic.Uint64
+	sent    []prometheus.Counter
+	failed  []prometheus.Counter
+	limiter *logLimiter
+	logger  *slog.Logger
 }
 
 // ForwarderMetrics are the forwarder's Prometheus metrics, labelled by
