@@ -195,6 +195,11 @@ type HealthManager struct {
 	// well-formed heartbeat has, where Octavia applies it in whole or in
 	// part. Default false (Octavia's behaviour).
 	StrictHeartbeats bool `conf:"health_manager strict_heartbeats,boolean,ours"`
+	// ShadowForwardTo is shadow_forward_to: "host:port" entries (the
+	// syntax of controller_ip_port_list) of the real controllers a shadow
+	// listed among the amphorae's controllers forwards every datagram to,
+	// unchanged, in turn (docs/shadow.md). Default empty: no forwarding.
+	ShadowForwardTo []string `conf:"health_manager shadow_forward_to,list,ours"`
 }
 
 // ServiceAuth holds the [service_auth] section: the Keystone credentials
@@ -382,6 +387,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r.str("health_manager", "failover_driver", &hm.FailoverDriver)
 	r.boolean("health_manager", "failover_breaker_hold", &hm.FailoverBreakerHold)
 	r.boolean("health_manager", "strict_heartbeats", &hm.StrictHeartbeats)
+	r.list("health_manager", "shadow_forward_to", &hm.ShadowForwardTo)
 
 	sa := &cfg.ServiceAuth
 	r.str("service_auth", "auth_url", &sa.AuthURL)
@@ -429,5 +435,5 @@ var healthManagerOptions = []string{
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "pprof_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "topology_cache_seconds", "queue_size",
 	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
-	"failover_breaker_hold", "strict_heartbeats",
+	"failover_breaker_hold", "strict_heartbeats", "shadow_forward_to",
 }
