@@ -64,6 +64,7 @@ func newApp() *cli.App {
 			migrateCommand(),
 			replayCommand(),
 			loadgenCommand(),
+			shadowReportCommand(),
 		},
 		ExitErrHandler: func(_ *cli.Context, err error) {
 			var coder cli.ExitCoder

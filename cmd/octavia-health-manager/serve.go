@@ -25,6 +25,8 @@ func serveCommand() *cli.Command {
 			"them to the [database] connection as Octavia's health manager does.\n" +
 			"SIGTERM/SIGINT drain and exit; SIGHUP reloads keys, replay_window, the statistics\n" +
 			"drivers and the log level.",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "shadow",
+			Usage: "shadow mode: write nothing, compare decisions with Octavia's health manager ([health_manager] shadow, docs/shadow.md)"}},
 		Action: runServe,
 	}
 }
@@ -51,6 +53,7 @@ func runServe(c *cli.Context) error {
 			return oslolog.FromCLI(c, c.App.Name, cfg.Default.Debug, cfg.Default.Logging)
 		},
 		setDefault: true,
+		shadow:     c.Bool("shadow"),
 	})
 }
 
@@ -72,6 +75,9 @@ type daemonOptions struct {
 	// extraStats are statistics drivers added to the configured ones
 	// (tests use them).
 	extraStats []statsdriver.Driver
+	// shadow is serve --shadow: [health_manager] shadow, whatever the
+	// files say.
+	shadow bool
 }
 
 // runDaemon reads the config files and runs the pipeline
@@ -108,6 +114,7 @@ func runDaemon(ctx context.Context, opts daemonOptions) error {
 			return nil, err
 		}
 		cfg.Default.Debug = logging(cfg).Debug
+		cfg.HealthManager.Shadow = cfg.HealthManager.Shadow || opts.shadow
 		return cfg, nil
 	}
 	if cfg, err = load(); err != nil {

@@ -26,6 +26,17 @@ import (
 // NewPool makes a pool for [database] connection with [database]
 // max_pool_size connections (at least minConns). It does not connect.
 func NewPool(ctx context.Context, cfg *octaviaconf.Config, minConns int) (*pgxpool.Pool, error) {
+	return newPool(ctx, cfg, minConns, false)
+}
+
+// NewReadOnlyPool is NewPool whose sessions are read-only
+// (default_transaction_read_only): any write fails, whatever the code
+// asks (shadow mode, docs/shadow.md).
+func NewReadOnlyPool(ctx context.Context, cfg *octaviaconf.Config, minConns int) (*pgxpool.Pool, error) {
+	return newPool(ctx, cfg, minConns, true)
+}
+
+func newPool(ctx context.Context, cfg *octaviaconf.Config, minConns int, readOnly bool) (*pgxpool.Pool, error) {
 	if cfg.Database.Connection == "" {
 		return nil, fmt.Errorf("[database] connection is not set")
 	}
@@ -34,6 +45,9 @@ func NewPool(ctx context.Context, cfg *octaviaconf.Config, minConns int) (*pgxpo
 		return nil, fmt.Errorf("[database] connection %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
 	}
 	pcfg.MaxConns = int32(max(cfg.Database.MaxPoolSize, minConns))
+	if readOnly {
+		pcfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %v", octaviaconf.RedactURL(cfg.Database.Connection), err)
@@ -188,9 +202,13 @@ func StartupProblems(cfg *octaviaconf.Config, skip map[string]bool) []error {
 
 	hm := &cfg.HealthManager
 	add(failover.CheckDriverName(hm.FailoverDriver))
-	session, err := OpenstackSession(cfg)
-	add(err)
-	if err == nil {
+	var session *failover.Session
+	var err error
+	if !hm.Shadow { // shadow mode calls neither the Octavia API nor Nova
+		session, err = OpenstackSession(cfg)
+		add(err)
+	}
+	if err == nil && !hm.Shadow {
 		// computeDeleter needs the session to judge compute_nova_driver;
 		// without one, OpenstackSession has already said what is missing.
 		_, err = computeDeleter(cfg, session, slog.New(slog.DiscardHandler))

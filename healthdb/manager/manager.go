@@ -18,6 +18,7 @@ import (
 	"github.com/octavia-vpp/health/healthdb/failover"
 	"github.com/octavia-vpp/health/healthdb/manager/statuspage"
 	"github.com/octavia-vpp/health/healthdb/pgstore"
+	"github.com/octavia-vpp/health/healthdb/shadow"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/heartbeat/udp"
 	"github.com/octavia-vpp/health/internal/boundq"
@@ -47,6 +48,9 @@ type Options struct {
 	// Stores, when set, replace the PostgreSQL wiring: no pool is made and
 	// [database] connection is not read. Nil keeps PostgreSQL.
 	Stores *Stores
+	// ShadowDecide, when set, replaces the status procedure in shadow mode
+	// (tests inject a rule difference with it); nil is healthdb.Decide.
+	ShadowDecide shadow.DecideFunc
 }
 
 // Stores are the storage the pipeline runs on instead of PostgreSQL
@@ -59,6 +63,8 @@ type Stores struct {
 	// StatsSink receives stats_db's aggregated flushes; nil makes a
 	// configured stats_db a start-up error, as without a database.
 	StatsSink statsdriver.FlushSink
+	// Shadow is what shadow mode reads ([health_manager] shadow).
+	Shadow shadow.Reader
 }
 
 // Manager is the running health manager: receiver -> health and stats
@@ -80,12 +86,19 @@ type Manager struct {
 	skew     *healthdb.ClockSkewCheck
 	page     *statuspage.Page
 	healthQ  *boundq.Queue[*heartbeat.Message]
-	statsQ   *boundq.Queue[*heartbeat.Message]
-	stats    *statsdriver.Pipeline
-	metrics  *udp.ReceiverMetrics
-	registry *prometheus.Registry
-	http     *http.Server
-	httpAddr net.Addr
+	// shadow and shadowQ replace the updater and the watcher in shadow
+	// mode (shadow.go).
+	shadow  *shadow.Shadow
+	shadowQ *boundq.Queue[shadow.Heartbeat]
+	// shadowMetrics are exported in every mode, at 0 outside shadow mode,
+	// so that dashboards and alerts find them.
+	shadowMetrics *shadow.Metrics
+	statsQ        *boundq.Queue[*heartbeat.Message]
+	stats         *statsdriver.Pipeline
+	metrics       *udp.ReceiverMetrics
+	registry      *prometheus.Registry
+	http          *http.Server
+	httpAddr      net.Addr
 	// pprof serves pprof_bind; nil when it is off.
 	pprof     *http.Server
 	pprofAddr net.Addr
@@ -128,9 +141,13 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 	if err := failover.CheckDriverName(hm.FailoverDriver); err != nil {
 		return nil, err
 	}
-	session, err := OpenstackSession(cfg)
-	if err != nil {
-		return nil, err
+	// Shadow mode fails nothing over and deletes nothing: it needs no
+	// Keystone credentials.
+	var session *failover.Session
+	if !hm.Shadow {
+		if session, err = OpenstackSession(cfg); err != nil {
+			return nil, err
+		}
 	}
 	if err := m.openPool(ctx, cfg); err != nil {
 		return nil, err
@@ -140,6 +157,7 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 		m.registry.MustRegister(poolCollector{m.pool})
 	}
 	m.reloads = newReloadCounter(m.registry)
+	m.shadowMetrics = shadow.NewMetrics(m.registry)
 	m.page = statusPage(cfg, m.pool, m.log)
 	m.metrics = udp.NewReceiverMetrics(m.page.Watch(m.registry))
 	if err := m.buildHealthPath(cfg, session); err != nil {
@@ -171,6 +189,9 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 // watcher, which fails stale amphorae over, and the clock skew check.
 func (m *Manager) buildHealthPath(cfg *octaviaconf.Config, session *failover.Session) error {
 	hm := &cfg.HealthManager
+	if hm.Shadow {
+		return m.buildShadow(cfg)
+	}
 	deleter, err := computeDeleter(cfg, session, m.log)
 	if err != nil {
 		return err
@@ -227,7 +248,14 @@ func (m *Manager) buildQueues(cfg *octaviaconf.Config) error {
 	if m.opts.Stores != nil {
 		sink = m.opts.Stores.StatsSink
 	}
-	m.stats, err = newStats(cfg, m.pool, sink, m.log, m.registry, m.opts.ExtraStats, false)
+	extra := m.opts.ExtraStats
+	if cfg.HealthManager.Shadow {
+		// Shadow mode writes no statistics: no driver at all.
+		noStats := *cfg
+		noStats.ControllerWorker.StatisticsDrivers = nil
+		cfg, extra = &noStats, nil
+	}
+	m.stats, err = newStats(cfg, m.pool, sink, m.log, m.registry, extra, false)
 	return err
 }
 
@@ -240,7 +268,7 @@ func (m *Manager) openPool(ctx context.Context, cfg *octaviaconf.Config) error {
 		return err
 	}
 	var err error
-	if m.pool, err = NewPool(ctx, cfg, 2); err != nil {
+	if m.pool, err = newPool(ctx, cfg, 2, cfg.HealthManager.Shadow); err != nil {
 		return err
 	}
 	if err := m.pool.Ping(ctx); err != nil {
@@ -281,6 +309,7 @@ func (m *Manager) buildReceiver(ctx context.Context, cfg *octaviaconf.Config) er
 		Check:   func(msg *heartbeat.Message) error { return m.replay.Check(msg, msg.RecvTime) },
 		Forward: forward,
 		Deliver: m.deliver,
+		Raw:     m.rawHook(hm.Shadow),
 		// Heartbeats lost unopened make rows look stale as surely as a
 		// full health queue: the same self-health rule holds failovers.
 		Lost:    func(int) { m.observer.WorkDropped(time.Now()) },
@@ -305,6 +334,9 @@ func (m *Manager) deliver(msg *heartbeat.Message) {
 	now := time.Now()
 	m.life.delivered.Add(1)
 	m.observer.HeartbeatReceived(now)
+	if m.shadow != nil {
+		return // queued with its datagram by shadowDatagram
+	}
 	if n := len(m.healthQ.Put(msg)); n > 0 {
 		m.metrics.Dropped.WithLabelValues("health", "queue_full").Add(float64(n))
 		m.observer.WorkDropped(now)
@@ -340,12 +372,22 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	drainCtx, cancelDrain := context.WithCancel(context.Background())
 	defer cancelDrain()
-	updaterDone := goDone(func() { m.updater.Run(drainCtx, m.healthQ.C(), m.batchDone) })
+	updaterDone := goDone(func() {
+		if m.shadow != nil {
+			m.shadow.Run(drainCtx, m.shadowQ.C())
+			return
+		}
+		m.updater.Run(drainCtx, m.healthQ.C(), m.batchDone)
+	})
 	statsDone := goDone(func() { m.stats.Run(drainCtx, m.statsQ.C(), drainTimeout/2) })
 	receiverDone := goDone(func() { m.receiver.Run(ctx) })
 	// The watcher stops with the receiver; failover requests under way are
 	// cancelled and their claims released before the pool closes.
-	watcherDone := goDone(func() { m.watcher.Run(ctx) })
+	watcherDone := goDone(func() {
+		if m.watcher != nil {
+			m.watcher.Run(ctx)
+		}
+	})
 	skewDone := goDone(func() {
 		if m.skew != nil {
 			m.skew.Run(ctx)
@@ -364,6 +406,9 @@ func (m *Manager) Run(ctx context.Context) error {
 			<-skewDone
 			m.healthQ.Close()
 			m.statsQ.Close()
+			if m.shadowQ != nil {
+				m.shadowQ.Close()
+			}
 			timer := time.AfterFunc(drainTimeout, cancelDrain)
 			<-updaterDone
 			<-statsDone

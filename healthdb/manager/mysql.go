@@ -31,7 +31,11 @@ func (m *Manager) openMySQL(ctx context.Context, cfg *octaviaconf.Config) (isMyS
 	// Every new connection checks the server's version, so that a
 	// database address moved to an older node later is refused too: its
 	// writes then fail, and are counted, never a failover.
-	c, err := mysqlconf.NewConnector(mysqlstore.Config(cfg.Database.MySQL), checkMySQLVersion)
+	connect := mysqlconf.NewConnector
+	if cfg.HealthManager.Shadow {
+		connect = mysqlconf.NewReadOnlyConnector
+	}
+	c, err := connect(mysqlstore.Config(cfg.Database.MySQL), checkMySQLVersion)
 	if err != nil {
 		return true, fmt.Errorf("[database] connection %s: %v", where, err)
 	}
@@ -48,7 +52,7 @@ func (m *Manager) openMySQL(ctx context.Context, cfg *octaviaconf.Config) (isMyS
 	}
 	s := mysqlstore.New(db)
 	m.mysqlDB = db
-	m.opts.Stores = &Stores{Updater: s, Watcher: s, StatsSink: statsdriver.NewMySQLSink(db)}
+	m.opts.Stores = &Stores{Updater: s, Watcher: s, StatsSink: statsdriver.NewMySQLSink(db), Shadow: s}
 	return true, nil
 }
 

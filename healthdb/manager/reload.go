@@ -51,7 +51,7 @@ func (m *Manager) reloadConfig() {
 		failed(err)
 		return
 	}
-	if err := m.stats.SetDrivers(cfg.ControllerWorker.StatisticsDrivers); err != nil {
+	if err := m.stats.SetDrivers(statisticsDrivers(cfg)); err != nil {
 		failed(err)
 		return
 	}

@@ -106,6 +106,8 @@ type Store struct {
 	pools     map[string]*Pool
 	members   map[string]*Member
 	health    map[string]*Health
+	// listenerStats: listener_statistics by (listener id, amphora id).
+	listenerStats map[[2]string]healthdb.ListenerStatsRow
 }
 
 var (
@@ -483,3 +485,59 @@ func (s *Store) LoadBalancerOfClaim(_ context.Context, amphoraID string) (lbID, 
 // claim's outcome unknown, so no transaction id is ever asked about; any
 // is answered as aborted (nothing to release).
 func (s *Store) TxStatus(context.Context, int64) (string, error) { return healthdb.TxAborted, nil }
+
+// ReadAmphoraHealth returns the amphora_health rows of the given amphorae
+// (all when ids is nil) with their amphorae's statuses, for shadow mode.
+func (s *Store) ReadAmphoraHealth(_ context.Context, amphoraIDs []string) ([]healthdb.AmphoraHealthRow, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []healthdb.AmphoraHealthRow
+	add := func(id string, h *Health) {
+		row := healthdb.AmphoraHealthRow{AmphoraID: id, LastUpdate: h.LastUpdate, Busy: h.Busy}
+		if a := s.amphorae[id]; a != nil {
+			row.Status = a.Status
+		}
+		out = append(out, row)
+	}
+	if amphoraIDs == nil {
+		for id, h := range s.health {
+			add(id, h)
+		}
+	}
+	for _, id := range amphoraIDs {
+		if h := s.health[id]; h != nil {
+			add(id, h)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].AmphoraID < out[j].AmphoraID })
+	return out, dbTime(s.now()), nil
+}
+
+// PutListenerStats sets a listener_statistics row.
+func (s *Store) PutListenerStats(r healthdb.ListenerStatsRow) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listenerStats == nil {
+		s.listenerStats = map[[2]string]healthdb.ListenerStatsRow{}
+	}
+	s.listenerStats[[2]string{r.ListenerID, r.AmphoraID}] = r
+}
+
+// ReadListenerStatistics returns the listener_statistics rows of the
+// given amphorae, for shadow mode.
+func (s *Store) ReadListenerStatistics(_ context.Context, amphoraIDs []string) ([]healthdb.ListenerStatsRow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := make(map[string]bool, len(amphoraIDs))
+	for _, id := range amphoraIDs {
+		want[id] = true
+	}
+	var out []healthdb.ListenerStatsRow
+	for _, r := range s.listenerStats {
+		if want[r.AmphoraID] {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ListenerID < out[j].ListenerID })
+	return out, nil
+}

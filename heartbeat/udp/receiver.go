@@ -52,6 +52,10 @@ type ReceiverConfig struct {
 	Forward func(datagram []byte)
 	// Deliver receives each accepted message, from the worker goroutines.
 	Deliver func(*heartbeat.Message)
+	// Raw, when set, is called before Deliver with the accepted message's
+	// datagram and source (shadow mode keeps them); the datagram's memory
+	// is reused after it returns.
+	Raw func(msg *heartbeat.Message, datagram []byte, from netip.AddrPort)
 	// Lost, if set, is told whenever datagrams were discarded before they
 	// could be opened: the socket's receive buffer overflowed (the kernel
 	// dropped them) or the queue was full. Valid heartbeats may be among
@@ -262,6 +266,9 @@ func (r *Receiver) open(d datagram) {
 			key = "previous"
 		}
 		m.Accepted.WithLabelValues(key, v.Form.String()).Inc()
+	}
+	if r.cfg.Raw != nil {
+		r.cfg.Raw(msg, d.data, d.from)
 	}
 	r.cfg.Deliver(msg)
 }

@@ -27,9 +27,22 @@ func NewConnector(cfg *mysql.Config, check func(version string) error) (driver.C
 	return &checkedConnector{Connector: c, check: check}, nil
 }
 
+// NewReadOnlyConnector is NewConnector whose sessions are read-only (SET
+// SESSION TRANSACTION READ ONLY, on MySQL and MariaDB alike): any write
+// fails, whatever the code asks (shadow mode, docs/shadow.md).
+func NewReadOnlyConnector(cfg *mysql.Config, check func(version string) error) (driver.Connector, error) {
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &checkedConnector{Connector: c, check: check, init: []string{"SET SESSION TRANSACTION READ ONLY"}}, nil
+}
+
 type checkedConnector struct {
 	driver.Connector
 	check func(string) error
+	// init runs on each new connection, after the version check.
+	init []string
 }
 
 func (c *checkedConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -41,6 +54,16 @@ func (c *checkedConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err == nil {
 		if err = c.check(v); err != nil {
 			err = fmt.Errorf("%w: %w", ErrServerTooOld, err)
+		}
+	}
+	for _, stmt := range c.init {
+		if err != nil {
+			break
+		}
+		if x, ok := conn.(driver.ExecerContext); !ok {
+			err = errors.New("the driver cannot execute " + stmt)
+		} else if _, err = x.ExecContext(ctx, stmt, nil); err != nil {
+			err = fmt.Errorf("%s: %w", stmt, err)
 		}
 	}
 	if err != nil {

@@ -195,6 +195,16 @@ type HealthManager struct {
 	// well-formed heartbeat has, where Octavia applies it in whole or in
 	// part. Default false (Octavia's behaviour).
 	StrictHeartbeats bool `conf:"health_manager strict_heartbeats,boolean,ours"`
+	// Shadow is shadow: run beside Octavia's own health manager on the
+	// same database, read-only, and report every decision that differs
+	// from what it wrote (docs/shadow.md). Default false.
+	Shadow bool `conf:"health_manager shadow,boolean,ours"`
+	// ShadowDisagreementFile is shadow_disagreement_file: where the shadow
+	// keeps its last 1,000 disagreements with their datagrams, as JSON
+	// lines replay reads. Empty (the default) puts
+	// shadow-disagreements.jsonl in systemd's $STATE_DIRECTORY, else in
+	// /var/lib/octavia (manager.ShadowDisagreementFile).
+	ShadowDisagreementFile string `conf:"health_manager shadow_disagreement_file,path,ours"`
 	// ShadowForwardTo is shadow_forward_to: "host:port" entries (the
 	// syntax of controller_ip_port_list) of the real controllers a shadow
 	// listed among the amphorae's controllers forwards every datagram to,
@@ -387,6 +397,8 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r.str("health_manager", "failover_driver", &hm.FailoverDriver)
 	r.boolean("health_manager", "failover_breaker_hold", &hm.FailoverBreakerHold)
 	r.boolean("health_manager", "strict_heartbeats", &hm.StrictHeartbeats)
+	r.boolean("health_manager", "shadow", &hm.Shadow)
+	r.str("health_manager", "shadow_disagreement_file", &hm.ShadowDisagreementFile)
 	r.list("health_manager", "shadow_forward_to", &hm.ShadowForwardTo)
 
 	sa := &cfg.ServiceAuth
@@ -435,5 +447,5 @@ var healthManagerOptions = []string{
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "pprof_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "topology_cache_seconds", "queue_size",
 	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
-	"failover_breaker_hold", "strict_heartbeats", "shadow_forward_to",
+	"failover_breaker_hold", "strict_heartbeats", "shadow", "shadow_disagreement_file", "shadow_forward_to",
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/healthdb/memstore"
+	"github.com/octavia-vpp/health/healthdb/shadow"
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/statsdriver"
@@ -56,7 +57,7 @@ func MemStores() (*memstore.Store, *statsdriver.MemorySink, *manager.Stores) {
 	s.PutListener(memstore.Listener{ID: "l-1", LoadBalancerID: "lb-1", Protocol: "HTTP", OperatingStatus: "OFFLINE",
 		Enabled: true, DefaultPoolID: "pool-1"})
 	sink := statsdriver.NewMemorySink()
-	return s, sink, &manager.Stores{Updater: s, Watcher: s, StatsSink: sink}
+	return s, sink, &manager.Stores{Updater: s, Watcher: s, StatsSink: sink, Shadow: s}
 }
 
 // TypicalHeartbeat is one V3 heartbeat for SeedOneLB's load balancer.
@@ -78,6 +79,8 @@ type Options struct {
 	Stores *manager.Stores
 	// Reload, when sent to, makes the manager read Files again (SIGHUP).
 	Reload <-chan struct{}
+	// ShadowDecide replaces the status procedure in shadow mode.
+	ShadowDecide shadow.DecideFunc
 	// ready is called once the manager listens.
 	ready func(*manager.Manager)
 }
@@ -99,6 +102,7 @@ func Run(ctx context.Context, opts Options) error {
 		Reload: opts.Reload,
 		Load:   func() (*octaviaconf.Config, error) { return octaviaconf.Load(opts.Files...) },
 		Ready:  opts.ready, ExtraStats: opts.ExtraStats, Stores: opts.Stores,
+		ShadowDecide: opts.ShadowDecide,
 	})
 	if err != nil {
 		return err

@@ -29,6 +29,8 @@ type Snapshot struct {
 	TransitionsTotal int64            `json:"transitions_total"`
 	Failovers        []FailoverView   `json:"failovers"`
 	FailoversTotal   int64            `json:"failovers_total"`
+	// Shadow is set in shadow mode.
+	Shadow *ShadowView `json:"shadow,omitempty"`
 }
 
 // Fleet is the summary line.

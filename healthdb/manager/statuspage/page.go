@@ -66,6 +66,7 @@ type Page struct {
 	fetch func(context.Context, query) (*dbView, error)
 
 	mu       sync.Mutex
+	shadow   ShadowSource
 	snap     *Snapshot
 	until    time.Time
 	building chan struct{}
@@ -179,6 +180,7 @@ func (p *Page) build(ctx context.Context, now time.Time) *Snapshot {
 	}
 	f.Counters = counters
 	f.HeartbeatRate, f.RejectRate, f.RatesKnown = p.rates.observe(now, counters)
+	s.Shadow = p.shadowView()
 
 	transitions, tTotal := p.transitions.newestFirst()
 	failovers, fTotal := p.failovers.newestFirst()

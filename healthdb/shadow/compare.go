@@ -1,0 +1,446 @@
+package shadow
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/octavia-vpp/health/healthdb"
+)
+
+// Kind is what a disagreement is about.
+type Kind string
+
+// The kinds of disagreement (docs/shadow.md says what each means).
+const (
+	// KindStatus: a load balancer, listener, pool or member
+	// operating_status differs from ours at two heartbeats in a row.
+	KindStatus Kind = "status"
+	// KindHealth: we would refresh an amphora's amphora_health row and its
+	// last_update did not advance, or the reverse, two heartbeats in a row.
+	KindHealth Kind = "health"
+	// KindFailover: we would fail an amphora over and Octavia did not
+	// within heartbeat_timeout + health_check_interval, or Octavia claimed
+	// one we would keep.
+	KindFailover Kind = "failover"
+	// KindStatistics: listener_statistics sums drifted from ours by more
+	// than one heartbeat's deltas.
+	KindStatistics Kind = "statistics"
+)
+
+// Kinds lists every kind, in the order reports print them.
+var Kinds = []Kind{KindStatus, KindHealth, KindFailover, KindStatistics}
+
+// Disagreement is one decision of ours that Octavia's manager did not
+// make. It is a JSON line of the disagreement file: "b64" and "srcaddr"
+// make it a line replay reads.
+type Disagreement struct {
+	Time time.Time `json:"time"`
+	Kind Kind      `json:"kind"`
+	// Entity is the table ("load_balancer", "listener", "pool", "member",
+	// "amphora_health", "amphora", "listener_statistics") and ID the row.
+	Entity    string `json:"entity"`
+	ID        string `json:"id"`
+	AmphoraID string `json:"amphora_id"`
+	// Ours and Octavia are the two values.
+	Ours    string `json:"ours"`
+	Octavia string `json:"octavia"`
+	// Message describes the heartbeat that caused our decision.
+	Message string `json:"message"`
+	// B64 is that heartbeat's datagram, base64, as replay reads it.
+	B64     string `json:"b64,omitempty"`
+	SrcAddr string `json:"srcaddr,omitempty"`
+}
+
+func (d Disagreement) String() string {
+	return fmt.Sprintf("%s %s %s (amphora %s): ours %s, Octavia's %s; %s", d.Kind, d.Entity, d.ID, d.AmphoraID,
+		d.Ours, d.Octavia, d.Message)
+}
+
+// Cause is the heartbeat behind a decision, as disagreements cite it.
+type Cause struct {
+	Message string
+	B64     string
+	SrcAddr string
+}
+
+// Counters are the listener_statistics counters a heartbeat adds to
+// (active_connections is a gauge Octavia replaces, and is not compared).
+type Counters struct {
+	BytesIn, BytesOut, TotalConns, RequestErrors int64
+}
+
+func (c Counters) add(o Counters) Counters {
+	return Counters{c.BytesIn + o.BytesIn, c.BytesOut + o.BytesOut, c.TotalConns + o.TotalConns, c.RequestErrors + o.RequestErrors}
+}
+
+func (c Counters) sub(o Counters) Counters {
+	return Counters{c.BytesIn - o.BytesIn, c.BytesOut - o.BytesOut, c.TotalConns - o.TotalConns, c.RequestErrors - o.RequestErrors}
+}
+
+// within reports whether every counter lies in [0, limit].
+func (c Counters) within(limit Counters) bool {
+	in := func(v, l int64) bool { return v >= 0 && v <= l }
+	return in(c.BytesIn, limit.BytesIn) && in(c.BytesOut, limit.BytesOut) &&
+		in(c.TotalConns, limit.TotalConns) && in(c.RequestErrors, limit.RequestErrors)
+}
+
+func (c Counters) String() string {
+	return fmt.Sprintf("bytes_in=%d bytes_out=%d total_connections=%d request_errors=%d",
+		c.BytesIn, c.BytesOut, c.TotalConns, c.RequestErrors)
+}
+
+// Observation is one heartbeat as the shadow saw it: the rows read when
+// it arrived (what Octavia's manager had written so far) and our
+// decision on them.
+type Observation struct {
+	AmphoraID string
+	Time      time.Time
+	// Topology is the amphora's topology as read before deciding.
+	Topology *healthdb.Topology
+	Decision healthdb.Decision
+	// Health is the amphora's amphora_health row; nil when there is none.
+	Health *healthdb.AmphoraHealthRow
+	// Seq is the heartbeat's "seq" (HasSeq false without one): a gap
+	// means heartbeats went to other controllers, and the statistics
+	// comparison starts again.
+	Seq    int64
+	HasSeq bool
+	// Stats are the amphora's listener_statistics sums by listener id, as
+	// read; Deltas what this heartbeat reports per listener. Nil Stats
+	// skips the statistics comparison.
+	Stats  map[string]Counters
+	Deltas map[string]Counters
+	Cause  Cause
+}
+
+// FailoverRules are the stale-amphora rules' settings.
+type FailoverRules struct {
+	HeartbeatTimeout, HealthCheckInterval time.Duration
+	// Threshold is failover_threshold when ThresholdSet: with at least
+	// this many stale amphorae none is failed over.
+	Threshold    int
+	ThresholdSet bool
+}
+
+// Comparator holds the comparison rules and their state. It does no I/O
+// and is not safe for concurrent use.
+type Comparator struct {
+	statuses  map[string]*statusTrack // entity/id
+	health    map[string]*healthTrack
+	stats     map[string]*statsTrack
+	causes    map[string]Cause // amphora id -> its last heartbeat
+	failovers map[string]*failoverTrack
+	busy      map[string]bool // amphorae seen busy at the last poll
+}
+
+// NewComparator returns a comparator with nothing seen yet.
+func NewComparator() *Comparator {
+	return &Comparator{statuses: map[string]*statusTrack{}, health: map[string]*healthTrack{},
+		stats: map[string]*statsTrack{}, causes: map[string]Cause{}, failovers: map[string]*failoverTrack{},
+		busy: map[string]bool{}}
+}
+
+// statusTrack is one entity's status: the value our last decision left it
+// at, and how many heartbeats in a row the database has differed.
+type statusTrack struct {
+	expected  string
+	cause     Cause
+	amphora   string
+	differing int
+	reported  bool
+}
+
+type healthTrack struct {
+	wouldWrite bool
+	hadRow     bool
+	last       time.Time
+	differing  int
+	reported   bool
+	cause      Cause
+}
+
+type statsTrack struct {
+	seq    int64
+	base   map[string]Counters // V0: read at the first heartbeat
+	first  map[string]Counters // d0: the first heartbeat's deltas
+	summed map[string]Counters // deltas of the heartbeats since, but not the newest
+}
+
+type failoverTrack struct {
+	since    time.Time
+	reported bool
+}
+
+// Heartbeat compares what the database shows at a heartbeat's arrival
+// with what our decision on the amphora's previous heartbeat expected,
+// then records this heartbeat's expectations. It returns the new
+// disagreements.
+func (c *Comparator) Heartbeat(o Observation) []Disagreement {
+	var out []Disagreement
+	out = append(out, c.compareStatuses(o)...)
+	out = append(out, c.compareHealth(o)...)
+	out = append(out, c.compareStats(o)...)
+	c.causes[o.AmphoraID] = o.Cause
+	return out
+}
+
+func (c *Comparator) compareStatuses(o Observation) []Disagreement {
+	var out []Disagreement
+	lb := o.Topology.LB
+	if lb == nil {
+		return nil
+	}
+	observed := observedStatuses(lb)
+	keys := make([]string, 0, len(observed))
+	for k := range observed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		t := c.statuses[k]
+		if t == nil {
+			continue
+		}
+		if strings.EqualFold(t.expected, observed[k]) {
+			t.differing, t.reported = 0, false
+			continue
+		}
+		// A single difference is a race: Octavia may have applied the
+		// newest heartbeat before we read, or not yet applied the last.
+		t.differing++
+		if t.differing >= 2 && !t.reported {
+			t.reported = true
+			entity, id, _ := strings.Cut(k, "/")
+			out = append(out, Disagreement{Time: o.Time, Kind: KindStatus, Entity: entity, ID: id, AmphoraID: t.amphora,
+				Ours: t.expected, Octavia: observed[k], Message: t.cause.Message, B64: t.cause.B64, SrcAddr: t.cause.SrcAddr})
+		}
+	}
+	// This heartbeat's decision, applied to what was read, is what the
+	// database should hold at the next one.
+	expected := observed
+	d := &o.Decision
+	set := func(entity string, changes []healthdb.StatusChange) {
+		for _, ch := range changes {
+			expected[entity+"/"+ch.ID] = ch.To
+		}
+	}
+	set("listener", d.Listeners)
+	set("pool", d.Pools)
+	set("member", d.Members)
+	if d.LoadBalancer != nil {
+		expected["load_balancer/"+d.LoadBalancer.ID] = d.LoadBalancer.To
+	}
+	for k, v := range expected {
+		t := c.statuses[k]
+		if t == nil {
+			t = &statusTrack{}
+			c.statuses[k] = t
+		}
+		t.expected, t.amphora = v, o.AmphoraID
+		t.cause = o.Cause
+		t.cause.Message = describeCause(o.Cause.Message, k, d)
+	}
+	return out
+}
+
+// describeCause adds to a heartbeat's description the change we decided
+// for the entity, if any.
+func describeCause(msg, key string, d *healthdb.Decision) string {
+	entity, id, _ := strings.Cut(key, "/")
+	var list []healthdb.StatusChange
+	switch entity {
+	case "listener":
+		list = d.Listeners
+	case "pool":
+		list = d.Pools
+	case "member":
+		list = d.Members
+	case "load_balancer":
+		if d.LoadBalancer != nil {
+			list = []healthdb.StatusChange{*d.LoadBalancer}
+		}
+	}
+	for _, ch := range list {
+		if ch.ID == id {
+			return fmt.Sprintf("%s; we set %s %s from %s to %s", msg, entity, id, ch.From, ch.To)
+		}
+	}
+	return fmt.Sprintf("%s; we left %s %s as it was", msg, entity, id)
+}
+
+func observedStatuses(lb *healthdb.LoadBalancer) map[string]string {
+	m := map[string]string{"load_balancer/" + lb.ID: lb.OperatingStatus}
+	for i := range lb.Listeners {
+		m["listener/"+lb.Listeners[i].ID] = lb.Listeners[i].OperatingStatus
+	}
+	for i := range lb.Pools {
+		p := &lb.Pools[i]
+		m["pool/"+p.ID] = p.OperatingStatus
+		for j := range p.Members {
+			m["member/"+p.Members[j].ID] = p.Members[j].OperatingStatus
+		}
+	}
+	return m
+}
+
+func (c *Comparator) compareHealth(o Observation) []Disagreement {
+	var out []Disagreement
+	hasRow := o.Health != nil
+	var last time.Time
+	if hasRow {
+		last = o.Health.LastUpdate
+	}
+	t := c.health[o.AmphoraID]
+	if t != nil {
+		advanced := hasRow && (!t.hadRow || last.After(t.last))
+		if advanced == t.wouldWrite {
+			t.differing, t.reported = 0, false
+		} else {
+			t.differing++
+			if t.differing >= 2 && !t.reported {
+				t.reported = true
+				ours, octavia := "refreshed", "last_update did not advance"
+				if !t.wouldWrite {
+					ours, octavia = "not refreshed", "last_update advanced"
+				}
+				out = append(out, Disagreement{Time: o.Time, Kind: KindHealth, Entity: "amphora_health", ID: o.AmphoraID,
+					AmphoraID: o.AmphoraID, Ours: ours, Octavia: octavia, Message: t.cause.Message, B64: t.cause.B64, SrcAddr: t.cause.SrcAddr})
+			}
+		}
+	} else {
+		t = &healthTrack{}
+		c.health[o.AmphoraID] = t
+	}
+	t.wouldWrite = o.Decision.Health == healthdb.HealthWrite
+	t.hadRow, t.last = hasRow, last
+	t.cause = o.Cause
+	t.cause.Message = fmt.Sprintf("%s; health outcome %s", o.Cause.Message, o.Decision.Health)
+	return out
+}
+
+// compareStats checks, per listener, that Octavia's sums grew by the
+// deltas of the heartbeats in between. With V0 read at the first
+// heartbeat h0 and Vk at hk, Octavia may or may not have applied h0
+// before the first read and hk before the last, so Vk - V0 - (d1+...+dk-1)
+// lies in [0, d0 + dk] when we agree.
+func (c *Comparator) compareStats(o Observation) []Disagreement {
+	if o.Stats == nil {
+		return nil
+	}
+	t := c.stats[o.AmphoraID]
+	if t == nil || !o.HasSeq || o.Seq != t.seq+1 {
+		c.stats[o.AmphoraID] = &statsTrack{seq: o.Seq, base: o.Stats, first: o.Deltas, summed: map[string]Counters{}}
+		return nil
+	}
+	var out []Disagreement
+	ids := make([]string, 0, len(o.Stats))
+	for id := range o.Stats {
+		ids = append(ids, id)
+	}
+	for id := range t.base {
+		if _, ok := o.Stats[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	drifted := false
+	for _, id := range ids {
+		grew := o.Stats[id].sub(t.base[id])
+		drift := grew.sub(t.summed[id])
+		if drift.within(t.first[id].add(o.Deltas[id])) {
+			continue
+		}
+		drifted = true
+		ours := t.base[id].add(t.summed[id])
+		out = append(out, Disagreement{Time: o.Time, Kind: KindStatistics, Entity: "listener_statistics", ID: id,
+			AmphoraID: o.AmphoraID, Ours: ours.String() + fmt.Sprintf(" (give or take %s)", t.first[id].add(o.Deltas[id])),
+			Octavia: o.Stats[id].String(), Message: o.Cause.Message, B64: o.Cause.B64, SrcAddr: o.Cause.SrcAddr})
+	}
+	if drifted {
+		// Reported once: the next drift is measured from here.
+		c.stats[o.AmphoraID] = &statsTrack{seq: o.Seq, base: o.Stats, first: o.Deltas, summed: map[string]Counters{}}
+		return out
+	}
+	t.seq = o.Seq
+	for id, d := range o.Deltas {
+		t.summed[id] = t.summed[id].add(d)
+	}
+	return out
+}
+
+// Poll applies the stale-amphora rules to every amphora_health row, read
+// at the database's time now, and compares them with what Octavia's
+// manager did: a failover shows as the row claimed (busy), removed, or
+// its amphora leaving ALLOCATED.
+func (c *Comparator) Poll(rows []healthdb.AmphoraHealthRow, now time.Time, r FailoverRules) []Disagreement {
+	expiry := now.Add(-r.HeartbeatTimeout)
+	byID := make(map[string]*healthdb.AmphoraHealthRow, len(rows))
+	var stale []string
+	for i := range rows {
+		row := &rows[i]
+		byID[row.AmphoraID] = row
+		if !row.Busy && row.LastUpdate.Before(expiry) {
+			stale = append(stale, row.AmphoraID)
+		}
+	}
+	sort.Strings(stale)
+	breaker := r.ThresholdSet && len(stale) >= r.Threshold
+	var out []Disagreement
+	if !breaker {
+		for _, id := range stale {
+			if byID[id].Status == "ALLOCATED" && c.failovers[id] == nil {
+				c.failovers[id] = &failoverTrack{since: now}
+			}
+		}
+	}
+	window := r.HeartbeatTimeout + r.HealthCheckInterval
+	ids := make([]string, 0, len(c.failovers))
+	for id := range c.failovers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		f := c.failovers[id]
+		row := byID[id]
+		switch {
+		case row == nil || row.Busy || row.Status != "ALLOCATED":
+			delete(c.failovers, id) // Octavia acted
+		case !row.LastUpdate.Before(expiry):
+			delete(c.failovers, id) // back before the window closed
+		case now.Sub(f.since) > window && !f.reported:
+			f.reported = true
+			cause := c.causes[id]
+			out = append(out, Disagreement{Time: now, Kind: KindFailover, Entity: "amphora", ID: id, AmphoraID: id,
+				Ours:    "fail over (last_update " + row.LastUpdate.UTC().Format(time.RFC3339) + ")",
+				Octavia: fmt.Sprintf("not failed over %s later", now.Sub(f.since).Round(time.Second)),
+				Message: lastHeartbeat(cause), B64: cause.B64, SrcAddr: cause.SrcAddr})
+		}
+	}
+	// The reverse: a row Octavia claimed that our rules find fresh.
+	busy := make(map[string]bool, len(c.busy))
+	for i := range rows {
+		row := &rows[i]
+		if !row.Busy {
+			continue
+		}
+		busy[row.AmphoraID] = true
+		if c.busy[row.AmphoraID] || row.LastUpdate.Before(expiry) {
+			continue
+		}
+		cause := c.causes[row.AmphoraID]
+		out = append(out, Disagreement{Time: now, Kind: KindFailover, Entity: "amphora", ID: row.AmphoraID, AmphoraID: row.AmphoraID,
+			Ours: "keep (last_update " + row.LastUpdate.UTC().Format(time.RFC3339) + ")", Octavia: "claimed for failover",
+			Message: lastHeartbeat(cause), B64: cause.B64, SrcAddr: cause.SrcAddr})
+	}
+	c.busy = busy
+	return out
+}
+
+func lastHeartbeat(c Cause) string {
+	if c.Message == "" {
+		return "no heartbeat seen from this amphora"
+	}
+	return "last heartbeat: " + c.Message
+}
