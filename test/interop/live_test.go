@@ -360,15 +360,15 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // amphora's heartbeat at a time, and after each round waits until
 // Octavia's side has received and applied all that was sent: heartbeats
 // come from amphorae every heartbeat_interval, not back to back.
-func sendRounds(t testing.TB, s *scenario, addr netip.AddrPort, oct *octaviaHM, between func(round int)) {
+func sendRounds(t testing.TB, s *scenario, rounds int, addr netip.AddrPort, oct *octaviaHM, between func(round int)) {
 	t.Helper()
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	perRound := len(s.datagrams) / scenarioRounds
-	for r := range scenarioRounds {
+	perRound := len(s.datagrams) / rounds
+	for r := range rounds {
 		for i, d := range s.datagrams[r*perRound : (r+1)*perRound] {
 			if _, err := conn.Write(d); err != nil {
 				t.Fatal(err)
@@ -413,7 +413,7 @@ func TestForwardingLive(t *testing.T) {
 			oct := startOctavia(t, octURL, s.key, 600, 60)
 			ours := startOurs(t, t.TempDir(), ourURL, s.key, 600, 60, "shadow_forward_to = "+oct.addr.String())
 			started := time.Since(start)
-			sendRounds(t, s, ours.udp, oct, nil)
+			sendRounds(t, s, scenarioRounds, ours.udp, oct, nil)
 			n := float64(len(s.datagrams))
 			waitFor(t, 30*time.Second, "ours to read every datagram", func() bool {
 				return ours.metric("octavia_hm_datagrams_received_total") == n
