@@ -329,4 +329,3 @@ func plainScenario(rounds int) *scenario {
 	}
 	return s
 }
-
