@@ -33,16 +33,23 @@ type shadowRun struct {
 
 func startShadow(t *testing.T, url, key string, decide shadow.DecideFunc) *shadowRun {
 	t.Helper()
-	oct := startOctavia(t, url, key, 600, 60)
+	return startShadowTimed(t, url, key, decide, 600, 60)
+}
+
+// startShadowTimed is startShadow with both sides' heartbeat_timeout and
+// health_check_interval, in seconds.
+func startShadowTimed(t *testing.T, url, key string, decide shadow.DecideFunc, timeout, interval int) *shadowRun {
+	t.Helper()
+	oct := startOctavia(t, url, key, timeout, interval)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "disagreements.jsonl")
 	conf := filepath.Join(dir, "octavia.conf")
 	text := fmt.Sprintf("[database]\nconnection = %s\n"+
 		"[health_manager]\nheartbeat_key = %s\nbind_ip = 127.0.0.1\nbind_port = 0\nmetrics_bind = 127.0.0.1:0\n"+
-		"heartbeat_timeout = 600\nhealth_check_interval = 60\nreceive_sockets = 1\nhealth_update_threads = 1\n"+
+		"heartbeat_timeout = %d\nhealth_check_interval = %d\nreceive_sockets = 1\nhealth_update_threads = 1\n"+
 		"sock_rlimit = 8388608\nshadow = true\nshadow_disagreement_file = %s\nshadow_forward_to = %s\n"+
 		"[controller_worker]\ncompute_driver = compute_noop_driver\nstatistics_drivers = stats_db\n",
-		url, key, file, oct.addr)
+		url, key, timeout, interval, file, oct.addr)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +191,49 @@ func TestShadowBesideOctavia(t *testing.T) {
 			}
 			t.Logf("%s: %d datagrams, %d applied by Octavia, %v heartbeats compared by the shadow, %v disagreements, in %s",
 				b.name, len(sc.datagrams), final.Received, compared, total, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestShadowFailoverBesideOctavia: an amphora heartbeats, then falls
+// silent. Octavia's own health_check claims it for failover once it is
+// stale; the shadow, whose stale-amphora rules would fail it over too,
+// must report no disagreement, before or after.
+func TestShadowFailoverBesideOctavia(t *testing.T) {
+	const timeout, interval = 3, 1
+	for _, b := range []backend{postgresBackend, mariadbBackend} {
+		t.Run(b.name, func(t *testing.T) {
+			sc := plainScenario(5)
+			url := shadowDatabases(t, b)
+			if err := sc.insert(context.Background(), url); err != nil {
+				t.Fatalf("insert topology: %v", err)
+			}
+			amp := sc.lbs[0].amps[0]
+			s := startShadowTimed(t, url, sc.key, nil, timeout, interval)
+			s.feed(t, sc, len(sc.datagrams))
+			silent := time.Now()
+			waitFor(t, 30*time.Second, "Octavia to fail the silent amphora over", func() bool { return len(s.oct.claimed()) > 0 })
+			claimedAfter := time.Since(silent)
+			// Long enough for the shadow to judge: heartbeat_timeout +
+			// health_check_interval after it would have failed it over.
+			time.Sleep(time.Duration(timeout+2*interval) * time.Second)
+			if got := s.oct.claimed(); len(got) != 1 || got[0] != amp {
+				t.Errorf("Octavia failed over %v, want [%s]", got, amp)
+			}
+			kept, err := shadow.ReadFile(s.file)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			total := s.counter(t, "octavia_hm_shadow_disagreements_total")
+			if total != 0 || len(kept) != 0 {
+				var lines []string
+				for _, d := range kept {
+					lines = append(lines, d.String())
+				}
+				t.Errorf("%v disagreements counted, %d kept:\n%s", total, len(kept), strings.Join(lines, "\n"))
+			}
+			t.Logf("%s: Octavia claimed %s %s after the last round ended; the shadow reported %v disagreements",
+				b.name, amp, claimedAfter.Round(100*time.Millisecond), total)
 		})
 	}
 }
