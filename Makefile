@@ -6,6 +6,8 @@
 #   make bench   run the benchmarks
 #   make bench-octavia  Octavia 11's own health path on the same workload
 #   make bench-cpu  CPU per heartbeat, ours and Octavia 11's, one JSON line
+#                (on PostgreSQL; make bench-cpu DB=mariadb on a MariaDB server)
+#   make bench-growth  the same, ours only, per members per pool and fleet size
 #   make fuzz    run every fuzz target for FUZZTIME each (FUZZTIME=10s, FUZZ=regexp)
 #   make deb     the .deb packages of both programs into dist/ (etc/deb/build.sh)
 #   make lint    gofmt, go vet, staticcheck (installed into ./bin) and tidy-check
@@ -30,7 +32,7 @@ STATICCHECK_VERSION := v0.8.2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build deb run demo-test test deps vet tidy-check bench bench-octavia bench-cpu fuzz lint fmt clean interop interop-deps interop-fuzz browser browser-deps faults
+.PHONY: all build deb run demo-test test deps vet tidy-check bench bench-octavia bench-cpu bench-growth fuzz lint fmt clean interop interop-deps interop-fuzz browser browser-deps faults
 
 all: build
 
@@ -127,9 +129,14 @@ bench-octavia: build deps
 # CPU per heartbeat (manager + PostgreSQL, from /proc), ours at a fixed
 # rate and Octavia 11's on the same cluster, and the ratio: one JSON line
 # (test/bench/cpu.sh; AMPHORAE, LISTENERS, POOLS, MEMBERS, RATE, DURATION,
-# OCTAVIA_SECONDS, PPROF_BIND).
+# OCTAVIA_SECONDS, PPROF_BIND). DB=mariadb: the same on a throwaway MariaDB
+# server (test/my.sh), manager + mariadbd, Octavia's schema built by
+# octavia-db-manage on both sides.
 bench-cpu: build deps
 	./test/bench/cpu.sh
+
+bench-growth: build deps
+	./test/bench/growth.sh
 
 # go test -fuzz takes one target per run, so every func Fuzz* in the tree is
 # found and run in turn, each for FUZZTIME (make fuzz FUZZTIME=10s for a

@@ -1,6 +1,10 @@
 package healthdb
 
-import "github.com/octavia-vpp/health/heartbeat"
+import (
+	"sync"
+
+	"github.com/octavia-vpp/health/heartbeat"
+)
 
 // statusPass carries the state of steps 6 to 10 of the procedure.
 type statusPass struct {
@@ -129,14 +133,13 @@ func (p *statusPass) pool(pool *Pool, r *heartbeat.Pool) bool {
 		p.d.abort(AbortMembersMissing, "pool "+pool.ID+" reported no members")
 		return false
 	}
-	members := make(map[string]*heartbeat.Member, len(r.Members))
-	for i := range r.Members {
-		members[r.Members[i].ID] = &r.Members[i] // a repeated member id: the last one wins
-	}
+	members := newMemberLookup(r.Members, pool.Members)
+	defer members.release()
 	odd := &r.MembersOdd
 	for i := range pool.Members {
 		m := &pool.Members[i]
-		reported, ok := members[m.ID]
+		reported := members.find(i, m.ID)
+		ok := reported != nil
 		if odd.Kind != heartbeat.KindNormal {
 			found, sized := odd.Contains(m.ID)
 			if !sized || found {
@@ -197,4 +200,75 @@ func equalStatus(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// memberLookup finds a pool's reported members by id, the last one when an
+// id repeats (as a Python dict built from the datagram keeps it). It is
+// the per-member part of the status rules, so it avoids what a map costs
+// per heartbeat where it can: when the heartbeat lists exactly the
+// database's members in the database's order (id order), the i-th database
+// member is the i-th reported one; a short list is scanned; only a long,
+// differently ordered one is indexed, in a map reused across heartbeats.
+type memberLookup struct {
+	reported   []heartbeat.Member
+	positional bool
+	byID       *map[string]int32
+}
+
+// memberScanMax is how many reported members are scanned rather than
+// indexed: with random UUIDs a comparison mostly stops at the first byte.
+const memberScanMax = 16
+
+// maxPooledIndex keeps one huge heartbeat from pinning its index.
+const maxPooledIndex = 4096
+
+var memberIndexes = sync.Pool{New: func() any { m := make(map[string]int32); return &m }}
+
+func newMemberLookup(reported []heartbeat.Member, db []Member) memberLookup {
+	// Positions stand for ids only where the database's ids are distinct,
+	// which ascending order (the topology's) proves in passing.
+	l := memberLookup{reported: reported, positional: len(reported) == len(db)}
+	for i := 0; l.positional && i < len(db); i++ {
+		l.positional = reported[i].ID == db[i].ID && (i == 0 || db[i-1].ID < db[i].ID)
+	}
+	if !l.positional && len(reported) > memberScanMax {
+		l.byID = memberIndexes.Get().(*map[string]int32)
+		index := *l.byID
+		for i := range reported {
+			index[reported[i].ID] = int32(i) // a repeated member id: the last one wins
+		}
+	}
+	return l
+}
+
+// find returns the reported member with database member i's id, or nil.
+func (l *memberLookup) find(i int, id string) *heartbeat.Member {
+	switch {
+	case l.positional:
+		// The database's ids are distinct, so a positional match leaves
+		// no repeated id among the reported ones.
+		return &l.reported[i]
+	case l.byID != nil:
+		if j, ok := (*l.byID)[id]; ok {
+			return &l.reported[j]
+		}
+		return nil
+	}
+	for j := len(l.reported) - 1; j >= 0; j-- {
+		if l.reported[j].ID == id {
+			return &l.reported[j]
+		}
+	}
+	return nil
+}
+
+func (l *memberLookup) release() {
+	if l.byID == nil {
+		return
+	}
+	if len(*l.byID) <= maxPooledIndex {
+		clear(*l.byID)
+		memberIndexes.Put(l.byID)
+	}
+	l.byID = nil
 }

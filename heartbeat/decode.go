@@ -56,6 +56,7 @@ func decodeText(text string, strict bool) (*Message, error) {
 	}
 	d := messageDecoder{text: text, nodes: nodes}
 	msg := d.message()
+	d.scratch.release()
 	if strict && msg.Irregularity != nil {
 		return nil, msg.Irregularity
 	}
@@ -70,6 +71,50 @@ type messageDecoder struct {
 	nodes []node
 	// first is the first irregularity met, in document order.
 	first *Error
+	// scratch lends the duplicate-key checks of long collections their
+	// maps, one per level, since a listener's pools are checked while the
+	// listeners still are.
+	scratch *keyIndexes
+	// members holds the members of the pools decoded so far, with room
+	// for more (see memberSpace).
+	members []Member
+}
+
+// keyIndexes are reused across messages: indexing a long collection then
+// costs no allocation.
+type keyIndexes struct {
+	listeners, pools, members map[string]int
+}
+
+var keyIndexPool = sync.Pool{New: func() any { return new(keyIndexes) }}
+
+// maxPooledIndex keeps one huge message from pinning its index.
+const maxPooledIndex = 4096
+
+func (d *messageDecoder) indexes() *keyIndexes {
+	if d.scratch == nil {
+		d.scratch = keyIndexPool.Get().(*keyIndexes)
+	}
+	return d.scratch
+}
+
+func (d *messageDecoder) listenersIndex() *map[string]int { return &d.indexes().listeners }
+func (d *messageDecoder) poolsIndex() *map[string]int     { return &d.indexes().pools }
+func (d *messageDecoder) membersIndex() *map[string]int   { return &d.indexes().members }
+
+func (k *keyIndexes) release() {
+	if k == nil {
+		return
+	}
+	// Emptied now, so that no key keeps this message's text alive.
+	for _, m := range []*map[string]int{&k.listeners, &k.pools, &k.members} {
+		if len(*m) > maxPooledIndex {
+			*m = nil
+		} else if len(*m) > 0 {
+			clear(*m)
+		}
+	}
+	keyIndexPool.Put(k)
 }
 
 // odd records an irregularity; only the first is kept.

@@ -30,7 +30,7 @@ func (d *messageDecoder) listeners(obj int32, perListener bool) []Listener {
 		child = d.nodes[val].next
 		l := Listener{ID: d.str(keyNode), IDLoneSurrogate: d.lone(keyNode)}
 		d.listener(&l, val, perListener, lf[:])
-		if i := findKey(out, l.ID, &index, func(x *Listener) string { return x.ID }); i >= 0 {
+		if i := findKey(out, l.ID, &index, d.listenersIndex, func(x *Listener) string { return x.ID }); i >= 0 {
 			out[i] = l
 			continue
 		}
@@ -54,7 +54,7 @@ func (d *messageDecoder) listener(l *Listener, val int32, perListener bool, lf [
 			d.odd(d.wrongType(statsNode, "an object"))
 		} else {
 			l.HasStats = true
-			l.Stats, l.StatsUnwritable = d.stats(statsNode)
+			l.Stats, l.StatsUnwritable, l.StatsUnwritableMySQL = d.stats(statsNode)
 		}
 	}
 	if perListener && poolsNode >= 0 {
@@ -71,10 +71,12 @@ func (d *messageDecoder) listener(l *Listener, val int32, perListener bool, lf [
 }
 
 // stats reads the five counters. unwritable names the first one that
-// Octavia's stats_db cannot store (see Listener.StatsUnwritable). A
-// non-integer number is rounded half away from zero, as PostgreSQL does
-// when Octavia stores it into a bigint column.
-func (d *messageDecoder) stats(obj int32) (s Stats, unwritable string) {
+// Octavia's stats_db cannot store on PostgreSQL (see
+// Listener.StatsUnwritable), unwritableMySQL the first one it cannot store
+// on MySQL, where a boolean goes in as 0 or 1. A non-integer number is
+// rounded half away from zero, as both databases do when Octavia stores
+// it into a bigint column; a boolean reads as 0 or 1.
+func (d *messageDecoder) stats(obj int32) (s Stats, unwritable, unwritableMySQL string) {
 	var sf [5]int32
 	d.fields(obj, statsFields, sf[:])
 	targets := [5]*int64{&s.TX, &s.RX, &s.Conns, &s.TotConns, &s.EReq}
@@ -85,19 +87,34 @@ func (d *messageDecoder) stats(obj int32) (s Stats, unwritable string) {
 			if unwritable == "" {
 				unwritable = e.Field + ": " + e.Detail
 			}
+			if unwritableMySQL == "" {
+				unwritableMySQL = unwritable
+			}
 			continue
 		}
 		v, err := d.int64Value(sf[i])
 		if err != nil {
 			d.odd(err)
 			var ok bool
-			if v, ok = d.roundedCounter(sf[i]); !ok && unwritable == "" {
-				unwritable = err.Field + ": " + err.Detail
+			if v, ok = d.roundedCounter(sf[i]); !ok {
+				why := err.Field + ": " + err.Detail
+				if unwritable == "" {
+					unwritable = why
+				}
+				switch d.nodes[sf[i]].kind {
+				case kindTrue:
+					v = 1
+				case kindFalse:
+				default:
+					if unwritableMySQL == "" {
+						unwritableMySQL = why
+					}
+				}
 			}
 		}
 		*targets[i] = v
 	}
-	return s, unwritable
+	return s, unwritable, unwritableMySQL
 }
 
 // roundedCounter is the value PostgreSQL stores for a non-integer number,
@@ -141,10 +158,10 @@ func (d *messageDecoder) pools(obj int32) []Pool {
 				p.MembersOdd = d.nonObject(pf[1])
 				d.odd(d.wrongType(pf[1], "an object"))
 			default:
-				p.Members = d.members(pf[1])
+				p.Members = d.memberList(pf[1])
 			}
 		}
-		if i := findKey(out, p.Key, &index, func(x *Pool) string { return x.Key }); i >= 0 {
+		if i := findKey(out, p.Key, &index, d.poolsIndex, func(x *Pool) string { return x.Key }); i >= 0 {
 			out[i] = p
 			continue
 		}
@@ -153,9 +170,9 @@ func (d *messageDecoder) pools(obj int32) []Pool {
 	return out
 }
 
-func (d *messageDecoder) members(obj int32) []Member {
+func (d *messageDecoder) memberList(obj int32) []Member {
 	n := d.nodes[obj].count
-	out := make([]Member, 0, n)
+	out := d.memberSpace(obj, n)
 	var index map[string]int
 	child := obj + 1
 	for k := int32(0); k < n; k++ {
@@ -168,11 +185,29 @@ func (d *messageDecoder) members(obj int32) []Member {
 		} else {
 			m.Status = d.str(val)
 		}
-		if i := findKey(out, m.ID, &index, func(x *Member) string { return x.ID }); i >= 0 {
+		if i := findKey(out, m.ID, &index, d.membersIndex, func(x *Member) string { return x.ID }); i >= 0 {
 			out[i] = m
 			continue
 		}
 		out = append(out, m)
 	}
+	d.members = d.members[:len(d.members)+len(out)]
 	return out
+}
+
+// memberSpace returns an empty slice with room for the n members of the
+// object at node obj, cut from an array that the following pools of the
+// message share: one allocation for a message's members rather than one
+// per pool. Every member takes two nodes, so the nodes left bound the
+// members left; the array is at most four times this pool's members.
+func (d *messageDecoder) memberSpace(obj, n int32) []Member {
+	if n == 0 {
+		return []Member{} // "members": {} is there, and empty, not absent
+	}
+	if int32(cap(d.members)-len(d.members)) < n {
+		left := (int32(len(d.nodes)) - obj) / 2
+		d.members = make([]Member, 0, max(n, min(left, 4*n)))
+	}
+	at := len(d.members)
+	return d.members[at : at : at+int(n)]
 }

@@ -1,8 +1,10 @@
 package heartbeat
 
 import (
+	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -65,6 +67,11 @@ func TestDecodeMessageKeepsOddShapes(t *testing.T) {
 			l := m.Listeners[0]
 			return l.HasStats && l.Stats.TX == 2 && l.Stats.RX == 2 && l.StatsUnwritable == `listeners["l1"].stats.conns: must be an integer, not a string`
 		}},
+		{"stats counter booleans", `{"id": "a", "listeners": {"l1": {"stats": {"tx": true, "rx": false, "conns": 3, "totconns": 4, "ereq": 0}}, "l2": {"stats": {"tx": true, "rx": null, "conns": 3, "totconns": 4, "ereq": 0}}}}`, func(m *Message) bool {
+			l1, l2 := m.Listeners[0], m.Listeners[1]
+			return l1.Stats.TX == 1 && l1.Stats.RX == 0 && l1.StatsUnwritable != "" && l1.StatsUnwritableMySQL == "" &&
+				l2.StatsUnwritable != "" && l2.StatsUnwritableMySQL == `listeners["l2"].stats.rx: must be an integer, not null`
+		}},
 		{"stats counter -2.5", `{"id": "a", "listeners": {"l1": {"stats": {"tx": -2.5, "rx": 2, "conns": 3, "totconns": 4, "ereq": 0}}}}`, func(m *Message) bool {
 			return m.Listeners[0].Stats.TX == -3 && m.Listeners[0].StatsUnwritable == ""
 		}},
@@ -113,6 +120,81 @@ func TestDecodeMessageWellFormedHasNoIrregularity(t *testing.T) {
 		}
 		if _, err := DecodeMessageStrict([]byte(v.JSONText)); err != nil {
 			t.Errorf("%s: strict: %v", v.Name, err)
+		}
+	}
+}
+
+// Long collections share reused indexes: each pool's members, and each
+// message, must still be checked for repeats on their own.
+func TestLongCollectionsKeepTheirOwnMembers(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"id": "a", "ver": 3, "listeners": {}, "pools": {`)
+	for p, status := range []string{"UP", "DOWN"} {
+		if p > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `"p%d": {"status": "UP", "members": {`, p)
+		for m := 0; m < 3*linearScanMax; m++ {
+			if m > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, `"m%d": "%s"`, m%(2*linearScanMax), status)
+		}
+		b.WriteString("}}")
+	}
+	b.WriteString("}}")
+	for round := 0; round < 3; round++ {
+		msg, err := DecodeMessage([]byte(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, want := range []string{"UP", "DOWN"} {
+			members := msg.Pools[p].Members
+			if len(members) != 2*linearScanMax {
+				t.Fatalf("round %d pool %d: %d members, want %d", round, p, len(members), 2*linearScanMax)
+			}
+			for i, m := range members {
+				if m.ID != fmt.Sprintf("m%d", i) || m.Status != want {
+					t.Fatalf("round %d pool %d member %d: %+v", round, p, i, m)
+				}
+			}
+		}
+	}
+}
+
+// The pools' member lists share one array: growing one must not write
+// over the next.
+func TestMemberListsDoNotOverlap(t *testing.T) {
+	msg, err := DecodeMessage([]byte(`{"id": "a", "ver": 3, "listeners": {}, "pools": {` +
+		`"p1": {"status": "UP", "members": {"m1": "UP", "m2": "UP"}}, ` +
+		`"p2": {"status": "UP", "members": {"m3": "DOWN"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown := append(msg.Pools[0].Members, Member{ID: "extra", Status: "UP"})
+	if len(grown) != 3 || msg.Pools[1].Members[0] != (Member{ID: "m3", Status: "DOWN"}) {
+		t.Fatalf("appending to the first pool's members changed the second's: %+v", msg.Pools[1].Members)
+	}
+}
+
+// "members": {} is an empty list, not a missing one, whichever pool it is in.
+func TestEmptyMembersAreNotNil(t *testing.T) {
+	for _, text := range []string{
+		`{"id": "a", "ver": 3, "listeners": {}, "pools": {"p": {"status": "UP", "members": {}}}}`,
+		`{"id": "a", "ver": 3, "listeners": {}, "pools": {"p": {"status": "UP", "members": {"m": "UP"}}, "q": {"status": "UP", "members": {}}}}`,
+		`{"id": "a", "listeners": {"l": {"status": "OPEN", "pools": {"p": {"status": "UP", "members": {}}}}}}`,
+	} {
+		msg, err := DecodeMessage([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pools := msg.Pools
+		if len(msg.Listeners) > 0 {
+			pools = msg.Listeners[0].Pools
+		}
+		last := pools[len(pools)-1]
+		if last.Members == nil || len(last.Members) != 0 {
+			t.Errorf("%s: members %#v, want an empty, non-nil list", text, last.Members)
 		}
 	}
 }

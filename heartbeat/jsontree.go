@@ -1,6 +1,7 @@
 package heartbeat
 
 import (
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -210,15 +211,41 @@ var stringStop = func() (t [256]bool) {
 	return t
 }()
 
+// plainRun returns the position of the first byte at or after i that
+// stringStop marks, or len(text). It tests eight bytes at a time: ids are
+// 36 characters of plain text, and most of a heartbeat is ids.
+func plainRun(text string, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(text); i += 8 {
+		w := text[i : i+8]
+		v := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		// A byte's high bit marks it in (x - ones) &^ x when it is zero
+		// in x, and in (v - 0x20*ones) &^ v when it is below 0x20. Borrows
+		// can mark bytes above a marked one, never below, so the lowest
+		// mark is exact.
+		quote, backslash := v^('"'*ones), v^('\\'*ones)
+		marks := ((quote-ones)&^quote | (backslash-ones)&^backslash | (v-0x20*ones)&^v) & highs
+		if marks != 0 {
+			return i + bits.TrailingZeros64(marks)>>3
+		}
+	}
+	for i < len(text) && !stringStop[text[i]] {
+		i++
+	}
+	return i
+}
+
 func (p *jsonParser) str() *Error {
 	text := p.text
 	i := p.pos + 1 // after the opening quote
 	start := i
 	escaped := false
 	for {
-		for i < len(text) && !stringStop[text[i]] {
-			i++
-		}
+		i = plainRun(text, i)
 		if i >= len(text) {
 			p.pos = i
 			return p.syntax("unterminated string")

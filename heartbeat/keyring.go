@@ -73,24 +73,33 @@ type Keyring struct {
 }
 
 type hmacKey struct {
-	pool sync.Pool // of hash.Hash keyed with this key
+	pool sync.Pool // of *macState keyed with this key
+}
+
+// macState is a keyed hash with room for its digest: a digest written
+// into the caller's stack array would escape through the hash.Hash
+// interface and cost an allocation per datagram.
+type macState struct {
+	h   hash.Hash
+	out [sha256.Size]byte
 }
 
 func newHMACKey(key string) *hmacKey {
 	k := &hmacKey{}
 	secret := []byte(key)
-	k.pool.New = func() any { return hmac.New(sha256.New, secret) }
+	k.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }
 	return k
 }
 
-// sum appends HMAC-SHA256(key, data) to dst.
-func (k *hmacKey) sum(dst, data []byte) []byte {
-	h := k.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write(data)
-	dst = h.Sum(dst)
-	k.pool.Put(h)
-	return dst
+// sum returns HMAC-SHA256(key, data).
+func (k *hmacKey) sum(data []byte) [sha256.Size]byte {
+	st := k.pool.Get().(*macState)
+	st.h.Reset()
+	st.h.Write(data)
+	st.h.Sum(st.out[:0])
+	out := st.out
+	k.pool.Put(st)
+	return out
 }
 
 // NewKeyring builds a keyring; it needs at least one key.
@@ -139,7 +148,6 @@ func (kr *Keyring) verify(datagram []byte) ([]byte, Verified, *Error) {
 		return nil, Verified{}, reject(ReasonShort,
 			strconv.Itoa(len(datagram))+" bytes cannot hold a MAC")
 	}
-	var sum [sha256.Size]byte
 	var hexSum [hexMACLen]byte
 	// A hex digest is lowercase hex, so a tail that is not cannot match:
 	// skipping it saves one HMAC per key for most garbage. The tail is the
@@ -147,7 +155,8 @@ func (kr *Keyring) verify(datagram []byte) ([]byte, Verified, *Error) {
 	if len(datagram) >= hexMACLen && isLowerHex(datagram[len(datagram)-hexMACLen:]) {
 		payload, mac := datagram[:len(datagram)-hexMACLen], datagram[len(datagram)-hexMACLen:]
 		for i, k := range kr.keys {
-			hex.Encode(hexSum[:], k.sum(sum[:0], payload))
+			sum := k.sum(payload)
+			hex.Encode(hexSum[:], sum[:])
 			if hmac.Equal(hexSum[:], mac) {
 				return payload, Verified{KeyIndex: i, Form: MACHex}, nil
 			}
@@ -155,7 +164,7 @@ func (kr *Keyring) verify(datagram []byte) ([]byte, Verified, *Error) {
 	}
 	payload, mac := datagram[:len(datagram)-rawMACLen], datagram[len(datagram)-rawMACLen:]
 	for i, k := range kr.keys {
-		if hmac.Equal(k.sum(sum[:0], payload), mac) {
+		if sum := k.sum(payload); hmac.Equal(sum[:], mac) {
 			return payload, Verified{KeyIndex: i, Form: MACRaw}, nil
 		}
 	}
@@ -240,9 +249,9 @@ func (kr *Keyring) Seal(text []byte) []byte {
 	_, _ = w.Write(text)
 	_ = w.Close()
 	deflaters.Put(w)
-	var sum [sha256.Size]byte
 	var hexSum [hexMACLen]byte
-	hex.Encode(hexSum[:], kr.keys[0].sum(sum[:0], buf.Bytes()))
+	sum := kr.keys[0].sum(buf.Bytes())
+	hex.Encode(hexSum[:], sum[:])
 	buf.Write(hexSum[:])
 	return buf.Bytes()
 }

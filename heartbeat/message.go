@@ -101,6 +101,11 @@ type Listener struct {
 	// or beyond int64), with why. Octavia's write of this listener's row
 	// fails, and with it the rest of the message's statistics.
 	StatsUnwritable string
+	// StatsUnwritableMySQL is StatsUnwritable on MySQL/MariaDB: there a
+	// boolean counter is stored as 0 or 1 (PyMySQL renders it so) and
+	// Stats holds that value; everything else is refused as on
+	// PostgreSQL.
+	StatsUnwritableMySQL string
 	// Pools holds the listener's pools before version 2.
 	Pools []Pool
 	// HasPools tells whether a pre-version-2 listener carried a "pools" key
@@ -284,7 +289,7 @@ func NormalizePools(pools []Pool) []Pool {
 	for _, p := range pools {
 		id := p.ID()
 		p.Key = id
-		if i := findKey(out, id, &index, func(q *Pool) string { return q.Key }); i >= 0 {
+		if i := findKey(out, id, &index, nil, func(q *Pool) string { return q.Key }); i >= 0 {
 			out[i] = p
 			continue
 		}
@@ -301,7 +306,10 @@ const linearScanMax = 16
 // case the caller appends the item. It scans small slices and indexes large
 // ones lazily; once indexed, a miss records the position the caller is about
 // to append at.
-func findKey[T any](items []T, key string, index *map[string]int, keyOf func(*T) string) int {
+//
+// scratch, when not nil, lends an empty map to reuse for the index, and
+// keeps the one made when it lends none.
+func findKey[T any](items []T, key string, index *map[string]int, scratch func() *map[string]int, keyOf func(*T) string) int {
 	if *index == nil {
 		if len(items) < linearScanMax {
 			for i := range items {
@@ -311,7 +319,22 @@ func findKey[T any](items []T, key string, index *map[string]int, keyOf func(*T)
 			}
 			return -1
 		}
-		*index = make(map[string]int, 2*len(items))
+		var lent *map[string]int
+		if scratch != nil {
+			lent = scratch()
+		}
+		switch {
+		case lent == nil:
+			*index = make(map[string]int, 2*len(items))
+		case *lent == nil:
+			*index = make(map[string]int, 2*len(items))
+			*lent = *index
+		default:
+			*index = *lent
+			if len(*index) > 0 { // the previous collection of this level
+				clear(*index)
+			}
+		}
 		for i := range items {
 			(*index)[keyOf(&items[i])] = i
 		}

@@ -2,7 +2,6 @@ package heartbeat
 
 import (
 	"compress/zlib"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 )
@@ -22,9 +21,6 @@ const (
 type Deflater struct {
 	zw  *zlib.Writer
 	out appendBuffer
-	// mac is here rather than on the stack, which the hash interface
-	// would make escape.
-	mac [sha256.Size]byte
 }
 
 // NewDeflater returns a deflater at level (MinSealLevel to MaxSealLevel).
@@ -59,6 +55,7 @@ func (kr *Keyring) AppendSealed(dst, text []byte, d *Deflater) []byte {
 	out := d.out.b
 	d.out.b = nil
 	var hexSum [hexMACLen]byte
-	hex.Encode(hexSum[:], kr.keys[0].sum(d.mac[:0], out[start:]))
+	sum := kr.keys[0].sum(out[start:])
+	hex.Encode(hexSum[:], sum[:])
 	return append(out, hexSum[:]...)
 }

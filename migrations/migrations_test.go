@@ -242,8 +242,8 @@ func TestMigrateEmptyDatabaseMatchesSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	if res.Existing || len(res.Applied) != 4 {
-		t.Fatalf("Migrate on an empty database = %+v; want the four migrations applied", res)
+	if res.Existing || len(res.Applied) != 5 {
+		t.Fatalf("Migrate on an empty database = %+v; want every migration applied", res)
 	}
 	assertSpecSchema(t, readSchema(t, db))
 	// Octavia's own tool must find the schema at Octavia 11.0.0's head.
@@ -312,7 +312,7 @@ func TestConcurrentMigrateBothSucceed(t *testing.T) {
 		}
 		applied += len(results[i].Applied)
 	}
-	if applied != 4 {
+	if applied != 5 {
 		t.Errorf("migrations applied %d times in total; want exactly once", applied)
 	}
 	assertSpecSchema(t, readSchema(t, open(t, url)))
@@ -466,12 +466,12 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	if st.Existing || len(st.Migrations) != 4 || slices.ContainsFunc(st.Migrations, func(m migrations.MigrationState) bool { return m.Applied }) {
-		t.Fatalf("Status before migrating = %+v; want four pending migrations", st)
+	if st.Existing || len(st.Migrations) != 5 || slices.ContainsFunc(st.Migrations, func(m migrations.MigrationState) bool { return m.Applied }) {
+		t.Fatalf("Status before migrating = %+v; want five pending migrations", st)
 	}
 	rev, err := migrations.Current(ctx(t), db)
-	if err != nil || *rev != (migrations.Revision{Latest: 4}) {
-		t.Errorf("Current before migrating = %+v, %v; want nothing applied, latest 4", rev, err)
+	if err != nil || *rev != (migrations.Revision{Latest: 5}) {
+		t.Errorf("Current before migrating = %+v, %v; want nothing applied, latest 5", rev, err)
 	}
 	if _, err := migrations.Migrate(ctx(t), db, nil); err != nil {
 		t.Fatal(err)
@@ -480,14 +480,14 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql", "00003_octavia_11_remaining_tables.sql", "00004_alembic_version.sql"} {
+	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql", "00003_octavia_11_remaining_tables.sql", "00004_alembic_version.sql", "00005_hot_updates.sql"} {
 		m := st.Migrations[i]
 		if !m.Applied || m.AppliedAt.IsZero() || m.Version != int64(i+1) || m.Name != name {
 			t.Errorf("Status after migrating = %+v; want %s applied", m, name)
 		}
 	}
 	rev, err = migrations.Current(ctx(t), db)
-	if want := (migrations.Revision{Version: 4, Latest: 4, Alembic: migrations.OctaviaAlembicHead}); err != nil || *rev != want {
+	if want := (migrations.Revision{Version: 5, Latest: 5, Alembic: migrations.OctaviaAlembicHead}); err != nil || *rev != want {
 		t.Errorf("Current after migrating = %+v, %v; want %+v", rev, err, want)
 	}
 }

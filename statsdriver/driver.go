@@ -69,6 +69,23 @@ type Driver interface {
 // An "id" that is absent, or a non-string Python finds false, gives an
 // empty AmphoraID: stats_db files the rows under the listener id.
 func FromMessage(m *heartbeat.Message) (stats []ListenerStats, deltas, ok bool) {
+	return FromMessageOn(m, PostgreSQL)
+}
+
+// Dialect is the database Octavia's stats_db writes to, where what it can
+// store differs (docs/deviations.md, "On MySQL").
+type Dialect int
+
+const (
+	// PostgreSQL refuses a boolean counter (psycopg2 sends a boolean,
+	// which a bigint column does not take).
+	PostgreSQL Dialect = iota
+	// MySQL stores a boolean counter as 0 or 1 (PyMySQL sends it so).
+	MySQL
+)
+
+// FromMessageOn is FromMessage with stats_db on the database d.
+func FromMessageOn(m *heartbeat.Message, d Dialect) (stats []ListenerStats, deltas, ok bool) {
 	if m.VersionNotComparable || m.ListenersOdd.Kind != heartbeat.KindNormal {
 		return nil, false, false
 	}
@@ -83,7 +100,11 @@ func FromMessage(m *heartbeat.Message) (stats []ListenerStats, deltas, ok bool) 
 	}
 	for i := range m.Listeners {
 		l := &m.Listeners[i]
-		if l.IDLoneSurrogate || l.StatsUnwritable != "" {
+		unwritable := l.StatsUnwritable
+		if d == MySQL {
+			unwritable = l.StatsUnwritableMySQL
+		}
+		if l.IDLoneSurrogate || unwritable != "" {
 			break
 		}
 		stats = append(stats, ListenerStats{

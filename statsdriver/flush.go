@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -324,11 +325,95 @@ func applyBisect(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow,
 	return append(first, second...), nil
 }
 
-// applyRows locks and reads the rows' current values, computes the new
-// ones as Octavia would (next), and upserts them. Rows Octavia would
-// refuse are returned, the others written; unlike DB.Update, a refusal
-// does not stop the rows after it, which come from other heartbeats.
+// updateInPlace updates the rows that exist and whose new values Octavia
+// would store without reading them back in Go: absolute values always
+// (they replace the row unchecked), deltas when every sum and the gauge
+// are non-negative and the sums fit in bigint (computed as numeric, so
+// that an overflow leaves the row alone instead of failing the
+// statement). It returns the indexes (1-based) of the rows it updated.
+// The others, rows still missing and rows Octavia would refuse, go
+// through applyRowsByReading, which decides them as before.
+const updateInPlace = `
+UPDATE listener_statistics AS s SET
+    bytes_in = CASE WHEN v.deltas THEN s.bytes_in + v.bytes_in ELSE v.bytes_in END,
+    bytes_out = CASE WHEN v.deltas THEN s.bytes_out + v.bytes_out ELSE v.bytes_out END,
+    active_connections = v.active_connections,
+    total_connections = CASE WHEN v.deltas THEN s.total_connections + v.total_connections ELSE v.total_connections END,
+    request_errors = CASE WHEN v.deltas THEN s.request_errors + v.request_errors ELSE v.request_errors END
+FROM unnest($1::varchar[], $2::varchar[], $3::boolean[], $4::bigint[], $5::bigint[], $6::integer[], $7::bigint[], $8::bigint[])
+    WITH ORDINALITY AS v(listener_id, amphora_id, deltas, bytes_in, bytes_out, active_connections, total_connections, request_errors, i)
+WHERE s.listener_id = v.listener_id AND s.amphora_id = v.amphora_id
+  AND (NOT v.deltas OR (v.active_connections >= 0
+       AND s.bytes_in::numeric + v.bytes_in BETWEEN 0 AND 9223372036854775807
+       AND s.bytes_out::numeric + v.bytes_out BETWEEN 0 AND 9223372036854775807
+       AND s.total_connections::numeric + v.total_connections BETWEEN 0 AND 9223372036854775807
+       AND s.request_errors::numeric + v.request_errors BETWEEN 0 AND 9223372036854775807))
+RETURNING v.i`
+
+// applyRows writes a flush's rows as Octavia would, with the rows Octavia
+// would refuse returned; unlike DB.Update, a refusal does not stop the
+// rows after it, which come from other heartbeats. Rows that exist are
+// updated in place in one statement (each read, checked and written once
+// by PostgreSQL); the rest, new rows and the rare row to refuse, are read
+// and decided in Go (applyRowsByReading).
 func applyRows(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, error) {
+	n := len(rows)
+	lIDs, aIDs := make([]string, 0, n), make([]string, 0, n)
+	deltas := make([]bool, 0, n)
+	bytesIn, bytesOut, active, total, reqErrs := make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
+	inPlace := make([]int, 0, n) // rows[inPlace[k]] is the statement's row k+1
+	byReading := make([]bool, n)
+	for i, r := range rows {
+		if r.s.ActiveConnections > maxInt32 || r.s.ActiveConnections < math.MinInt32 {
+			byReading[i] = true // refused there, as Octavia refuses it
+			continue
+		}
+		inPlace = append(inPlace, i)
+		lIDs, aIDs, deltas = append(lIDs, r.key.listener), append(aIDs, r.key.amphora), append(deltas, r.deltas)
+		bytesIn, bytesOut = append(bytesIn, r.s.BytesIn), append(bytesOut, r.s.BytesOut)
+		active, total, reqErrs = append(active, r.s.ActiveConnections), append(total, r.s.TotalConnections), append(reqErrs, r.s.RequestErrors)
+	}
+	if len(inPlace) > 0 {
+		updated := make([]bool, len(inPlace))
+		q, err := tx.Query(ctx, updateInPlace, lIDs, aIDs, deltas, bytesIn, bytesOut, active, total, reqErrs)
+		if err != nil {
+			return nil, fmt.Errorf("update %d listener_statistics rows: %w", len(inPlace), err)
+		}
+		for q.Next() {
+			var k int64
+			if err := q.Scan(&k); err != nil {
+				q.Close()
+				return nil, fmt.Errorf("update %d listener_statistics rows: %w", len(inPlace), err)
+			}
+			if k < 1 || int(k) > len(updated) {
+				q.Close()
+				return nil, fmt.Errorf("update listener_statistics: row %d of %d returned", k, len(updated))
+			}
+			updated[k-1] = true
+		}
+		if err := q.Err(); err != nil {
+			return nil, fmt.Errorf("update %d listener_statistics rows: %w", len(inPlace), err)
+		}
+		for k, done := range updated {
+			byReading[inPlace[k]] = !done
+		}
+	}
+	var rest []flushRow // in the batch's order, so that refusals keep it
+	for i, r := range rows {
+		if byReading[i] {
+			rest = append(rest, r)
+		}
+	}
+	if len(rest) == 0 {
+		return nil, nil
+	}
+	return applyRowsByReading(ctx, tx, rest)
+}
+
+// applyRowsByReading locks and reads the rows' current values, computes
+// the new ones as Octavia would (next), and upserts them. Rows Octavia
+// would refuse are returned, the others written.
+func applyRowsByReading(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, error) {
 	n := len(rows)
 	lIDs, aIDs := make([]string, n), make([]string, n)
 	for i, r := range rows {

@@ -36,8 +36,12 @@ type PipelineConfig struct {
 	// time and never retries one, and the interop suite holds its rows to
 	// Octavia's own driver (docs/deviations.md).
 	PerHeartbeat bool
-	Metrics      *PipelineMetrics
-	Logger       *slog.Logger
+	// Dialect is the database stats_db writes to; it decides which
+	// counters Octavia's stats_db stores there (FromMessageOn), for every
+	// driver alike.
+	Dialect Dialect
+	Metrics *PipelineMetrics
+	Logger  *slog.Logger
 }
 
 // Pipeline applies heartbeats' statistics to the configured drivers; it
@@ -154,7 +158,7 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan *heartbeat.Message, finalT
 // driver's failure does not stop the others; each is counted, logged and
 // returned, prefixed with the driver's name, in one errors.Join.
 func (p *Pipeline) Apply(ctx context.Context, m *heartbeat.Message) (ok bool, err error) {
-	stats, deltas, ok := FromMessage(m)
+	stats, deltas, ok := FromMessageOn(m, p.cfg.Dialect)
 	if !ok {
 		// Octavia's update_stats fails on such a message before any driver.
 		p.cfg.Metrics.dropped("listener_without_stats", 1)

@@ -6,6 +6,7 @@
 # mode-0700 directory such as /root/src), the server's files live in a
 # directory of their own under /tmp instead, DIR/pgdata links to it, and
 # pg_stop removes it.
+#   PG_OPTS adds server options (e.g. "-c shared_preload_libraries=pg_stat_statements").
 
 pg_find_bin() {
   local d
@@ -49,7 +50,7 @@ pg_start() {
   for try in 1 2 3 4 5; do
     port=$(pick_port "$port")
     if "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$home/pgdata" -l "$home/postgres.log" -w \
-      -o "-p $port -k $home -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null; then
+      -o "-p $port -k $home -c listen_addresses=127.0.0.1 -c fsync=off ${PG_OPTS:-}" start >/dev/null; then
       break
     fi
     if [ "$try" = 5 ] || ! tail -n 5 "$home/postgres.log" | grep -q "Address already in use"; then

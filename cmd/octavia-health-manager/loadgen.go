@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,9 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/healthdb/manager/loadgen"
+	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/migrations"
 )
 
 func loadgenCommand() *cli.Command {
@@ -31,7 +35,7 @@ func loadgenCommand() *cli.Command {
 			&cli.Float64Flag{Name: "churn", Usage: "share of heartbeats that change a member's status (0-1)"},
 			&cli.StringFlag{Name: "target", Usage: "heartbeat `HOST:PORT` (default: bind_ip:bind_port)"},
 			&cli.StringFlag{Name: "metrics-url", Usage: "the health manager's metrics `URL` (default: from metrics_bind)"},
-			&cli.BoolFlag{Name: "seed-db", Usage: "create the load balancers in the database first (COPY)"},
+			&cli.BoolFlag{Name: "seed-db", Usage: "create the load balancers in the database first (COPY; multi-row INSERTs on MySQL/MariaDB)"},
 			&cli.StringSliceFlag{Name: "watch-pid", Usage: "`NAME=PID`: report the CPU time of process PID and its children " +
 				"over the run, per heartbeat applied (repeat; the same NAME adds up)"},
 		},
@@ -81,14 +85,8 @@ func runLoadgen(c *cli.Context) error {
 		return usageError("%v", err)
 	}
 	if c.Bool("seed-db") {
-		pool, err := openPool(c.Context, cfg)
-		if err != nil {
+		if err := seedDB(c, cfg, lc); err != nil {
 			return err
-		}
-		err = loadgen.Seed(c.Context, pool, lc)
-		pool.Close()
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("octavia-health-manager: %v", err), exitRejected)
 		}
 	}
 	report, err := loadgen.Run(c.Context, lc)
@@ -101,6 +99,32 @@ func runLoadgen(c *cli.Context) error {
 	}
 	_, err = fmt.Fprintln(c.App.Writer, string(line))
 	return err
+}
+
+// seedDB creates loadgen's load balancers in [database] connection: COPY on
+// PostgreSQL, multi-row INSERTs on MySQL/MariaDB (whose schema Octavia's
+// octavia-db-manage built).
+func seedDB(c *cli.Context, cfg *octaviaconf.Config, lc *loadgen.Config) error {
+	var err error
+	if cfg.Database.IsMySQL() {
+		var db *sql.DB
+		if db, err = migrations.OpenMySQL(cfg.Database.MySQL); err != nil {
+			return cli.Exit("octavia-health-manager: "+err.Error(), exitUsage)
+		}
+		err = loadgen.SeedSQL(c.Context, db, lc)
+		db.Close()
+	} else {
+		var pool *pgxpool.Pool
+		if pool, err = openPool(c.Context, cfg); err != nil {
+			return err
+		}
+		err = loadgen.Seed(c.Context, pool, lc)
+		pool.Close()
+	}
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("octavia-health-manager: %v", err), exitRejected)
+	}
+	return nil
 }
 
 // isTerminal tells a terminal (progress bar) from a pipe or file (lines).

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/octavia-vpp/health/healthdb/manager/managertest"
 	"github.com/octavia-vpp/health/internal/testproc"
+	"github.com/octavia-vpp/health/test/mysqltest"
 	"github.com/octavia-vpp/health/test/pgtest"
 )
 
@@ -72,5 +76,54 @@ compute_driver = compute_noop_driver
 	t.Logf("loadgen summary: %s", strings.TrimSpace(res.stdout))
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// On a MySQL/MariaDB connection (Octavia's URL form), --seed-db fills the
+// schema octavia-db-manage built with INSERTs, and serve applies the
+// heartbeats sent to those load balancers (make bench-cpu DB=mariadb).
+func TestLoadgenSeedsMySQL(t *testing.T) {
+	cfg, err := mysql.ParseDSN(mysqltest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("mysql+pymysql://%s@%s/%s", cfg.User, cfg.Addr, cfg.DBName)
+	conf := testproc.WriteFile(t, "octavia.conf", []byte(fmt.Sprintf(`[database]
+connection = %s
+[health_manager]
+heartbeat_key = load-key
+bind_ip = 127.0.0.1
+bind_port = 0
+metrics_bind = 127.0.0.1:0
+health_batch_wait_ms = 5
+failover_driver = noop
+[controller_worker]
+compute_driver = compute_noop_driver
+`, url)))
+	r := managertest.Start(t, managertest.Options{Files: []string{conf}})
+	res := runBinary(t, nil, "--config-file", conf, "loadgen", "--seed-db",
+		"--amphorae", "20", "--listeners", "2", "--pools", "2", "--members", "3",
+		"--rate", "100", "--duration", "300ms",
+		"--target", r.ListenAddr().String(), "--metrics-url", "http://"+r.MetricsAddr().String()+"/metrics")
+	if res.code != 0 {
+		t.Fatalf("loadgen exit %d: %s", res.code, res.stderr)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for table, want := range map[string]int{"load_balancer": 20, "amphora": 20, "listener": 40, "pool": 40, "member": 120} {
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil || n != want {
+			t.Errorf("%s: %d rows (%v), want %d", table, n, err, want)
+		}
+	}
+	var health int
+	if err := db.QueryRow("SELECT count(*) FROM amphora_health").Scan(&health); err != nil || health == 0 {
+		t.Errorf("amphora_health: %d rows (%v): no heartbeat applied; loadgen said %s", health, err, res.stdout)
 	}
 }

@@ -17,6 +17,9 @@ import (
 const (
 	exitRejected = 1 // the input was read but refused (a bad heartbeat, ...)
 	exitUsage    = 2 // the command could not run: bad flags, config or files
+	// exitUnavailable: the database did not answer at start within
+	// [database] max_retries attempts (sysexits.h's EX_UNAVAILABLE).
+	exitUnavailable = 69
 )
 
 func main() {

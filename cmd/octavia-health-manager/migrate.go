@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/octavia-vpp/health/healthdb/manager"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
 	"github.com/octavia-vpp/health/internal/oslocli"
 	"github.com/octavia-vpp/health/internal/oslolog"
@@ -72,11 +73,15 @@ func migrateVerb(verb string) cli.ActionFunc {
 		if err := checkMigrateArgs(c, verb); err != nil {
 			return err
 		}
-		db, where, err := openConfiguredDB(c)
+		db, cfg, err := openConfiguredDB(c)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
+		where := octaviaconf.RedactURL(cfg.Connection)
+		if err := awaitDatabase(c, db, cfg); err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(c.Context, migrateTimeout)
 		defer cancel()
 		if migrations.IsMySQL(db) {
@@ -115,14 +120,33 @@ func checkMigrateArgs(c *cli.Context, verb string) error {
 	return usageError("migrate %s takes no arguments, got %q", verb, strings.Join(args, " "))
 }
 
-// openConfiguredDB loads the config files and opens the database they name.
-func openConfiguredDB(c *cli.Context) (*sql.DB, string, error) {
+// awaitDatabase waits for the database's first answer as serve does, and
+// as oslo.db's engine does at start ([database] max_retries attempts,
+// retry_interval apart; 0 makes no attempt).
+func awaitDatabase(c *cli.Context, db *sql.DB, cfg *octaviaconf.Database) error {
+	if cfg.MaxRetries == 0 {
+		return nil
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{ReplaceAttr: oslolog.ReplaceLevel}))
+	err := manager.WaitForDatabase(c.Context, manager.DatabaseWait{
+		Ping: db.PingContext, Where: octaviaconf.RedactURL(cfg.Connection),
+		MaxRetries: cfg.MaxRetries, RetryInterval: cfg.RetryInterval, Logger: log,
+	})
+	if err != nil {
+		return cli.Exit("octavia-health-manager: migrate: "+err.Error(), exitUnavailable)
+	}
+	return c.Context.Err()
+}
+
+// openConfiguredDB loads the config files and opens the database they
+// name; it returns their [database] section.
+func openConfiguredDB(c *cli.Context) (*sql.DB, *octaviaconf.Database, error) {
 	cfg, err := octaviaconf.Load(oslocli.Files(c)...)
 	if err != nil {
-		return nil, "", cli.Exit("octavia-health-manager: "+err.Error(), exitUsage)
+		return nil, nil, cli.Exit("octavia-health-manager: "+err.Error(), exitUsage)
 	}
 	if cfg.Database.Connection == "" {
-		return nil, "", cli.Exit("octavia-health-manager: no [database] connection in the config files "+
+		return nil, nil, cli.Exit("octavia-health-manager: no [database] connection in the config files "+
 			"(give them with --config-file or --config-dir)", exitUsage)
 	}
 	var db *sql.DB
@@ -132,9 +156,9 @@ func openConfiguredDB(c *cli.Context) (*sql.DB, string, error) {
 		db, err = migrations.Open(cfg.Database.Connection)
 	}
 	if err != nil {
-		return nil, "", cli.Exit("octavia-health-manager: "+err.Error(), exitUsage)
+		return nil, nil, cli.Exit("octavia-health-manager: "+err.Error(), exitUsage)
 	}
-	return db, octaviaconf.RedactURL(cfg.Database.Connection), nil
+	return db, &cfg.Database, nil
 }
 
 func pgUpgrade(ctx context.Context, c *cli.Context, db *sql.DB, where string) error {

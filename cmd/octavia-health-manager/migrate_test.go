@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/octavia-vpp/health/migrations"
+	"github.com/octavia-vpp/health/test/mysqltest"
 	"github.com/octavia-vpp/health/test/pgtest"
 )
 
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	pgtest.Main(m)
+	os.Exit(mysqltest.Wrap(func() int { return pgtest.Run(m) }))
 }
 
 // appWithMigrate is the real app, with the migrate command added if the
@@ -324,32 +325,54 @@ func TestMigrateExistingOctaviaSchema(t *testing.T) {
 
 func TestMigrateConfigErrors(t *testing.T) {
 	t.Parallel()
+	// Two attempts, at once: the unreachable databases give up quickly.
+	const retries = "max_retries = 2\nretry_interval = 0\n"
 	tests := []struct {
 		name string
 		conf string // connection, "" for none
-		want string
+		code int
+		want []string
 	}{
-		{"no connection", "", "no [database] connection"},
-		{"mysql unknown parameter", "mysql+pymysql://octavia:secret@db/octavia?sslmode=on", `unknown parameter(s) "sslmode"`},
-		{"mysql unreachable", "mysql+pymysql://octavia:secret@127.0.0.1:1/octavia?connect_timeout=2", "migrate"},
-		{"unreachable", "postgresql://octavia:secret@127.0.0.1:1/octavia?connect_timeout=2", "migrate"},
+		{"no connection", "", exitUsage, []string{"no [database] connection"}},
+		{"mysql unknown parameter", "mysql+pymysql://octavia:secret@db/octavia?sslmode=on", exitUsage, []string{`unknown parameter(s) "sslmode"`}},
+		{"mysql unreachable", "mysql+pymysql://octavia:secret@127.0.0.1:1/octavia?connect_timeout=2", exitUnavailable, []string{
+			"level=WARNING", "database not reachable at start; retrying", "octavia:***@127.0.0.1:1", "attempts_left=1",
+			"migrate: database not reachable at start", "did not answer 2 attempt(s)"}},
+		{"unreachable", "postgresql://octavia:secret@127.0.0.1:1/octavia?connect_timeout=2", exitUnavailable, []string{
+			"level=WARNING", "database not reachable at start; retrying", "octavia:***@127.0.0.1:1", "attempts_left=1",
+			"migrate: database not reachable at start", "did not answer 2 attempt(s)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			conf := confFor(t, tt.conf)
+			appendFile(t, conf, "[database]\n"+retries)
 			for _, args := range [][]string{{"migrate"}, {"migrate", "status"}} {
 				r := runApp(t, append([]string{"--config-file", conf}, args...)...)
-				if r.code == 0 {
-					t.Errorf("%v exited 0; want failure", args)
+				if r.code != tt.code {
+					t.Errorf("%v exited %d; want %d\n%s", args, r.code, tt.code, r.stderr)
 				}
-				if !strings.Contains(r.stderr, tt.want) {
-					t.Errorf("%v stderr lacks %q:\n%s", args, tt.want, r.stderr)
+				for _, want := range tt.want {
+					if !strings.Contains(r.stderr, want) {
+						t.Errorf("%v stderr lacks %q:\n%s", args, want, r.stderr)
+					}
 				}
 				if strings.Contains(r.stderr, "secret") {
 					t.Errorf("%v leaks the password:\n%s", args, r.stderr)
 				}
 			}
 		})
+	}
+}
+
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -25,13 +25,18 @@ func serveCommand() *cli.Command {
 			"them to the [database] connection as Octavia's health manager does.\n" +
 			"SIGTERM/SIGINT drain and exit; SIGHUP reloads keys, replay_window, the statistics\n" +
 			"drivers and the log level.",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "shadow",
-			Usage: "shadow mode: write nothing, compare decisions with Octavia's health manager ([health_manager] shadow, docs/shadow.md)"}},
+		// "serve --check" is the global --check, written after the command.
+		Flags: []cli.Flag{&cli.BoolFlag{Name: checkFlag.Name, Usage: checkFlag.Usage},
+			&cli.BoolFlag{Name: "shadow",
+				Usage: "shadow mode: write nothing, compare decisions with Octavia's health manager ([health_manager] shadow, docs/shadow.md)"}},
 		Action: runServe,
 	}
 }
 
 func runServe(c *cli.Context) error {
+	if c.Bool("check") {
+		return cli.Exit("", runCheck(oslocli.Files(c), c.App.Writer, c.App.ErrWriter))
+	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -147,5 +152,8 @@ func runDaemon(ctx context.Context, opts daemonOptions) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	return m.Run(ctx)
+	if err := m.Run(ctx); err != nil {
+		return cli.Exit("octavia-health-manager: "+err.Error(), exitUnavailable)
+	}
+	return nil
 }

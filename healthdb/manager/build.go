@@ -152,7 +152,7 @@ func newReplayUpdater(cfg *octaviaconf.Config, store healthdb.UpdaterStore, log 
 // per heartbeat. reg receives the drivers' and the pipeline's metrics;
 // extra drivers are called like the named ones.
 func NewStats(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger, reg prometheus.Registerer, extra []statsdriver.Driver) (*statsdriver.Pipeline, error) {
-	return newStats(cfg, pool, nil, log, reg, extra, false)
+	return newStats(cfg, pool, nil, statsdriver.PostgreSQL, log, reg, extra, false)
 }
 
 // NewReplayStats opens the same drivers, by the same names and rules, for
@@ -160,12 +160,12 @@ func NewStats(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger, reg
 // each heartbeat as it comes (statsdriver.PipelineConfig.PerHeartbeat).
 // The prometheus driver gets a registry of its own, which nothing serves.
 func NewReplayStats(cfg *octaviaconf.Config, pool *pgxpool.Pool, log *slog.Logger) (*statsdriver.Pipeline, error) {
-	return newStats(cfg, pool, nil, log, prometheus.NewRegistry(), nil, true)
+	return newStats(cfg, pool, nil, statsdriver.PostgreSQL, log, prometheus.NewRegistry(), nil, true)
 }
 
 // sink, when not nil, takes stats_db's aggregated flushes instead of the
 // pool (Options.Stores).
-func newStats(cfg *octaviaconf.Config, pool *pgxpool.Pool, sink statsdriver.FlushSink, log *slog.Logger,
+func newStats(cfg *octaviaconf.Config, pool *pgxpool.Pool, sink statsdriver.FlushSink, dialect statsdriver.Dialect, log *slog.Logger,
 	reg prometheus.Registerer, extra []statsdriver.Driver, perHeartbeat bool) (*statsdriver.Pipeline, error) {
 	hm := &cfg.HealthManager
 	return statsdriver.NewPipeline(statsdriver.PipelineConfig{
@@ -175,6 +175,7 @@ func newStats(cfg *octaviaconf.Config, pool *pgxpool.Pool, sink statsdriver.Flus
 		FlushInterval: hm.StatsFlushInterval, MaxPairs: hm.StatsMaxPairs,
 		Extra: extra, Metrics: statsdriver.NewPipelineMetrics(reg), Logger: log,
 		PerHeartbeat: perHeartbeat,
+		Dialect:      dialect,
 	})
 }
 

@@ -75,7 +75,7 @@ func (l *lifecycle) batchDone(err error, now time.Time) {
 // batch committed within dbPingCache counts as a successful ping, so a
 // busy pool is not asked for one more connection.
 func (m *Manager) databaseReachable(ctx context.Context, now time.Time) error {
-	if m.pool == nil {
+	if m.ping == nil {
 		return nil // Options.Stores: the batches tell
 	}
 	l := &m.life
@@ -89,7 +89,7 @@ func (m *Manager) databaseReachable(ctx context.Context, now time.Time) error {
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, dbPingTimeout)
 	defer cancel()
-	l.dbErr = m.pool.Ping(pingCtx)
+	l.dbErr = m.ping(pingCtx)
 	l.dbChecked = time.Now()
 	return l.dbErr
 }
@@ -154,26 +154,26 @@ func (m *Manager) livez(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
 }
 
-// notifyReadyAfterDatabase sends READY=1 (Type=notify) once the database
-// has answered, trying every loopTick: the socket is already bound. With
-// Options.Stores there is no database to wait for.
-func (m *Manager) notifyReadyAfterDatabase(ctx context.Context) {
-	tick := time.NewTicker(loopTick)
-	defer tick.Stop()
-	for {
-		err := m.databaseReachable(ctx, time.Now())
-		if err == nil {
-			m.notify(daemon.SdNotifyReady)
-			m.life.readySent.Store(true)
-			return
-		}
-		m.log.Debug("not yet ready for systemd: the database does not answer", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+// awaitDatabase waits for the database's first answer as oslo.db's engine
+// does at start (WaitForDatabase), then sends READY=1 (Type=notify): the
+// socket is already bound. With [database] max_retries 0, oslo.db does not
+// test the connection at start: nothing is logged and nothing gives up,
+// but READY=1 still waits for the database, checked every loopTick. It
+// returns an error, and Run stops, when the attempts are used up or the
+// server is refused for good. With Options.Stores there is no database to
+// wait for.
+func (m *Manager) awaitDatabase(ctx context.Context) error {
+	wait := DatabaseWait{Ping: m.ping, Where: m.dbWhere, MaxRetries: m.dbRetry.max,
+		RetryInterval: m.dbRetry.interval, Logger: m.log}
+	if m.ping != nil && wait.MaxRetries == 0 {
+		wait.MaxRetries, wait.RetryInterval, wait.quiet = -1, loopTick, true
 	}
+	if err := WaitForDatabase(ctx, wait); err != nil || ctx.Err() != nil {
+		return err
+	}
+	m.notify(daemon.SdNotifyReady)
+	m.life.readySent.Store(true)
+	return nil
 }
 
 // pipelineProgressed tells whether the receive loop and the updater have

@@ -65,6 +65,8 @@ type Stores struct {
 	StatsSink statsdriver.FlushSink
 	// Shadow is what shadow mode reads ([health_manager] shadow).
 	Shadow shadow.Reader
+	// StatsDialect is the database StatsSink writes to.
+	StatsDialect statsdriver.Dialect
 }
 
 // Manager is the running health manager: receiver -> health and stats
@@ -79,6 +81,15 @@ type Manager struct {
 	replay   *heartbeat.ReplayGuard
 	pool     *pgxpool.Pool
 	mysqlDB  *sql.DB // the MySQL stores' pool, when [database] connection is MySQL
+	// ping asks the database for an answer through the stores' pool; nil
+	// with Options.Stores. dbWhere is [database] connection, redacted.
+	ping    func(context.Context) error
+	dbWhere string
+	// dbRetry is [database] max_retries and retry_interval (awaitDatabase).
+	dbRetry struct {
+		max      int
+		interval time.Duration
+	}
 	receiver *udp.Receiver
 	updater  *healthdb.Updater
 	watcher  *healthdb.Watcher
@@ -114,9 +125,9 @@ type Manager struct {
 }
 
 // New builds the pipeline from cfg; it binds the heartbeat socket and
-// metrics_bind, and makes the database pool, which connects lazily: a
-// database that is down at start is retried by every batch, as Octavia's
-// health manager keeps running without one. Run starts it.
+// metrics_bind, and makes the database pool, which connects lazily. Run
+// starts it, and waits for the database's first answer as oslo.db does
+// ([database] max_retries, retry_interval; see awaitDatabase).
 func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, error) {
 	m := &Manager{opts: opts, log: opts.Logger, level: opts.Level}
 	if m.log == nil {
@@ -153,8 +164,11 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 		return nil, err
 	}
 	m.registry = newRegistry()
-	if m.pool != nil {
-		m.registry.MustRegister(poolCollector{m.pool})
+	switch {
+	case m.pool != nil:
+		m.registry.MustRegister(newPgxPoolCollector(m.pool))
+	case m.mysqlDB != nil:
+		m.registry.MustRegister(newSQLPoolCollector(m.mysqlDB))
 	}
 	m.reloads = newReloadCounter(m.registry)
 	m.shadowMetrics = shadow.NewMetrics(m.registry)
@@ -245,8 +259,9 @@ func (m *Manager) buildQueues(cfg *octaviaconf.Config) error {
 	m.metrics.Dropped.WithLabelValues("stats", "queue_full")
 	var err error
 	var sink statsdriver.FlushSink
+	dialect := statsdriver.PostgreSQL
 	if m.opts.Stores != nil {
-		sink = m.opts.Stores.StatsSink
+		sink, dialect = m.opts.Stores.StatsSink, m.opts.Stores.StatsDialect
 	}
 	extra := m.opts.ExtraStats
 	if cfg.HealthManager.Shadow {
@@ -255,7 +270,7 @@ func (m *Manager) buildQueues(cfg *octaviaconf.Config) error {
 		noStats.ControllerWorker.StatisticsDrivers = nil
 		cfg, extra = &noStats, nil
 	}
-	m.stats, err = newStats(cfg, m.pool, sink, m.log, m.registry, extra, false)
+	m.stats, err = newStats(cfg, m.pool, sink, dialect, m.log, m.registry, extra, false)
 	return err
 }
 
@@ -264,6 +279,8 @@ func (m *Manager) openPool(ctx context.Context, cfg *octaviaconf.Config) error {
 	if m.opts.Stores != nil {
 		return nil
 	}
+	m.dbWhere = octaviaconf.RedactURL(cfg.Database.Connection)
+	m.dbRetry.max, m.dbRetry.interval = cfg.Database.MaxRetries, cfg.Database.RetryInterval
 	if isMySQL, err := m.openMySQL(ctx, cfg); isMySQL || err != nil {
 		return err
 	}
@@ -271,10 +288,7 @@ func (m *Manager) openPool(ctx context.Context, cfg *octaviaconf.Config) error {
 	if m.pool, err = newPool(ctx, cfg, 2, cfg.HealthManager.Shadow); err != nil {
 		return err
 	}
-	if err := m.pool.Ping(ctx); err != nil {
-		m.log.Warn("database not reachable yet; heartbeats will be retried as they arrive",
-			"database", octaviaconf.RedactURL(cfg.Database.Connection), "err", err)
-	}
+	m.ping = m.pool.Ping
 	return nil
 }
 
@@ -360,8 +374,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	// Type=notify: READY=1 once the socket is bound (New) and the
 	// database has answered; WATCHDOG=1 from this loop while the pipeline
-	// progresses.
-	go m.notifyReadyAfterDatabase(ctx)
+	// progresses. A database that never answers at start stops the
+	// manager, with the error.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	dbFailed := make(chan error, 1)
+	go func() {
+		if err := m.awaitDatabase(runCtx); err != nil {
+			dbFailed <- err
+		}
+	}()
 	live := time.NewTicker(loopTick)
 	defer live.Stop()
 	var watchdog <-chan time.Time
@@ -380,45 +402,53 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.updater.Run(drainCtx, m.healthQ.C(), m.batchDone)
 	})
 	statsDone := goDone(func() { m.stats.Run(drainCtx, m.statsQ.C(), drainTimeout/2) })
-	receiverDone := goDone(func() { m.receiver.Run(ctx) })
+	receiverDone := goDone(func() { m.receiver.Run(runCtx) })
 	// The watcher stops with the receiver; failover requests under way are
 	// cancelled and their claims released before the pool closes.
 	watcherDone := goDone(func() {
 		if m.watcher != nil {
-			m.watcher.Run(ctx)
+			m.watcher.Run(runCtx)
 		}
 	})
 	skewDone := goDone(func() {
 		if m.skew != nil {
-			m.skew.Run(ctx)
+			m.skew.Run(runCtx)
 		}
 	})
 
+	stop := func() {
+		m.life.running.Store(false)
+		m.notify(daemon.SdNotifyStopping)
+		m.log.Info("stopping: no longer reading heartbeats; applying what is queued", "queued", m.healthQ.Len())
+		cancelRun()
+		<-receiverDone
+		m.closeForwarder()
+		<-watcherDone
+		<-skewDone
+		m.healthQ.Close()
+		m.statsQ.Close()
+		if m.shadowQ != nil {
+			m.shadowQ.Close()
+		}
+		timer := time.AfterFunc(drainTimeout, cancelDrain)
+		<-updaterDone
+		<-statsDone
+		if !timer.Stop() {
+			m.log.Warn("stopped before every queued heartbeat was applied", "timeout", drainTimeout)
+		}
+		m.stopHTTP()
+		m.closePool()
+		m.log.Info("health manager stopped")
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			m.life.running.Store(false)
-			m.notify(daemon.SdNotifyStopping)
-			m.log.Info("stopping: no longer reading heartbeats; applying what is queued", "queued", m.healthQ.Len())
-			<-receiverDone
-			m.closeForwarder()
-			<-watcherDone
-			<-skewDone
-			m.healthQ.Close()
-			m.statsQ.Close()
-			if m.shadowQ != nil {
-				m.shadowQ.Close()
-			}
-			timer := time.AfterFunc(drainTimeout, cancelDrain)
-			<-updaterDone
-			<-statsDone
-			if !timer.Stop() {
-				m.log.Warn("stopped before every queued heartbeat was applied", "timeout", drainTimeout)
-			}
-			m.stopHTTP()
-			m.closePool()
-			m.log.Info("health manager stopped")
+			stop()
 			return nil
+		case err := <-dbFailed:
+			m.log.Error("giving up: the database did not answer at start", "database", m.dbWhere, "err", err)
+			stop()
+			return err
 		case <-m.opts.Reload:
 			m.reloadConfig()
 		case now := <-live.C:

@@ -22,7 +22,7 @@ import (
 // URL; isMySQL is false, and nothing is done, otherwise. A server that is
 // reachable must have SELECT ... FOR UPDATE SKIP LOCKED (MariaDB >= 10.6,
 // MySQL >= 8.0), or the manager refuses to start; one that is not yet
-// reachable is retried by every batch, as with PostgreSQL.
+// reachable is awaited as with PostgreSQL.
 func (m *Manager) openMySQL(ctx context.Context, cfg *octaviaconf.Config) (isMySQL bool, err error) {
 	if !cfg.Database.IsMySQL() {
 		return false, nil
@@ -43,16 +43,18 @@ func (m *Manager) openMySQL(ctx context.Context, cfg *octaviaconf.Config) (isMyS
 	pool := max(cfg.Database.MaxPoolSize, 2)
 	db.SetMaxOpenConns(pool)
 	db.SetMaxIdleConns(pool)
+	// A server reachable now and too old is refused before anything is
+	// bound; one not reachable yet is awaited by Run (awaitDatabase),
+	// which refuses it as well when it answers.
 	if err := db.PingContext(ctx); errors.Is(err, mysqlconf.ErrServerTooOld) {
 		db.Close()
 		return true, fmt.Errorf("[database] connection %s: %v", where, err)
-	} else if err != nil {
-		m.log.Warn("database not reachable yet; heartbeats will be retried as they arrive",
-			"database", where, "err", err)
 	}
 	s := mysqlstore.New(db)
 	m.mysqlDB = db
-	m.opts.Stores = &Stores{Updater: s, Watcher: s, StatsSink: statsdriver.NewMySQLSink(db), Shadow: s}
+	m.ping = db.PingContext
+	m.opts.Stores = &Stores{Updater: s, Watcher: s, StatsSink: statsdriver.NewMySQLSink(db), StatsDialect: statsdriver.MySQL,
+		Shadow: s}
 	return true, nil
 }
 

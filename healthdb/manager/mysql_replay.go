@@ -47,5 +47,6 @@ func NewReplayStatsMySQL(cfg *octaviaconf.Config, db *sql.DB, log *slog.Logger) 
 		FlushInterval: hm.StatsFlushInterval, MaxPairs: hm.StatsMaxPairs,
 		Metrics: statsdriver.NewPipelineMetrics(reg), Logger: log,
 		PerHeartbeat: true,
+		Dialect:      statsdriver.MySQL,
 	})
 }

@@ -69,11 +69,6 @@ func testFailedHealthWritesMariaDB(t *testing.T, sqlstate, signal string) {
 			t.Fatal(err)
 		}
 	}
-	for _, id := range amphorae {
-		if _, err := db.Exec(`INSERT INTO amphora_health (amphora_id, last_update, busy) VALUES (?, UTC_TIMESTAMP(6), 0)`, id); err != nil {
-			t.Fatal(err)
-		}
-	}
 	trigger := writeFaultMySQL
 	if signal != "" {
 		trigger = append(append([]string(nil), trigger[:2]...),
@@ -151,10 +146,23 @@ compute_driver = compute_noop_driver
 		v, _ := seriesValue(t, d, fmt.Sprintf(`octavia_hm_failover_suppressed_reason{reason=%q,sqlstate=%q}`, reason, state))
 		return v
 	}
+	// No amphora_health row is seeded: each is created by the manager from
+	// the amphora's first heartbeat, so none can be stale before the
+	// amphorae have been heard from (see testFailedHealthWrites).
+	testproc.WaitFor(t, "every amphora's health row written", func() bool {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM amphora_health`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == len(amphorae)
+	})
 	testproc.WaitFor(t, "two health checks", func() bool { return testutilValue(t, d, `octavia_hm_health_checks_total`) >= 2 })
 	testproc.WaitFor(t, "failovers allowed before the fault", func() bool {
 		return testutilValue(t, d, `octavia_hm_failover_suppressed`) == 0
 	})
+	if got := fake.Failovers(); len(got) != 0 {
+		t.Fatalf("failover calls %v before the fault, while every amphora heartbeats", got)
+	}
 
 	var lockTx *sql.Tx
 	if signal == "" {

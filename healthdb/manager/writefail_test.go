@@ -99,10 +99,6 @@ func testFailedHealthWrites(t *testing.T, sqlstate, mode string) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO amphora_health (amphora_id, last_update, busy)
-		SELECT unnest($1::varchar[]), $2::timestamp, false`, amphorae, time.Now().UTC()); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := conn.Exec(ctx, writeFaultSQL); err != nil {
 		t.Fatal(err)
 	}
@@ -182,10 +178,27 @@ compute_driver = compute_noop_driver
 	// Healthy first: the watcher runs its checks and allows failovers.
 	// On a loaded machine a batch may wait past the stall limit during
 	// start-up; what matters is that failovers are allowed before the fault.
+	// No amphora_health row is seeded: each is created by the manager from
+	// the amphora's first heartbeat. Rows seeded before the manager starts
+	// age while it starts, and the amphorae begin to send only once it
+	// listens; on a loaded machine, a row whose first batch had not yet
+	// committed when the start-up grace ended was stale, with its heartbeat
+	// received too recently to count as a stalled write, and was failed
+	// over before any fault.
+	testproc.WaitFor(t, "every amphora's health row written", func() bool {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM amphora_health`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == len(amphorae)
+	})
 	testproc.WaitFor(t, "two health checks", func() bool { return testutilValue(t, d, `octavia_hm_health_checks_total`) >= 2 })
 	testproc.WaitFor(t, "failovers allowed before the fault", func() bool {
 		return testutilValue(t, d, `octavia_hm_failover_suppressed`) == 0
 	})
+	if got := fake.Failovers(); len(got) != 0 {
+		t.Fatalf("failover calls %v before the fault, while every amphora heartbeats", got)
+	}
 
 	var lockTx pgx.Tx
 	if lock := map[string]string{

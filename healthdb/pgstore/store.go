@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -68,7 +69,7 @@ SELECT p.load_balancer_id, p.id, p.operating_status, p.ctid, p.xmin
 FROM ` + batchLBs + ` JOIN pool p ON p.load_balancer_id = lbs.id`
 
 	selectMembers = `
-SELECT m.pool_id, m.id, m.operating_status, m.ctid, m.xmin, p.load_balancer_id
+SELECT m.pool_id, m.id, m.operating_status, m.ctid, m.xmin
 FROM ` + batchLBs + ` JOIN pool p ON p.load_balancer_id = lbs.id JOIN member m ON m.pool_id = p.id`
 )
 
@@ -194,15 +195,21 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	}); err != nil {
 		return nil, nil, fmt.Errorf("load listeners of %d load balancers: %w", len(lbs), err)
 	}
-	poolByID := map[string]*healthdb.Pool{}
 	var poolLB []string // pool index -> load balancer, to place them after the read
 	var pools []healthdb.Pool
 	if err := eachRow(results, func(rows pgx.Rows) error {
 		var lbID string
 		var p healthdb.Pool
 		var v rowVersion
-		if err := rows.Scan(&lbID, &p.ID, &p.OperatingStatus, &v.tid, &v.xmin); err != nil {
-			return err
+		raw, ok := rows.RawValues(), false
+		if len(raw) == 5 && nonNull(raw) && rawBinary(rows, 3, 4) {
+			lbID, p.ID, p.OperatingStatus = rawText(raw[0]), rawText(raw[1]), rawStatus(raw[2])
+			v, ok = rawVersion(raw[3], raw[4])
+		}
+		if !ok {
+			if err := rows.Scan(&lbID, &p.ID, &p.OperatingStatus, &v.tid, &v.xmin); err != nil {
+				return err
+			}
 		}
 		pools = append(pools, p)
 		poolLB = append(poolLB, lbID)
@@ -214,23 +221,37 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	}); err != nil {
 		return nil, nil, fmt.Errorf("load pools of %d load balancers: %w", len(lbs), err)
 	}
+	// Members find their load balancer through their pool, which the
+	// pool read placed: no load balancer id travels with each member.
+	poolIndex := make(map[string]int, len(pools))
 	for i := range pools {
-		poolByID[pools[i].ID] = &pools[i]
+		poolIndex[pools[i].ID] = i
 	}
-	if err := eachRow(results, func(rows pgx.Rows) error {
-		var poolID, lbID string
-		var m healthdb.Member
-		var v rowVersion
-		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus, &v.tid, &v.xmin, &lbID); err != nil {
-			return err
+	addMember := func(poolID []byte, m healthdb.Member, v rowVersion) {
+		i, found := poolIndex[string(poolID)] // no allocation for the lookup
+		if !found {
+			return // a pool created after the pool read: not in this topology
 		}
-		if p := poolByID[poolID]; p != nil {
-			p.Members = append(p.Members, m)
-		}
-		if lbs[lbID] != nil {
-			lv := lbVersion(lbID)
+		pools[i].Members = append(pools[i].Members, m)
+		if lv := versions.lbs[poolLB[i]]; lv != nil {
 			lv.rows[tableMember] = append(lv.rows[tableMember], v)
 		}
+	}
+	if err := eachRow(results, func(rows pgx.Rows) error {
+		raw := rows.RawValues()
+		if len(raw) == 5 && nonNull(raw) && rawBinary(rows, 3, 4) {
+			if v, ok := rawVersion(raw[3], raw[4]); ok {
+				addMember(raw[0], healthdb.Member{ID: rawText(raw[1]), OperatingStatus: rawStatus(raw[2])}, v)
+				return nil
+			}
+		}
+		var poolID string
+		var m healthdb.Member
+		var v rowVersion
+		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus, &v.tid, &v.xmin); err != nil {
+			return err
+		}
+		addMember([]byte(poolID), m, v)
 		return nil
 	}); err != nil {
 		return nil, nil, fmt.Errorf("load members of %d load balancers: %w", len(lbs), err)
@@ -238,13 +259,13 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	for i := range pools {
 		if lb := lbs[poolLB[i]]; lb != nil {
 			p := &pools[i]
-			sort.Slice(p.Members, func(a, b int) bool { return p.Members[a].ID < p.Members[b].ID })
+			slices.SortFunc(p.Members, func(a, b healthdb.Member) int { return strings.Compare(a.ID, b.ID) })
 			lb.Pools = append(lb.Pools, *p)
 		}
 	}
 	for _, lb := range lbs {
-		sort.Slice(lb.Listeners, func(a, b int) bool { return lb.Listeners[a].ID < lb.Listeners[b].ID })
-		sort.Slice(lb.Pools, func(a, b int) bool { return lb.Pools[a].ID < lb.Pools[b].ID })
+		slices.SortFunc(lb.Listeners, func(a, b healthdb.Listener) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(lb.Pools, func(a, b healthdb.Pool) int { return strings.Compare(a.ID, b.ID) })
 	}
 	return topos, versions, nil
 }

@@ -112,7 +112,10 @@ type Observation struct {
 	// skips the statistics comparison.
 	Stats  map[string]Counters
 	Deltas map[string]Counters
-	Cause  Cause
+	// Absolute says the heartbeat's counters are totals, which Octavia
+	// writes over the row (versions before 3), not deltas it adds.
+	Absolute bool
+	Cause    Cause
 }
 
 // FailoverRules are the stale-amphora rules' settings.
@@ -162,10 +165,11 @@ type healthTrack struct {
 }
 
 type statsTrack struct {
-	seq    int64
-	base   map[string]Counters // V0: read at the first heartbeat
-	first  map[string]Counters // d0: the first heartbeat's deltas
-	summed map[string]Counters // deltas of the heartbeats since, but not the newest
+	seq      int64
+	absolute bool
+	base     map[string]Counters // V0: read at the first heartbeat
+	first    map[string]Counters // d0: the first heartbeat's deltas
+	summed   map[string]Counters // deltas of the heartbeats since, but not the newest
 }
 
 type failoverTrack struct {
@@ -327,10 +331,14 @@ func (c *Comparator) compareHealth(o Observation) []Disagreement {
 // lies in [0, d0 + dk] when we agree.
 func (c *Comparator) compareStats(o Observation) []Disagreement {
 	if o.Stats == nil {
+		delete(c.stats, o.AmphoraID)
 		return nil
 	}
 	t := c.stats[o.AmphoraID]
-	if t == nil || !o.HasSeq || o.Seq != t.seq+1 {
+	if o.Absolute {
+		return c.compareAbsoluteStats(o, t)
+	}
+	if t == nil || t.absolute || !o.HasSeq || o.Seq != t.seq+1 {
 		c.stats[o.AmphoraID] = &statsTrack{seq: o.Seq, base: o.Stats, first: o.Deltas, summed: map[string]Counters{}}
 		return nil
 	}
@@ -366,6 +374,32 @@ func (c *Comparator) compareStats(o Observation) []Disagreement {
 	t.seq = o.Seq
 	for id, d := range o.Deltas {
 		t.summed[id] = t.summed[id].add(d)
+	}
+	return out
+}
+
+// compareAbsoluteStats checks a heartbeat of totals: Octavia writes them
+// over the row, so at hk's arrival the row holds hk-1's totals or, if
+// Octavia was first, hk's.
+func (c *Comparator) compareAbsoluteStats(o Observation, t *statsTrack) []Disagreement {
+	c.stats[o.AmphoraID] = &statsTrack{seq: o.Seq, absolute: true, first: o.Deltas}
+	if t == nil || !t.absolute || !o.HasSeq || o.Seq != t.seq+1 {
+		return nil
+	}
+	ids := make([]string, 0, len(t.first))
+	for id := range t.first {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []Disagreement
+	for _, id := range ids {
+		db, ok := o.Stats[id]
+		if !ok || db == t.first[id] || db == o.Deltas[id] {
+			continue
+		}
+		out = append(out, Disagreement{Time: o.Time, Kind: KindStatistics, Entity: "listener_statistics", ID: id,
+			AmphoraID: o.AmphoraID, Ours: t.first[id].String() + " (or " + o.Deltas[id].String() + ")",
+			Octavia: db.String(), Message: o.Cause.Message, B64: o.Cause.B64, SrcAddr: o.Cause.SrcAddr})
 	}
 	return out
 }

@@ -203,3 +203,40 @@ func TestPollBreakerHoldsEveryFailover(t *testing.T) {
 		}
 	}
 }
+
+// Before version 3, Octavia writes the totals over the row: at a
+// heartbeat's arrival the row holds the previous heartbeat's totals or
+// this one's.
+func TestCompareAbsoluteStats(t *testing.T) {
+	c := func(n int64) Counters { return Counters{BytesIn: n, BytesOut: n, TotalConns: n} }
+	type step struct{ seq, db, total int64 }
+	tests := []struct {
+		name  string
+		steps []step
+		want  []int
+	}{
+		{"Octavia slower", []step{{1, 0, 10}, {2, 10, 20}, {3, 20, 30}}, []int{0, 0, 0}},
+		{"Octavia faster", []step{{1, 10, 10}, {2, 20, 20}, {3, 30, 30}}, []int{0, 0, 0}},
+		{"Octavia kept an old total", []step{{1, 0, 10}, {2, 10, 20}, {3, 10, 30}}, []int{0, 0, 1}},
+		{"gap", []step{{1, 0, 10}, {4, 99, 40}, {5, 40, 50}}, []int{0, 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmp := NewComparator()
+			for i, s := range tt.steps {
+				got := cmp.Heartbeat(Observation{AmphoraID: "amp", Time: t0, Topology: &healthdb.Topology{AmphoraID: "amp"},
+					Seq: s.seq, HasSeq: true, Absolute: true,
+					Stats: map[string]Counters{"l1": c(s.db)}, Deltas: map[string]Counters{"l1": c(s.total)}})
+				n := 0
+				for _, g := range got {
+					if g.Kind == KindStatistics {
+						n++
+					}
+				}
+				if n != tt.want[i] {
+					t.Fatalf("step %d: %v, want %d", i, got, tt.want[i])
+				}
+			}
+		})
+	}
+}

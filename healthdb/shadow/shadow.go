@@ -141,8 +141,12 @@ func (s *Shadow) Recent() []Disagreement { return s.file.Recent() }
 // Counts returns the disagreements counted by kind since start.
 func (s *Shadow) Counts() map[Kind]int { return s.file.Counts() }
 
-// Run decides on each heartbeat from in and applies the stale-amphora
-// rules every health_check_interval, until ctx ends or in closes.
+// maxBatch bounds the heartbeats decided on with one set of reads.
+const maxBatch = 256
+
+// Run decides on the heartbeats from in, those waiting read together, and
+// applies the stale-amphora rules every health_check_interval, until ctx
+// ends or in closes.
 func (s *Shadow) Run(ctx context.Context, in <-chan Heartbeat) {
 	interval := s.cfg.Failover.HealthCheckInterval
 	if interval <= 0 {
@@ -150,21 +154,51 @@ func (s *Shadow) Run(ctx context.Context, in <-chan Heartbeat) {
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	batch := make([]Heartbeat, 0, maxBatch)
+	var next *Heartbeat // held back: its amphora is already in the batch
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case hb, ok := <-in:
-			if !ok {
+		batch = batch[:0]
+		if next != nil {
+			batch = append(batch, *next)
+			next = nil
+		} else {
+			select {
+			case <-ctx.Done():
 				return
+			case hb, ok := <-in:
+				if !ok {
+					return
+				}
+				batch = append(batch, hb)
+			case <-tick.C:
+				if err := s.Poll(ctx); err != nil {
+					s.log.Warn("shadow: stale-amphora rules not compared", "err", err)
+				}
+				continue
 			}
-			if err := s.Heartbeat(ctx, hb); err != nil {
-				s.log.Warn("shadow: heartbeat not compared", "amphora_id", hb.Msg.AmphoraID, "err", err)
+		}
+		// Heartbeats already waiting join the batch; one amphora's
+		// second heartbeat must see the database after its first.
+		seen := map[string]bool{batch[0].Msg.AmphoraID: true}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case hb, ok := <-in:
+				if !ok {
+					break fill
+				}
+				if seen[hb.Msg.AmphoraID] {
+					next = &hb
+					break fill
+				}
+				seen[hb.Msg.AmphoraID] = true
+				batch = append(batch, hb)
+			default:
+				break fill
 			}
-		case <-tick.C:
-			if err := s.Poll(ctx); err != nil {
-				s.log.Warn("shadow: stale-amphora rules not compared", "err", err)
-			}
+		}
+		if err := s.Heartbeats(ctx, batch); err != nil {
+			s.log.Warn("shadow: heartbeats not compared", "heartbeats", len(batch), "err", err)
 		}
 	}
 }
@@ -172,17 +206,20 @@ func (s *Shadow) Run(ctx context.Context, in <-chan Heartbeat) {
 // Heartbeat reads the amphora's rows, decides as serve would, and
 // compares.
 func (s *Shadow) Heartbeat(ctx context.Context, hb Heartbeat) error {
-	msg := hb.Msg
-	id := msg.AmphoraID
-	ids := []string{id}
+	return s.Heartbeats(ctx, []Heartbeat{hb})
+}
+
+// Heartbeats decides on heartbeats of distinct amphorae with one set of
+// reads, and compares each.
+func (s *Shadow) Heartbeats(ctx context.Context, hbs []Heartbeat) error {
+	ids := make([]string, len(hbs))
+	for i, hb := range hbs {
+		ids[i] = hb.Msg.AmphoraID
+	}
 	topos, err := s.cfg.Reader.LoadTopologies(ctx, ids)
 	if err != nil {
 		s.metrics.ReadErrors.Inc()
 		return err
-	}
-	topo := topos[id]
-	if topo == nil {
-		topo = &healthdb.Topology{AmphoraID: id}
 	}
 	rows, _, err := s.cfg.Reader.ReadAmphoraHealth(ctx, ids)
 	if err != nil {
@@ -194,34 +231,59 @@ func (s *Shadow) Heartbeat(ctx context.Context, hb Heartbeat) error {
 		s.metrics.ReadErrors.Inc()
 		return err
 	}
-	now := s.cfg.Now()
-	d := s.cfg.Decide(topo, msg, now, s.cfg.Rules)
-	o := Observation{AmphoraID: id, Time: now, Topology: topo, Decision: d, Seq: msg.Seq, HasSeq: msg.HasSeq,
-		Stats: map[string]Counters{}, Deltas: map[string]Counters{}, Cause: causeOf(hb)}
+	health := make(map[string]*healthdb.AmphoraHealthRow, len(rows))
 	for i := range rows {
-		if rows[i].AmphoraID == id {
-			o.Health = &rows[i]
-		}
+		health[rows[i].AmphoraID] = &rows[i]
 	}
+	byAmphora := map[string]map[string]Counters{}
 	for _, r := range stats {
-		if r.AmphoraID == id {
-			o.Stats[r.ListenerID] = Counters{r.BytesIn, r.BytesOut, r.TotalConns, r.RequestErrors}
+		if byAmphora[r.AmphoraID] == nil {
+			byAmphora[r.AmphoraID] = map[string]Counters{}
 		}
+		byAmphora[r.AmphoraID][r.ListenerID] = Counters{r.BytesIn, r.BytesOut, r.TotalConns, r.RequestErrors}
 	}
-	for i := range msg.Listeners {
-		l := &msg.Listeners[i]
-		if l.HasStats {
+	now := s.cfg.Now()
+	for _, hb := range hbs {
+		msg := hb.Msg
+		id := msg.AmphoraID
+		topo := topos[id]
+		if topo == nil {
+			topo = &healthdb.Topology{AmphoraID: id}
+		}
+		// Decided as of the heartbeat's arrival: the shadow's own queueing
+		// delay is not Octavia's, and must not make a heartbeat late.
+		at := msg.RecvTime
+		if at.IsZero() {
+			at = now
+		}
+		d := s.cfg.Decide(topo, msg, at, s.cfg.Rules)
+		o := Observation{AmphoraID: id, Time: now, Topology: topo, Decision: d, Seq: msg.Seq, HasSeq: msg.HasSeq,
+			Health: health[id], Stats: byAmphora[id], Deltas: map[string]Counters{}, Cause: causeOf(hb)}
+		if o.Stats == nil {
+			o.Stats = map[string]Counters{}
+		}
+		odd := false // Octavia's statistics path fails on the message, part-way
+		for i := range msg.Listeners {
+			l := &msg.Listeners[i]
+			if !l.HasStats || l.NotObject || l.StatsUnwritable != "" || l.IDLoneSurrogate {
+				odd = true
+			}
 			o.Deltas[l.ID] = Counters{l.Stats.RX, l.Stats.TX, l.Stats.TotConns, l.Stats.EReq}
 		}
+		// Octavia adds the counters of version 3 on, and writes those of
+		// earlier versions over the row.
+		o.Absolute = !msg.HasVersion || msg.Version < 3
+		if len(msg.Listeners) == 0 && len(o.Stats) == 0 || msg.VersionNotComparable || msg.VersionNaN || odd ||
+			msg.ListenersOdd.Kind != heartbeat.KindNormal || msg.AmphoraIDLoneSurrogate {
+			// Not compared; the next heartbeat starts the comparison again.
+			o.Stats = nil
+		}
+		s.metrics.Compared.Inc()
+		s.mu.Lock()
+		found := s.cmp.Heartbeat(o)
+		s.mu.Unlock()
+		s.report(found)
 	}
-	if len(msg.Listeners) == 0 && len(o.Stats) == 0 {
-		o.Stats = nil
-	}
-	s.metrics.Compared.Inc()
-	s.mu.Lock()
-	found := s.cmp.Heartbeat(o)
-	s.mu.Unlock()
-	s.report(found)
 	return nil
 }
 

@@ -79,6 +79,14 @@ type Database struct {
 	// MaxPoolSize is [database] max_pool_size: connections per pool.
 	// Default 10 (Octavia overrides oslo.db's 5).
 	MaxPoolSize int `conf:"database max_pool_size,integer,same"`
+	// MaxRetries is [database] max_retries: how many times serve and
+	// migrate try to reach the database at start before giving up; -1
+	// tries forever, 0 does not wait for it (oslo.db's meaning).
+	// Default 10.
+	MaxRetries int `conf:"database max_retries,integer,same"`
+	// RetryInterval is [database] retry_interval: the pause between those
+	// attempts. Default 10 s.
+	RetryInterval time.Duration `conf:"database retry_interval,seconds,same"`
 }
 
 // IsMySQL reports whether Connection names a MySQL or MariaDB database.
@@ -344,6 +352,8 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 
 	r.connection(&cfg.Database)
 	r.integer("database", "max_pool_size", 1, &cfg.Database.MaxPoolSize)
+	r.integer("database", "max_retries", -1, &cfg.Database.MaxRetries)
+	r.seconds("database", "retry_interval", 0, &cfg.Database.RetryInterval)
 
 	hm := &cfg.HealthManager
 	r.ip("health_manager", "bind_ip", &hm.BindIP)
@@ -425,13 +435,9 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 // IgnoredOptions ("section option") are Octavia's options that are
 // accepted and ignored: the health manager has nothing they would tune.
 // docs/config-reference.md lists them as such.
-//   - [database] retry_interval paces oslo.db's reconnection attempts;
-//     serve starts without waiting for the database, and the pool
-//     reconnects on the next heartbeat batch.
 //   - [health_manager] stats_update_threads sizes Octavia's statistics
 //     process pool; statistics here go through one queue to the drivers.
 var IgnoredOptions = []string{
-	"database retry_interval",
 	"health_manager stats_update_threads",
 }
 

@@ -52,6 +52,8 @@ func TestDefaults(t *testing.T) {
 			{"[DEFAULT] debug", cfg.Default.Debug, false},
 			{"[database] connection", db.Connection, ""},
 			{"[database] max_pool_size", db.MaxPoolSize, 10},
+			{"[database] max_retries", db.MaxRetries, 10},
+			{"[database] retry_interval", db.RetryInterval, 10 * time.Second},
 			{"[health_manager] bind_ip", hm.BindIP, netip.MustParseAddr("127.0.0.1")},
 			{"[health_manager] bind_port", hm.BindPort, 5555},
 			{"[health_manager] failover_threads", hm.FailoverThreads, 10},
@@ -101,6 +103,7 @@ debug = true
 connection = postgresql://octavia:pw@db.example/octavia
 max_pool_size = 25
 retry_interval = 4
+max_retries = -1
 
 [health_manager]
 bind_ip = 2001:db8::1
@@ -159,8 +162,10 @@ endpoint_type = internalURL
 	want := &Config{
 		Default: Default{Debug: true, Logging: DefaultLogging()},
 		Database: Database{
-			Connection:  "postgresql://octavia:pw@db.example/octavia",
-			MaxPoolSize: 25,
+			Connection:    "postgresql://octavia:pw@db.example/octavia",
+			MaxPoolSize:   25,
+			MaxRetries:    -1,
+			RetryInterval: 4 * time.Second,
 		},
 		HealthManager: HealthManager{
 			BindIP:               netip.MustParseAddr("2001:db8::1"),
@@ -352,6 +357,10 @@ func TestBadValues(t *testing.T) {
 			"DEFAULT", "debug", "maybe", "not a boolean"},
 		{"bad pool size", "[database]\nmax_pool_size = many\n",
 			"database", "max_pool_size", "many", "not an integer"},
+		{"max_retries below -1", "[database]\nmax_retries = -2\n",
+			"database", "max_retries", "-2", "must be at least -1"},
+		{"negative retry_interval", "[database]\nretry_interval = -1\n",
+			"database", "retry_interval", "-1", "must be at least 0"},
 		{"lone dollar", "[controller_worker]\ncompute_driver = a$\n",
 			"controller_worker", "compute_driver", "a$", `"$" not followed by an option name`},
 		{"undefined reference hides the key", "[health_manager]\nheartbeat_key = pa$word\n",

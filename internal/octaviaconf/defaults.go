@@ -12,7 +12,9 @@ func Defaults() *Config {
 	return &Config{
 		Default: Default{Logging: DefaultLogging()},
 		Database: Database{
-			MaxPoolSize: 10,
+			MaxPoolSize:   10,
+			MaxRetries:    10,
+			RetryInterval: 10 * time.Second,
 		},
 		HealthManager: HealthManager{
 			BindIP:              netip.MustParseAddr("127.0.0.1"),

@@ -82,15 +82,18 @@ func testFirstFlush(t *testing.T, b Backend) {
 
 func testIncrements(t *testing.T, b Backend) {
 	v := statsdriver.StoredStats{BytesIn: 10, BytesOut: 20, ActiveConnections: 3, TotalConnections: 40, RequestErrors: 5}
-	flush(t, b, &statsdriver.FlushBatch{Seq: 1, Replaces: []statsdriver.ListenerStats{st("l-1", "a-1", v), st("l-2", "a-1", v)}})
+	flush(t, b, &statsdriver.FlushBatch{Seq: 1, Replaces: []statsdriver.ListenerStats{st("l-1", "a-1", v), st("l-2", "a-1", v), st("l-3", "a-1", v)}})
 	d := statsdriver.StoredStats{BytesIn: 1, BytesOut: 2, ActiveConnections: 9, TotalConnections: 4, RequestErrors: 1}
 	r := statsdriver.StoredStats{BytesIn: 5, BytesOut: 6, ActiveConnections: 1, TotalConnections: 7, RequestErrors: 0}
+	// A negative delta whose sum stays at or above zero is stored.
+	down := statsdriver.StoredStats{BytesIn: -10, BytesOut: -1, ActiveConnections: 0, TotalConnections: -40, RequestErrors: -5}
 	flush(t, b, &statsdriver.FlushBatch{Seq: 2,
-		Increments: []statsdriver.ListenerStats{st("l-1", "a-1", d)},
+		Increments: []statsdriver.ListenerStats{st("l-1", "a-1", d), st("l-3", "a-1", down)},
 		Replaces:   []statsdriver.ListenerStats{st("l-2", "a-1", r)},
 	})
 	wantRow(t, b, "l-1", "a-1", statsdriver.StoredStats{BytesIn: 11, BytesOut: 22, ActiveConnections: 9, TotalConnections: 44, RequestErrors: 6})
 	wantRow(t, b, "l-2", "a-1", r)
+	wantRow(t, b, "l-3", "a-1", statsdriver.StoredStats{BytesIn: 0, BytesOut: 19, ActiveConnections: 0, TotalConnections: 0, RequestErrors: 0})
 }
 
 func testRefusals(t *testing.T, b Backend) {

@@ -3,6 +3,11 @@
 
   octavia_bench.py URL AMPHORAE SECONDS [LISTENERS POOLS MEMBERS]
 
+URL is postgresql://... or, for MariaDB/MySQL, mysql+pymysql://...; on
+MariaDB, whose server is one process, the server's CPU is that of process
+$OCTAVIA_BENCH_SERVER_PID (mariadbd: all its threads), on PostgreSQL that
+of Octavia's backends.
+
 Seeds AMPHORAE load balancers shaped like loadgen's (one amphora,
 LISTENERS listeners, POOLS pools of MEMBERS members each, by default 2, 2
 and 5, the same ids), unless the database already holds amphorae (a
@@ -21,6 +26,7 @@ called; nothing of it is reimplemented.
 import io
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -43,7 +49,22 @@ def member_id(a, p, m): return ident(5, a, p, m)
 LISTENERS, POOLS, MEMBERS = 2, 2, 5
 
 
-def seed(conn, amphorae):
+def is_mysql(url):
+    return url.startswith("mysql")
+
+
+def connect(url):
+    if not is_mysql(url):
+        import psycopg2
+        return psycopg2.connect(url)
+    import pymysql
+    from urllib.parse import urlsplit, unquote
+    u = urlsplit(url)
+    return pymysql.connect(host=u.hostname, port=u.port or 3306, user=unquote(u.username or "root"),
+                           password=unquote(u.password or ""), database=u.path.lstrip("/"))
+
+
+def seed(conn, amphorae, mysql=False):
     cur = conn.cursor()
     cur.execute("SELECT count(*) FROM amphora")
     seeded = cur.fetchone()[0] > 0
@@ -65,6 +86,24 @@ def seed(conn, amphorae):
                      lambda a: [(listener_id(a, l), lb_id(a), "HTTP", str(80 + l), "ACTIVE", "ONLINE", "t",
                                  pool_id(a, l) if l < POOLS else "\\N") for l in range(LISTENERS)]),
     }
+    if mysql:
+        # Multi-row INSERTs (pymysql's executemany), booleans as 1/0.
+        value = {"t": 1, "f": 0, "\\N": None}
+        for table, (cols, rows) in tables.items():
+            q = "INSERT INTO %s (%s) VALUES (%s)" % (table, cols, ", ".join(["%s"] * len(cols.split(","))))
+            batch = []
+            for a in range(amphorae):
+                batch.extend(tuple(value.get(v, v) for v in r) for r in rows(a))
+                if len(batch) >= 2000:
+                    cur.executemany(q, batch)
+                    batch = []
+            if batch:
+                cur.executemany(q, batch)
+            conn.commit()
+        cur.execute("ANALYZE TABLE " + ", ".join(tables))
+        cur.fetchall()
+        conn.commit()
+        return
     for table, (cols, rows) in tables.items():
         buf = io.StringIO()
         for a in range(amphorae):
@@ -77,20 +116,25 @@ def seed(conn, amphorae):
     conn.commit()
 
 
-def backend_cpu(conn):
+def backend_cpu(conn, server_pid=None):
     """utime+stime, in seconds, of every backend of this database (the
-    server is on this machine), by pid."""
-    cur = conn.cursor()
-    cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    server is on this machine), by pid; or of the whole server process
+    server_pid (MariaDB)."""
+    if server_pid:
+        pids = [server_pid]
+    else:
+        cur = conn.cursor()
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        pids = [pid for (pid,) in cur.fetchall()]
+        cur.close()
     out = {}
-    for (pid,) in cur.fetchall():
+    for pid in pids:
         try:
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             out[pid] = (int(fields[11]) + int(fields[12])) / 100.0
         except OSError:
             pass
-    cur.close()
     return out
 
 
@@ -111,16 +155,20 @@ def main():
     url, amphorae, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     if len(sys.argv) > 4:
         LISTENERS, POOLS, MEMBERS = (int(v) for v in sys.argv[4:7])
-    import psycopg2
-    conn = psycopg2.connect(url)
-    seed(conn, amphorae)
-    conn.autocommit = True
+    mysql = is_mysql(url)
+    server_pid = int(os.environ["OCTAVIA_BENCH_SERVER_PID"]) if mysql else None
+    conn = connect(url)
+    seed(conn, amphorae, mysql)
+    if mysql:
+        conn.autocommit(True)
+    else:
+        conn.autocommit = True
 
     from oslo_config import cfg
     from octavia.common import config  # noqa: F401 registers the options
     CONF = cfg.CONF
     CONF([], project="octavia", default_config_files=[])
-    dialect = "postgresql+psycopg2://" + url.split("://", 1)[1]
+    dialect = url if mysql else "postgresql+psycopg2://" + url.split("://", 1)[1]
     CONF.set_override("connection", dialect, group="database")
     CONF.set_override("heartbeat_key", KEY, group="health_manager")
     CONF.set_override("statistics_drivers", ["stats_db"], group="controller_worker")
@@ -137,7 +185,7 @@ def main():
     # One heartbeat first, so that Octavia's connections exist when the
     # backends' CPU time is first read.
     updater.update_health(dict(message(0, 0), recv_time=time.time()), "127.0.0.1")
-    pg0 = backend_cpu(conn)
+    pg0 = backend_cpu(conn, server_pid)
     done, start = 0, time.monotonic()
     cpu0 = time.process_time()
     while time.monotonic() - start < seconds:
@@ -155,20 +203,21 @@ def main():
         done += 1
     elapsed = time.monotonic() - start
     cpu = time.process_time() - cpu0
-    pg1 = backend_cpu(conn)
+    pg1 = backend_cpu(conn, server_pid)
     pg = sum(t - pg0.get(pid, 0.0) for pid, t in pg1.items())
     cur = conn.cursor()
     cur.execute("SELECT count(*) FROM amphora_health")
     health_rows = cur.fetchone()[0]
     cur.execute("SELECT count(*) FROM listener_statistics")
     stats_rows = cur.fetchone()[0]
+    db = "mariadb" if mysql else "pg"
     print(json.dumps({
         "amphorae": amphorae, "heartbeats": done, "seconds": round(elapsed, 2),
         "heartbeats_per_s": round(done / elapsed, 1),
         "amphora_health_rows": health_rows, "listener_statistics_rows": stats_rows,
-        "python_cpu_s": round(cpu, 3), "pg_cpu_s": round(pg, 3),
+        "python_cpu_s": round(cpu, 3), db + "_cpu_s": round(pg, 3),
         "python_cpu_us_per_heartbeat": round(cpu / done * 1e6),
-        "pg_cpu_us_per_heartbeat": round(pg / done * 1e6),
+        db + "_cpu_us_per_heartbeat": round(pg / done * 1e6),
         "ms_per_heartbeat": {k: round(v / done * 1e3, 3) for k, v in spent.items()},
     }))
 

@@ -320,7 +320,14 @@ func runFuzzBatch(t *testing.T, b backend, name, key string, units []*fuzzUnit, 
 	}
 	before := snapshot(t, octavia)
 	setup := time.Since(start)
-	glue(t, nil, "apply", octavia, key, input)
+	applyArgs := []string{"apply", octavia, key, input}
+	if os.Getenv("INTEROP_TRACE") != "" {
+		tdir := filepath.Join("out", "difffuzz")
+		_ = os.MkdirAll(tdir, 0o755)
+		abs, _ := filepath.Abs(filepath.Join(tdir, name+"-octavia-trace.jsonl"))
+		applyArgs = append(applyArgs, abs)
+	}
+	glue(t, nil, applyArgs...)
 	octTime := time.Since(start) - setup
 	for _, side := range sides {
 		oursTolerant(t, dir, side.url, "replay", "--key", key, input)

@@ -3,8 +3,10 @@
 package interop
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -224,24 +226,47 @@ func TestDatabaseMariaDB(t *testing.T) {
 	}
 }
 
-// defaultMariaDBFuzzMessages: the differential fuzzer's messages on
-// MariaDB, from INTEROP_MARIADB_FUZZ_SEEDS (default seed 1); the
-// PostgreSQL run covers five seeds and the kept regression cases.
-const defaultMariaDBFuzzMessages = 200
+// defaultMariaDBFuzzSeeds and defaultMariaDBFuzzMessages: the
+// differential fuzzer's messages on MariaDB. The PostgreSQL run covers
+// five seeds and the kept regression cases; Octavia through PyMySQL takes
+// about a third of a second per message here, so fewer.
+var defaultMariaDBFuzzSeeds = []uint64{1, 2, 3}
+
+const defaultMariaDBFuzzMessages = 40
+
+// numericID tells whether a message's "id" is a JSON number or boolean.
+// Octavia's queries then compare a varchar column with a number, which
+// MySQL answers by reading every stored id as a number, so that one such
+// heartbeat matches the amphorae whose id starts with that number ("0"
+// for every id starting with a letter) and writes the statuses of all
+// their load balancers, from rows in no defined order. We drop such a
+// heartbeat as on PostgreSQL, where the comparison is an error
+// (docs/deviations.md, "On MySQL"); the generator leaves them out here.
+func numericID(message string) bool {
+	var top map[string]json.RawMessage
+	if json.Unmarshal([]byte(message), &top) != nil {
+		return false
+	}
+	id := bytes.TrimSpace(top["id"])
+	if len(id) == 0 {
+		return false
+	}
+	switch id[0] {
+	case 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return true
+	}
+	return false
+}
 
 // TestDiffFuzzMariaDB runs the differential fuzzer's mutated messages
 // through Octavia and through us on MariaDB, over fewer seeds than on
-// PostgreSQL (INTEROP_MARIADB_FUZZ_SEEDS, default 1;
-// INTEROP_MARIADB_FUZZ_MESSAGES, default 200 per seed). Every differing
+// PostgreSQL (INTEROP_MARIADB_FUZZ_SEEDS, default 1,2,3;
+// INTEROP_MARIADB_FUZZ_MESSAGES, default 40 per seed), without a
+// numeric or boolean "id" (numericID). Every differing
 // message fails the test; new kinds are not recorded (the regression file
 // is PostgreSQL's), they are printed and written to out/difffuzz/.
 func TestDiffFuzzMariaDB(t *testing.T) {
-	if os.Getenv("INTEROP_MARIADB_FUZZ") == "" {
-		// Not a silent skip: the reason is printed on every run.
-		t.Skip("INTEROP_MARIADB_FUZZ unset: the differential fuzzer on MariaDB still finds differences " +
-			"(58 of seed 1's 200 messages when written, apparently Octavia's status writes lost with a failed stats_db write; README.md, \"On MariaDB\"); set INTEROP_MARIADB_FUZZ=1 to run it")
-	}
-	seeds := []uint64{1}
+	seeds := defaultMariaDBFuzzSeeds
 	if v := os.Getenv("INTEROP_MARIADB_FUZZ_SEEDS"); v != "" {
 		seeds = nil
 		for _, f := range strings.Split(v, ",") {
@@ -262,9 +287,16 @@ func TestDiffFuzzMariaDB(t *testing.T) {
 			t.Parallel()
 			g := fuzzRand(seed)
 			var units []*fuzzUnit
+			left := 0
 			for i := range n {
-				units = append(units, newFuzzUnit(g, fmt.Sprintf("seed %d #%d", seed, i)))
+				u := newFuzzUnit(g, fmt.Sprintf("seed %d #%d", seed, i))
+				for numericID(u.Message) {
+					left++
+					u = newFuzzUnit(g, fmt.Sprintf("seed %d #%d", seed, i))
+				}
+				units = append(units, u)
 			}
+			t.Logf("seed %d: %d generated messages with a numeric or boolean id left out", seed, left)
 			name := fmt.Sprintf("mariadb-seed-%d", seed)
 			res := runFuzzBatch(t, mariadbBackend, name, fmt.Sprintf("fuzz-key-m%d-ß", seed), units, tally)
 			reportMismatches(t, name, res)

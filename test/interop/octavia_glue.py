@@ -109,6 +109,22 @@ def snapshot(conn):
     return rows
 
 
+def _trace_conn(url):
+    """An autocommit connection outside Octavia's engine, for snapshots."""
+    if url.startswith("mysql"):
+        import pymysql
+        from sqlalchemy.engine import make_url
+        u = make_url(url)
+        conn = pymysql.connect(host=u.host, port=u.port or 3306, user=u.username,
+                               password=u.password or "", database=u.database)
+        conn.autocommit(True)
+        return conn
+    import psycopg2
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    return conn
+
+
 def cmd_apply(url, key, path, trace=None):
     from oslo_config import cfg
     from octavia.common import config  # noqa: F401 registers the options
@@ -120,7 +136,11 @@ def cmd_apply(url, key, path, trace=None):
     CONF.set_override("compute_driver", "compute_noop_driver", group="controller_worker")
     # Octavia's handlers log at WARNING for many of the generated inputs;
     # the suite compares rows, not logs.
-    logging.basicConfig(level=logging.CRITICAL)
+    import os
+    if os.environ.get("OCTAVIA_GLUE_LOG"):
+        logging.basicConfig(level=logging.DEBUG, filename=os.environ["OCTAVIA_GLUE_LOG"])
+    else:
+        logging.basicConfig(level=logging.CRITICAL)
 
     from octavia.amphorae.backends.health_daemon import status_message
     from octavia.amphorae.drivers.health import heartbeat_udp
@@ -145,9 +165,7 @@ def cmd_apply(url, key, path, trace=None):
     tracer = None
     prev = None
     if trace:
-        import psycopg2
-        tracer = psycopg2.connect(url)
-        tracer.autocommit = True
+        tracer = _trace_conn(url)
         prev = snapshot(tracer)
         out = open(trace, "w")
     accepted = 0
@@ -180,6 +198,7 @@ def cmd_apply(url, key, path, trace=None):
             if tracer is not None:
                 cur = snapshot(tracer)
                 out.write(json.dumps({"packet": n, "accepted": obj is not None,
+                                      "id": repr(obj.get("id")) if isinstance(obj, dict) else None,
                                       "removed": sorted(prev - cur),
                                       "added": sorted(cur - prev)}) + "\n")
                 prev = cur
