@@ -119,6 +119,9 @@ type Manager struct {
 	// life is what /livez, /readyz and systemd's watchdog judge by.
 	life                lifecycle
 	healthCheckInterval time.Duration
+
+	// forwarder relays datagrams to shadow_forward_to; nil when unset.
+	forwarder *udp.Forwarder
 }
 
 // New builds the pipeline from cfg; it binds the heartbeat socket and
@@ -179,7 +182,7 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 		m.closePool()
 		return nil, err
 	}
-	if err := m.buildReceiver(cfg); err != nil {
+	if err := m.buildReceiver(ctx, cfg); err != nil {
 		m.closePool()
 		return nil, err
 	}
@@ -306,15 +309,19 @@ func (m *Manager) stores() (healthdb.UpdaterStore, healthdb.WatcherStore) {
 }
 
 // buildReceiver binds the heartbeat socket.
-func (m *Manager) buildReceiver(cfg *octaviaconf.Config) error {
+func (m *Manager) buildReceiver(ctx context.Context, cfg *octaviaconf.Config) error {
 	hm := &cfg.HealthManager
-	var err error
+	forward, err := m.buildForwarder(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	m.receiver, err = udp.NewReceiver(udp.ReceiverConfig{
 		Addr:    netip.AddrPortFrom(hm.BindIP, uint16(hm.BindPort)),
 		Sockets: hm.ReceiveSockets, ReceiveBuffer: hm.SockRlimit,
 		Workers: hm.HealthUpdateThreads, QueueSize: receiveQueueSize(hm.QueueSize),
 		Keys:    func() *heartbeat.Keyring { return m.keys.Load() },
 		Check:   func(msg *heartbeat.Message) error { return m.replay.Check(msg, msg.RecvTime) },
+		Forward: forward,
 		Deliver: m.deliver,
 		Raw:     m.rawHook(hm.Shadow),
 		// Heartbeats lost unopened make rows look stale as surely as a
@@ -322,6 +329,9 @@ func (m *Manager) buildReceiver(cfg *octaviaconf.Config) error {
 		Lost:    func(int) { m.observer.WorkDropped(time.Now()) },
 		Metrics: m.metrics, Logger: m.log,
 	})
+	if err != nil {
+		m.closeForwarder()
+	}
 	return err
 }
 
@@ -412,6 +422,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.log.Info("stopping: no longer reading heartbeats; applying what is queued", "queued", m.healthQ.Len())
 		cancelRun()
 		<-receiverDone
+		m.closeForwarder()
 		<-watcherDone
 		<-skewDone
 		m.healthQ.Close()

@@ -45,6 +45,11 @@ type ReceiverConfig struct {
 	// guard); an *Error it returns is counted and logged by its reason
 	// like any other rejection. It is called from the worker goroutines.
 	Check func(*heartbeat.Message) error
+	// Forward, when set, is handed every datagram as read, before it is
+	// queued or opened (the shadow's forwarding mode, Forwarder.Forward).
+	// It is called from the reader goroutines and must not block; the
+	// slice is only valid during the call.
+	Forward func(datagram []byte)
 	// Deliver receives each accepted message, from the worker goroutines.
 	Deliver func(*heartbeat.Message)
 	// Raw, when set, is called before Deliver with the accepted message's
@@ -179,6 +184,13 @@ func (r *Receiver) enqueue(ds []datagram, bytes int) {
 	if m := r.cfg.Metrics; m != nil {
 		m.Datagrams.Add(float64(len(ds)))
 		m.Bytes.Add(float64(bytes))
+	}
+	if r.cfg.Forward != nil {
+		// Before queueing: a full queue drops datagrams here, and Octavia
+		// must get them all the same.
+		for _, d := range ds {
+			r.cfg.Forward(d.data)
+		}
 	}
 	dropped := 0
 	for _, d := range ds {

@@ -213,6 +213,11 @@ type HealthManager struct {
 	// shadow-disagreements.jsonl in systemd's $STATE_DIRECTORY, else in
 	// /var/lib/octavia (manager.ShadowDisagreementFile).
 	ShadowDisagreementFile string `conf:"health_manager shadow_disagreement_file,path,ours"`
+	// ShadowForwardTo is shadow_forward_to: "host:port" entries (the
+	// syntax of controller_ip_port_list) of the real controllers a shadow
+	// listed among the amphorae's controllers forwards every datagram to,
+	// unchanged, in turn (docs/shadow.md). Default empty: no forwarding.
+	ShadowForwardTo []string `conf:"health_manager shadow_forward_to,list,ours"`
 }
 
 // ServiceAuth holds the [service_auth] section: the Keystone credentials
@@ -404,6 +409,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	r.boolean("health_manager", "strict_heartbeats", &hm.StrictHeartbeats)
 	r.boolean("health_manager", "shadow", &hm.Shadow)
 	r.str("health_manager", "shadow_disagreement_file", &hm.ShadowDisagreementFile)
+	r.list("health_manager", "shadow_forward_to", &hm.ShadowForwardTo)
 
 	sa := &cfg.ServiceAuth
 	r.str("service_auth", "auth_url", &sa.AuthURL)
@@ -447,5 +453,5 @@ var healthManagerOptions = []string{
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "pprof_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "topology_cache_seconds", "queue_size",
 	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
-	"failover_breaker_hold", "strict_heartbeats", "shadow", "shadow_disagreement_file",
+	"failover_breaker_hold", "strict_heartbeats", "shadow", "shadow_disagreement_file", "shadow_forward_to",
 }

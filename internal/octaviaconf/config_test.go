@@ -81,6 +81,7 @@ func TestDefaults(t *testing.T) {
 			{"[controller_worker] compute_driver", cw.ComputeDriver, "compute_nova_driver"},
 			{"[health_manager] failover_driver", hm.FailoverDriver, "octavia_api"},
 			{"[health_manager] strict_heartbeats", hm.StrictHeartbeats, false},
+			{"[health_manager] shadow_forward_to", hm.ShadowForwardTo, []string(nil)},
 			{"[health_manager] replay_window", hm.ReplayWindow, time.Duration(0)},
 			{"[service_auth]", cfg.ServiceAuth, ServiceAuth{Interface: "public"}},
 			{"[nova]", cfg.Nova, Nova{EndpointType: "publicURL"}},
@@ -130,6 +131,7 @@ failover_driver = noop
 replay_window = 30
 failover_breaker_hold = false
 strict_heartbeats = true
+shadow_forward_to = 192.0.2.20:5555, [2001:db8::20]:5555
 
 [controller_worker]
 statistics_drivers = stats_db, stats_logger
@@ -193,6 +195,7 @@ endpoint_type = internalURL
 			ReplayWindow:         30 * time.Second,
 			FailoverBreakerHold:  false,
 			StrictHeartbeats:     true,
+			ShadowForwardTo:      []string{"192.0.2.20:5555", "[2001:db8::20]:5555"},
 		},
 		ControllerWorker: ControllerWorker{
 			StatisticsDrivers: []string{"stats_db", "stats_logger"},

@@ -11,6 +11,13 @@ read JSON lines on stdin and write JSON lines on stdout:
                                           SQLAlchemy models, plus lookup rows
   apply URL KEY FILE [TRACE]              feed FILE's datagrams through
                                           update_health and update_stats
+  listen URL KEY TIMEOUT INTERVAL         Octavia's health manager, live: a
+                                          UDP listener on 127.0.0.1 (its port
+                                          printed first) applying each
+                                          datagram as apply does, and
+                                          health_check every INTERVAL s with
+                                          heartbeat_timeout TIMEOUT s; until
+                                          stdin closes
 """
 
 import base64
@@ -201,6 +208,126 @@ def cmd_apply(url, key, path, trace=None):
     print(json.dumps({"accepted": accepted}))
 
 
+def _configure(url, key):
+    from oslo_config import cfg
+    from octavia.common import config  # noqa: F401 registers the options
+    CONF = cfg.CONF
+    CONF([], project="octavia", default_config_files=[])
+    CONF.set_override("connection", _url(url), group="database")
+    CONF.set_override("heartbeat_key", key, group="health_manager")
+    CONF.set_override("statistics_drivers", ["stats_db"], group="controller_worker")
+    CONF.set_override("compute_driver", "compute_noop_driver", group="controller_worker")
+    logging.basicConfig(level=logging.CRITICAL)
+    return CONF
+
+
+def cmd_listen(url, key, timeout, interval):
+    """Octavia's health manager as a process: its UDP receive path (the
+    datagram's envelope opened by unwrap_envelope, then update_health and
+    update_stats, one at a time as an idle system runs them) and its
+    health_check loop, which claims stale amphorae with Octavia's own
+    get_stale_amphora. Only the failover itself is replaced: the flow needs
+    Nova, Neutron and the amphora API. It reports each claimed amphora, as
+    Octavia's would start failing it over, and leaves the claim (busy) in
+    the database, where a shadow sees it.
+
+    Lines on stdout: {"port"} first, then {"applied": n, "accepted": bool}
+    per datagram and {"failover": amphora_id} per claim; {"received",
+    "accepted", "failovers"} last, once stdin is closed."""
+    import socket
+    import threading
+    CONF = _configure(url, key)
+    CONF.set_override("heartbeat_timeout", int(timeout), group="health_manager")
+    CONF.set_override("health_check_interval", int(interval), group="health_manager")
+    CONF.set_override("failover_threads", 10, group="health_manager")
+
+    from concurrent import futures
+    from octavia.amphorae.backends.health_daemon import status_message
+    from octavia.amphorae.drivers.health import heartbeat_udp
+    from octavia.controller.healthmanager import health_manager
+    from octavia.db import repositories as repo
+
+    out_lock = threading.Lock()
+
+    def emit(obj):
+        with out_lock:
+            sys.stdout.write(json.dumps(obj) + "\n")
+            sys.stdout.flush()
+
+    failovers = []
+
+    class _Worker:
+        # Octavia's ControllerWorker.failover_amphora, minus the cloud.
+        def failover_amphora(self, amphora_id, reraise=False):
+            failovers.append(amphora_id)
+            emit({"failover": amphora_id})
+
+    # HealthManager.__init__ builds a real ControllerWorker (message queue,
+    # task flow); everything else it sets is set here the same way, and
+    # health_check runs unchanged.
+    hm = health_manager.HealthManager.__new__(health_manager.HealthManager)
+    hm.cw = _Worker()
+    hm.threads = CONF.health_manager.failover_threads
+    hm.executor = futures.ThreadPoolExecutor(max_workers=hm.threads)
+    hm.amp_repo = repo.AmphoraRepository()
+    hm.amp_health_repo = repo.AmphoraHealthRepository()
+    hm.lb_repo = repo.LoadBalancerRepository()
+    dead = threading.Event()
+    hm.dead = dead
+
+    def checker():
+        # Octavia's hm_health_check: wait heartbeat_timeout first, then a
+        # health_check every health_check_interval.
+        if dead.wait(CONF.health_manager.heartbeat_timeout):
+            return
+        while not dead.is_set():
+            try:
+                hm.health_check()
+            except Exception as e:  # Octavia logs and carries on
+                emit({"health_check_error": repr(e)})
+            dead.wait(CONF.health_manager.health_check_interval)
+
+    updater = heartbeat_udp.UpdateHealthDb()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    emit({"port": sock.getsockname()[1]})
+
+    def stdin_closed():
+        sys.stdin.read()
+        dead.set()
+
+    threading.Thread(target=stdin_closed, daemon=True).start()
+    check = threading.Thread(target=checker, daemon=True)
+    check.start()
+    received = accepted = 0
+    while not dead.is_set():
+        try:
+            datagram, _ = sock.recvfrom(65535)
+        except socket.timeout:
+            continue
+        received += 1
+        try:
+            obj = status_message.unwrap_envelope(datagram, key)
+            obj["recv_time"] = time.time()
+        except Exception:
+            obj = None  # dropped, as UDPStatusGetter.check drops it
+        if obj is not None:
+            accepted += 1
+            try:
+                updater.update_health(obj, "127.0.0.1")
+            except Exception:
+                pass  # as in cmd_apply
+            try:
+                heartbeat_udp.update_stats(obj)
+            except Exception:
+                pass
+        emit({"applied": received, "accepted": obj is not None})
+    check.join()
+    emit({"received": received, "accepted": accepted, "failovers": failovers})
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "seal":
@@ -211,6 +338,8 @@ def main():
         cmd_schema(*args)
     elif cmd == "apply":
         cmd_apply(*args)
+    elif cmd == "listen":
+        cmd_listen(*args)
     else:
         sys.exit("unknown subcommand " + cmd)
 
