@@ -40,6 +40,10 @@ have_mariadb || missing+=(mariadb-server)
 have_octavia_db_manage || missing+=(python3-octavia python3-pymysql)
 have_libfaketime || missing+=(faketime)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The shadow's TEE recipe is loaded and driven in network namespaces
+# (test/etc/shadow_tee_test.go) with the real tools.
+PATH=$PATH:/usr/sbin:/sbin command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+PATH=$PATH:/usr/sbin:/sbin command -v nft >/dev/null 2>&1 || missing+=(nftables)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
