@@ -240,3 +240,72 @@ func TestCompareAbsoluteStats(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareStatusesActiveStandby: both amphorae of an ACTIVE_STANDBY
+// load balancer report on the same member, and Octavia's row follows
+// whichever heartbeat it applied last. The shadow reads the row either
+// before Octavia applied the heartbeat or after, in any mix.
+func TestCompareStatusesActiveStandby(t *testing.T) {
+	// Each step: the amphora heartbeating, the member status read at its
+	// arrival, and the status our decision on it leaves the member at.
+	type step struct{ amp, db, ours string }
+	tests := []struct {
+		name  string
+		steps []step
+		want  []int
+	}{
+		{"pair reports alike", []step{{"a", "ONLINE", "ONLINE"}, {"b", "ONLINE", "ONLINE"}, {"a", "ONLINE", "ONLINE"}}, []int{0, 0, 0}},
+		{"pair differs, Octavia applies before we read", []step{
+			{"a", "ONLINE", "ONLINE"}, {"b", "ERROR", "ERROR"}, {"a", "ONLINE", "ONLINE"}, {"b", "ERROR", "ERROR"}, {"a", "ONLINE", "ONLINE"}},
+			[]int{0, 0, 0, 0, 0}},
+		{"pair differs, we read before Octavia applies", []step{
+			{"a", "ERROR", "ONLINE"}, {"b", "ONLINE", "ERROR"}, {"a", "ERROR", "ONLINE"}, {"b", "ONLINE", "ERROR"}, {"a", "ERROR", "ONLINE"}},
+			[]int{0, 0, 0, 0, 0}},
+		// The case the one-amphora rule reported: the other amphora's
+		// heartbeat changed the row between two of this one's.
+		{"pair differs, mixed order", []step{
+			{"a", "ERROR", "ONLINE"}, {"b", "ERROR", "ERROR"}, {"a", "ONLINE", "ONLINE"}, {"b", "ONLINE", "ERROR"},
+			{"a", "ONLINE", "ONLINE"}, {"b", "ERROR", "ERROR"}, {"a", "ERROR", "ONLINE"}},
+			[]int{0, 0, 0, 0, 0, 0, 0}},
+		// Octavia applies heartbeats concurrently: b's lands after a's
+		// next one.
+		{"Octavia applies out of order", []step{
+			{"a", "ONLINE", "ONLINE"}, {"b", "ONLINE", "ERROR"}, {"a", "ONLINE", "ONLINE"}, {"a", "ERROR", "ONLINE"}, {"b", "ERROR", "ONLINE"}},
+			[]int{0, 0, 0, 0, 0}},
+		{"Octavia never sets what both decide", []step{
+			{"a", "ONLINE", "ERROR"}, {"b", "ONLINE", "ERROR"}, {"a", "ONLINE", "ERROR"}, {"b", "ONLINE", "ERROR"}},
+			[]int{0, 0, 1, 0}},
+		{"Octavia writes a status neither amphora leads to", []step{
+			{"a", "ONLINE", "ONLINE"}, {"b", "ERROR", "ONLINE"}, {"a", "ERROR", "ONLINE"}, {"b", "ERROR", "ONLINE"}},
+			[]int{0, 0, 1, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewComparator()
+			for i, s := range tt.steps {
+				d := healthdb.Decision{Health: healthdb.HealthWrite}
+				if s.ours != s.db {
+					d.Members = []healthdb.StatusChange{{ID: "m1", From: s.db, To: s.ours}}
+				}
+				tp := topo("ONLINE", s.db)
+				tp.AmphoraID = s.amp
+				got := c.Heartbeat(Observation{AmphoraID: s.amp, Time: t0.Add(time.Duration(i) * 5 * time.Second),
+					Topology: tp, Decision: d, Cause: Cause{Message: "hb " + s.amp, B64: "AAAA"}})
+				var status []Disagreement
+				for _, g := range got {
+					if g.Kind == KindStatus {
+						status = append(status, g)
+					}
+				}
+				if len(status) != tt.want[i] {
+					t.Fatalf("step %d: %d status disagreements %v, want %d", i, len(status), status, tt.want[i])
+				}
+				for _, g := range status {
+					if g.Entity != "member" || g.ID != "m1" || g.AmphoraID != s.amp || g.Ours != s.ours || g.Octavia != s.db {
+						t.Errorf("step %d: %+v", i, g)
+					}
+				}
+			}
+		})
+	}
+}
