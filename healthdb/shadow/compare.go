@@ -130,6 +130,12 @@ type FailoverRules struct {
 // Comparator holds the comparison rules and their state. It does no I/O
 // and is not safe for concurrent use.
 type Comparator struct {
+	// LastUpdateResolution is amphora_health.last_update's resolution:
+	// a second on MySQL and MariaDB (DATETIME), 0 (exact enough) on
+	// PostgreSQL. Two heartbeats closer than twice that cannot be told
+	// apart by the row.
+	LastUpdateResolution time.Duration
+
 	statuses  map[string]*statusTrack // entity/id
 	health    map[string]*healthTrack
 	stats     map[string]*statsTrack
@@ -191,6 +197,7 @@ type healthTrack struct {
 	wouldWrite bool
 	hadRow     bool
 	last       time.Time
+	at         time.Time // the heartbeat's arrival, when last was read
 	differing  int
 	reported   bool
 	cause      Cause
@@ -336,6 +343,13 @@ func (c *Comparator) compareHealth(o Observation) []Disagreement {
 		last = o.Health.LastUpdate
 	}
 	t := c.health[o.AmphoraID]
+	if t != nil && t.hadRow && hasRow && !last.After(t.last) && t.wouldWrite && c.LastUpdateResolution > 0 &&
+		o.Time.Sub(t.at) < 2*c.LastUpdateResolution {
+		// Too close to the heartbeat the row was last read at for a
+		// last_update of whole seconds (MySQL's DATETIME) to show a new
+		// write: judged at a later heartbeat against the same read.
+		return nil
+	}
 	if t != nil {
 		advanced := hasRow && (!t.hadRow || last.After(t.last))
 		if advanced == t.wouldWrite {
@@ -357,7 +371,7 @@ func (c *Comparator) compareHealth(o Observation) []Disagreement {
 		c.health[o.AmphoraID] = t
 	}
 	t.wouldWrite = o.Decision.Health == healthdb.HealthWrite
-	t.hadRow, t.last = hasRow, last
+	t.hadRow, t.last, t.at = hasRow, last, o.Time
 	t.cause = o.Cause
 	t.cause.Message = fmt.Sprintf("%s; health outcome %s", o.Cause.Message, o.Decision.Health)
 	return out

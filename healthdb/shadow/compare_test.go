@@ -309,3 +309,40 @@ func TestCompareStatusesActiveStandby(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareHealthResolution: on MySQL last_update holds whole seconds,
+// so two writes within a second leave it where it was.
+func TestCompareHealthResolution(t *testing.T) {
+	type step struct {
+		at, last time.Duration // arrival and last_update, from t0
+	}
+	tests := []struct {
+		name       string
+		resolution time.Duration
+		steps      []step
+		want       int // health disagreements in all
+	}{
+		{"heartbeats 0.5 s apart, MySQL", time.Second, []step{{0, 0}, {500 * time.Millisecond, 0}, {time.Second, 0}, {1500 * time.Millisecond, time.Second}, {2 * time.Second, time.Second}, {2500 * time.Millisecond, 2 * time.Second}}, 0},
+		{"heartbeats 0.5 s apart, exact column", 0, []step{{0, 0}, {500 * time.Millisecond, 0}, {time.Second, 0}, {1500 * time.Millisecond, time.Second}}, 1},
+		{"Octavia stopped writing, MySQL", time.Second, []step{{0, 0}, {500 * time.Millisecond, 0}, {time.Second, 0}, {2 * time.Second, 0}, {3 * time.Second, 0}, {4 * time.Second, 0}}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewComparator()
+			c.LastUpdateResolution = tt.resolution
+			n := 0
+			for _, s := range tt.steps {
+				got := c.Heartbeat(Observation{AmphoraID: "amp", Time: t0.Add(s.at), Topology: &healthdb.Topology{AmphoraID: "amp"},
+					Decision: healthdb.Decision{Health: healthdb.HealthWrite}, Health: &healthdb.AmphoraHealthRow{AmphoraID: "amp", LastUpdate: t0.Add(s.last)}})
+				for _, g := range got {
+					if g.Kind == KindHealth {
+						n++
+					}
+				}
+			}
+			if n != tt.want {
+				t.Errorf("%d health disagreements, want %d", n, tt.want)
+			}
+		})
+	}
+}
