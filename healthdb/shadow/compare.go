@@ -475,9 +475,21 @@ func (c *Comparator) Poll(rows []healthdb.AmphoraHealthRow, now time.Time, r Fai
 	sort.Strings(stale)
 	breaker := r.ThresholdSet && len(stale) >= r.Threshold
 	var out []Disagreement
+	// Octavia's health check takes stale amphorae one at a time, in a
+	// random order, and ends its cycle at one whose load balancer it
+	// cannot set PENDING_UPDATE (provisioning_status neither ACTIVE nor
+	// ERROR): that amphora is not failed over while its load balancer is
+	// busy, and the others may wait for a later cycle.
+	blocked := false
 	if !breaker {
 		for _, id := range stale {
-			if byID[id].Status == "ALLOCATED" && c.failovers[id] == nil {
+			if byID[id].Status == "ALLOCATED" && !failoverable(byID[id].LBProvisioningStatus) {
+				blocked = true
+				delete(c.failovers, id)
+			}
+		}
+		for _, id := range stale {
+			if byID[id].Status == "ALLOCATED" && failoverable(byID[id].LBProvisioningStatus) && c.failovers[id] == nil {
 				c.failovers[id] = &failoverTrack{since: now}
 			}
 		}
@@ -496,6 +508,10 @@ func (c *Comparator) Poll(rows []healthdb.AmphoraHealthRow, now time.Time, r Fai
 			delete(c.failovers, id) // Octavia acted
 		case !row.LastUpdate.Before(expiry):
 			delete(c.failovers, id) // back before the window closed
+		case !failoverable(row.LBProvisioningStatus):
+			delete(c.failovers, id) // its load balancer is busy
+		case blocked && !f.reported:
+			f.since = now // Octavia's cycles may end before reaching it
 		case now.Sub(f.since) > window && !f.reported:
 			f.reported = true
 			cause := c.causes[id]
@@ -523,6 +539,17 @@ func (c *Comparator) Poll(rows []healthdb.AmphoraHealthRow, now time.Time, r Fai
 	}
 	c.busy = busy
 	return out
+}
+
+// failoverable reports whether Octavia's health check may fail over an
+// amphora of a load balancer in this provisioning status (it sets it to
+// PENDING_UPDATE from ACTIVE or ERROR only); empty: no load balancer.
+func failoverable(lbProvisioningStatus string) bool {
+	switch lbProvisioningStatus {
+	case "", "ACTIVE", "ERROR":
+		return true
+	}
+	return false
 }
 
 func lastHeartbeat(c Cause) string {

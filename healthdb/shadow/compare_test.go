@@ -175,6 +175,17 @@ func TestPollFailovers(t *testing.T) {
 		{"stale, amphora left ALLOCATED", []step{
 			{61 * time.Second, []healthdb.AmphoraHealthRow{row(0, false, "ALLOCATED")}},
 			{130 * time.Second, []healthdb.AmphoraHealthRow{row(0, false, "PENDING_DELETE")}}}, []string{"", ""}},
+		// Octavia's health check cannot set a load balancer being updated
+		// to PENDING_UPDATE: it skips the amphora while it is.
+		{"stale, its load balancer busy for a while", []step{
+			{61 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "PENDING_UPDATE")}},
+			{130 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "PENDING_UPDATE")}},
+			{131 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "ACTIVE")}},
+			{134 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, true, "ALLOCATED"), "PENDING_UPDATE")}}}, []string{"", "", "", ""}},
+		{"stale, its load balancer back to ERROR and Octavia never acts", []step{
+			{61 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "PENDING_UPDATE")}},
+			{100 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "ERROR")}},
+			{165 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "ERROR")}}}, []string{"", "", "not failed over 1m5s later"}},
 		{"Octavia claims a fresh one", []step{
 			{10 * time.Second, []healthdb.AmphoraHealthRow{row(0, false, "ALLOCATED")}},
 			{13 * time.Second, []healthdb.AmphoraHealthRow{row(0, true, "ALLOCATED")}},
@@ -190,6 +201,33 @@ func TestPollFailovers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func lbRow(r healthdb.AmphoraHealthRow, lbStatus string) healthdb.AmphoraHealthRow {
+	r.LBProvisioningStatus = lbStatus
+	return r
+}
+
+// TestPollBlockedCycle: Octavia's health check ends its cycle at a stale
+// amphora whose load balancer is busy; the other stale amphorae may wait
+// as long as it does.
+func TestPollBlockedCycle(t *testing.T) {
+	rules := FailoverRules{HeartbeatTimeout: 60 * time.Second, HealthCheckInterval: 3 * time.Second}
+	busyLB := healthdb.AmphoraHealthRow{AmphoraID: "a", Status: "ALLOCATED", LastUpdate: t0, LBProvisioningStatus: "PENDING_UPDATE"}
+	other := healthdb.AmphoraHealthRow{AmphoraID: "b", Status: "ALLOCATED", LastUpdate: t0, LBProvisioningStatus: "ACTIVE"}
+	c := NewComparator()
+	for _, at := range []time.Duration{61, 100, 200} {
+		if got := c.Poll([]healthdb.AmphoraHealthRow{busyLB, other}, t0.Add(at*time.Second), rules); len(got) != 0 {
+			t.Fatalf("at %ds: %v", at, got)
+		}
+	}
+	// The busy one gone (its load balancer deleted), b waits no more.
+	if got := c.Poll([]healthdb.AmphoraHealthRow{other}, t0.Add(230*time.Second), rules); len(got) != 0 {
+		t.Fatalf("at 230s: %v", got)
+	}
+	if got := c.Poll([]healthdb.AmphoraHealthRow{other}, t0.Add(300*time.Second), rules); len(got) != 1 || got[0].ID != "b" {
+		t.Fatalf("at 300s: %v, want b's failover disagreement", got)
 	}
 }
 
