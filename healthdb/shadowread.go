@@ -14,6 +14,9 @@ type AmphoraHealthRow struct {
 	Status     string
 	LastUpdate time.Time
 	Busy       bool
+	// LBProvisioningStatus is the provisioning_status of the amphora's
+	// load balancer; empty without one.
+	LBProvisioningStatus string
 }
 
 // ListenerStatsRow is one listener_statistics row: the sums Octavia's

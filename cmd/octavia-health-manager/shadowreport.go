@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"time"
 
@@ -36,7 +38,10 @@ func runShadowReport(c *cli.Context) error {
 	if r.File == "" {
 		r.File = manager.ShadowDisagreementFile(cfg)
 	}
-	if kept, err := shadow.ReadFile(r.File); err != nil {
+	if kept, err := shadow.ReadFile(r.File); errors.Is(err, fs.ErrNotExist) {
+		// The shadow creates the file at its first disagreement.
+		r.FileMissing = true
+	} else if err != nil {
 		r.FileError = err.Error()
 	} else {
 		r.Kept = kept

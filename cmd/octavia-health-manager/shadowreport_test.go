@@ -45,3 +45,27 @@ func TestShadowReport(t *testing.T) {
 	}
 	t.Logf("\n%s", out.String())
 }
+
+// TestShadowReportNoDisagreement: a shadow that never disagreed has not
+// created its file; the report says so and succeeds, as it is the report
+// an operator wants to show.
+func TestShadowReportNoDisagreement(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "d.jsonl")
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "octavia_hm_shadow_heartbeats_compared_total 9000\n")
+	}))
+	defer metrics.Close()
+	conf := writeFile(t, filepath.Join(dir, "octavia.conf"), "[health_manager]\nshadow_disagreement_file = "+file+"\n")
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer = &out
+	if err := app.Run([]string{"octavia-health-manager", "--config-file", conf, "shadow-report", "--metrics-url", metrics.URL}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"Disagreements since start:  0", "no disagreement recorded", "Disagreements kept:         0", "Top entities: none"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}

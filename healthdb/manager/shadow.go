@@ -13,6 +13,7 @@ import (
 	"github.com/octavia-vpp/health/heartbeat"
 	"github.com/octavia-vpp/health/internal/boundq"
 	"github.com/octavia-vpp/health/internal/octaviaconf"
+	"github.com/octavia-vpp/health/statsdriver"
 )
 
 // Shadow mode ([health_manager] shadow, docs/shadow.md): heartbeats are
@@ -46,10 +47,15 @@ func (m *Manager) buildShadow(cfg *octaviaconf.Config) error {
 	hm := &cfg.HealthManager
 	m.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
 	reader := m.shadowReader()
+	var resolution time.Duration
+	if m.opts.Stores != nil && m.opts.Stores.StatsDialect == statsdriver.MySQL {
+		resolution = time.Second // last_update is a DATETIME of whole seconds
+	}
 	var err error
 	m.shadow, err = shadow.New(shadow.Config{
-		Reader: reader,
-		Rules:  healthdb.Rules{HeartbeatInterval: hm.HeartbeatInterval},
+		LastUpdateResolution: resolution,
+		Reader:               reader,
+		Rules:                healthdb.Rules{HeartbeatInterval: hm.HeartbeatInterval},
 		Failover: shadow.FailoverRules{HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
 			Threshold: hm.FailoverThreshold, ThresholdSet: hm.FailoverThresholdSet},
 		Decide:  m.opts.ShadowDecide,

@@ -496,6 +496,9 @@ func (s *Store) ReadAmphoraHealth(_ context.Context, amphoraIDs []string) ([]hea
 		row := healthdb.AmphoraHealthRow{AmphoraID: id, LastUpdate: h.LastUpdate, Busy: h.Busy}
 		if a := s.amphorae[id]; a != nil {
 			row.Status = a.Status
+			if lb := s.lbs[a.LoadBalancerID]; lb != nil {
+				row.LBProvisioningStatus = lb.ProvisioningStatus
+			}
 		}
 		out = append(out, row)
 	}

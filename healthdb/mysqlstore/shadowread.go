@@ -14,8 +14,8 @@ import (
 // ReadAmphoraHealth returns the amphora_health rows of the given amphorae
 // (all rows when ids is nil) and the database's time (naive UTC).
 func (s *Store) ReadAmphoraHealth(ctx context.Context, amphoraIDs []string) ([]healthdb.AmphoraHealthRow, time.Time, error) {
-	q := `SELECT h.amphora_id, COALESCE(a.status, ''), h.last_update, h.busy, ` + dbNow + `
-FROM amphora_health h LEFT JOIN amphora a ON a.id = h.amphora_id`
+	q := `SELECT h.amphora_id, COALESCE(a.status, ''), h.last_update, h.busy, COALESCE(lb.provisioning_status, ''), ` + dbNow + `
+FROM amphora_health h LEFT JOIN amphora a ON a.id = h.amphora_id LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id`
 	var args []any
 	if amphoraIDs != nil {
 		ids := storableIDs(amphoraIDs)
@@ -32,7 +32,7 @@ FROM amphora_health h LEFT JOIN amphora a ON a.id = h.amphora_id`
 	var now time.Time
 	err := s.query(ctx, q, args, func(r *sql.Rows) error {
 		var row healthdb.AmphoraHealthRow
-		if err := r.Scan(&row.AmphoraID, &row.Status, &row.LastUpdate, &row.Busy, &now); err != nil {
+		if err := r.Scan(&row.AmphoraID, &row.Status, &row.LastUpdate, &row.Busy, &row.LBProvisioningStatus, &now); err != nil {
 			return err
 		}
 		out = append(out, row)

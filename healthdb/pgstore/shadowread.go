@@ -13,8 +13,8 @@ import (
 // read-only session and a role granted SELECT alone may run.
 
 const selectAmphoraHealth = `
-SELECT h.amphora_id, COALESCE(a.status, ''), h.last_update, h.busy
-FROM amphora_health h LEFT JOIN amphora a ON a.id = h.amphora_id`
+SELECT h.amphora_id, COALESCE(a.status, ''), h.last_update, h.busy, COALESCE(lb.provisioning_status, '')
+FROM amphora_health h LEFT JOIN amphora a ON a.id = h.amphora_id LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id`
 
 // ReadAmphoraHealth returns the amphora_health rows of the given amphorae
 // (all rows when ids is nil) and the database's time (naive UTC, as
@@ -36,7 +36,7 @@ func (s *Store) ReadAmphoraHealth(ctx context.Context, amphoraIDs []string) ([]h
 		}
 		return scanRows(rows, func(r pgx.Rows) error {
 			var row healthdb.AmphoraHealthRow
-			if err := r.Scan(&row.AmphoraID, &row.Status, &row.LastUpdate, &row.Busy); err != nil {
+			if err := r.Scan(&row.AmphoraID, &row.Status, &row.LastUpdate, &row.Busy, &row.LBProvisioningStatus); err != nil {
 				return err
 			}
 			out = append(out, row)

@@ -30,7 +30,7 @@ func TestShadowReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []healthdb.AmphoraHealthRow{
-		{AmphoraID: "amp-1", Status: "ALLOCATED", LastUpdate: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)},
+		{AmphoraID: "amp-1", Status: "ALLOCATED", LastUpdate: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), LBProvisioningStatus: "ACTIVE"},
 		{AmphoraID: "amp-gone", LastUpdate: time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC), Busy: true},
 	}
 	if len(all) != 2 || all[0] != want[0] || all[1] != want[1] {

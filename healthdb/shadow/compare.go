@@ -130,6 +130,12 @@ type FailoverRules struct {
 // Comparator holds the comparison rules and their state. It does no I/O
 // and is not safe for concurrent use.
 type Comparator struct {
+	// LastUpdateResolution is amphora_health.last_update's resolution:
+	// a second on MySQL and MariaDB (DATETIME), 0 (exact enough) on
+	// PostgreSQL. Two heartbeats closer than twice that cannot be told
+	// apart by the row.
+	LastUpdateResolution time.Duration
+
 	statuses  map[string]*statusTrack // entity/id
 	health    map[string]*healthTrack
 	stats     map[string]*statsTrack
@@ -145,20 +151,53 @@ func NewComparator() *Comparator {
 		busy: map[string]bool{}}
 }
 
-// statusTrack is one entity's status: the value our last decision left it
-// at, and how many heartbeats in a row the database has differed.
+// statusTrack is one entity's status: what the latest heartbeat of each
+// amphora that touched the entity led us to expect, and how many
+// heartbeats touching it in a row have read a value none of those
+// decisions accounts for.
 type statusTrack struct {
-	expected  string
-	cause     Cause
-	amphora   string
+	touched   int // heartbeats that touched the entity
+	byAmphora map[string]decidedStatus
 	differing int
 	reported  bool
+}
+
+type decidedStatus struct {
+	value string
+	at    int // touched, when decided
+}
+
+// statusMemory is how many heartbeats touching an entity an amphora's
+// decision stays an acceptable value after it was made: both amphorae of
+// a pair heartbeat in turn, and Octavia applies heartbeats concurrently,
+// so its row may hold the other amphora's decision before last.
+const statusMemory = 3
+
+// accounts reports whether one of the recent decisions is value.
+func (t *statusTrack) accounts(value string) bool {
+	for _, d := range t.byAmphora {
+		if t.touched-d.at <= statusMemory && strings.EqualFold(d.value, value) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *statusTrack) record(amphora, value string) {
+	t.touched++
+	t.byAmphora[amphora] = decidedStatus{value: value, at: t.touched}
+	for a, d := range t.byAmphora {
+		if t.touched-d.at > statusMemory {
+			delete(t.byAmphora, a)
+		}
+	}
 }
 
 type healthTrack struct {
 	wouldWrite bool
 	hadRow     bool
 	last       time.Time
+	at         time.Time // the heartbeat's arrival, when last was read
 	differing  int
 	reported   bool
 	cause      Cause
@@ -190,61 +229,68 @@ func (c *Comparator) Heartbeat(o Observation) []Disagreement {
 	return out
 }
 
+// compareStatuses judges each entity of the amphora's load balancer per
+// entity, not per amphora: both amphorae of an ACTIVE_STANDBY load
+// balancer report on the same listeners, pools and members, and Octavia's
+// rows follow whichever heartbeat it applied last. When a heartbeat
+// arrives, Octavia may not have applied it yet (the row holds what the
+// previous heartbeat touching the entity led us to expect, or, as
+// Octavia applies heartbeats concurrently, the other amphora's latest)
+// or may have applied it already (the row holds what our decision on
+// this heartbeat leaves it at). A value that is none of these is a
+// difference, and a difference read again at the next heartbeat touching
+// the entity is a disagreement.
 func (c *Comparator) compareStatuses(o Observation) []Disagreement {
-	var out []Disagreement
 	lb := o.Topology.LB
 	if lb == nil {
 		return nil
 	}
 	observed := observedStatuses(lb)
-	keys := make([]string, 0, len(observed))
-	for k := range observed {
-		keys = append(keys, k)
+	// This heartbeat's decision applied to what was read: what the
+	// database holds once Octavia applied the heartbeat, if it agrees.
+	decided := make(map[string]string, len(observed))
+	for k, v := range observed {
+		decided[k] = v
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		t := c.statuses[k]
-		if t == nil {
-			continue
-		}
-		if strings.EqualFold(t.expected, observed[k]) {
-			t.differing, t.reported = 0, false
-			continue
-		}
-		// A single difference is a race: Octavia may have applied the
-		// newest heartbeat before we read, or not yet applied the last.
-		t.differing++
-		if t.differing >= 2 && !t.reported {
-			t.reported = true
-			entity, id, _ := strings.Cut(k, "/")
-			out = append(out, Disagreement{Time: o.Time, Kind: KindStatus, Entity: entity, ID: id, AmphoraID: t.amphora,
-				Ours: t.expected, Octavia: observed[k], Message: t.cause.Message, B64: t.cause.B64, SrcAddr: t.cause.SrcAddr})
-		}
-	}
-	// This heartbeat's decision, applied to what was read, is what the
-	// database should hold at the next one.
-	expected := observed
 	d := &o.Decision
 	set := func(entity string, changes []healthdb.StatusChange) {
 		for _, ch := range changes {
-			expected[entity+"/"+ch.ID] = ch.To
+			decided[entity+"/"+ch.ID] = ch.To
 		}
 	}
 	set("listener", d.Listeners)
 	set("pool", d.Pools)
 	set("member", d.Members)
 	if d.LoadBalancer != nil {
-		expected["load_balancer/"+d.LoadBalancer.ID] = d.LoadBalancer.To
+		decided["load_balancer/"+d.LoadBalancer.ID] = d.LoadBalancer.To
 	}
-	for k, v := range expected {
+	keys := make([]string, 0, len(decided))
+	for k := range decided {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []Disagreement
+	for _, k := range keys {
 		t := c.statuses[k]
 		if t == nil {
-			t = &statusTrack{}
+			t = &statusTrack{byAmphora: map[string]decidedStatus{}}
+			t.record(o.AmphoraID, decided[k])
 			c.statuses[k] = t
+			continue
 		}
-		t.expected, t.amphora = v, o.AmphoraID
-		t.cause = o.Cause
-		t.cause.Message = describeCause(o.Cause.Message, k, d)
+		db, seen := observed[k]
+		if !seen || t.accounts(db) || strings.EqualFold(db, decided[k]) {
+			t.differing, t.reported = 0, false
+		} else {
+			t.differing++
+			if t.differing >= 2 && !t.reported {
+				t.reported = true
+				entity, id, _ := strings.Cut(k, "/")
+				out = append(out, Disagreement{Time: o.Time, Kind: KindStatus, Entity: entity, ID: id, AmphoraID: o.AmphoraID,
+					Ours: decided[k], Octavia: db, Message: describeCause(o.Cause.Message, k, d), B64: o.Cause.B64, SrcAddr: o.Cause.SrcAddr})
+			}
+		}
+		t.record(o.AmphoraID, decided[k])
 	}
 	return out
 }
@@ -297,6 +343,13 @@ func (c *Comparator) compareHealth(o Observation) []Disagreement {
 		last = o.Health.LastUpdate
 	}
 	t := c.health[o.AmphoraID]
+	if t != nil && t.hadRow && hasRow && !last.After(t.last) && t.wouldWrite && c.LastUpdateResolution > 0 &&
+		o.Time.Sub(t.at) < 2*c.LastUpdateResolution {
+		// Too close to the heartbeat the row was last read at for a
+		// last_update of whole seconds (MySQL's DATETIME) to show a new
+		// write: judged at a later heartbeat against the same read.
+		return nil
+	}
 	if t != nil {
 		advanced := hasRow && (!t.hadRow || last.After(t.last))
 		if advanced == t.wouldWrite {
@@ -318,7 +371,7 @@ func (c *Comparator) compareHealth(o Observation) []Disagreement {
 		c.health[o.AmphoraID] = t
 	}
 	t.wouldWrite = o.Decision.Health == healthdb.HealthWrite
-	t.hadRow, t.last = hasRow, last
+	t.hadRow, t.last, t.at = hasRow, last, o.Time
 	t.cause = o.Cause
 	t.cause.Message = fmt.Sprintf("%s; health outcome %s", o.Cause.Message, o.Decision.Health)
 	return out
@@ -422,9 +475,21 @@ func (c *Comparator) Poll(rows []healthdb.AmphoraHealthRow, now time.Time, r Fai
 	sort.Strings(stale)
 	breaker := r.ThresholdSet && len(stale) >= r.Threshold
 	var out []Disagreement
+	// Octavia's health check takes stale amphorae one at a time, in a
+	// random order, and ends its cycle at one whose load balancer it
+	// cannot set PENDING_UPDATE (provisioning_status neither ACTIVE nor
+	// ERROR): that amphora is not failed over while its load balancer is
+	// busy, and the others may wait for a later cycle.
+	blocked := false
 	if !breaker {
 		for _, id := range stale {
-			if byID[id].Status == "ALLOCATED" && c.failovers[id] == nil {
+			if byID[id].Status == "ALLOCATED" && !failoverable(byID[id].LBProvisioningStatus) {
+				blocked = true
+				delete(c.failovers, id)
+			}
+		}
+		for _, id := range stale {
+			if byID[id].Status == "ALLOCATED" && failoverable(byID[id].LBProvisioningStatus) && c.failovers[id] == nil {
 				c.failovers[id] = &failoverTrack{since: now}
 			}
 		}
@@ -443,6 +508,10 @@ func (c *Comparator) Poll(rows []healthdb.AmphoraHealthRow, now time.Time, r Fai
 			delete(c.failovers, id) // Octavia acted
 		case !row.LastUpdate.Before(expiry):
 			delete(c.failovers, id) // back before the window closed
+		case !failoverable(row.LBProvisioningStatus):
+			delete(c.failovers, id) // its load balancer is busy
+		case blocked && !f.reported:
+			f.since = now // Octavia's cycles may end before reaching it
 		case now.Sub(f.since) > window && !f.reported:
 			f.reported = true
 			cause := c.causes[id]
@@ -470,6 +539,17 @@ func (c *Comparator) Poll(rows []healthdb.AmphoraHealthRow, now time.Time, r Fai
 	}
 	c.busy = busy
 	return out
+}
+
+// failoverable reports whether Octavia's health check may fail over an
+// amphora of a load balancer in this provisioning status (it sets it to
+// PENDING_UPDATE from ACTIVE or ERROR only); empty: no load balancer.
+func failoverable(lbProvisioningStatus string) bool {
+	switch lbProvisioningStatus {
+	case "", "ACTIVE", "ERROR":
+		return true
+	}
+	return false
 }
 
 func lastHeartbeat(c Cause) string {

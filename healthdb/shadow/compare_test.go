@@ -175,6 +175,17 @@ func TestPollFailovers(t *testing.T) {
 		{"stale, amphora left ALLOCATED", []step{
 			{61 * time.Second, []healthdb.AmphoraHealthRow{row(0, false, "ALLOCATED")}},
 			{130 * time.Second, []healthdb.AmphoraHealthRow{row(0, false, "PENDING_DELETE")}}}, []string{"", ""}},
+		// Octavia's health check cannot set a load balancer being updated
+		// to PENDING_UPDATE: it skips the amphora while it is.
+		{"stale, its load balancer busy for a while", []step{
+			{61 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "PENDING_UPDATE")}},
+			{130 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "PENDING_UPDATE")}},
+			{131 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "ACTIVE")}},
+			{134 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, true, "ALLOCATED"), "PENDING_UPDATE")}}}, []string{"", "", "", ""}},
+		{"stale, its load balancer back to ERROR and Octavia never acts", []step{
+			{61 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "PENDING_UPDATE")}},
+			{100 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "ERROR")}},
+			{165 * time.Second, []healthdb.AmphoraHealthRow{lbRow(row(0, false, "ALLOCATED"), "ERROR")}}}, []string{"", "", "not failed over 1m5s later"}},
 		{"Octavia claims a fresh one", []step{
 			{10 * time.Second, []healthdb.AmphoraHealthRow{row(0, false, "ALLOCATED")}},
 			{13 * time.Second, []healthdb.AmphoraHealthRow{row(0, true, "ALLOCATED")}},
@@ -190,6 +201,33 @@ func TestPollFailovers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func lbRow(r healthdb.AmphoraHealthRow, lbStatus string) healthdb.AmphoraHealthRow {
+	r.LBProvisioningStatus = lbStatus
+	return r
+}
+
+// TestPollBlockedCycle: Octavia's health check ends its cycle at a stale
+// amphora whose load balancer is busy; the other stale amphorae may wait
+// as long as it does.
+func TestPollBlockedCycle(t *testing.T) {
+	rules := FailoverRules{HeartbeatTimeout: 60 * time.Second, HealthCheckInterval: 3 * time.Second}
+	busyLB := healthdb.AmphoraHealthRow{AmphoraID: "a", Status: "ALLOCATED", LastUpdate: t0, LBProvisioningStatus: "PENDING_UPDATE"}
+	other := healthdb.AmphoraHealthRow{AmphoraID: "b", Status: "ALLOCATED", LastUpdate: t0, LBProvisioningStatus: "ACTIVE"}
+	c := NewComparator()
+	for _, at := range []time.Duration{61, 100, 200} {
+		if got := c.Poll([]healthdb.AmphoraHealthRow{busyLB, other}, t0.Add(at*time.Second), rules); len(got) != 0 {
+			t.Fatalf("at %ds: %v", at, got)
+		}
+	}
+	// The busy one gone (its load balancer deleted), b waits no more.
+	if got := c.Poll([]healthdb.AmphoraHealthRow{other}, t0.Add(230*time.Second), rules); len(got) != 0 {
+		t.Fatalf("at 230s: %v", got)
+	}
+	if got := c.Poll([]healthdb.AmphoraHealthRow{other}, t0.Add(300*time.Second), rules); len(got) != 1 || got[0].ID != "b" {
+		t.Fatalf("at 300s: %v, want b's failover disagreement", got)
 	}
 }
 
@@ -236,6 +274,112 @@ func TestCompareAbsoluteStats(t *testing.T) {
 				if n != tt.want[i] {
 					t.Fatalf("step %d: %v, want %d", i, got, tt.want[i])
 				}
+			}
+		})
+	}
+}
+
+// TestCompareStatusesActiveStandby: both amphorae of an ACTIVE_STANDBY
+// load balancer report on the same member, and Octavia's row follows
+// whichever heartbeat it applied last. The shadow reads the row either
+// before Octavia applied the heartbeat or after, in any mix.
+func TestCompareStatusesActiveStandby(t *testing.T) {
+	// Each step: the amphora heartbeating, the member status read at its
+	// arrival, and the status our decision on it leaves the member at.
+	type step struct{ amp, db, ours string }
+	tests := []struct {
+		name  string
+		steps []step
+		want  []int
+	}{
+		{"pair reports alike", []step{{"a", "ONLINE", "ONLINE"}, {"b", "ONLINE", "ONLINE"}, {"a", "ONLINE", "ONLINE"}}, []int{0, 0, 0}},
+		{"pair differs, Octavia applies before we read", []step{
+			{"a", "ONLINE", "ONLINE"}, {"b", "ERROR", "ERROR"}, {"a", "ONLINE", "ONLINE"}, {"b", "ERROR", "ERROR"}, {"a", "ONLINE", "ONLINE"}},
+			[]int{0, 0, 0, 0, 0}},
+		{"pair differs, we read before Octavia applies", []step{
+			{"a", "ERROR", "ONLINE"}, {"b", "ONLINE", "ERROR"}, {"a", "ERROR", "ONLINE"}, {"b", "ONLINE", "ERROR"}, {"a", "ERROR", "ONLINE"}},
+			[]int{0, 0, 0, 0, 0}},
+		// The case the one-amphora rule reported: the other amphora's
+		// heartbeat changed the row between two of this one's.
+		{"pair differs, mixed order", []step{
+			{"a", "ERROR", "ONLINE"}, {"b", "ERROR", "ERROR"}, {"a", "ONLINE", "ONLINE"}, {"b", "ONLINE", "ERROR"},
+			{"a", "ONLINE", "ONLINE"}, {"b", "ERROR", "ERROR"}, {"a", "ERROR", "ONLINE"}},
+			[]int{0, 0, 0, 0, 0, 0, 0}},
+		// Octavia applies heartbeats concurrently: b's lands after a's
+		// next one.
+		{"Octavia applies out of order", []step{
+			{"a", "ONLINE", "ONLINE"}, {"b", "ONLINE", "ERROR"}, {"a", "ONLINE", "ONLINE"}, {"a", "ERROR", "ONLINE"}, {"b", "ERROR", "ONLINE"}},
+			[]int{0, 0, 0, 0, 0}},
+		{"Octavia never sets what both decide", []step{
+			{"a", "ONLINE", "ERROR"}, {"b", "ONLINE", "ERROR"}, {"a", "ONLINE", "ERROR"}, {"b", "ONLINE", "ERROR"}},
+			[]int{0, 0, 1, 0}},
+		{"Octavia writes a status neither amphora leads to", []step{
+			{"a", "ONLINE", "ONLINE"}, {"b", "ERROR", "ONLINE"}, {"a", "ERROR", "ONLINE"}, {"b", "ERROR", "ONLINE"}},
+			[]int{0, 0, 1, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewComparator()
+			for i, s := range tt.steps {
+				d := healthdb.Decision{Health: healthdb.HealthWrite}
+				if s.ours != s.db {
+					d.Members = []healthdb.StatusChange{{ID: "m1", From: s.db, To: s.ours}}
+				}
+				tp := topo("ONLINE", s.db)
+				tp.AmphoraID = s.amp
+				got := c.Heartbeat(Observation{AmphoraID: s.amp, Time: t0.Add(time.Duration(i) * 5 * time.Second),
+					Topology: tp, Decision: d, Cause: Cause{Message: "hb " + s.amp, B64: "AAAA"}})
+				var status []Disagreement
+				for _, g := range got {
+					if g.Kind == KindStatus {
+						status = append(status, g)
+					}
+				}
+				if len(status) != tt.want[i] {
+					t.Fatalf("step %d: %d status disagreements %v, want %d", i, len(status), status, tt.want[i])
+				}
+				for _, g := range status {
+					if g.Entity != "member" || g.ID != "m1" || g.AmphoraID != s.amp || g.Ours != s.ours || g.Octavia != s.db {
+						t.Errorf("step %d: %+v", i, g)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestCompareHealthResolution: on MySQL last_update holds whole seconds,
+// so two writes within a second leave it where it was.
+func TestCompareHealthResolution(t *testing.T) {
+	type step struct {
+		at, last time.Duration // arrival and last_update, from t0
+	}
+	tests := []struct {
+		name       string
+		resolution time.Duration
+		steps      []step
+		want       int // health disagreements in all
+	}{
+		{"heartbeats 0.5 s apart, MySQL", time.Second, []step{{0, 0}, {500 * time.Millisecond, 0}, {time.Second, 0}, {1500 * time.Millisecond, time.Second}, {2 * time.Second, time.Second}, {2500 * time.Millisecond, 2 * time.Second}}, 0},
+		{"heartbeats 0.5 s apart, exact column", 0, []step{{0, 0}, {500 * time.Millisecond, 0}, {time.Second, 0}, {1500 * time.Millisecond, time.Second}}, 1},
+		{"Octavia stopped writing, MySQL", time.Second, []step{{0, 0}, {500 * time.Millisecond, 0}, {time.Second, 0}, {2 * time.Second, 0}, {3 * time.Second, 0}, {4 * time.Second, 0}}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewComparator()
+			c.LastUpdateResolution = tt.resolution
+			n := 0
+			for _, s := range tt.steps {
+				got := c.Heartbeat(Observation{AmphoraID: "amp", Time: t0.Add(s.at), Topology: &healthdb.Topology{AmphoraID: "amp"},
+					Decision: healthdb.Decision{Health: healthdb.HealthWrite}, Health: &healthdb.AmphoraHealthRow{AmphoraID: "amp", LastUpdate: t0.Add(s.last)}})
+				for _, g := range got {
+					if g.Kind == KindHealth {
+						n++
+					}
+				}
+			}
+			if n != tt.want {
+				t.Errorf("%d health disagreements, want %d", n, tt.want)
 			}
 		})
 	}

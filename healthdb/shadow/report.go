@@ -22,7 +22,10 @@ type Report struct {
 
 	// File is the disagreement file; FileError why it was not read.
 	File, FileError string
-	Kept            []Disagreement
+	// FileMissing says the file does not exist: the shadow creates it at
+	// its first disagreement.
+	FileMissing bool
+	Kept        []Disagreement
 }
 
 // ParseMetrics reads the shadow's counters from a Prometheus text
@@ -127,7 +130,11 @@ func (r *Report) Print(w io.Writer) {
 	case r.FileError != "":
 		fmt.Fprintf(tw, "Disagreement file:\t%s not read: %s\n", r.File, r.FileError)
 	case r.File != "":
-		fmt.Fprintf(tw, "Disagreement file:\t%s\n", r.File)
+		if r.FileMissing {
+			fmt.Fprintf(tw, "Disagreement file:\t%s (not created: no disagreement recorded)\n", r.File)
+		} else {
+			fmt.Fprintf(tw, "Disagreement file:\t%s\n", r.File)
+		}
 		counts := map[Kind]int{}
 		for _, d := range r.Kept {
 			counts[d.Kind]++

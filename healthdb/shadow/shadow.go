@@ -62,6 +62,9 @@ type Config struct {
 	// Metrics may be nil (unregistered counters).
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// LastUpdateResolution is amphora_health.last_update's resolution
+	// (Comparator.LastUpdateResolution): a second on MySQL.
+	LastUpdateResolution time.Duration
 	// Now is the clock Decide judges lateness by; nil means time.Now.
 	Now func() time.Time
 }
@@ -132,7 +135,9 @@ func New(cfg Config) (*Shadow, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Shadow{cfg: cfg, log: log, metrics: metrics, cmp: NewComparator(), file: file}, nil
+	cmp := NewComparator()
+	cmp.LastUpdateResolution = cfg.LastUpdateResolution
+	return &Shadow{cfg: cfg, log: log, metrics: metrics, cmp: cmp, file: file}, nil
 }
 
 // Recent returns the kept disagreements, newest last.
