@@ -78,7 +78,7 @@ bind_ip = 127.0.0.1
 bind_port = 0
 metrics_bind = 127.0.0.1:0
 health_batch_wait_ms = 5
-stats_flush_interval = 0.2
+stats_flush_interval_ms = 200
 [controller_worker]
 compute_driver = compute_noop_driver
 statistics_drivers = stats_db
