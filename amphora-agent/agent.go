@@ -73,6 +73,12 @@ type Agent struct {
 	hbMsg    *heartbeat.Message
 	hbText   []byte
 	hbWire   []byte
+	// rollbackSafe: every version of the counter file a crash of the
+	// kernel could bring back lets the next process tell the VPP restart
+	// that comes with it (saveCounters). counterSyncs counts the writes
+	// that were synced.
+	rollbackSafe bool
+	counterSyncs int
 
 	// boot is drawn at each start and sent as "boot" with every
 	// heartbeat, so that the controller's replay guard can tell a restart,

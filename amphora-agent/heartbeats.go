@@ -115,8 +115,8 @@ func (a *Agent) isWarm() bool {
 
 // BuildHeartbeat builds the next V3 message, stamped with the time ("ts")
 // and this run's boot id ("boot") after Octavia's fields. advance moves the
-// counter file forward, writes and syncs it, and moves the sequence number
-// on; without it (heartbeat --print) nothing is changed.
+// counter file forward, writes it (saveCounters), and moves the sequence
+// number on; without it (heartbeat --print) nothing is changed.
 func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	if !advance {
 		return a.buildHeartbeat(false, nil), nil
@@ -127,12 +127,30 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	return msg, a.saveCounters()
 }
 
-// saveCounters writes the counter file and syncs it. a.hbMu is held: only
-// a holder of it changes a.counters, so a.mu is not needed to read them,
-// and a heartbeat that waits on the disk does not hold up the probers or
-// the reconcile loop.
+// saveCounters writes the counter file. a.hbMu is held: only a holder of
+// it changes a.counters, so a.mu is not needed to read them, and a
+// heartbeat that waits on the disk does not hold up the probers or the
+// reconcile loop.
+//
+// The file is synced (file and directory) only where a crash of the
+// kernel could otherwise bring back a version that makes the next process
+// report a delta again (CounterFile.restartDetectable): while a VIP's
+// record lacks VPP's boot time, once more after such a version (so that
+// it cannot come back), and at a process's first write (the file it
+// loaded may not have reached the disk). A crash of the process alone
+// loses nothing the kernel was given.
 func (a *Agent) saveCounters() error {
-	return SaveCounterFile(a.cfg.CounterFile(), a.counters)
+	detectable := a.counters.restartDetectable()
+	durable := !detectable || !a.rollbackSafe
+	err := saveCounterFile(a.cfg.CounterFile(), a.counters, durable)
+	if err != nil {
+		return err
+	}
+	if durable {
+		a.counterSyncs++
+	}
+	a.rollbackSafe = detectable
+	return nil
 }
 
 // buildHeartbeat assembles the message into msg (a new one when nil)
@@ -254,11 +272,11 @@ func buildMessage(msg *heartbeat.Message, amphoraID string, seq int64, plans []l
 // sealHeartbeat builds the next message, advancing the counters, and
 // seals it. a.hbMu is held; the datagram is valid until the next call.
 //
-// The counter file records the deltas the message reports. It is on disk
-// before the datagram is returned, so that a crash before the send loses
-// those deltas (counted as one interval at most, docs/stats.md) rather
-// than sends them again. Writing and syncing it waits on the disk, outside
-// a.mu; the message is sealed meanwhile.
+// The counter file records the deltas the message reports. It is written
+// before the datagram is returned (and on disk where that is needed,
+// saveCounters), so that a crash before the send loses those deltas
+// (counted as one interval at most, docs/stats.md) rather than sends them
+// again. Writing it happens outside a.mu; the message is sealed meanwhile.
 func (a *Agent) sealHeartbeat() (*heartbeat.Message, []byte) {
 	msg := a.buildHeartbeat(true, a.hbMsg)
 	a.hbMsg = msg
