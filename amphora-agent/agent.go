@@ -75,10 +75,17 @@ type Agent struct {
 	hbWire   []byte
 	// rollbackSafe: every version of the counter file a crash of the
 	// kernel could bring back lets the next process tell the VPP restart
-	// that comes with it (saveCounters). counterSyncs counts the writes
-	// that were synced.
-	rollbackSafe bool
-	counterSyncs int
+	// that comes with it (counterWrite). counterSyncs counts the writes
+	// that were synced. counterText is the file rendered, counterSaved
+	// what was last written (nil: unknown), counterDurable whether the
+	// pending write syncs; counterKeys and counterIDs are scratch.
+	rollbackSafe   bool
+	counterSyncs   int
+	counterText    []byte
+	counterSaved   []byte
+	counterDurable bool
+	counterKeys    []vpp.VIPKey
+	counterIDs     []string
 
 	// boot is drawn at each start and sent as "boot" with every
 	// heartbeat, so that the controller's replay guard can tell a restart,

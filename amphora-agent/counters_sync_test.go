@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -59,6 +60,19 @@ func TestCounterFileSyncedOnlyWhereARollbackCouldRecount(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(onFile, a.counters) {
 			t.Fatalf("%s: file %+v %v, want %+v", step.name, onFile, err, a.counters)
 		}
+	}
+
+	// Unchanged (no traffic since), the file is not written again.
+	path := filepath.Join(cfg.BasePath, CounterFileName)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	a.counters.Advance(&vpp.Counters{VIPs: []vpp.VIPCounters{known(key4, 7), known(key2, 4)}}, listeners, true)
+	if err := a.saveCounters(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("an unchanged counter file was written again (%v)", err)
 	}
 
 	// Records that are baselines, and a file without VIPs, repeat nothing.
