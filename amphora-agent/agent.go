@@ -73,6 +73,7 @@ type Agent struct {
 	hbMsg    *heartbeat.Message
 	hbText   []byte
 	hbWire   []byte
+	hbPlans  []listenerPlan
 	// rollbackSafe: every version of the counter file a crash of the
 	// kernel could bring back lets the next process tell the VPP restart
 	// that comes with it (counterWrite). counterSyncs counts the writes

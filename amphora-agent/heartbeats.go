@@ -188,7 +188,14 @@ func (a *Agent) buildHeartbeat(advance bool, msg *heartbeat.Message) *heartbeat.
 		// VPP never reached.
 		silence = neverReached
 	}
-	all := a.planLocked()
+	var all []listenerPlan
+	if advance {
+		// a.hbMu is held: the previous heartbeat's plans are done with.
+		a.hbPlans = a.planInto(a.hbPlans, true)
+		all = a.hbPlans
+	} else {
+		all = a.planLocked()
+	}
 	plans := reportedPlans(all, silence, a.cfg.VPPUnreachableLimit)
 	if advance {
 		a.noteWithheld(len(plans) < len(all), silence)

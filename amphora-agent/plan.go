@@ -107,13 +107,21 @@ func (m MemberInput) usable() bool {
 //
 // A pool without members is DOWN when monitored and UP otherwise.
 func PlanPool(monitored, enabled bool, members []MemberInput) PoolPlan {
+	return planPoolInto(nil, monitored, enabled, members)
+}
+
+// planPoolInto is PlanPool with the member plans appended to dst[:0].
+func planPoolInto(dst []MemberPlan, monitored, enabled bool, members []MemberInput) PoolPlan {
 	primaryUp := false
 	for _, m := range members {
 		if !m.Backup && enabled && m.usable() {
 			primaryUp = true
 		}
 	}
-	p := PoolPlan{Members: make([]MemberPlan, 0, len(members)), AllKnown: true}
+	if dst == nil {
+		dst = make([]MemberPlan, 0, len(members))
+	}
+	p := PoolPlan{Members: dst[:0], AllKnown: true}
 	for _, m := range members {
 		mp := MemberPlan{ID: m.ID, Backend: vpp.Backend{Addr: m.Addr}, Known: true}
 		health := StatusNoCheck

@@ -32,17 +32,30 @@ type listenerPlan struct {
 
 // planLocked computes every enabled listener's plan. a.mu is held.
 func (a *Agent) planLocked() []listenerPlan {
+	return a.planInto(nil, false)
+}
+
+// planInto computes the plans into out's memory. forHeartbeat leaves the
+// VIPs' backends out (a heartbeat reads only their keys) and reuses the
+// member plans and VIP slices of out, which the caller no longer needs:
+// a heartbeat of 1,000 members then allocates none of them. a.mu is held.
+func (a *Agent) planInto(out []listenerPlan, forHeartbeat bool) []listenerPlan {
 	if a.lb == nil {
-		return nil
+		return out[:0]
 	}
 	now := a.now()
-	var out []listenerPlan
+	out = out[:0]
 	for i := range a.lb.Listeners {
 		l := &a.lb.Listeners[i]
 		if !l.IsEnabled() {
 			continue
 		}
 		lp := listenerPlan{l: l}
+		var members []MemberPlan
+		if forHeartbeat && len(out) < cap(out) {
+			prev := out[:len(out)+1][len(out)]
+			members, lp.vips = prev.plan.Members[:0], prev.vips[:0]
+		}
 		var pool *Pool
 		if l.DefaultPoolID != "" {
 			pool = a.lb.Pool(l.DefaultPoolID)
@@ -67,21 +80,20 @@ func (a *Agent) planLocked() []listenerPlan {
 				}
 				ins = append(ins, in)
 			}
-			lp.plan = PlanPool(monitored, pool.IsEnabled(), ins)
+			lp.plan = planPoolInto(members, monitored, pool.IsEnabled(), ins)
 			a.planInputs = ins[:0]
 		} else {
-			lp.plan = PlanPool(false, false, nil)
+			lp.plan = planPoolInto(members, false, false, nil)
 		}
 		lp.state = ListenerStateOf(lp.hasPool, lp.plan)
 		proto, _ := VPPProtocol(l.Protocol)
 		sticky := pool != nil && pool.SessionPersistence != nil && pool.SessionPersistence.Type == "SOURCE_IP"
 		for _, addr := range a.lb.VIPs() {
-			lp.vips = append(lp.vips, vpp.VIP{
-				Key:         vpp.VIPKey{Prefix: netip.PrefixFrom(addr, addr.BitLen()), Protocol: proto, Port: uint16(l.ProtocolPort)},
-				Encap:       a.cfg.VPP.Encap,
-				SrcIPSticky: sticky,
-				Backends:    lp.plan.Backends(),
-			})
+			v := vpp.VIP{Key: vpp.VIPKey{Prefix: netip.PrefixFrom(addr, addr.BitLen()), Protocol: proto, Port: uint16(l.ProtocolPort)}}
+			if !forHeartbeat {
+				v.Encap, v.SrcIPSticky, v.Backends = a.cfg.VPP.Encap, sticky, lp.plan.Backends()
+			}
+			lp.vips = append(lp.vips, v)
 		}
 		out = append(out, lp)
 	}
