@@ -113,10 +113,17 @@ type Agent struct {
 	listenerStates map[string]ListenerState
 	counters       *CounterFile
 	planInputs     []MemberInput // planLocked's scratch
-	lastStats      map[string]heartbeat.Stats
-	seq            int64
-	warm           bool
-	configured     bool
+	// syncPlans and syncBackends are sync's plans, reused from one
+	// reconcile to the next; validated caches each planned VIP's
+	// validation, syncGen counts reconciles (validatedLocked).
+	syncPlans    []listenerPlan
+	syncBackends []vpp.Backend
+	validated    map[vpp.VIPKey]validatedVIP
+	syncGen      uint64
+	lastStats    map[string]heartbeat.Stats
+	seq          int64
+	warm         bool
+	configured   bool
 	// withheld: the last heartbeat left VPP's listeners out.
 	withheld bool
 }

@@ -191,7 +191,7 @@ func (a *Agent) buildHeartbeat(advance bool, msg *heartbeat.Message) *heartbeat.
 	var all []listenerPlan
 	if advance {
 		// a.hbMu is held: the previous heartbeat's plans are done with.
-		a.hbPlans = a.planInto(a.hbPlans, true)
+		a.hbPlans = a.planInto(a.hbPlans, planHeartbeat)
 		all = a.hbPlans
 	} else {
 		all = a.planLocked()

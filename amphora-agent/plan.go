@@ -179,13 +179,17 @@ func (p PoolPlan) Backends() []vpp.Backend {
 	if n == 0 {
 		return nil
 	}
-	bs := make([]vpp.Backend, 0, n)
+	return p.appendBackends(make([]vpp.Backend, 0, n))
+}
+
+// appendBackends appends the backends of the members in VPP to dst.
+func (p PoolPlan) appendBackends(dst []vpp.Backend) []vpp.Backend {
 	for _, m := range p.Members {
 		if m.InVPP {
-			bs = append(bs, m.Backend)
+			dst = append(dst, m.Backend)
 		}
 	}
-	return bs
+	return dst
 }
 
 // ListenerState is a listener's aggregate state.
