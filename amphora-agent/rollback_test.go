@@ -187,9 +187,15 @@ func (fv *fakeVPPD) post(t *testing.T, path string) []byte {
 	return b
 }
 
-// traffic opens flows new flows of one 100-byte packet to the VIP.
+// traffic opens flows new flows of one 100-byte packet to the VIP. They
+// are added to what VPP counted before they are sent: a heartbeat may
+// report them before the reply is back.
 func (fv *fakeVPPD) traffic(t *testing.T, flows int) {
 	t.Helper()
+	fv.mu.Lock()
+	fv.first += int64(flows)
+	fv.bytes += int64(flows) * 100
+	fv.mu.Unlock()
 	var c struct {
 		First      uint64 `json:"first"`
 		RouteBytes uint64 `json:"route_bytes"`
@@ -198,13 +204,9 @@ func (fv *fakeVPPD) traffic(t *testing.T, flows int) {
 	if err := json.Unmarshal(fv.post(t, fmt.Sprintf("/traffic?flows=%d&packets=1&bytes=100", flows)), &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.VIPs != 1 || c.First != uint64(flows) {
-		t.Fatalf("traffic: %+v, want %d flows to one VIP", c, flows)
+	if c.VIPs != 1 || c.First != uint64(flows) || c.RouteBytes != uint64(flows)*100 {
+		t.Fatalf("traffic: %+v, want %d flows of 100 bytes to one VIP", c, flows)
 	}
-	fv.mu.Lock()
-	fv.first += int64(c.First)
-	fv.bytes += int64(c.RouteBytes)
-	fv.mu.Unlock()
 }
 
 func (fv *fakeVPPD) counted() listenerTotals {
