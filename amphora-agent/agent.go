@@ -85,7 +85,6 @@ type Agent struct {
 	counterText    []byte
 	counterSaved   []byte
 	counterDurable bool
-	noExchange     bool // the file system cannot renameat2 RENAME_EXCHANGE
 	counterKeys    []vpp.VIPKey
 	counterIDs     []string
 

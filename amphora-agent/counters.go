@@ -12,8 +12,6 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/octavia-vpp/health/vpp"
 )
 
@@ -475,53 +473,6 @@ func writeFileMaybeSynced(path string, data []byte, mode os.FileMode, durable bo
 		}
 	}
 	return nil
-}
-
-// errNoExchange says the file system cannot exchange two names
-// atomically (renameat2 RENAME_EXCHANGE).
-var errNoExchange = errors.New("no atomic exchange of names")
-
-// writeFileExchanged replaces path's content without a new inode: data is
-// written over a spare file beside it (created when missing), which is
-// then exchanged with path in one atomic step (renameat2
-// RENAME_EXCHANGE), and keeps path's old content for the next write. A
-// reader or a crash of the process sees the old file or the new one,
-// never a part of either; a crash of the kernel may leave either name
-// with any of their versions, as any write not synced may
-// (restartDetectable). It costs a fifth of a new file's CPU on ext4 (no
-// inode allocated and freed, no write-back started by the rename).
-// errNoExchange: the file system cannot, use writeFileMaybeSynced.
-func writeFileExchanged(path string, data []byte, mode os.FileMode) error {
-	spare := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".spare")
-	f, err := os.OpenFile(spare, os.O_WRONLY|os.O_CREATE, mode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.WriteAt(data, 0)
-	if err == nil {
-		err = f.Truncate(int64(len(data)))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	err = unix.Renameat2(unix.AT_FDCWD, spare, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, unix.ENOENT):
-		// No file yet: the spare becomes it.
-		if err := os.Rename(spare, path); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		return nil
-	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP):
-		os.Remove(spare)
-		return errNoExchange
-	}
-	return fmt.Errorf("write %s: %w", path, err)
 }
 
 func syncDir(dir string) error {

@@ -161,17 +161,7 @@ func (a *Agent) counterWrite() (write func() error) {
 	a.counterDurable = durable
 	return func() error {
 		a.counterSaved = a.counterSaved[:0]
-		path := a.cfg.CounterFile()
-		err := errNoExchange
-		if !durable && !a.noExchange {
-			if err = writeFileExchanged(path, a.counterText, 0o640); errors.Is(err, errNoExchange) {
-				a.noExchange = true
-			}
-		}
-		if errors.Is(err, errNoExchange) {
-			err = writeFileMaybeSynced(path, a.counterText, 0o640, durable)
-		}
-		if err != nil {
+		if err := writeFileMaybeSynced(a.cfg.CounterFile(), a.counterText, 0o640, durable); err != nil {
 			a.counterSaved = nil
 			return err
 		}
