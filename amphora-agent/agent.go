@@ -73,6 +73,20 @@ type Agent struct {
 	hbMsg    *heartbeat.Message
 	hbText   []byte
 	hbWire   []byte
+	hbPlans  []listenerPlan
+	// rollbackSafe: every version of the counter file a crash of the
+	// kernel could bring back lets the next process tell the VPP restart
+	// that comes with it (counterWrite). counterSyncs counts the writes
+	// that were synced. counterText is the file rendered, counterSaved
+	// what was last written (nil: unknown), counterDurable whether the
+	// pending write syncs; counterKeys and counterIDs are scratch.
+	rollbackSafe   bool
+	counterSyncs   int
+	counterText    []byte
+	counterSaved   []byte
+	counterDurable bool
+	counterKeys    []vpp.VIPKey
+	counterIDs     []string
 
 	// boot is drawn at each start and sent as "boot" with every
 	// heartbeat, so that the controller's replay guard can tell a restart,
@@ -99,10 +113,17 @@ type Agent struct {
 	listenerStates map[string]ListenerState
 	counters       *CounterFile
 	planInputs     []MemberInput // planLocked's scratch
-	lastStats      map[string]heartbeat.Stats
-	seq            int64
-	warm           bool
-	configured     bool
+	// syncPlans and syncBackends are sync's plans, reused from one
+	// reconcile to the next; validated caches each planned VIP's
+	// validation, syncGen counts reconciles (validatedLocked).
+	syncPlans    []listenerPlan
+	syncBackends []vpp.Backend
+	validated    map[vpp.VIPKey]validatedVIP
+	syncGen      uint64
+	lastStats    map[string]heartbeat.Stats
+	seq          int64
+	warm         bool
+	configured   bool
 	// withheld: the last heartbeat left VPP's listeners out.
 	withheld bool
 }

@@ -52,6 +52,11 @@ type Config struct {
 	// Default 0, which leaves the runtime's default (no
 	// limit, or GOMEMLIMIT), as does GOMEMLIMIT in the environment.
 	MemoryLimitMiB int `conf:"amphora_agent memory_limit_mib,integer,ours"`
+	// GCPercent is [amphora_agent] gc_percent: the Go collector's GOGC,
+	// how far the heap grows past the live heap before a collection, in
+	// percent. Default 50 (the runtime's is 100); GOGC in the environment
+	// wins (ApplyGCPercent).
+	GCPercent int `conf:"amphora_agent gc_percent,integer,ours"`
 
 	// Controllers is [health_manager] controller_ip_port_list, as written
 	// (entries are checked by Validate).
@@ -118,6 +123,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:     10 * time.Second,
 		HeartbeatZlibLevel:  DefaultHeartbeatZlibLevel,
 		MemoryLimitMiB:      DefaultMemoryLimitMiB,
+		GCPercent:           DefaultGCPercent,
 		HeartbeatInterval:   10 * time.Second,
 		BasePath:            "/var/lib/octavia",
 		Logging:             octaviaconf.DefaultLogging(),
@@ -252,6 +258,14 @@ func LoadConfig(files ...string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("[amphora_agent] memory_limit_mib = %q: not a number of MiB", v))
 		} else {
 			c.MemoryLimitMiB = n
+		}
+	}
+	if v, ok := value("amphora_agent.gc_percent"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < MinGCPercent {
+			errs = append(errs, fmt.Errorf("[amphora_agent] gc_percent = %q: not a percentage of at least %d", v, MinGCPercent))
+		} else {
+			c.GCPercent = n
 		}
 	}
 	if v, ok := value("amphora_agent.heartbeat_zlib_level"); ok {

@@ -383,17 +383,62 @@ func LoadCounters(path string) (Counters, error) {
 	return f.Listeners, err
 }
 
-// SaveCounterFile writes the counter file atomically (a temporary file in
-// the same directory, synced, then renamed over it) with mode 0640.
+// SaveCounterFile writes the counter file atomically and durably (see
+// saveCounterFile) with mode 0640.
 func SaveCounterFile(path string, f *CounterFile) error {
+	return saveCounterFile(path, f, true)
+}
+
+// saveCounterFile writes the counter file atomically: a temporary file in
+// the same directory, renamed over it. With durable, the file is synced
+// before the rename and the directory after it, so that the new version
+// survives a power loss; without, it survives a crash of the process (the
+// kernel's page cache holds it) but a crash of the kernel may bring back
+// an earlier version, or none, or a truncated one (see
+// restartDetectable for when that is harmless).
+func saveCounterFile(path string, f *CounterFile, durable bool) error {
 	b, err := f.marshal()
 	if err != nil {
 		return fmt.Errorf("encode counters: %w", err)
 	}
-	return writeFileAtomic(path, b, 0o640)
+	return writeFileMaybeSynced(path, b, 0o640, durable)
 }
 
+// restartDetectable reports whether every VIP record that a next process
+// would continue from names the VPP instance its totals were read from
+// (VPP's boot time). The counter file then needs no sync before a
+// heartbeat leaves: only a crash of the kernel or a power loss can bring
+// back an earlier version of it, and either restarts VPP, which runs on
+// the same kernel. The new VPP has another boot time and counts from zero;
+// the dataplane takes every restored record for a previous instance
+// (vpp.CounterBase) and reports only what the new VPP counted, never what
+// an earlier version of the file says was still to be sent. A lost file
+// is a first start for VIPs the new process creates (all the new VPP
+// counted is news), and a truncated one is unparsable (LossCorrupt, a
+// baseline). Without the boot time a restored record could be taken for
+// the running VPP's, so such a file is synced before every heartbeat.
+func (f *CounterFile) restartDetectable() bool {
+	for _, r := range f.VIPs {
+		if r.Baseline != "" {
+			continue // its next reading is a baseline: nothing to repeat
+		}
+		lb, route := r.Base.LB, r.Base.Route
+		if !lb.Seen && !route.Seen {
+			return false // a dataplane without bases (the simulator)
+		}
+		if (lb.Seen && lb.BootTime.IsZero()) || (route.Seen && route.BootTime.IsZero()) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeFileAtomic writes a file atomically and durably.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeFileMaybeSynced(path, data, mode, true)
+}
+
+func writeFileMaybeSynced(path string, data []byte, mode os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -409,9 +454,11 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -419,7 +466,25 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	if durable {
+		// The rename is only on disk once the directory is.
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("write %s: sync directory: %w", path, err)
+		}
+	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // counterRestorer is a dataplane that can continue the totals of a

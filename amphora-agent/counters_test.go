@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
 	"net/netip"
@@ -269,10 +270,15 @@ func FuzzParseCounterFile(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// What was accepted writes out and reads back the same.
+		// What was accepted writes out and reads back the same, and the
+		// encoder written for the heartbeat's path renders what
+		// encoding/json does.
 		out, err := c.marshal()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if fast, _, _ := c.appendFile(nil, nil, nil); !bytes.Equal(fast, out) {
+			t.Fatalf("appendFile differs from encoding/json\n got %s\nwant %s", fast, out)
 		}
 		again, err := parseCounterFile(out)
 		if err != nil {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -115,8 +116,8 @@ func (a *Agent) isWarm() bool {
 
 // BuildHeartbeat builds the next V3 message, stamped with the time ("ts")
 // and this run's boot id ("boot") after Octavia's fields. advance moves the
-// counter file forward, writes and syncs it, and moves the sequence number
-// on; without it (heartbeat --print) nothing is changed.
+// counter file forward, writes it (saveCounters), and moves the sequence
+// number on; without it (heartbeat --print) nothing is changed.
 func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	if !advance {
 		return a.buildHeartbeat(false, nil), nil
@@ -127,12 +128,50 @@ func (a *Agent) BuildHeartbeat(advance bool) (*heartbeat.Message, error) {
 	return msg, a.saveCounters()
 }
 
-// saveCounters writes the counter file and syncs it. a.hbMu is held: only
-// a holder of it changes a.counters, so a.mu is not needed to read them,
-// and a heartbeat that waits on the disk does not hold up the probers or
-// the reconcile loop.
+// saveCounters writes the counter file (see counterWrite).
 func (a *Agent) saveCounters() error {
-	return SaveCounterFile(a.cfg.CounterFile(), a.counters)
+	if w := a.counterWrite(); w != nil {
+		return w()
+	}
+	return nil
+}
+
+// counterWrite renders the counter file and returns what writes it, nil
+// when the file already holds it. a.hbMu is held, by the caller and
+// until the write returned: only a holder of it changes a.counters, so
+// a.mu is not needed to read them, and a heartbeat that waits on the disk
+// does not hold up the probers or the reconcile loop.
+//
+// The file is synced (file and directory) only where a crash of the
+// kernel could otherwise bring back a version that makes the next process
+// report a delta again (CounterFile.restartDetectable): while a VIP's
+// record lacks VPP's boot time, once more after such a version (so that
+// it cannot come back), and at a process's first write (the file it
+// loaded may not have reached the disk). A crash of the process alone
+// loses nothing the kernel was given. durable says the write syncs.
+func (a *Agent) counterWrite() (write func() error) {
+	a.counterText, a.counterKeys, a.counterIDs = a.counters.appendFile(a.counterText[:0], a.counterKeys, a.counterIDs)
+	if a.counterSaved != nil && bytes.Equal(a.counterText, a.counterSaved) {
+		// Unchanged (an idle amphora): on file already, and synced if
+		// it had to be.
+		return nil
+	}
+	detectable := a.counters.restartDetectable()
+	durable := !detectable || !a.rollbackSafe
+	a.counterDurable = durable
+	return func() error {
+		a.counterSaved = a.counterSaved[:0]
+		if err := writeFileMaybeSynced(a.cfg.CounterFile(), a.counterText, 0o640, durable); err != nil {
+			a.counterSaved = nil
+			return err
+		}
+		a.counterSaved = append(a.counterSaved, a.counterText...)
+		if durable {
+			a.counterSyncs++
+		}
+		a.rollbackSafe = detectable
+		return nil
+	}
 }
 
 // buildHeartbeat assembles the message into msg (a new one when nil)
@@ -149,7 +188,14 @@ func (a *Agent) buildHeartbeat(advance bool, msg *heartbeat.Message) *heartbeat.
 		// VPP never reached.
 		silence = neverReached
 	}
-	all := a.planLocked()
+	var all []listenerPlan
+	if advance {
+		// a.hbMu is held: the previous heartbeat's plans are done with.
+		a.hbPlans = a.planInto(a.hbPlans, planHeartbeat)
+		all = a.hbPlans
+	} else {
+		all = a.planLocked()
+	}
 	plans := reportedPlans(all, silence, a.cfg.VPPUnreachableLimit)
 	if advance {
 		a.noteWithheld(len(plans) < len(all), silence)
@@ -254,22 +300,33 @@ func buildMessage(msg *heartbeat.Message, amphoraID string, seq int64, plans []l
 // sealHeartbeat builds the next message, advancing the counters, and
 // seals it. a.hbMu is held; the datagram is valid until the next call.
 //
-// The counter file records the deltas the message reports. It is on disk
-// before the datagram is returned, so that a crash before the send loses
-// those deltas (counted as one interval at most, docs/stats.md) rather
-// than sends them again. Writing and syncing it waits on the disk, outside
-// a.mu; the message is sealed meanwhile.
+// The counter file records the deltas the message reports. It is written
+// before the datagram is returned (and on disk where that is needed,
+// saveCounters), so that a crash before the send loses those deltas
+// (counted as one interval at most, docs/stats.md) rather than sends them
+// again. Writing it happens outside a.mu; while a sync waits on the disk,
+// the message is sealed.
 func (a *Agent) sealHeartbeat() (*heartbeat.Message, []byte) {
 	msg := a.buildHeartbeat(true, a.hbMsg)
 	a.hbMsg = msg
-	saved := make(chan error, 1)
-	go func() { saved <- a.saveCounters() }()
+	var saved chan error
+	var err error
+	if write := a.counterWrite(); write != nil && a.counterDurable {
+		// The sync waits on the disk: seal meanwhile.
+		saved = make(chan error, 1)
+		go func() { saved <- write() }()
+	} else if write != nil {
+		err = write()
+	}
 	a.mu.Lock()
 	kr := a.keyring
 	a.mu.Unlock()
 	a.hbText = msg.AppendJSON(a.hbText[:0])
 	a.hbWire = kr.AppendSealed(a.hbWire[:0], a.hbText, a.deflater)
-	if err := <-saved; err != nil {
+	if saved != nil {
+		err = <-saved
+	}
+	if err != nil {
 		a.log.Warn("counter file not written", "path", a.cfg.CounterFile(), "reason", err.Error())
 	}
 	return msg, a.hbWire

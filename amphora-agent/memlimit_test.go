@@ -48,3 +48,19 @@ func TestRunMemoryLimit(t *testing.T) {
 		t.Errorf("limit %d, want the runtime's %d", got, prev)
 	}
 }
+
+func TestApplyGCPercent(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	t.Setenv("GOGC", "")
+	if !ApplyGCPercent(40) || debug.SetGCPercent(100) != 40 {
+		t.Error("gc_percent 40 not applied")
+	}
+	if ApplyGCPercent(MinGCPercent-1) || debug.SetGCPercent(100) != 100 {
+		t.Error("a gc_percent below the minimum applied")
+	}
+	t.Setenv("GOGC", "200")
+	if ApplyGCPercent(40) || debug.SetGCPercent(100) != 100 {
+		t.Error("gc_percent applied over GOGC in the environment")
+	}
+}

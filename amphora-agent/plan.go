@@ -107,13 +107,21 @@ func (m MemberInput) usable() bool {
 //
 // A pool without members is DOWN when monitored and UP otherwise.
 func PlanPool(monitored, enabled bool, members []MemberInput) PoolPlan {
+	return planPoolInto(nil, monitored, enabled, members)
+}
+
+// planPoolInto is PlanPool with the member plans appended to dst[:0].
+func planPoolInto(dst []MemberPlan, monitored, enabled bool, members []MemberInput) PoolPlan {
 	primaryUp := false
 	for _, m := range members {
 		if !m.Backup && enabled && m.usable() {
 			primaryUp = true
 		}
 	}
-	p := PoolPlan{Members: make([]MemberPlan, 0, len(members)), AllKnown: true}
+	if dst == nil {
+		dst = make([]MemberPlan, 0, len(members))
+	}
+	p := PoolPlan{Members: dst[:0], AllKnown: true}
 	for _, m := range members {
 		mp := MemberPlan{ID: m.ID, Backend: vpp.Backend{Addr: m.Addr}, Known: true}
 		health := StatusNoCheck
@@ -171,13 +179,17 @@ func (p PoolPlan) Backends() []vpp.Backend {
 	if n == 0 {
 		return nil
 	}
-	bs := make([]vpp.Backend, 0, n)
+	return p.appendBackends(make([]vpp.Backend, 0, n))
+}
+
+// appendBackends appends the backends of the members in VPP to dst.
+func (p PoolPlan) appendBackends(dst []vpp.Backend) []vpp.Backend {
 	for _, m := range p.Members {
 		if m.InVPP {
-			bs = append(bs, m.Backend)
+			dst = append(dst, m.Backend)
 		}
 	}
-	return bs
+	return dst
 }
 
 // ListenerState is a listener's aggregate state.

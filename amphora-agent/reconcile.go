@@ -30,19 +30,50 @@ type listenerPlan struct {
 	hasPool bool
 }
 
+// planMode says what memory planInto uses and what it fills in.
+type planMode uint8
+
+const (
+	// planFresh: plans of their own, VIPs with their backends.
+	planFresh planMode = iota
+	// planHeartbeat: out's memory reused, VIPs without backends (a
+	// heartbeat reads only their keys).
+	planHeartbeat
+	// planSync: out's memory reused, VIPs' backends in a.syncBackends,
+	// valid until the next planSync (a.mu held throughout).
+	planSync
+)
+
 // planLocked computes every enabled listener's plan. a.mu is held.
 func (a *Agent) planLocked() []listenerPlan {
+	return a.planInto(nil, planFresh)
+}
+
+// planInto computes the plans. Except with planFresh, it reuses the
+// member plans and VIP slices of out, which the caller no longer needs:
+// a heartbeat or a reconcile tick of 1,000 members then allocates none of
+// them. a.mu is held.
+func (a *Agent) planInto(out []listenerPlan, mode planMode) []listenerPlan {
+	reuse := mode != planFresh
+	if mode == planSync {
+		a.syncBackends = a.syncBackends[:0]
+	}
 	if a.lb == nil {
-		return nil
+		return out[:0]
 	}
 	now := a.now()
-	var out []listenerPlan
+	out = out[:0]
 	for i := range a.lb.Listeners {
 		l := &a.lb.Listeners[i]
 		if !l.IsEnabled() {
 			continue
 		}
 		lp := listenerPlan{l: l}
+		var members []MemberPlan
+		if reuse && len(out) < cap(out) {
+			prev := out[:len(out)+1][len(out)]
+			members, lp.vips = prev.plan.Members[:0], prev.vips[:0]
+		}
 		var pool *Pool
 		if l.DefaultPoolID != "" {
 			pool = a.lb.Pool(l.DefaultPoolID)
@@ -67,21 +98,30 @@ func (a *Agent) planLocked() []listenerPlan {
 				}
 				ins = append(ins, in)
 			}
-			lp.plan = PlanPool(monitored, pool.IsEnabled(), ins)
+			lp.plan = planPoolInto(members, monitored, pool.IsEnabled(), ins)
 			a.planInputs = ins[:0]
 		} else {
-			lp.plan = PlanPool(false, false, nil)
+			lp.plan = planPoolInto(members, false, false, nil)
 		}
 		lp.state = ListenerStateOf(lp.hasPool, lp.plan)
 		proto, _ := VPPProtocol(l.Protocol)
 		sticky := pool != nil && pool.SessionPersistence != nil && pool.SessionPersistence.Type == "SOURCE_IP"
 		for _, addr := range a.lb.VIPs() {
-			lp.vips = append(lp.vips, vpp.VIP{
-				Key:         vpp.VIPKey{Prefix: netip.PrefixFrom(addr, addr.BitLen()), Protocol: proto, Port: uint16(l.ProtocolPort)},
-				Encap:       a.cfg.VPP.Encap,
-				SrcIPSticky: sticky,
-				Backends:    lp.plan.Backends(),
-			})
+			v := vpp.VIP{Key: vpp.VIPKey{Prefix: netip.PrefixFrom(addr, addr.BitLen()), Protocol: proto, Port: uint16(l.ProtocolPort)}}
+			switch mode {
+			case planFresh:
+				v.Encap, v.SrcIPSticky, v.Backends = a.cfg.VPP.Encap, sticky, lp.plan.Backends()
+			case planSync:
+				start := len(a.syncBackends)
+				a.syncBackends = lp.plan.appendBackends(a.syncBackends)
+				v.Encap, v.SrcIPSticky = a.cfg.VPP.Encap, sticky
+				if len(a.syncBackends) > start {
+					// Capped: an append to one VIP's backends must not
+					// run into the next one's.
+					v.Backends = a.syncBackends[start:len(a.syncBackends):len(a.syncBackends)]
+				}
+			}
+			lp.vips = append(lp.vips, v)
 		}
 		out = append(out, lp)
 	}
@@ -92,7 +132,9 @@ func (a *Agent) planLocked() []listenerPlan {
 // removes VIPs VPP has that the description does not.
 func (a *Agent) sync(ctx context.Context, full bool) {
 	a.mu.Lock()
-	plans := a.planLocked()
+	a.syncPlans = a.planInto(a.syncPlans, planSync)
+	plans := a.syncPlans
+	a.syncGen++
 	elapsed := a.now().Sub(a.start)
 	var todo []vpp.VIP
 	desired := map[vpp.VIPKey]bool{}
@@ -104,7 +146,7 @@ func (a *Agent) sync(ctx context.Context, full bool) {
 		}
 		a.listenerStates[lp.l.ID] = lp.state
 		for _, v := range lp.vips {
-			nv, err := v.Validate()
+			nv, err := a.validatedLocked(v)
 			if err != nil {
 				a.log.Error("vip not valid", "listener_id", lp.l.ID, "vip", v.Key.String(), "reason", err.Error())
 				continue
@@ -121,6 +163,13 @@ func (a *Agent) sync(ctx context.Context, full bool) {
 			}
 			if old, ok := a.pushed[nv.Key]; full || !ok || !vipEqual(old, nv) {
 				todo = append(todo, nv)
+			}
+		}
+	}
+	if len(a.validated) > len(desired) {
+		for k, e := range a.validated {
+			if e.gen != a.syncGen {
+				delete(a.validated, k)
 			}
 		}
 	}
@@ -204,6 +253,37 @@ func (a *Agent) sync(ctx context.Context, full bool) {
 		delete(a.pushed, k)
 		a.mu.Unlock()
 	}
+}
+
+// validatedVIP is a VIP as planned (its backends a copy of its own) and
+// as validated, from the last reconcile that planned it.
+type validatedVIP struct {
+	planned, valid vpp.VIP
+	gen            uint64
+}
+
+// validatedLocked returns v validated (vpp.VIP.Validate, which copies and
+// sorts the backends), from the last reconcile's result when v is planned
+// as it was then: a reconcile tick of an unchanged description of 1,000
+// members then neither copies nor sorts them. v's backends may be
+// scratch. a.mu is held.
+func (a *Agent) validatedLocked(v vpp.VIP) (vpp.VIP, error) {
+	if e, ok := a.validated[v.Key]; ok && vipEqual(e.planned, v) {
+		e.gen = a.syncGen
+		a.validated[v.Key] = e
+		return e.valid, nil
+	}
+	nv, err := v.Validate()
+	if err != nil {
+		delete(a.validated, v.Key)
+		return nv, err
+	}
+	v.Backends = slices.Clone(v.Backends)
+	if a.validated == nil {
+		a.validated = map[vpp.VIPKey]validatedVIP{}
+	}
+	a.validated[v.Key] = validatedVIP{planned: v, valid: nv, gen: a.syncGen}
+	return nv, nil
 }
 
 func vipEqual(a, b vpp.VIP) bool {

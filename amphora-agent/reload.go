@@ -92,11 +92,9 @@ func (a *Agent) applyLB(lb *LB) {
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			pctx, cancel := context.WithCancel(ctx)
-			ms.cancel = cancel
 			a.members[m.ID] = ms
 			keep[m.ID] = true
-			a.startProber(pctx, m.ID, ms)
+			a.startProber(ctx, m.ID, ms) // sets ms.cancel
 		}
 	}
 	for id, ms := range a.members {

@@ -49,6 +49,7 @@ func Run(c *cli.Context) error {
 	log := logger.Logger
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	agent.ApplyGCPercent(cfg.GCPercent)
 	go agent.RunMemoryLimit(ctx, cfg.MemoryLimitMiB, log)
 
 	var dp vpp.Dataplane
