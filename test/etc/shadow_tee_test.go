@@ -111,10 +111,10 @@ func TestShadowTeeTraffic(t *testing.T) {
 	const shadowIP = "10.99.2.2"
 	tee = strings.Replace(tee, "192.0.2.30", shadowIP, 1)
 	listen := `import socket,sys
-s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("0.0.0.0",5555));s.settimeout(3)
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("0.0.0.0",5555));s.settimeout(20)
 n=0
 try:
-  while True: s.recv(100); n+=1
+  while True: s.recv(100); n+=1; s.settimeout(3)
 except socket.timeout: pass
 print(sys.argv[1],n)`
 	script := strings.Join([]string{
@@ -135,7 +135,10 @@ print(sys.argv[1],n)`
 		fmt.Sprintf("ip netns exec %s %s", ns("c"), tee),
 		fmt.Sprintf("ip netns exec %s %s", ns("s"), redirect),
 		fmt.Sprintf("ip netns exec %s python3 -c '%s' controller & ip netns exec %s python3 -c '%s' shadow &", ns("c"), listen, ns("s"), listen),
-		"sleep 0.5",
+		// Python can take seconds to start on a loaded machine: send only
+		// once both listeners are bound (port 5555 is 15B3 in /proc/net/udp),
+		// or the first datagrams are lost.
+		fmt.Sprintf("for i in $(seq 300); do ip netns exec %s grep -q ':15B3 ' /proc/net/udp && ip netns exec %s grep -q ':15B3 ' /proc/net/udp && break; sleep 0.1; done", ns("c"), ns("s")),
 		fmt.Sprintf(`ip netns exec %s python3 -c 'import socket
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
 for i in range(20): s.sendto(b"hb%%d" %% i, ("10.99.1.1", 5555))'`, ns("a")),
