@@ -2,7 +2,6 @@ package heartbeat
 
 import (
 	"encoding/binary"
-	"hash/adler32"
 	"math/bits"
 	"strconv"
 	"sync"
@@ -391,7 +390,7 @@ func inflateZlib(dst, src []byte, limit int) ([]byte, *Error) {
 	if br.pos+4 > len(src) {
 		return dst, notZlib("zlib stream ends before its Adler-32")
 	}
-	if binary.BigEndian.Uint32(src[br.pos:]) != adler32.Checksum(dst[start:]) {
+	if binary.BigEndian.Uint32(src[br.pos:]) != adler32Sum(dst[start:]) {
 		return dst, notZlib("zlib Adler-32 mismatch")
 	}
 	return dst, nil
