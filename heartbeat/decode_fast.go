@@ -350,23 +350,60 @@ func (d *fastDecoder) memberList() bool {
 	if d.closeEmpty('}') {
 		return true
 	}
+	// The loop most of a message goes through, with the position in a
+	// local: "<id>": "<status>", then ", " or the closing brace.
+	text, pos := d.text, d.pos
 	for {
-		if _, ok := d.key(); !ok || !d.memberIDs.add(d.text, d.last) {
-			return false
-		}
-		id := d.last
-		if _, ok := d.str(); !ok {
-			return false
-		}
-		d.members = append(d.members, memberSpan{id: id, status: d.last})
-		more, ok := d.next('}')
+		id, ok := plainString(text, pos)
 		if !ok {
 			return false
 		}
-		if !more {
+		pos = skipSpace(text, int(id.end)+1)
+		if pos >= len(text) || text[pos] != ':' {
+			return false
+		}
+		pos = skipSpace(text, pos+1)
+		status, ok := plainString(text, pos)
+		if !ok || !d.memberIDs.add(text, id) {
+			return false
+		}
+		d.members = append(d.members, memberSpan{id: id, status: status})
+		pos = skipSpace(text, int(status.end)+1)
+		if pos >= len(text) {
+			return false
+		}
+		switch text[pos] {
+		case ',':
+			pos = skipSpace(text, pos+1)
+		case '}':
+			d.pos = pos + 1
 			return true
+		default:
+			return false
 		}
 	}
+}
+
+// plainString finds the string of printable ASCII without escapes that
+// starts with the quote at pos; the span excludes the quotes.
+func plainString(text string, pos int) (span, bool) {
+	if pos >= len(text) || text[pos] != '"' {
+		return span{}, false
+	}
+	end := asciiRun(text, pos+1)
+	if end >= len(text) || text[end] != '"' {
+		return span{}, false
+	}
+	return span{int32(pos + 1), int32(end)}, true
+}
+
+// skipSpace returns the position of the first byte at or after pos that
+// is not JSON white space.
+func skipSpace(text string, pos int) int {
+	for pos < len(text) && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' || text[pos] == '\r') {
+		pos++
+	}
+	return pos
 }
 
 func (d *fastDecoder) space() {
@@ -509,8 +546,12 @@ func (d *fastDecoder) integer() (int64, bool) {
 // key so far while there are few, then through a hash table, so that a
 // hostile message with many keys cannot make it quadratic.
 type keySet struct {
-	keys   []span
-	hashes []uint64
+	keys []span
+	// prefixes hold each key's first eight bytes (fewer for a shorter
+	// key, with its length): ids differ there, so most comparisons end
+	// without reading the strings.
+	prefixes []uint64
+	hashes   []uint64
 	// table holds key indexes + 1 by hash, 0 for empty; in use once the
 	// object grows past linearScanMax keys.
 	table   []int32
@@ -521,6 +562,7 @@ var keySeed = maphash.MakeSeed()
 
 func (s *keySet) reset() {
 	s.keys = s.keys[:0]
+	s.prefixes = s.prefixes[:0]
 	s.hashes = s.hashes[:0]
 	s.indexed = false
 }
@@ -529,12 +571,16 @@ func (s *keySet) reset() {
 func (s *keySet) add(text string, k span) bool {
 	key := text[k.start:k.end]
 	if !s.indexed {
-		for _, x := range s.keys {
-			if text[x.start:x.end] == key {
-				return false
+		p := prefix(key)
+		for i, q := range s.prefixes {
+			if q == p {
+				if x := s.keys[i]; text[x.start:x.end] == key {
+					return false
+				}
 			}
 		}
 		s.keys = append(s.keys, k)
+		s.prefixes = append(s.prefixes, p)
 		if len(s.keys) > linearScanMax {
 			s.hashes = s.hashes[:0]
 			for _, x := range s.keys {
@@ -562,6 +608,21 @@ func (s *keySet) add(text string, k span) bool {
 		s.rebuild(2 * len(s.table))
 	}
 	return true
+}
+
+// prefix is the first eight bytes of key, or all of a shorter key with
+// its length in the top byte.
+func prefix(key string) uint64 {
+	if len(key) >= 8 {
+		k := key[:8]
+		return uint64(k[0]) | uint64(k[1])<<8 | uint64(k[2])<<16 | uint64(k[3])<<24 |
+			uint64(k[4])<<32 | uint64(k[5])<<40 | uint64(k[6])<<48 | uint64(k[7])<<56
+	}
+	p := uint64(len(key)) << 56
+	for i := 0; i < len(key); i++ {
+		p |= uint64(key[i]) << (8 * i)
+	}
+	return p
 }
 
 // rebuild indexes every key in a table of size entries (a power of two).
