@@ -578,7 +578,7 @@ func huffmanBlock(br *bitReader, out []byte, start, limit int, litLen *litLenCod
 		if pos <= fastIn && o <= fastOut {
 			// Top up to 56-63 bits: enough for two entries of the table
 			// and a length's extra bits, or a whole length/distance pair.
-			bitBuf |= binary.LittleEndian.Uint64(src[pos:]) << nbits
+			bitBuf |= binary.LittleEndian.Uint64(src[pos:]) << (nbits & 63)
 			n := (63 - nbits) >> 3
 			pos += int(n)
 			nbits += n << 3
@@ -586,13 +586,15 @@ func huffmanBlock(br *bitReader, out []byte, start, limit int, litLen *litLenCod
 			if e&entryLiterals != 0 {
 				bitBuf >>= e & entryBits
 				nbits -= uint(e & entryBits)
-				binary.LittleEndian.PutUint16(out[o:], uint16(e>>16))
+				out[o+1] = byte(e >> 24)
+				out[o] = byte(e >> 16)
 				o += int(e >> 6 & 3)
 				e = litLen.table[bitBuf&(1<<litLenTableBits-1)]
 				if e&entryLiterals != 0 {
 					bitBuf >>= e & entryBits
 					nbits -= uint(e & entryBits)
-					binary.LittleEndian.PutUint16(out[o:], uint16(e>>16))
+					out[o+1] = byte(e >> 24)
+					out[o] = byte(e >> 16)
 					o += int(e >> 6 & 3)
 					continue
 				}
@@ -605,7 +607,7 @@ func huffmanBlock(br *bitReader, out []byte, start, limit int, litLen *litLenCod
 				bitBuf >>= extra
 				nbits -= extra
 				if nbits < maxCodeLen+13 {
-					bitBuf |= binary.LittleEndian.Uint64(src[pos:]) << nbits
+					bitBuf |= binary.LittleEndian.Uint64(src[pos:]) << (nbits & 63)
 					n := (63 - nbits) >> 3
 					pos += int(n)
 					nbits += n << 3
