@@ -546,9 +546,9 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 	return nil
 }
 
-// fastOutMargin is the output room the fast loop needs: four literals, a
+// fastOutMargin is the output room the fast loop needs: six literals, a
 // longest match, and the eight bytes a match copy may write past its end.
-const fastOutMargin = 4 + 258 + 8
+const fastOutMargin = 6 + 258 + 8
 
 // fastInMargin is the input the fast loop needs: two refills of eight
 // bytes each.
@@ -576,8 +576,9 @@ func huffmanBlock(br *bitReader, out []byte, start, limit int, litLen *litLenCod
 	fastOut := min(len(out), limit) - fastOutMargin
 	for {
 		if pos <= fastIn && o <= fastOut {
-			// Top up to 56-63 bits: enough for two entries of the table
-			// and a length's extra bits, or a whole length/distance pair.
+			// Top up to 56-63 bits: enough for three entries of the table
+			// (two literals each) and a length's code and extra bits, or a
+			// whole length/distance pair.
 			bitBuf |= binary.LittleEndian.Uint64(src[pos:]) << (nbits & 63)
 			n := (63 - nbits) >> 3
 			pos += int(n)
@@ -596,7 +597,15 @@ func huffmanBlock(br *bitReader, out []byte, start, limit int, litLen *litLenCod
 					out[o+1] = byte(e >> 24)
 					out[o] = byte(e >> 16)
 					o += int(e >> 6 & 3)
-					continue
+					e = litLen.table[bitBuf&(1<<litLenTableBits-1)]
+					if e&entryLiterals != 0 {
+						bitBuf >>= e & entryBits
+						nbits -= uint(e & entryBits)
+						out[o+1] = byte(e >> 24)
+						out[o] = byte(e >> 16)
+						o += int(e >> 6 & 3)
+						continue
+					}
 				}
 			}
 			if e&entryLength != 0 {
