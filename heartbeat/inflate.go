@@ -51,14 +51,18 @@ func (c *canonicalCode) setup(lengths []uint8) bool {
 	// masking with 15 only spares the bounds checks. A heartbeat uses few
 	// of the 256 byte values, so most lengths are zero, eight at a time.
 	var count [maxCodeLen + 1]uint16
-	for i := 0; i < len(lengths); i += 8 {
-		group := lengths[i:min(i+8, len(lengths))]
-		if len(group) == 8 && binary.LittleEndian.Uint64(group) == 0 {
+	i := 0
+	for ; i+8 <= len(lengths); i += 8 {
+		group := lengths[i : i+8 : i+8]
+		if binary.LittleEndian.Uint64(group) == 0 {
 			continue
 		}
 		for _, l := range group {
 			count[l&15]++
 		}
+	}
+	for _, l := range lengths[i:] {
+		count[l&15]++
 	}
 	count[0] = 0
 	c.count = count
@@ -529,10 +533,14 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 		if i+int(repeat) > len(lengths) {
 			return notZlib("code lengths overflow their table")
 		}
-		for ; repeat > 0; repeat-- {
-			lengths[i] = value
-			i++
+		if run := lengths[i : i+int(repeat)]; value == 0 {
+			clear(run)
+		} else {
+			for j := range run {
+				run[j] = value
+			}
 		}
+		i += int(repeat)
 	}
 	if lengths[256] == 0 {
 		return notZlib("literal/length code has no end-of-block symbol")
