@@ -20,6 +20,9 @@ import (
 // Text it accepts is ASCII, hence valid UTF-8: the caller may skip that
 // check when it succeeds.
 func decodeFast(text string) (*Message, bool) {
+	if len(text) > maxJSONText { // spans are int32 offsets
+		return nil, false
+	}
 	d := fastDecoders.Get().(*fastDecoder)
 	msg, ok := d.message(text)
 	d.release()
@@ -33,10 +36,9 @@ type fastDecoder struct {
 	// last is the string str read last.
 	last span
 	// The message's collections are gathered here, then copied into
-	// allocations of their exact size.
-	// Members are kept as offsets into the text: gathering them then
-	// stores no pointers, which a running garbage collector would have to
-	// trace one by one.
+	// allocations of their exact size. Members are kept as offsets into
+	// the text: gathering them then stores no pointers, which a running
+	// garbage collector would have to trace one by one.
 	listeners []Listener
 	pools     []Pool
 	members   []memberSpan
