@@ -40,6 +40,17 @@ var nodePool = sync.Pool{New: func() any { s := make([]node, 0, 256); return &s 
 const maxPooledNodes = 1 << 14
 
 func decodeText(text string, strict bool) (*Message, error) {
+	// A message decodeFast takes has no irregularity, so strict mode
+	// accepts it as it is.
+	if msg, ok := decodeFast(text); ok {
+		return msg, nil
+	}
+	return decodeGeneral(text, strict)
+}
+
+// decodeGeneral is decodeText for every text: it parses into a node tree,
+// then maps the tree onto Message, recording irregularities.
+func decodeGeneral(text string, strict bool) (*Message, error) {
 	nodesPtr := nodePool.Get().(*[]node)
 	nodes, perr := parseJSON(text, *nodesPtr)
 	defer func() {

@@ -220,11 +220,22 @@ func (kr *Keyring) OpenText(datagram []byte) (string, Verified, error) {
 // Open authenticates, inflates and decodes a datagram into a Message.
 // RecvTime is left for the caller to stamp.
 func (kr *Keyring) Open(datagram []byte) (*Message, Verified, error) {
-	text, v, err := kr.OpenText(datagram)
-	if err != nil {
-		return nil, v, err
+	payload, v, verr := kr.verify(datagram)
+	if verr != nil {
+		return nil, v, verr
 	}
-	msg, err := decodeText(text, kr.strict)
+	text, ierr := inflate(payload, kr.maxInflated)
+	if ierr != nil {
+		return nil, v, ierr
+	}
+	// What decodeFast takes is ASCII, so it needs no UTF-8 check.
+	if msg, ok := decodeFast(text); ok {
+		return msg, v, nil
+	}
+	if !utf8.ValidString(text) {
+		return nil, v, reject(ReasonNotUTF8, "inflated text is not valid UTF-8")
+	}
+	msg, err := decodeGeneral(text, kr.strict)
 	if err != nil {
 		return nil, v, err
 	}
