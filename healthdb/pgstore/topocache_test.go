@@ -28,7 +28,7 @@ func TestTopologyCacheServesUnchangedTopologies(t *testing.T) {
 		}
 	}
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	c := newTopologyCache(New(db), time.Minute)
+	c := newTopologyCache(New(db), time.Minute, nil)
 	ids := []string{"amp-1", "amp-2", "unknown"}
 	for i, want := range []cacheStats{{Misses: 3}, {Hits: 2, Misses: 1}} {
 		topos, stats, err := c.load(ctx, ids, now)
