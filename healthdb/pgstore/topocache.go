@@ -492,6 +492,9 @@ func (c *topologyCache) sweep(now time.Time) {
 func copyLoadBalancer(lb *healthdb.LoadBalancer) *healthdb.LoadBalancer {
 	out := *lb
 	out.Listeners = append([]healthdb.Listener(nil), lb.Listeners...)
+	if lb.Pools == nil {
+		return &out
+	}
 	out.Pools = make([]healthdb.Pool, len(lb.Pools))
 	for i, p := range lb.Pools {
 		p.Members = append([]healthdb.Member(nil), p.Members...)
