@@ -367,6 +367,28 @@ func (s *Store) Apply(ctx context.Context, w *healthdb.Writes) error {
 			return err
 		}
 	}
+	bumps, err := s.apply(ctx, health, w, versioned)
+	var pgErr *pgconn.PgError
+	if err != nil && versioned && errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42501") {
+		// ovh_lb_version gone, or this role may not write it: write
+		// without it rather than lose the batch. The triggers, if any,
+		// then bump for these writes as for anyone's.
+		s.versionTable.Store(2)
+		versioned = false
+		bumps, err = s.apply(ctx, health, w, false)
+	}
+	if err != nil {
+		return fmt.Errorf("apply %d health rows and status changes: %w", len(health), err)
+	}
+	if versioned {
+		s.statusWritten(w, bumps)
+	}
+	return nil
+}
+
+// apply runs Apply's transaction, retrying lost deadlocks; versioned marks
+// it a status writer and bumps the status versions (whose rows it returns).
+func (s *Store) apply(ctx context.Context, health []string, w *healthdb.Writes, versioned bool) ([]statusBump, error) {
 	batch := &pgx.Batch{}
 	if versioned {
 		batch.Queue(markStatusWriter)
@@ -391,10 +413,10 @@ func (s *Store) Apply(ctx context.Context, w *healthdb.Writes) error {
 		touched[i] = ids
 		batch.Queue(u.sql, ids, statuses)
 	}
-	var bumps []statusBump
 	if versioned {
 		batch.Queue(bumpStatusVersions, touched[0], touched[1], touched[2], touched[3])
 	}
+	var bumps []statusBump
 	var err error
 	for attempt := 1; attempt <= maxApplyAttempts; attempt++ {
 		bumps = bumps[:0]
@@ -430,22 +452,13 @@ func (s *Store) Apply(ctx context.Context, w *healthdb.Writes) error {
 			break
 		}
 	}
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: look again next time
-			s.versionTable.Store(0)
-		}
-		return fmt.Errorf("apply %d health rows and status changes: %w", len(health), err)
-	}
-	if versioned {
-		s.statusWritten(w, bumps)
-	}
-	return nil
+	return bumps, err
 }
 
 // hasVersionTable reports whether ovh_lb_version exists (migration 00006;
 // a schema someone else made may lack it), looked up once. Without it the
-// status writes are plain, and any trigger added later bumps for them.
+// status writes are plain, and any trigger added later bumps for them, as
+// for any writer's: only our own cache's entries are then lost.
 func (s *Store) hasVersionTable(ctx context.Context) (bool, error) {
 	switch s.versionTable.Load() {
 	case 1:

@@ -442,7 +442,8 @@ func (c *topologyCache) checkTriggers(ctx context.Context, now time.Time) bool {
 	}
 	if len(missing) > 0 {
 		c.disable(now, "triggers not usable: "+strings.Join(missing, ", ")+
-			"; run `octavia-health-manager migrate` with a role allowed to create triggers on Octavia's tables, or enable them")
+			"; run `octavia-health-manager migrate` (migration 00006) with a role allowed to create triggers on Octavia's tables, "+
+			"or enable them; topology_cache_seconds = 0 turns the cache off without this message")
 		return false
 	}
 	if !c.enabled && c.triggers != nil {

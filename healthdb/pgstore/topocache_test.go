@@ -3,12 +3,15 @@ package pgstore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/octavia-vpp/health/healthdb"
@@ -315,5 +318,65 @@ func TestTopologyCacheTriggerDisabledBetweenBatches(t *testing.T) {
 	}
 	if got := loadAndCompare(t, c, db, testNow); got.Hits != 3 || !c.Stats().Enabled {
 		t.Errorf("the load after: %+v, want the cache serving again", got)
+	}
+}
+
+// Octavia's services may connect as a role with no rights on our table:
+// their writes must still work and still bump (the trigger function runs
+// as its owner), and a health manager connected as such a role must still
+// write its statuses, without the cache's own versioning.
+func TestTopologyVersionsUnderARoleWithoutRightsOnThem(t *testing.T) {
+	url := pgtest.NewDB(t)
+	ctx := context.Background()
+	admin, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	seedTopology(t, admin)
+	role := fmt.Sprintf("octavia_limited_%d", os.Getpid())
+	exec(t, admin, `CREATE ROLE `+role)
+	t.Cleanup(func() {
+		for _, sql := range []string{`DROP OWNED BY ` + role, `DROP ROLE ` + role} {
+			if _, err := admin.Exec(context.Background(), sql); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+	exec(t, admin, `GRANT SELECT, INSERT, UPDATE, DELETE ON amphora, load_balancer, listener, pool, member, amphora_health TO `+role)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, `SET ROLE `+role)
+		return err
+	}
+	limited, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(limited.Close)
+	if _, err := limited.Exec(ctx, `SELECT version FROM ovh_lb_version`); err == nil {
+		t.Fatal("the limited role can read ovh_lb_version; the test proves nothing")
+	}
+
+	c := newTopologyCache(New(admin), time.Hour, nil)
+	loadAndCompare(t, c, admin, testNow)
+	if _, err := limited.Exec(ctx, `UPDATE member SET enabled = true WHERE id = 'm-2'`); err != nil {
+		t.Fatalf("an API write as a role without rights on ovh_lb_version: %v", err)
+	}
+	if got := loadAndCompare(t, c, admin, testNow); got.Invalidated != 2 {
+		t.Errorf("after the limited role's write: %+v, want lb-1 invalidated", got)
+	}
+	if err := New(limited).Apply(ctx, &healthdb.Writes{Health: []string{"amp-1"}, Members: map[string]string{"m-1": "ERROR"}}); err != nil {
+		t.Fatalf("a status write as a role without rights on ovh_lb_version: %v", err)
+	}
+	var status string
+	if err := admin.QueryRow(ctx, `SELECT operating_status FROM member WHERE id = 'm-1'`).Scan(&status); err != nil || status != "ERROR" {
+		t.Fatalf("m-1 = %q, %v; want ERROR written", status, err)
+	}
+	if got := loadAndCompare(t, c, admin, testNow); got.Invalidated != 2 {
+		t.Errorf("after the limited role's status write: %+v, want lb-1 invalidated", got)
 	}
 }
