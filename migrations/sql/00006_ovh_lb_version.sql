@@ -81,11 +81,15 @@ BEGIN
     ELSE
         RAISE EXCEPTION 'ovh_topology_changed: unexpected table %', TG_TABLE_NAME;
     END IF;
+    -- A row this transaction already bumped holds a version no one else
+    -- has seen yet: bumping it again for every row of a bulk change would
+    -- only leave dead row versions behind.
     INSERT INTO ovh_lb_version AS v (load_balancer_id, writer, version)
     SELECT lb, 0, nextval('ovh_lb_version_seq')
     FROM (SELECT DISTINCT lb FROM unnest(lbs) AS u(lb) WHERE lb IS NOT NULL) AS d
     ORDER BY lb
-    ON CONFLICT (load_balancer_id, writer) DO UPDATE SET version = EXCLUDED.version;
+    ON CONFLICT (load_balancer_id, writer) DO UPDATE SET version = EXCLUDED.version
+    WHERE NOT (v.xmin = pg_current_xact_id()::xid);
     RETURN NULL;
 END
 $$;
