@@ -183,7 +183,14 @@ func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (
 	}
 	fresh, versions, err := c.store.loadTopologies(ctx, misses, true)
 	if err != nil {
-		return nil, stats, err
+		if ctx.Err() != nil {
+			return nil, stats, err
+		}
+		// Perhaps only the versions cannot be read: read without them.
+		c.disable(now, "cannot read the topology versions: "+err.Error())
+		topos, _, err = c.store.loadTopologies(ctx, ids, false)
+		stats = cacheStats{Misses: len(ids)}
+		return topos, stats, err
 	}
 	if versions.epoch != c.epoch {
 		// A table was truncated since the entries were read.
@@ -400,7 +407,7 @@ func (c *topologyCache) ready(ctx context.Context, now time.Time) bool {
 	if c.enabled {
 		return true
 	}
-	if !c.checked.IsZero() && now.Sub(c.checked) < triggerCheckInterval && now.After(c.checked) {
+	if !c.checked.IsZero() && !now.Before(c.checked) && now.Sub(c.checked) < triggerCheckInterval {
 		return false
 	}
 	return c.checkTriggers(ctx, now)

@@ -379,4 +379,16 @@ func TestTopologyVersionsUnderARoleWithoutRightsOnThem(t *testing.T) {
 	if got := loadAndCompare(t, c, admin, testNow); got.Invalidated != 2 {
 		t.Errorf("after the limited role's status write: %+v, want lb-1 invalidated", got)
 	}
+
+	// A manager whose role cannot read the versions reads afresh.
+	var logs bytes.Buffer
+	lc := newTopologyCache(New(limited), time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
+	for range 2 {
+		if got := loadAndCompare(t, lc, admin, testNow); got.Hits != 0 {
+			t.Errorf("a cache that cannot read the versions: %+v, want no hits", got)
+		}
+	}
+	if lc.Stats().Enabled || strings.Count(logs.String(), "level=ERROR") != 1 {
+		t.Errorf("a cache that cannot read the versions: %+v, log:\n%s", lc.Stats(), logs.String())
+	}
 }
