@@ -3,6 +3,7 @@ package healthdb
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,8 @@ type UpdaterMetrics struct {
 	lastSuccess  prometheus.Gauge
 	// commitLatency is the receive-to-commit time of every heartbeat.
 	commitLatency prometheus.Histogram
+	// topologyCache is the updater's cache, read by the cache metrics.
+	topologyCache atomic.Pointer[TopologyCache]
 }
 
 // NewUpdaterMetrics creates and registers the updater's metrics. Amphorae
@@ -87,6 +90,7 @@ func NewUpdaterMetrics(reg prometheus.Registerer, window time.Duration) *Updater
 	}
 	reg.MustRegister(m.batchSize, m.applySeconds, m.outcomes, m.changes, m.errors, m.deletes, m.zombieQueue, m.zombieDelay, m.partial,
 		m.amphoraeSeen, m.lastSuccess, m.commitLatency)
+	m.registerTopologyCache(reg)
 	return m
 }
 

@@ -2,6 +2,7 @@ package healthdb
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -50,13 +51,24 @@ type WatcherStore interface {
 
 // TopologyCacher is a store that can keep topologies between batches
 // ([health_manager] topology_cache_seconds). The PostgreSQL store checks
-// every cached row's version before each use; a store that does not
-// implement it is read afresh every batch.
+// each cached load balancer's versions, kept by triggers, before each use;
+// a store that does not implement it is read afresh every batch.
 type TopologyCacher interface {
-	NewTopologyCache(ttl time.Duration) TopologyCache
+	NewTopologyCache(ttl time.Duration, log *slog.Logger) TopologyCache
 }
 
 // TopologyCache returns the topologies LoadTopologies would, at time now.
 type TopologyCache interface {
 	Load(ctx context.Context, amphoraIDs []string, now time.Time) (map[string]*Topology, error)
+	// Stats says whether the cache is on and how it served the amphorae
+	// of every load so far.
+	Stats() TopologyCacheStats
+}
+
+// TopologyCacheStats counts amphorae by how a TopologyCache served them:
+// from the cache, read because they were not cached (or the cache is
+// off), or read because their cached topology was out of date.
+type TopologyCacheStats struct {
+	Enabled                   bool
+	Hits, Misses, Invalidated uint64
 }

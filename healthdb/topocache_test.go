@@ -117,6 +117,15 @@ var mutations = []string{
 	`UPDATE load_balancer SET operating_status = 'DEGRADED' WHERE id = '%slb0'`,
 	`DELETE FROM member WHERE id LIKE '%sm%%-0-1'`,
 	`UPDATE amphora SET status = 'DELETED' WHERE id = '%sa0-1'`,
+	// Inserts under a load balancer nothing else changes, which only the
+	// triggers' versions can see.
+	`INSERT INTO member (id, pool_id, ip_address, protocol_port, operating_status, enabled, provisioning_status, backup)
+		SELECT id || 'x', pool_id, ip_address, protocol_port + 1000, 'OFFLINE', true, 'ACTIVE', false
+		FROM member WHERE id LIKE '%sm%%-0-0' ON CONFLICT DO NOTHING`,
+	`INSERT INTO listener (id, load_balancer_id, protocol, protocol_port, provisioning_status, operating_status, enabled)
+		SELECT id || 'x', load_balancer_id, 'TCP', 9999, 'ACTIVE', 'OFFLINE', true
+		FROM listener WHERE id LIKE '%sl%%-0' ON CONFLICT DO NOTHING`,
+	`UPDATE amphora SET load_balancer_id = (SELECT id FROM load_balancer WHERE id LIKE '%[1]slb%%' ORDER BY id DESC LIMIT 1) WHERE id = '%[1]sa0-0'`,
 }
 
 // The invariant of the cache: with random changes by other writers
@@ -127,7 +136,11 @@ func TestTopologyCacheEqualsFreshReads(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
 	fresh := newTestUpdater(t, db, suffixDeleter{}, now)
+	// Two caching managers on one database, as Octavia runs one per
+	// controller: each batch goes to one of them, so each must see the
+	// other's status writes.
 	cached := newCachingUpdater(t, db, suffixDeleter{}, fixedClock)
+	other := newCachingUpdater(t, db, suffixDeleter{}, fixedClock)
 	for seq := range sequences {
 		r := rand.New(rand.NewPCG(uint64(seq), 0xcac4e))
 		world := generateWorld(r)
@@ -147,10 +160,14 @@ func TestTopologyCacheEqualsFreshReads(t *testing.T) {
 			if r.IntN(2) == 0 {
 				mutation = pick(r, mutations)
 			}
+			caching := cached
+			if r.IntN(3) == 0 {
+				caching = other
+			}
 			for _, run := range []struct {
 				prefix string
 				u      *Updater
-			}{{plain, fresh}, {withCache, cached}} {
+			}{{plain, fresh}, {withCache, caching}} {
 				msgs := make([]*heartbeat.Message, len(batch))
 				for i, m := range batch {
 					msgs[i] = prefixed(m, run.prefix)
@@ -168,6 +185,7 @@ func TestTopologyCacheEqualsFreshReads(t *testing.T) {
 		}
 		fresh.zombies.wait()
 		cached.zombies.wait()
+		other.zombies.wait()
 		a, b := snapshot(ctx, t, db, plain), snapshot(ctx, t, db, withCache)
 		if !reflect.DeepEqual(a, b) {
 			for k := range a {

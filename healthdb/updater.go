@@ -50,9 +50,9 @@ type UpdaterConfig struct {
 	BatchSize  int
 	BatchDelay time.Duration
 	// TopologyCache, when positive, keeps topologies between batches for at
-	// most this long, checking every cached row's version before each use
-	// ([health_manager] topology_cache_seconds; 0, the default, reads every
-	// batch's topologies afresh).
+	// most this long, checking each load balancer's versions before each
+	// use ([health_manager] topology_cache_seconds; 0 reads every batch's
+	// topologies afresh).
 	TopologyCache time.Duration
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
@@ -96,7 +96,8 @@ func NewUpdater(cfg UpdaterConfig) (*Updater, error) {
 	}
 	u := &Updater{cfg: cfg, log: log, zombies: newZombieReaper(cfg, log)}
 	if c, ok := cfg.Store.(TopologyCacher); ok && cfg.TopologyCache > 0 {
-		u.cache = c.NewTopologyCache(cfg.TopologyCache)
+		u.cache = c.NewTopologyCache(cfg.TopologyCache, log)
+		cfg.Metrics.watchTopologyCache(u.cache)
 	}
 	return u, nil
 }

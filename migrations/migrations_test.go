@@ -242,7 +242,7 @@ func TestMigrateEmptyDatabaseMatchesSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	if res.Existing || len(res.Applied) != 5 {
+	if res.Existing || len(res.Applied) != 6 {
 		t.Fatalf("Migrate on an empty database = %+v; want every migration applied", res)
 	}
 	assertSpecSchema(t, readSchema(t, db))
@@ -312,7 +312,7 @@ func TestConcurrentMigrateBothSucceed(t *testing.T) {
 		}
 		applied += len(results[i].Applied)
 	}
-	if applied != 5 {
+	if applied != 6 {
 		t.Errorf("migrations applied %d times in total; want exactly once", applied)
 	}
 	assertSpecSchema(t, readSchema(t, open(t, url)))
@@ -466,11 +466,11 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	if st.Existing || len(st.Migrations) != 5 || slices.ContainsFunc(st.Migrations, func(m migrations.MigrationState) bool { return m.Applied }) {
-		t.Fatalf("Status before migrating = %+v; want five pending migrations", st)
+	if st.Existing || len(st.Migrations) != 6 || slices.ContainsFunc(st.Migrations, func(m migrations.MigrationState) bool { return m.Applied }) {
+		t.Fatalf("Status before migrating = %+v; want six pending migrations", st)
 	}
 	rev, err := migrations.Current(ctx(t), db)
-	if err != nil || *rev != (migrations.Revision{Latest: 5}) {
+	if err != nil || *rev != (migrations.Revision{Latest: 6}) {
 		t.Errorf("Current before migrating = %+v, %v; want nothing applied, latest 5", rev, err)
 	}
 	if _, err := migrations.Migrate(ctx(t), db, nil); err != nil {
@@ -480,14 +480,14 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql", "00003_octavia_11_remaining_tables.sql", "00004_alembic_version.sql", "00005_hot_updates.sql"} {
+	for i, name := range []string{"00001_octavia_11_schema.sql", "00002_ovh_stats_flush.sql", "00003_octavia_11_remaining_tables.sql", "00004_alembic_version.sql", "00005_hot_updates.sql", "00006_ovh_lb_version.sql"} {
 		m := st.Migrations[i]
 		if !m.Applied || m.AppliedAt.IsZero() || m.Version != int64(i+1) || m.Name != name {
 			t.Errorf("Status after migrating = %+v; want %s applied", m, name)
 		}
 	}
 	rev, err = migrations.Current(ctx(t), db)
-	if want := (migrations.Revision{Version: 5, Latest: 5, Alembic: migrations.OctaviaAlembicHead}); err != nil || *rev != want {
+	if want := (migrations.Revision{Version: 6, Latest: 6, Alembic: migrations.OctaviaAlembicHead}); err != nil || *rev != want {
 		t.Errorf("Current after migrating = %+v, %v; want %+v", rev, err, want)
 	}
 }

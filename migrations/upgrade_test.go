@@ -25,7 +25,7 @@ func TestUpgradeFromTwoMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"00003_octavia_11_remaining_tables.sql", "00004_alembic_version.sql", "00005_hot_updates.sql"}; res.Existing || !slices.Equal(res.Applied, want) {
+	if want := []string{"00003_octavia_11_remaining_tables.sql", "00004_alembic_version.sql", "00005_hot_updates.sql", "00006_ovh_lb_version.sql"}; res.Existing || !slices.Equal(res.Applied, want) {
 		t.Fatalf("Migrate = %+v; want %q applied", res, want)
 	}
 	if got := queryLines(t, db, `SELECT amphora_id FROM amphora_health`); !slices.Equal(got, []string{"a1"}) {

@@ -27,10 +27,10 @@ func TestMigrateVerbs(t *testing.T) {
 		stdout []string // substrings
 		stderr []string
 	}{
-		{[]string{"migrate", "current"}, 0, []string{"alembic_version: none", "migrations: none (5 pending)"}, nil},
+		{[]string{"migrate", "current"}, 0, []string{"alembic_version: none", "migrations: none (6 pending)"}, nil},
 		{[]string{"migrate", "history"}, 0, []string{"pending", "00004_alembic_version.sql"}, nil},
 		{[]string{"migrate", "upgrade", "head"}, 0, nil, []string{"schema migrated", "00004_alembic_version.sql"}},
-		{[]string{"migrate", "current"}, 0, []string{"alembic_version: " + migrations.OctaviaAlembicHead + " (head of Octavia 11.0.0)", "migrations: 00005 (head)"}, nil},
+		{[]string{"migrate", "current"}, 0, []string{"alembic_version: " + migrations.OctaviaAlembicHead + " (head of Octavia 11.0.0)", "migrations: 00006 (head)"}, nil},
 		{[]string{"migrate", "history"}, 0, []string{"applied", "00001_octavia_11_schema.sql", "00004_alembic_version.sql"}, nil},
 		{[]string{"migrate", "status"}, 0, []string{"applied", "00004_alembic_version.sql"}, nil},
 		{[]string{"migrate", "upgrade"}, 0, nil, []string{"already up to date"}},

@@ -143,6 +143,9 @@ func newReplayUpdater(cfg *octaviaconf.Config, store healthdb.UpdaterStore, log 
 		// Replay applies one heartbeat at a time and reports each zombie
 		// delete's outcome; serve never waits for the compute service.
 		InlineZombieDeletes: true,
+		// The same topology cache as serve, so that a replay shows what
+		// serve would have written.
+		TopologyCache: cfg.HealthManager.TopologyCache,
 	})
 }
 

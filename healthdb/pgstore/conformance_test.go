@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/octavia-vpp/health/healthdb"
 	"github.com/octavia-vpp/health/healthdb/pgstore"
 	"github.com/octavia-vpp/health/healthdb/storetest"
 	"github.com/octavia-vpp/health/test/pgtest"
@@ -101,5 +102,32 @@ func TestPostgreSQLStoreConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
 		db := pgtest.NewPool(t)
 		return &pgBackend{t: t, db: db, s: pgstore.New(db)}
+	})
+}
+
+// cachedStore serves LoadTopologies through a topology cache, so that the
+// suite's reads after its own row changes check that the cache sees them.
+type cachedStore struct {
+	*pgstore.Store
+	cache healthdb.TopologyCache
+}
+
+func (s cachedStore) LoadTopologies(ctx context.Context, ids []string) (map[string]*healthdb.Topology, error) {
+	return s.cache.Load(ctx, ids, time.Now())
+}
+
+type cachedBackend struct {
+	*pgBackend
+	store cachedStore
+}
+
+func (b *cachedBackend) Store() storetest.Store { return b.store }
+
+func TestPostgreSQLStoreConformanceWithTopologyCache(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Backend {
+		db := pgtest.NewPool(t)
+		s := pgstore.New(db)
+		return &cachedBackend{pgBackend: &pgBackend{t: t, db: db, s: s},
+			store: cachedStore{Store: s, cache: s.NewTopologyCache(time.Hour, nil)}}
 	})
 }

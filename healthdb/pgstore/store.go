@@ -7,10 +7,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/octavia-vpp/health/healthdb"
@@ -22,6 +23,13 @@ import (
 // concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+
+	// versionTable is 0 until hasVersionTable looked, then 1 if
+	// ovh_lb_version exists, 2 if not.
+	versionTable atomic.Int32
+
+	cachesMu sync.Mutex
+	caches   []*topologyCache // told of every status write (statusWritten)
 }
 
 var (
@@ -46,10 +54,25 @@ const (
 	batchAmphorae = `unnest($1::varchar[]) AS ids(id) JOIN amphora a ON a.id = ids.id`
 
 	selectAmphorae = `
-SELECT a.id, a.compute_id, a.status, lb.id, lb.enabled, lb.provisioning_status, lb.operating_status,
-       a.ctid, a.xmin, lb.ctid, lb.xmin
+SELECT a.id, a.compute_id, a.status, lb.id, lb.enabled, lb.provisioning_status, lb.operating_status
 FROM ` + batchAmphorae + `
 LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id`
+
+	// selectAmphoraeVersioned is selectAmphorae for the topology cache: it
+	// also reads, in the same snapshot, each load balancer's two versions
+	// and the truncate epoch (migrations/sql/00006_ovh_lb_version.sql).
+	// The listener, pool and member reads that follow see that snapshot's
+	// state or a later one; either way every change after this snapshot
+	// has bumped a version past the ones recorded, so the cache can only
+	// hold a topology newer than its versions, never older.
+	selectAmphoraeVersioned = `
+SELECT a.id, a.compute_id, a.status, lb.id, lb.enabled, lb.provisioning_status, lb.operating_status,
+       coalesce(tv.version, 0), coalesce(sv.version, 0),
+       coalesce((SELECT e.version FROM ovh_lb_version e WHERE e.load_balancer_id = '*' AND e.writer = 0), 0)
+FROM ` + batchAmphorae + `
+LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id
+LEFT JOIN ovh_lb_version tv ON tv.load_balancer_id = lb.id AND tv.writer = 0
+LEFT JOIN ovh_lb_version sv ON sv.load_balancer_id = lb.id AND sv.writer = 1`
 
 	// batchLBs is the set of live load balancers the batch's amphorae
 	// point at, found by selectAmphorae.
@@ -60,16 +83,15 @@ LEFT JOIN load_balancer lb ON lb.id = a.load_balancer_id`
 	selectListeners = `
 SELECT l.load_balancer_id, l.id, l.operating_status, l.protocol, l.enabled,
        l.protocol = 'UDP' AND EXISTS (
-           SELECT 1 FROM member m WHERE m.pool_id = l.default_pool_id AND m.enabled),
-       l.ctid, l.xmin
+           SELECT 1 FROM member m WHERE m.pool_id = l.default_pool_id AND m.enabled)
 FROM ` + batchLBs + ` JOIN listener l ON l.load_balancer_id = lbs.id`
 
 	selectPools = `
-SELECT p.load_balancer_id, p.id, p.operating_status, p.ctid, p.xmin
+SELECT p.load_balancer_id, p.id, p.operating_status
 FROM ` + batchLBs + ` JOIN pool p ON p.load_balancer_id = lbs.id`
 
 	selectMembers = `
-SELECT m.pool_id, m.id, m.operating_status, m.ctid, m.xmin
+SELECT m.pool_id, m.id, m.operating_status
 FROM ` + batchLBs + ` JOIN pool p ON p.load_balancer_id = lbs.id JOIN member m ON m.pool_id = p.id`
 )
 
@@ -80,58 +102,40 @@ const statusDeleted = "DELETED"
 // same load balancer (an ACTIVE_STANDBY pair) share one *LoadBalancer, so
 // that changes applied in memory for one are seen by the other.
 func (s *Store) LoadTopologies(ctx context.Context, amphoraIDs []string) (map[string]*healthdb.Topology, error) {
-	topos, _, err := s.loadTopologies(ctx, amphoraIDs)
+	topos, _, err := s.loadTopologies(ctx, amphoraIDs, false)
 	return topos, err
 }
 
-// rowVersion names one version of one row: where it is stored (ctid) and
-// the transaction that wrote it (xmin). An UPDATE or DELETE of the row ends
-// that version: a later snapshot no longer sees a tuple with both.
-type rowVersion struct {
-	tid  pgtype.TID
-	xmin uint32
+// lbVersion is a load balancer's pair of versions in ovh_lb_version:
+// topology (writer 0, bumped by triggers on every change by anyone but a
+// health manager's status write) and status (writer 1, bumped by our
+// status writes). 0 stands for a row not there yet.
+type lbVersion struct {
+	topology, status int64
 }
 
-// The tables of a load balancer's graph, in the order of lbVersions.rows.
-const (
-	tableLoadBalancer = iota
-	tableListener
-	tablePool
-	tableMember
-	numGraphTables
-)
-
-var graphTableNames = [numGraphTables]string{"load_balancer", "listener", "pool", "member"}
-
-// topologyVersions records the row versions a read was made from.
+// topologyVersions records the versions a read was made from.
 type topologyVersions struct {
-	amphorae map[string]rowVersion
-	lbs      map[string]*lbVersions
+	lbs   map[string]lbVersion
+	epoch int64 // the truncate epoch
 }
 
-// lbVersions lists the row versions of a load balancer's graph, per table.
-type lbVersions struct {
-	rows [numGraphTables][]rowVersion
-}
-
-func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[string]*healthdb.Topology, *topologyVersions, error) {
+// loadTopologies reads topologies, and with versioned also the versions
+// the topology cache keeps them under.
+func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string, versioned bool) (map[string]*healthdb.Topology, *topologyVersions, error) {
 	topos := make(map[string]*healthdb.Topology, len(amphoraIDs))
-	versions := &topologyVersions{amphorae: map[string]rowVersion{}, lbs: map[string]*lbVersions{}}
+	versions := &topologyVersions{lbs: map[string]lbVersion{}}
 	amphoraIDs = storableIDs(amphoraIDs)
 	if len(amphoraIDs) == 0 {
 		return topos, versions, nil
 	}
 	lbs := map[string]*healthdb.LoadBalancer{}
-	lbVersion := func(lbID string) *lbVersions {
-		v := versions.lbs[lbID]
-		if v == nil {
-			v = &lbVersions{}
-			versions.lbs[lbID] = v
-		}
-		return v
-	}
 	var lbIDs []string
-	amphorae, err := s.pool.Query(ctx, selectAmphorae, amphoraIDs)
+	query := selectAmphorae
+	if versioned {
+		query = selectAmphoraeVersioned
+	}
+	amphorae, err := s.pool.Query(ctx, query, amphoraIDs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %d amphorae: %w", len(amphoraIDs), err)
 	}
@@ -139,13 +143,14 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 		var id, status string
 		var computeID, lbID, lbProv, lbOp *string
 		var lbEnabled *bool
-		var ampV, lbV rowVersion
-		var lbXmin *uint32
-		if err := rows.Scan(&id, &computeID, &status, &lbID, &lbEnabled, &lbProv, &lbOp,
-			&ampV.tid, &ampV.xmin, &lbV.tid, &lbXmin); err != nil {
+		var v lbVersion
+		dest := []any{&id, &computeID, &status, &lbID, &lbEnabled, &lbProv, &lbOp}
+		if versioned {
+			dest = append(dest, &v.topology, &v.status, &versions.epoch)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		versions.amphorae[id] = ampV
 		t := &healthdb.Topology{AmphoraID: id, AmphoraExists: true}
 		if computeID != nil {
 			t.ComputeID = *computeID
@@ -158,9 +163,7 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 				lb = &healthdb.LoadBalancer{ID: *lbID, Enabled: *lbEnabled, ProvisioningStatus: *lbProv, OperatingStatus: *lbOp}
 				lbs[*lbID] = lb
 				lbIDs = append(lbIDs, *lbID)
-				lbV.xmin = *lbXmin
-				v := lbVersion(*lbID)
-				v.rows[tableLoadBalancer] = append(v.rows[tableLoadBalancer], lbV)
+				versions.lbs[*lbID] = v
 			}
 			t.LB = lb
 		}
@@ -181,15 +184,11 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	if err := eachRow(results, func(rows pgx.Rows) error {
 		var lbID string
 		var l healthdb.Listener
-		var v rowVersion
-		if err := rows.Scan(&lbID, &l.ID, &l.OperatingStatus, &l.Protocol, &l.Enabled, &l.DefaultPoolHasEnabledMember,
-			&v.tid, &v.xmin); err != nil {
+		if err := rows.Scan(&lbID, &l.ID, &l.OperatingStatus, &l.Protocol, &l.Enabled, &l.DefaultPoolHasEnabledMember); err != nil {
 			return err
 		}
 		if lb := lbs[lbID]; lb != nil {
 			lb.Listeners = append(lb.Listeners, l)
-			lv := lbVersion(lbID)
-			lv.rows[tableListener] = append(lv.rows[tableListener], v)
 		}
 		return nil
 	}); err != nil {
@@ -200,23 +199,13 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	if err := eachRow(results, func(rows pgx.Rows) error {
 		var lbID string
 		var p healthdb.Pool
-		var v rowVersion
-		raw, ok := rows.RawValues(), false
-		if len(raw) == 5 && nonNull(raw) && rawBinary(rows, 3, 4) {
+		if raw := rows.RawValues(); len(raw) == 3 && nonNull(raw) {
 			lbID, p.ID, p.OperatingStatus = rawText(raw[0]), rawText(raw[1]), rawStatus(raw[2])
-			v, ok = rawVersion(raw[3], raw[4])
-		}
-		if !ok {
-			if err := rows.Scan(&lbID, &p.ID, &p.OperatingStatus, &v.tid, &v.xmin); err != nil {
-				return err
-			}
+		} else if err := rows.Scan(&lbID, &p.ID, &p.OperatingStatus); err != nil {
+			return err
 		}
 		pools = append(pools, p)
 		poolLB = append(poolLB, lbID)
-		if lbs[lbID] != nil {
-			lv := lbVersion(lbID)
-			lv.rows[tablePool] = append(lv.rows[tablePool], v)
-		}
 		return nil
 	}); err != nil {
 		return nil, nil, fmt.Errorf("load pools of %d load balancers: %w", len(lbs), err)
@@ -227,31 +216,24 @@ func (s *Store) loadTopologies(ctx context.Context, amphoraIDs []string) (map[st
 	for i := range pools {
 		poolIndex[pools[i].ID] = i
 	}
-	addMember := func(poolID []byte, m healthdb.Member, v rowVersion) {
+	addMember := func(poolID []byte, m healthdb.Member) {
 		i, found := poolIndex[string(poolID)] // no allocation for the lookup
 		if !found {
 			return // a pool created after the pool read: not in this topology
 		}
 		pools[i].Members = append(pools[i].Members, m)
-		if lv := versions.lbs[poolLB[i]]; lv != nil {
-			lv.rows[tableMember] = append(lv.rows[tableMember], v)
-		}
 	}
 	if err := eachRow(results, func(rows pgx.Rows) error {
-		raw := rows.RawValues()
-		if len(raw) == 5 && nonNull(raw) && rawBinary(rows, 3, 4) {
-			if v, ok := rawVersion(raw[3], raw[4]); ok {
-				addMember(raw[0], healthdb.Member{ID: rawText(raw[1]), OperatingStatus: rawStatus(raw[2])}, v)
-				return nil
-			}
+		if raw := rows.RawValues(); len(raw) == 3 && nonNull(raw) {
+			addMember(raw[0], healthdb.Member{ID: rawText(raw[1]), OperatingStatus: rawStatus(raw[2])})
+			return nil
 		}
 		var poolID string
 		var m healthdb.Member
-		var v rowVersion
-		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus, &v.tid, &v.xmin); err != nil {
+		if err := rows.Scan(&poolID, &m.ID, &m.OperatingStatus); err != nil {
 			return err
 		}
-		addMember([]byte(poolID), m, v)
+		addMember([]byte(poolID), m)
 		return nil
 	}); err != nil {
 		return nil, nil, fmt.Errorf("load members of %d load balancers: %w", len(lbs), err)
@@ -321,6 +303,51 @@ var (
 // serialization race against another health manager.
 const maxApplyAttempts = 3
 
+// markStatusWriter tells the topology triggers (ovh_topology_changed in
+// migrations/sql/00006_ovh_lb_version.sql) that this transaction is a
+// health manager's status write, which bumps the load balancers' status
+// versions itself (bumpStatusVersions). The setting ends with the
+// transaction, so a pooled connection never carries it into another.
+const markStatusWriter = `SELECT set_config('ovh_health.status_writer', 'on', true)`
+
+// bumpStatusVersions gives every load balancer whose rows the status
+// updates may have changed a new status version, after those updates, in
+// one statement sorted by id: every health manager locks these rows last
+// and in the same order, so two of them cannot deadlock here, and no
+// transaction of Octavia's ever locks them (its changes bump the topology
+// version, another row). The load balancers are found through the same
+// joins as the topology read, so a cached topology holding a changed row
+// always has its load balancer bumped.
+//
+// previous_version is the status version this bump replaced. Under READ
+// COMMITTED, ON CONFLICT DO UPDATE works on the newest committed row
+// version, after waiting for any other manager holding it, so previous
+// equals the version a cache holds exactly when no other status write
+// came in between. The topology version is read in this statement's
+// snapshot: a change committed before it is seen here; one committed
+// after it bumps the topology version past the value returned, which the
+// cache's next check sees.
+const bumpStatusVersions = `
+INSERT INTO ovh_lb_version AS v (load_balancer_id, writer, version)
+SELECT lb, 1, nextval('ovh_lb_version_seq') FROM (
+    SELECT id FROM load_balancer WHERE id = ANY($1::varchar[])
+    UNION SELECT load_balancer_id FROM listener WHERE id = ANY($2::varchar[])
+    UNION SELECT load_balancer_id FROM pool WHERE id = ANY($3::varchar[])
+    UNION SELECT p.load_balancer_id FROM member m JOIN pool p ON p.id = m.pool_id WHERE m.id = ANY($4::varchar[])
+) AS touched(lb)
+WHERE lb IS NOT NULL
+ORDER BY lb
+ON CONFLICT (load_balancer_id, writer) DO UPDATE SET previous_version = v.version, version = EXCLUDED.version
+RETURNING v.load_balancer_id, coalesce(v.previous_version, 0), v.version,
+    coalesce((SELECT t.version FROM ovh_lb_version t WHERE t.load_balancer_id = v.load_balancer_id AND t.writer = 0), 0)`
+
+// statusBump is one row of bumpStatusVersions.
+type statusBump struct {
+	lbID              string
+	previous, version int64 // the status version replaced, and the new one
+	topology          int64
+}
+
 // Apply writes a batch in one transaction, sent in one round trip.
 // amphora_health's last_update and every changed row's updated_at are the
 // database's time at the start of the transaction, as naive UTC (the form
@@ -332,11 +359,45 @@ func (s *Store) Apply(ctx context.Context, w *healthdb.Writes) error {
 	health := append([]string(nil), w.Health...)
 	sort.Strings(health) // a fixed lock order keeps concurrent managers from deadlocking
 	health = dedupeSorted(health)
+	statusChanges := len(w.LoadBalancers)+len(w.Listeners)+len(w.Pools)+len(w.Members) > 0
+	versioned := false
+	if statusChanges {
+		var err error
+		if versioned, err = s.hasVersionTable(ctx); err != nil {
+			return err
+		}
+	}
+	bumps, err := s.apply(ctx, health, w, versioned)
+	var pgErr *pgconn.PgError
+	if err != nil && versioned && errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42501") {
+		// ovh_lb_version gone, or this role may not write it: write
+		// without it rather than lose the batch. The triggers, if any,
+		// then bump for these writes as for anyone's.
+		s.versionTable.Store(2)
+		versioned = false
+		bumps, err = s.apply(ctx, health, w, false)
+	}
+	if err != nil {
+		return fmt.Errorf("apply %d health rows and status changes: %w", len(health), err)
+	}
+	if versioned {
+		s.statusWritten(w, bumps)
+	}
+	return nil
+}
+
+// apply runs Apply's transaction, retrying lost deadlocks; versioned marks
+// it a status writer and bumps the status versions (whose rows it returns).
+func (s *Store) apply(ctx context.Context, health []string, w *healthdb.Writes, versioned bool) ([]statusBump, error) {
 	batch := &pgx.Batch{}
+	if versioned {
+		batch.Queue(markStatusWriter)
+	}
 	if len(health) > 0 {
 		batch.Queue(upsertHealth, health)
 	}
-	for _, u := range []struct {
+	var touched [4][]string
+	for i, u := range []struct {
 		sql     string
 		changes map[string]string
 	}{
@@ -349,21 +410,72 @@ func (s *Store) Apply(ctx context.Context, w *healthdb.Writes) error {
 			continue
 		}
 		ids, statuses := sortedPairs(u.changes)
+		touched[i] = ids
 		batch.Queue(u.sql, ids, statuses)
 	}
+	if versioned {
+		batch.Queue(bumpStatusVersions, touched[0], touched[1], touched[2], touched[3])
+	}
+	var bumps []statusBump
 	var err error
 	for attempt := 1; attempt <= maxApplyAttempts; attempt++ {
+		bumps = bumps[:0]
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			return tx.SendBatch(ctx, batch).Close()
+			results := tx.SendBatch(ctx, batch)
+			execs := batch.Len()
+			if versioned {
+				execs-- // the last, bumpStatusVersions, returns rows
+			}
+			for range execs {
+				if _, err := results.Exec(); err != nil {
+					results.Close()
+					return err
+				}
+			}
+			if versioned {
+				err := eachRow(results, func(rows pgx.Rows) error {
+					var b statusBump
+					if err := rows.Scan(&b.lbID, &b.previous, &b.version, &b.topology); err != nil {
+						return err
+					}
+					bumps = append(bumps, b)
+					return nil
+				})
+				if err != nil {
+					results.Close()
+					return err
+				}
+			}
+			return results.Close()
 		})
 		if err == nil || !retryable(err) {
 			break
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("apply %d health rows and status changes: %w", len(health), err)
+	return bumps, err
+}
+
+// hasVersionTable reports whether ovh_lb_version exists (migration 00006;
+// a schema someone else made may lack it), looked up once. Without it the
+// status writes are plain, and any trigger added later bumps for them, as
+// for any writer's: only our own cache's entries are then lost.
+func (s *Store) hasVersionTable(ctx context.Context) (bool, error) {
+	switch s.versionTable.Load() {
+	case 1:
+		return true, nil
+	case 2:
+		return false, nil
 	}
-	return nil
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('ovh_lb_version') IS NOT NULL`).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look for ovh_lb_version: %w", err)
+	}
+	if exists {
+		s.versionTable.Store(1)
+	} else {
+		s.versionTable.Store(2)
+	}
+	return exists, nil
 }
 
 // storableIDs drops the ids that contain NUL. PostgreSQL text cannot hold

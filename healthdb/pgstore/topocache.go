@@ -2,51 +2,81 @@ package pgstore
 
 import (
 	"context"
-	"encoding/binary"
-	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/octavia-vpp/health/healthdb"
 )
 
 // topologyCache keeps the topologies of live amphorae between batches, so
-// that a steady heartbeat costs a check of its rows' versions instead of a
-// read of its load balancer's graph. It is opt-in ([health_manager]
-// topology_cache_seconds): see docs/deviations.md.
+// that a steady heartbeat costs one index lookup of its load balancer's
+// versions instead of a read of its graph ([health_manager]
+// topology_cache_seconds; docs/deviations.md, docs/schema.md "Topology
+// versions").
 //
-// Before a cached topology is used, every row it was read from (the
-// amphora, its load balancer, listeners, pools and members) is looked up by
-// its physical address (ctid) in one query per table, and must still be
-// there with the same xmin. Any UPDATE or DELETE of one of those rows, by
-// the API, the worker, another health manager or this one, ends that
-// version and sends the load balancer back to a full read. What the check
-// cannot see is a row inserted under an unchanged load balancer; Octavia's
-// API never does that (it sets the load balancer PENDING_UPDATE in the
-// same transaction), and the time limit bounds any other writer.
+// Every insert, update and delete of a row the topology read uses
+// (amphora, load_balancer, listener, pool, member) bumps its load
+// balancer's topology version in the same transaction, by trigger; every
+// status write of a health manager of ours bumps the status version
+// instead (Store.Apply). Versions are values of one sequence and never go
+// back. A cached topology is used only while both versions, read in a
+// snapshot after it was read, are still the ones it was read under: a
+// commit that changed any of its rows is visible in that snapshot
+// together with its bump, or else it committed after the snapshot, and
+// the batch saw what a fresh read at that moment would have seen.
+//
+// The triggers are the cache's foundation, so the same statement that
+// reads the versions also checks that every trigger is still there,
+// enabled, and unchanged (its pg_trigger row's oid and xmin: disabling and
+// re-enabling a trigger writes a new row version, which changes its xmin).
+// If one is missing or disabled the cache turns itself off, says so once
+// at ERROR, and every batch reads afresh until a check, once a minute,
+// finds them all again.
+//
+// What no trigger sees is bounded by the time limit (ttl): changes made
+// with session_replication_role = replica (superusers only), or by
+// anything that sets ovh_health.status_writer without bumping.
 type topologyCache struct {
 	store *Store
 	ttl   time.Duration
+	log   *slog.Logger
 
-	mu        sync.Mutex
-	amphorae  map[string]*cachedAmphora
-	lbs       map[string]*cachedLB
+	mu       sync.Mutex
+	amphorae map[string]*cachedAmphora
+	lbs      map[string]*cachedLB
+	epoch    int64 // the truncate epoch the entries were read under
+	// triggers is what the last full check found (nil: none yet, or the
+	// cache is off); checked is when it ran.
+	triggers  []triggerRow
+	enabled   bool
+	checked   time.Time
 	lastSweep time.Time
+
+	hits, misses, invalidated atomic.Uint64
+	on                        atomic.Bool
 }
 
 type cachedAmphora struct {
 	computeID string
 	lbID      string
-	version   rowVersion
+	// topology is the load balancer's topology version when this amphora
+	// was read: an amphora row change bumps its load balancer, so the
+	// entry is good only while the load balancer's entry has this same
+	// version (the load balancer may have been re-read since).
+	topology int64
 }
 
 type cachedLB struct {
-	lb       *healthdb.LoadBalancer // never handed out: each batch gets a copy
-	versions *lbVersions
-	loaded   time.Time
+	lb      *healthdb.LoadBalancer // never handed out: each batch gets a copy
+	version lbVersion
+	expires time.Time
 }
 
 // cacheStats says how a load was served.
@@ -54,14 +84,25 @@ type cacheStats struct {
 	Hits, Misses, Invalidated int
 }
 
-func newTopologyCache(store *Store, ttl time.Duration) *topologyCache {
-	return &topologyCache{store: store, ttl: ttl, amphorae: map[string]*cachedAmphora{}, lbs: map[string]*cachedLB{}}
+// triggerCheckInterval is how often a cache that turned itself off looks
+// for its triggers again.
+const triggerCheckInterval = time.Minute
+
+func newTopologyCache(store *Store, ttl time.Duration, log *slog.Logger) *topologyCache {
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &topologyCache{store: store, ttl: ttl, log: log, amphorae: map[string]*cachedAmphora{}, lbs: map[string]*cachedLB{}}
+	store.cachesMu.Lock()
+	store.caches = append(store.caches, c)
+	store.cachesMu.Unlock()
+	return c
 }
 
 // NewTopologyCache implements healthdb.TopologyCacher: a cache of this
 // store's topologies, each kept at most ttl.
-func (s *Store) NewTopologyCache(ttl time.Duration) healthdb.TopologyCache {
-	return newTopologyCache(s, ttl)
+func (s *Store) NewTopologyCache(ttl time.Duration, log *slog.Logger) healthdb.TopologyCache {
+	return newTopologyCache(s, ttl, log)
 }
 
 // Load implements healthdb.TopologyCache.
@@ -70,194 +111,370 @@ func (c *topologyCache) Load(ctx context.Context, ids []string, now time.Time) (
 	return topos, err
 }
 
+// Stats implements healthdb.TopologyCache.
+func (c *topologyCache) Stats() healthdb.TopologyCacheStats {
+	return healthdb.TopologyCacheStats{
+		Enabled: c.on.Load(), Hits: c.hits.Load(), Misses: c.misses.Load(), Invalidated: c.invalidated.Load(),
+	}
+}
+
 // load returns the same topologies Store.LoadTopologies would, at time now.
-func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (map[string]*healthdb.Topology, cacheStats, error) {
+func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (topos map[string]*healthdb.Topology, stats cacheStats, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var stats cacheStats
+	defer func() {
+		c.hits.Add(uint64(stats.Hits))
+		c.misses.Add(uint64(stats.Misses))
+		c.invalidated.Add(uint64(stats.Invalidated))
+	}()
+	if !c.ready(ctx, now) {
+		topos, _, err = c.store.loadTopologies(ctx, ids, false)
+		stats.Misses = len(ids)
+		return topos, stats, err
+	}
 	c.sweep(now)
 
-	var candidates, misses []string
+	// What the candidates were cached as, taken before validate, which
+	// may empty the cache.
+	type candidate struct{ id, lbID, computeID string }
+	var candidates []candidate
+	var misses []string
 	for _, id := range ids {
 		if a := c.amphorae[id]; a != nil {
-			if lb := c.lbs[a.lbID]; lb != nil && now.Sub(lb.loaded) < c.ttl {
-				candidates = append(candidates, id)
+			if lb := c.lbs[a.lbID]; lb != nil && now.Before(lb.expires) && lb.version.topology == a.topology {
+				candidates = append(candidates, candidate{id, a.lbID, a.computeID})
 				continue
 			}
 		}
 		misses = append(misses, id)
 	}
-	valid, err := c.validate(ctx, candidates)
+	lbIDs := make([]string, 0, len(candidates))
+	for _, cand := range candidates {
+		lbIDs = append(lbIDs, cand.lbID)
+	}
+	valid, err := c.validate(ctx, lbIDs, now)
 	if err != nil {
 		return nil, stats, err
 	}
-	var hits []string
-	for _, id := range candidates {
-		if valid[id] {
-			hits = append(hits, id)
+	if !c.enabled { // validate found a trigger missing
+		topos, _, err = c.store.loadTopologies(ctx, ids, false)
+		stats.Misses = len(ids)
+		return topos, stats, err
+	}
+	topos = make(map[string]*healthdb.Topology, len(ids))
+	batchLBs := map[string]*healthdb.LoadBalancer{}
+	for _, cand := range candidates {
+		if !valid[cand.lbID] {
+			stats.Invalidated++
+			misses = append(misses, cand.id)
 			continue
 		}
-		stats.Invalidated++
-		misses = append(misses, id)
-	}
-
-	topos := map[string]*healthdb.Topology{}
-	batchLBs := map[string]*healthdb.LoadBalancer{}
-	if len(misses) > 0 {
-		fresh, versions, err := c.store.loadTopologies(ctx, misses)
-		if err != nil {
-			return nil, stats, err
+		lb := batchLBs[cand.lbID]
+		if lb == nil {
+			lb = copyLoadBalancer(c.lbs[cand.lbID].lb)
+			batchLBs[cand.lbID] = lb
 		}
-		for id, t := range fresh {
-			topos[id] = t
-			if t.LB == nil {
-				// Zombies and amphorae without a live load balancer are rare
-				// and may come back to life: always read them.
-				delete(c.amphorae, id)
-				continue
-			}
-			batchLBs[t.LB.ID] = t.LB
-			c.amphorae[id] = &cachedAmphora{computeID: t.ComputeID, lbID: t.LB.ID, version: versions.amphorae[id]}
-			if v := versions.lbs[t.LB.ID]; v != nil {
-				c.lbs[t.LB.ID] = &cachedLB{lb: copyLoadBalancer(t.LB), versions: v, loaded: now}
-			}
-		}
-		for _, id := range misses {
-			if fresh[id] == nil {
-				delete(c.amphorae, id)
-			}
-		}
+		topos[cand.id] = &healthdb.Topology{AmphoraID: cand.id, AmphoraExists: true, ComputeID: cand.computeID, LB: lb}
+		stats.Hits++
 	}
 	stats.Misses = len(misses)
-	for _, id := range hits {
-		a := c.amphorae[id]
-		lb := batchLBs[a.lbID]
-		if lb == nil {
-			lb = copyLoadBalancer(c.lbs[a.lbID].lb)
-			batchLBs[a.lbID] = lb
+	if len(misses) == 0 {
+		return topos, stats, nil
+	}
+	fresh, versions, err := c.store.loadTopologies(ctx, misses, true)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, stats, err
 		}
-		topos[id] = &healthdb.Topology{AmphoraID: id, AmphoraExists: true, ComputeID: a.computeID, LB: lb}
-		stats.Hits++
+		// Perhaps only the versions cannot be read: read without them.
+		c.disable(now, "cannot read the topology versions: "+err.Error())
+		topos, _, err = c.store.loadTopologies(ctx, ids, false)
+		stats = cacheStats{Misses: len(ids)}
+		return topos, stats, err
+	}
+	if versions.epoch != c.epoch {
+		// A table was truncated since the entries were read.
+		clear(c.lbs)
+		clear(c.amphorae)
+		c.epoch = versions.epoch
+	}
+	for _, id := range misses {
+		t := fresh[id]
+		if t == nil || t.LB == nil {
+			// Unknown amphorae, zombies and amphorae without a live load
+			// balancer are rare and may come back to life: always read.
+			delete(c.amphorae, id)
+			if t != nil {
+				topos[id] = t
+			}
+			continue
+		}
+		if lb := batchLBs[t.LB.ID]; lb != nil {
+			// The other amphora of an ACTIVE_STANDBY pair was a hit:
+			// both must share one in-memory load balancer, the fresh one.
+			*lb = *t.LB
+			t.LB = lb
+		}
+		topos[id] = t
+		batchLBs[t.LB.ID] = t.LB
+		v := versions.lbs[t.LB.ID]
+		c.amphorae[id] = &cachedAmphora{computeID: t.ComputeID, lbID: t.LB.ID, topology: v.topology}
+		c.lbs[t.LB.ID] = &cachedLB{lb: copyLoadBalancer(t.LB), version: v, expires: c.expiry(now)}
 	}
 	return topos, stats, nil
 }
 
-// selectVersions finds which of the given tuples are still visible.
-func selectVersions(table string) string {
-	return `SELECT ctid, xmin FROM ` + table + ` WHERE ctid = ANY($1::tid[])`
+// expiry spreads the entries' ends over the last quarter of the time
+// limit, so that those read together at start-up are not all read again
+// in the same second.
+func (c *topologyCache) expiry(now time.Time) time.Time {
+	return now.Add(c.ttl - rand.N(c.ttl/4+1))
 }
 
-var (
-	selectAmphoraVersions = selectVersions("amphora")
-	selectGraphVersions   = func() (q [numGraphTables]string) {
-		for i, name := range graphTableNames {
-			q[i] = selectVersions(name)
-		}
-		return q
-	}()
-)
+// validateVersions reads the current versions of the given load
+// balancers and of the truncate epoch ('*'), and, in the same snapshot,
+// counts the expected triggers still there unchanged and enabled (the
+// writer -1 row). The snapshot matters: a trigger disabled before it is
+// seen disabled or, re-enabled, with a new xmin; one disabled after it
+// can only have missed changes made after it.
+const validateVersions = `
+SELECT load_balancer_id, writer, version FROM ovh_lb_version WHERE load_balancer_id = ANY($1::varchar[])
+UNION ALL
+SELECT NULL, -1, count(*)
+FROM pg_trigger t JOIN unnest($2::int8[], $3::text[]) AS e(oid, xmin) ON t.oid::int8 = e.oid AND t.xmin::text = e.xmin
+WHERE t.tgenabled IN ('O', 'A')`
 
-// validate reports which candidate amphorae's cached topologies still
-// match the database: the amphora row and every row of its load balancer's
-// graph are still there, unchanged. Load balancers that fail are dropped.
-func (c *topologyCache) validate(ctx context.Context, candidates []string) (map[string]bool, error) {
-	if len(candidates) == 0 {
+// validate reports which of the candidate load balancers still
+// have the versions their entries were read under, dropping the entries
+// of those that do not. When the triggers changed it re-checks them:
+// the cache is then emptied, and left off if one is missing.
+func (c *topologyCache) validate(ctx context.Context, candidateLBs []string, now time.Time) (map[string]bool, error) {
+	if len(candidateLBs) == 0 {
 		return nil, nil
 	}
-	var ampTIDs []pgtype.TID
-	var graphTIDs [numGraphTables][]pgtype.TID
-	seenLB := map[string]bool{}
-	for _, id := range candidates {
-		a := c.amphorae[id]
-		ampTIDs = append(ampTIDs, a.version.tid)
-		if seenLB[a.lbID] {
-			continue
-		}
-		seenLB[a.lbID] = true
-		for t, rows := range c.lbs[a.lbID].versions.rows {
-			for _, v := range rows {
-				graphTIDs[t] = append(graphTIDs[t], v.tid)
-			}
+	lbIDs := []string{"*"}
+	seen := map[string]bool{}
+	for _, lbID := range candidateLBs {
+		if !seen[lbID] {
+			seen[lbID] = true
+			lbIDs = append(lbIDs, lbID)
 		}
 	}
-	batch := &pgx.Batch{}
-	batch.Queue(selectAmphoraVersions, ampTIDs)
-	for t := range graphTIDs {
-		if len(graphTIDs[t]) > 0 {
-			batch.Queue(selectGraphVersions[t], graphTIDs[t])
-		}
+	oids := make([]int64, len(c.triggers))
+	xmins := make([]string, len(c.triggers))
+	for i, t := range c.triggers {
+		oids[i], xmins[i] = t.oid, t.xmin
 	}
-	results := c.store.pool.SendBatch(ctx, batch)
-	defer results.Close()
-	readVisible := func(table string, expected int) (map[pgtype.TID]uint32, error) {
-		visible := make(map[pgtype.TID]uint32, expected)
-		err := eachRow(results, func(rows pgx.Rows) error {
-			if f := rows.FieldDescriptions(); f[0].Format != pgx.BinaryFormatCode || f[1].Format != pgx.BinaryFormatCode {
-				var v rowVersion // a pool in simple-protocol mode gets text
-				if err := rows.Scan(&v.tid, &v.xmin); err != nil {
-					return err
-				}
-				visible[v.tid] = v.xmin
-				return nil
-			}
-			tid, xmin, err := decodeVersion(rows.RawValues())
-			if err != nil {
+	current := make(map[string]lbVersion, len(lbIDs))
+	var epoch int64
+	var intact int64 = -1
+	rows, err := c.store.pool.Query(ctx, validateVersions, lbIDs, oids, xmins)
+	if err == nil {
+		err = scanRows(rows, func(rows pgx.Rows) error {
+			var lbID *string
+			var writer int16
+			var version int64
+			if err := rows.Scan(&lbID, &writer, &version); err != nil {
 				return err
 			}
-			visible[tid] = xmin
+			switch {
+			case writer < 0:
+				intact = version
+			case *lbID == "*":
+				epoch = version
+			default:
+				v := current[*lbID]
+				if writer == 0 {
+					v.topology = version
+				} else {
+					v.status = version
+				}
+				current[*lbID] = v
+			}
 			return nil
 		})
-		if err != nil {
-			return nil, fmt.Errorf("check cached %s rows: %w", table, err)
-		}
-		return visible, nil
 	}
-	ampVisible, err := readVisible("amphora", len(ampTIDs))
 	if err != nil {
-		return nil, err
-	}
-	var graphVisible [numGraphTables]map[pgtype.TID]uint32
-	for t := range graphTIDs {
-		if len(graphTIDs[t]) == 0 {
-			continue
-		}
-		if graphVisible[t], err = readVisible(graphTableNames[t], len(graphTIDs[t])); err != nil {
+		if ctx.Err() != nil {
 			return nil, err
 		}
+		c.disable(now, "cannot check the topology versions: "+err.Error())
+		return nil, nil
 	}
-	lbValid := map[string]bool{}
-	for lbID := range seenLB {
-		ok := true
-		for t, rows := range c.lbs[lbID].versions.rows {
-			for _, v := range rows {
-				if x, found := graphVisible[t][v.tid]; !found || x != v.xmin {
-					ok = false
-				}
-			}
+	if intact != int64(len(c.triggers)) {
+		if !c.checkTriggers(ctx, now) {
+			return nil, nil
 		}
-		lbValid[lbID] = ok
-		if !ok {
+		return map[string]bool{}, nil // emptied: every candidate is read again
+	}
+	if epoch != c.epoch {
+		clear(c.lbs)
+		clear(c.amphorae)
+		c.epoch = epoch
+		return map[string]bool{}, nil
+	}
+	valid := make(map[string]bool, len(lbIDs))
+	for _, lbID := range lbIDs[1:] {
+		if c.lbs[lbID].version == current[lbID] {
+			valid[lbID] = true
+		} else {
 			delete(c.lbs, lbID)
 		}
-	}
-	valid := make(map[string]bool, len(candidates))
-	for _, id := range candidates {
-		a := c.amphorae[id]
-		x, found := ampVisible[a.version.tid]
-		valid[id] = found && x == a.version.xmin && lbValid[a.lbID]
 	}
 	return valid, nil
 }
 
-// decodeVersion reads a (ctid, xmin) row in PostgreSQL's binary format
-// (tid: 4-byte block, 2-byte offset; xid: 4 bytes), which pgx uses for
-// both: Scan through pgtype cost more than the check's query.
-func decodeVersion(values [][]byte) (pgtype.TID, uint32, error) {
-	if len(values) != 2 || len(values[0]) != 6 || len(values[1]) != 4 {
-		return pgtype.TID{}, 0, fmt.Errorf("unexpected (ctid, xmin) encoding")
+// statusWritten updates the entries of the load balancers a status write
+// of this store changed (Store.Apply, after its commit). An entry whose
+// versions were exactly the ones the write replaced held the database's
+// state just before it, so it gets the write's statuses and new version:
+// our own writes do not cost a re-read. Any other entry is dropped.
+func (c *topologyCache) statusWritten(w *healthdb.Writes, bumps []statusBump) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range bumps {
+		e := c.lbs[b.lbID]
+		if e == nil {
+			continue
+		}
+		if e.version != (lbVersion{topology: b.topology, status: b.previous}) {
+			delete(c.lbs, b.lbID)
+			continue
+		}
+		e.version.status = b.version
+		applyStatuses(e.lb, w)
 	}
-	tid := pgtype.TID{BlockNumber: binary.BigEndian.Uint32(values[0]), OffsetNumber: binary.BigEndian.Uint16(values[0][4:]), Valid: true}
-	return tid, binary.BigEndian.Uint32(values[1]), nil
+}
+
+// statusWritten tells every cache of this store about a committed status
+// write.
+func (s *Store) statusWritten(w *healthdb.Writes, bumps []statusBump) {
+	s.cachesMu.Lock()
+	caches := slices.Clone(s.caches)
+	s.cachesMu.Unlock()
+	for _, c := range caches {
+		c.statusWritten(w, bumps)
+	}
+}
+
+// applyStatuses sets the statuses a write gave to lb's rows, as the
+// write's UPDATEs set them in the database.
+func applyStatuses(lb *healthdb.LoadBalancer, w *healthdb.Writes) {
+	if s, ok := w.LoadBalancers[lb.ID]; ok {
+		lb.OperatingStatus = s
+	}
+	for i := range lb.Listeners {
+		if s, ok := w.Listeners[lb.Listeners[i].ID]; ok {
+			lb.Listeners[i].OperatingStatus = s
+		}
+	}
+	for i := range lb.Pools {
+		p := &lb.Pools[i]
+		if s, ok := w.Pools[p.ID]; ok {
+			p.OperatingStatus = s
+		}
+		for j := range p.Members {
+			if s, ok := w.Members[p.Members[j].ID]; ok {
+				p.Members[j].OperatingStatus = s
+			}
+		}
+	}
+}
+
+// The triggers of migration 00006, on every table the topology read uses.
+var (
+	topologyTables   = []string{"amphora", "load_balancer", "listener", "pool", "member"}
+	topologyTriggers = []string{"ovh_topology_version", "ovh_topology_truncate"}
+)
+
+// triggerRow is one of our triggers as pg_trigger holds it.
+type triggerRow struct {
+	table, name string
+	oid         int64
+	xmin        string
+	enabled     bool
+}
+
+const selectTriggers = `
+SELECT r.tbl, t.tgname::text, t.oid::int8, t.xmin::text, t.tgenabled IN ('O', 'A')
+FROM unnest($1::text[]) AS r(tbl)
+JOIN pg_trigger t ON t.tgrelid = to_regclass(r.tbl)
+WHERE t.tgname = ANY($2::text[]) AND t.tgfoid = to_regproc('ovh_topology_changed')`
+
+// ready reports whether the cache is on, checking the triggers first
+// when that is due: on first use, and once a minute while off.
+func (c *topologyCache) ready(ctx context.Context, now time.Time) bool {
+	if c.enabled {
+		return true
+	}
+	if !c.checked.IsZero() && !now.Before(c.checked) && now.Sub(c.checked) < triggerCheckInterval {
+		return false
+	}
+	return c.checkTriggers(ctx, now)
+}
+
+// checkTriggers looks for every trigger the cache needs, empties the
+// cache, and turns it on if they are all there and enabled, off if not.
+func (c *topologyCache) checkTriggers(ctx context.Context, now time.Time) bool {
+	clear(c.lbs)
+	clear(c.amphorae)
+	c.checked = now
+	var found []triggerRow
+	rows, err := c.store.pool.Query(ctx, selectTriggers, topologyTables, topologyTriggers)
+	if err == nil {
+		err = scanRows(rows, func(rows pgx.Rows) error {
+			var t triggerRow
+			if err := rows.Scan(&t.table, &t.name, &t.oid, &t.xmin, &t.enabled); err != nil {
+				return err
+			}
+			found = append(found, t)
+			return nil
+		})
+	}
+	if err != nil {
+		c.disable(now, "cannot read pg_trigger: "+err.Error())
+		return false
+	}
+	var missing []string
+	for _, table := range topologyTables {
+		for _, name := range topologyTriggers {
+			i := slices.IndexFunc(found, func(t triggerRow) bool { return t.table == table && t.name == name })
+			switch {
+			case i < 0:
+				missing = append(missing, name+" on "+table+" (missing)")
+			case !found[i].enabled:
+				missing = append(missing, name+" on "+table+" (disabled)")
+			}
+		}
+	}
+	if len(missing) > 0 {
+		c.disable(now, "triggers not usable: "+strings.Join(missing, ", ")+
+			"; run `octavia-health-manager migrate` (migration 00006) with a role allowed to create triggers on Octavia's tables, "+
+			"or enable them; topology_cache_seconds = 0 turns the cache off without this message")
+		return false
+	}
+	if !c.enabled && c.triggers != nil {
+		c.log.Info("topology cache on again: every trigger it relies on is in place")
+	} else if c.enabled {
+		c.log.Info("topology cache emptied: its triggers were altered or re-created since they were last checked")
+	}
+	c.triggers, c.enabled = found, true
+	c.on.Store(true)
+	return true
+}
+
+// disable turns the cache off, saying why once per change of state.
+func (c *topologyCache) disable(now time.Time, why string) {
+	clear(c.lbs)
+	clear(c.amphorae)
+	c.checked = now
+	if c.enabled || c.triggers == nil {
+		c.log.Error("topology cache off: every batch reads its topologies afresh; checking again every minute",
+			"reason", why)
+	}
+	c.enabled = false
+	c.triggers = []triggerRow{} // not nil: the ERROR was said
+	c.on.Store(false)
 }
 
 // sweep drops expired entries, at most once per ttl, so that amphorae
@@ -268,12 +485,12 @@ func (c *topologyCache) sweep(now time.Time) {
 	}
 	c.lastSweep = now
 	for id, lb := range c.lbs {
-		if now.Sub(lb.loaded) >= c.ttl {
+		if !now.Before(lb.expires) {
 			delete(c.lbs, id)
 		}
 	}
 	for id, a := range c.amphorae {
-		if c.lbs[a.lbID] == nil {
+		if lb := c.lbs[a.lbID]; lb == nil || lb.version.topology != a.topology {
 			delete(c.amphorae, id)
 		}
 	}
@@ -283,6 +500,9 @@ func (c *topologyCache) sweep(now time.Time) {
 func copyLoadBalancer(lb *healthdb.LoadBalancer) *healthdb.LoadBalancer {
 	out := *lb
 	out.Listeners = append([]healthdb.Listener(nil), lb.Listeners...)
+	if lb.Pools == nil {
+		return &out
+	}
 	out.Pools = make([]healthdb.Pool, len(lb.Pools))
 	for i, p := range lb.Pools {
 		p.Members = append([]healthdb.Member(nil), p.Members...)

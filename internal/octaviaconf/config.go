@@ -166,9 +166,11 @@ type HealthManager struct {
 	// how long a batch waits to fill. Default 20 ms.
 	HealthBatchWait time.Duration `conf:"health_manager health_batch_wait_ms,milliseconds,ours,ms"`
 	// TopologyCache is topology_cache_seconds (seconds in the file): how
-	// long load balancer topologies are kept between health batches, each
-	// use checked against the rows' versions. Default 0, off: every batch
-	// reads them afresh, as Octavia does. See docs/deviations.md.
+	// long load balancer topologies are kept between health batches at
+	// most, each use checked against the load balancer's versions, which
+	// triggers keep (PostgreSQL only). Default DefaultTopologyCache; 0 is
+	// off: every batch reads them afresh, as Octavia does. See
+	// docs/deviations.md.
 	TopologyCache time.Duration `conf:"health_manager topology_cache_seconds,seconds,ours"`
 	// QueueSize is queue_size: the bound of each queue between receiving
 	// and applying (received datagrams, health, stats); when one is full

@@ -21,7 +21,10 @@
 #   DB (postgres; or mariadb), AMPHORAE (20000), LISTENERS (2), POOLS (2), MEMBERS (10 per pool),
 #   RATE (3000 heartbeats/s), DURATION (20s), OCTAVIA_SECONDS (20; 0
 #   skips Octavia's run and the ratio), TOPOLOGY_CACHE_SECONDS and
-#   STATS_FLUSH_INTERVAL_MS (empty: the defaults), PPROF_BIND (empty: off;
+#   STATS_FLUSH_INTERVAL_MS (empty: the defaults), WARMUP (empty: none; e.g.
+#   10s: send at RATE that long, unmeasured, before the measured window, so
+#   that the topology cache is warm as in a manager that has been running),
+#   PPROF_BIND (empty: off;
 #   e.g. 127.0.0.1:6060 to profile the run) and PG_STATEMENTS (1: load
 #   pg_stat_statements and print PostgreSQL's costliest statements of the
 #   measured window to stderr) override.
@@ -127,6 +130,14 @@ if [ "$db" = mariadb ]; then
   sleep 2
 else
   psql -q "$pg_url" -c 'VACUUM ANALYZE' >/dev/null
+fi
+if [ -n "${WARMUP:-}" ]; then
+  # A manager that has run for a while: every topology cached.
+  echo "bench-cpu: warm-up, $rate heartbeats/s for $WARMUP (not measured)" >&2
+  "$hm" --config-file "$work/octavia.conf" loadgen "${shape[@]}" \
+    --rate "$rate" --duration "$WARMUP" >/dev/null 2>>"$work/seed.log"
+fi
+if [ "$db" != mariadb ]; then
   if [ "${PG_STATEMENTS:-}" = 1 ]; then
     psql -q "$pg_url" -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' -c 'SELECT pg_stat_statements_reset()' >/dev/null
   fi
