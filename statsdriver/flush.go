@@ -403,12 +403,15 @@ func applyBisect(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow,
 
 // updateInPlace updates the rows that exist and whose new values Octavia
 // would store without reading them back in Go: absolute values always
-// (they replace the row unchecked), deltas when every sum and the gauge
-// are non-negative and the sums fit in bigint (computed as numeric, so
-// that an overflow leaves the row alone instead of failing the
-// statement). It returns the indexes (1-based) of the rows it updated.
-// The others, rows still missing and rows Octavia would refuse, go
-// through applyRowsByReading, which decides them as before.
+// (they replace the row unchecked), deltas when the gauge is non-negative
+// and every sum is non-negative and fits in bigint. Only rows whose deltas
+// are all non-negative are sent here, so that both bounds can be checked
+// in bigint without overflowing (s + v in [0, max] is s >= -v and
+// s <= max - v when v >= 0): a sum out of range leaves the row alone
+// instead of failing the statement. It returns the indexes (1-based) of
+// the rows it updated. The others, rows still missing and rows Octavia
+// would refuse, go through applyRowsByReading, which decides them as
+// before.
 const updateInPlace = `
 UPDATE listener_statistics AS s SET
     bytes_in = CASE WHEN v.deltas THEN s.bytes_in + v.bytes_in ELSE v.bytes_in END,
@@ -420,10 +423,10 @@ FROM unnest($1::varchar[], $2::varchar[], $3::boolean[], $4::bigint[], $5::bigin
     WITH ORDINALITY AS v(listener_id, amphora_id, deltas, bytes_in, bytes_out, active_connections, total_connections, request_errors, i)
 WHERE s.listener_id = v.listener_id AND s.amphora_id = v.amphora_id
   AND (NOT v.deltas OR (v.active_connections >= 0
-       AND s.bytes_in::numeric + v.bytes_in BETWEEN 0 AND 9223372036854775807
-       AND s.bytes_out::numeric + v.bytes_out BETWEEN 0 AND 9223372036854775807
-       AND s.total_connections::numeric + v.total_connections BETWEEN 0 AND 9223372036854775807
-       AND s.request_errors::numeric + v.request_errors BETWEEN 0 AND 9223372036854775807))
+       AND s.bytes_in >= -v.bytes_in AND s.bytes_in <= 9223372036854775807 - v.bytes_in
+       AND s.bytes_out >= -v.bytes_out AND s.bytes_out <= 9223372036854775807 - v.bytes_out
+       AND s.total_connections >= -v.total_connections AND s.total_connections <= 9223372036854775807 - v.total_connections
+       AND s.request_errors >= -v.request_errors AND s.request_errors <= 9223372036854775807 - v.request_errors))
 RETURNING v.i`
 
 // applyRows writes a flush's rows as Octavia would, with the rows Octavia
@@ -442,6 +445,10 @@ func applyRows(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, e
 	for i, r := range rows {
 		if r.s.ActiveConnections > maxInt32 || r.s.ActiveConnections < math.MinInt32 {
 			byReading[i] = true // refused there, as Octavia refuses it
+			continue
+		}
+		if r.deltas && (r.s.BytesIn < 0 || r.s.BytesOut < 0 || r.s.TotalConnections < 0 || r.s.RequestErrors < 0) {
+			byReading[i] = true // a negative delta: the sum is checked in Go
 			continue
 		}
 		inPlace = append(inPlace, i)
