@@ -437,11 +437,9 @@ RETURNING v.i`
 // and decided in Go (applyRowsByReading).
 func applyRows(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, error) {
 	n := len(rows)
-	lIDs, aIDs := make([]string, 0, n), make([]string, 0, n)
-	deltas := make([]bool, 0, n)
-	bytesIn, bytesOut, active, total, reqErrs := make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
 	inPlace := make([]int, 0, n) // rows[inPlace[k]] is the statement's row k+1
 	byReading := make([]bool, n)
+	size := 2*arrayHeaderSize + 6*arrayHeaderSize
 	for i, r := range rows {
 		if r.s.ActiveConnections > maxInt32 || r.s.ActiveConnections < math.MinInt32 {
 			byReading[i] = true // refused there, as Octavia refuses it
@@ -452,30 +450,70 @@ func applyRows(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, e
 			continue
 		}
 		inPlace = append(inPlace, i)
-		lIDs, aIDs, deltas = append(lIDs, r.key.listener), append(aIDs, r.key.amphora), append(deltas, r.deltas)
-		bytesIn, bytesOut = append(bytesIn, r.s.BytesIn), append(bytesOut, r.s.BytesOut)
-		active, total, reqErrs = append(active, r.s.ActiveConnections), append(total, r.s.TotalConnections), append(reqErrs, r.s.RequestErrors)
+		size += textElemSize(r.key.listener) + textElemSize(r.key.amphora) + boolElemSize + 4*int8ElemSize + int4ElemSize
 	}
 	if len(inPlace) > 0 {
-		updated := make([]bool, len(inPlace))
-		q, err := tx.Query(ctx, updateInPlace, lIDs, aIDs, deltas, bytesIn, bytesOut, active, total, reqErrs)
-		if err != nil {
-			return nil, fmt.Errorf("update %d listener_statistics rows: %w", len(inPlace), err)
+		p := arrayParamsPool.Get().(*arrayParams)
+		defer p.release()
+		p.reset(size)
+		m := len(inPlace)
+		p.begin(oidVarchar, m)
+		for _, i := range inPlace {
+			p.text(rows[i].key.listener)
 		}
-		for q.Next() {
-			var k int64
-			if err := q.Scan(&k); err != nil {
-				q.Close()
-				return nil, fmt.Errorf("update %d listener_statistics rows: %w", len(inPlace), err)
+		p.end()
+		p.begin(oidVarchar, m)
+		for _, i := range inPlace {
+			p.text(rows[i].key.amphora)
+		}
+		p.end()
+		p.begin(oidBool, m)
+		for _, i := range inPlace {
+			p.bool(rows[i].deltas)
+		}
+		p.end()
+		for _, col := range []func(*ListenerStats) int64{
+			func(s *ListenerStats) int64 { return s.BytesIn },
+			func(s *ListenerStats) int64 { return s.BytesOut },
+		} {
+			p.begin(oidInt8, m)
+			for _, i := range inPlace {
+				p.int8(col(rows[i].s))
 			}
-			if k < 1 || int(k) > len(updated) {
-				q.Close()
-				return nil, fmt.Errorf("update listener_statistics: row %d of %d returned", k, len(updated))
+			p.end()
+		}
+		p.begin(oidInt4, m)
+		for _, i := range inPlace {
+			p.int4(int32(rows[i].s.ActiveConnections)) // in range: checked above
+		}
+		p.end()
+		for _, col := range []func(*ListenerStats) int64{
+			func(s *ListenerStats) int64 { return s.TotalConnections },
+			func(s *ListenerStats) int64 { return s.RequestErrors },
+		} {
+			p.begin(oidInt8, m)
+			for _, i := range inPlace {
+				p.int8(col(rows[i].s))
+			}
+			p.end()
+		}
+		updated := make([]bool, m)
+		err := queryArrays(ctx, tx, updateInPlace, p, func(values [][]byte) error {
+			if len(values) != 1 {
+				return fmt.Errorf("%d columns returned", len(values))
+			}
+			k, err := int8Value(values[0])
+			if err != nil {
+				return err
+			}
+			if k < 1 || k > int64(m) {
+				return fmt.Errorf("row %d of %d returned", k, m)
 			}
 			updated[k-1] = true
-		}
-		if err := q.Err(); err != nil {
-			return nil, fmt.Errorf("update %d listener_statistics rows: %w", len(inPlace), err)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("update %d listener_statistics rows: %w", m, err)
 		}
 		for k, done := range updated {
 			byReading[inPlace[k]] = !done
