@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -238,4 +239,34 @@ func BenchmarkAggregatorFold(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkApplyFlushNewRows is the first flush of each pair: 6,000 rows
+// that do not exist yet (a manager's start, a fleet's first heartbeats).
+// CPU is per row.
+func BenchmarkApplyFlushNewRows(b *testing.B) {
+	const size = 6000
+	db := openDB(b)
+	sink := NewDB(db)
+	r := rand.New(rand.NewPCG(7, 8))
+	batches := make([]*FlushBatch, b.N)
+	for i := range batches {
+		inc := make([]ListenerStats, size)
+		for j := range inc {
+			inc[j] = ListenerStats{ListenerID: benchUUID(r), AmphoraID: benchUUID(r),
+				BytesIn: 1000, BytesOut: 2000, ActiveConnections: 3, TotalConnections: 40}
+		}
+		slices.SortFunc(inc, func(x, y ListenerStats) int { return strings.Compare(x.ListenerID, y.ListenerID) })
+		batches[i] = &FlushBatch{Seq: uint64(i + 1), Increments: inc}
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	cpu := startCPU(b, db)
+	for i := 0; i < b.N; i++ {
+		res, err := sink.ApplyFlush(ctx, batches[i])
+		if err != nil || len(res.Refused) > 0 {
+			b.Fatal(err, res)
+		}
+	}
+	cpu.report(b, b.N*size)
 }
