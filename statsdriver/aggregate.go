@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,12 +32,14 @@ type Aggregator struct {
 
 	mu      sync.Mutex
 	pending map[pairKey]*pendingRow
-	// unsettledKeys are the pairs of the unsettled batch; pendingAlso
-	// counts those of them also in pending, so that a pair counts once
-	// against MaxPairs.
-	unsettledKeys map[pairKey]struct{}
+	// unsettledKeys are the pairs of the unsettled batch (the pending map
+	// it was made from); pendingAlso counts those of them also in pending,
+	// so that a pair counts once against MaxPairs.
+	unsettledKeys map[pairKey]*pendingRow
 	pendingAlso   int
 	rejected      uint64
+	// slab is where new pendingRows are taken from, many per allocation.
+	slab []pendingRow
 	// unsettled is the batch being written, or one that failed, retried
 	// before anything newer. It is written under mu and flushing both.
 	unsettled *FlushBatch
@@ -60,15 +63,17 @@ type AggregatorConfig struct {
 type pairKey struct{ listener, amphora string }
 
 // pendingRow is what a pair's row must become. With replace, base is the
-// last absolute report and sum what came after it; without, sum is added
-// to whatever the row holds.
+// last absolute report's counters and sum what came after it; without,
+// sum is added to whatever the row holds.
 type pendingRow struct {
-	replace  bool
-	base     ListenerStats
-	sum      ListenerStats // the four counters only
-	active   int64
-	received time.Time
+	replace   bool
+	base, sum counters
+	active    int64
+	received  time.Time
 }
+
+// pendingSlab is how many pendingRows one allocation holds.
+const pendingSlab = 256
 
 // NewAggregator returns an empty aggregator.
 func NewAggregator(cfg AggregatorConfig) *Aggregator {
@@ -99,7 +104,11 @@ func (a *Aggregator) Update(_ context.Context, stats []ListenerStats, deltas boo
 			if also {
 				a.pendingAlso++
 			}
-			p = &pendingRow{}
+			if len(a.slab) == 0 {
+				a.slab = make([]pendingRow, pendingSlab)
+			}
+			p = &a.slab[0]
+			a.slab = a.slab[1:]
 			a.pending[k] = p
 		}
 		p.fold(s, deltas)
@@ -118,14 +127,14 @@ func (p *pendingRow) fold(s *ListenerStats, deltas bool) {
 	p.received = s.ReceivedTime
 	if !deltas {
 		p.replace = true
-		p.base = *s
-		p.sum = ListenerStats{}
+		p.base = counters{s.BytesIn, s.BytesOut, s.TotalConnections, s.RequestErrors}
+		p.sum = counters{}
 		return
 	}
-	p.sum.BytesIn += s.BytesIn
-	p.sum.BytesOut += s.BytesOut
-	p.sum.TotalConnections += s.TotalConnections
-	p.sum.RequestErrors += s.RequestErrors
+	p.sum.bytesIn += s.BytesIn
+	p.sum.bytesOut += s.BytesOut
+	p.sum.totalConns += s.TotalConnections
+	p.sum.requestErrors += s.RequestErrors
 }
 
 // Pending is the number of distinct pairs waiting to be written, counting
@@ -177,10 +186,7 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 	// deltas apart. Its pairs count against MaxPairs meanwhile.
 	a.pending = make(map[pairKey]*pendingRow, len(taken))
 	a.unsettled = b
-	a.unsettledKeys = make(map[pairKey]struct{}, len(taken))
-	for k := range taken {
-		a.unsettledKeys[k] = struct{}{}
-	}
+	a.unsettledKeys = taken // no longer written
 	a.pendingAlso = 0
 	a.mu.Unlock()
 	if err := a.apply(ctx, b); err != nil {
@@ -251,29 +257,43 @@ func (a *Aggregator) countRefused(n int) {
 // rowsOf splits pending rows into replaces and increments, in a fixed
 // order (listener, amphora) so that concurrent writers lock rows alike.
 func rowsOf(pending map[pairKey]*pendingRow) (replaces, increments []ListenerStats) {
-	keys := make([]pairKey, 0, len(pending))
-	for k := range pending {
-		keys = append(keys, k)
+	type entry struct {
+		k pairKey
+		p *pendingRow
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].listener != keys[j].listener {
-			return keys[i].listener < keys[j].listener
-		}
-		return keys[i].amphora < keys[j].amphora
-	})
-	for _, k := range keys {
-		p := pending[k]
-		row := ListenerStats{ListenerID: k.listener, AmphoraID: k.amphora, ActiveConnections: p.active, ReceivedTime: p.received}
+	entries := make([]entry, 0, len(pending))
+	nReplaces := 0
+	for k, p := range pending {
+		entries = append(entries, entry{k, p})
 		if p.replace {
-			row.BytesIn = p.base.BytesIn + p.sum.BytesIn
-			row.BytesOut = p.base.BytesOut + p.sum.BytesOut
-			row.TotalConnections = p.base.TotalConnections + p.sum.TotalConnections
-			row.RequestErrors = p.base.RequestErrors + p.sum.RequestErrors
+			nReplaces++
+		}
+	}
+	slices.SortFunc(entries, func(a, b entry) int {
+		if c := strings.Compare(a.k.listener, b.k.listener); c != 0 {
+			return c
+		}
+		return strings.Compare(a.k.amphora, b.k.amphora)
+	})
+	if nReplaces > 0 {
+		replaces = make([]ListenerStats, 0, nReplaces)
+	}
+	if nReplaces < len(entries) {
+		increments = make([]ListenerStats, 0, len(entries)-nReplaces)
+	}
+	for _, e := range entries {
+		p := e.p
+		row := ListenerStats{ListenerID: e.k.listener, AmphoraID: e.k.amphora, ActiveConnections: p.active, ReceivedTime: p.received}
+		if p.replace {
+			row.BytesIn = p.base.bytesIn + p.sum.bytesIn
+			row.BytesOut = p.base.bytesOut + p.sum.bytesOut
+			row.TotalConnections = p.base.totalConns + p.sum.totalConns
+			row.RequestErrors = p.base.requestErrors + p.sum.requestErrors
 			replaces = append(replaces, row)
 			continue
 		}
-		row.BytesIn, row.BytesOut = p.sum.BytesIn, p.sum.BytesOut
-		row.TotalConnections, row.RequestErrors = p.sum.TotalConnections, p.sum.RequestErrors
+		row.BytesIn, row.BytesOut = p.sum.bytesIn, p.sum.bytesOut
+		row.TotalConnections, row.RequestErrors = p.sum.totalConns, p.sum.requestErrors
 		increments = append(increments, row)
 	}
 	return replaces, increments

@@ -403,12 +403,15 @@ func applyBisect(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow,
 
 // updateInPlace updates the rows that exist and whose new values Octavia
 // would store without reading them back in Go: absolute values always
-// (they replace the row unchecked), deltas when every sum and the gauge
-// are non-negative and the sums fit in bigint (computed as numeric, so
-// that an overflow leaves the row alone instead of failing the
-// statement). It returns the indexes (1-based) of the rows it updated.
-// The others, rows still missing and rows Octavia would refuse, go
-// through applyRowsByReading, which decides them as before.
+// (they replace the row unchecked), deltas when the gauge is non-negative
+// and every sum is non-negative and fits in bigint. Only rows whose deltas
+// are all non-negative are sent here, so that both bounds can be checked
+// in bigint without overflowing (s + v in [0, max] is s >= -v and
+// s <= max - v when v >= 0): a sum out of range leaves the row alone
+// instead of failing the statement. It returns the indexes (1-based) of
+// the rows it updated. The others, rows still missing and rows Octavia
+// would refuse, go through applyRowsByReading, which decides them as
+// before.
 const updateInPlace = `
 UPDATE listener_statistics AS s SET
     bytes_in = CASE WHEN v.deltas THEN s.bytes_in + v.bytes_in ELSE v.bytes_in END,
@@ -420,10 +423,10 @@ FROM unnest($1::varchar[], $2::varchar[], $3::boolean[], $4::bigint[], $5::bigin
     WITH ORDINALITY AS v(listener_id, amphora_id, deltas, bytes_in, bytes_out, active_connections, total_connections, request_errors, i)
 WHERE s.listener_id = v.listener_id AND s.amphora_id = v.amphora_id
   AND (NOT v.deltas OR (v.active_connections >= 0
-       AND s.bytes_in::numeric + v.bytes_in BETWEEN 0 AND 9223372036854775807
-       AND s.bytes_out::numeric + v.bytes_out BETWEEN 0 AND 9223372036854775807
-       AND s.total_connections::numeric + v.total_connections BETWEEN 0 AND 9223372036854775807
-       AND s.request_errors::numeric + v.request_errors BETWEEN 0 AND 9223372036854775807))
+       AND s.bytes_in >= -v.bytes_in AND s.bytes_in <= 9223372036854775807 - v.bytes_in
+       AND s.bytes_out >= -v.bytes_out AND s.bytes_out <= 9223372036854775807 - v.bytes_out
+       AND s.total_connections >= -v.total_connections AND s.total_connections <= 9223372036854775807 - v.total_connections
+       AND s.request_errors >= -v.request_errors AND s.request_errors <= 9223372036854775807 - v.request_errors))
 RETURNING v.i`
 
 // applyRows writes a flush's rows as Octavia would, with the rows Octavia
@@ -434,41 +437,83 @@ RETURNING v.i`
 // and decided in Go (applyRowsByReading).
 func applyRows(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, error) {
 	n := len(rows)
-	lIDs, aIDs := make([]string, 0, n), make([]string, 0, n)
-	deltas := make([]bool, 0, n)
-	bytesIn, bytesOut, active, total, reqErrs := make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
 	inPlace := make([]int, 0, n) // rows[inPlace[k]] is the statement's row k+1
 	byReading := make([]bool, n)
+	size := 2*arrayHeaderSize + 6*arrayHeaderSize
 	for i, r := range rows {
 		if r.s.ActiveConnections > maxInt32 || r.s.ActiveConnections < math.MinInt32 {
 			byReading[i] = true // refused there, as Octavia refuses it
 			continue
 		}
+		if r.deltas && (r.s.BytesIn < 0 || r.s.BytesOut < 0 || r.s.TotalConnections < 0 || r.s.RequestErrors < 0) {
+			byReading[i] = true // a negative delta: the sum is checked in Go
+			continue
+		}
 		inPlace = append(inPlace, i)
-		lIDs, aIDs, deltas = append(lIDs, r.key.listener), append(aIDs, r.key.amphora), append(deltas, r.deltas)
-		bytesIn, bytesOut = append(bytesIn, r.s.BytesIn), append(bytesOut, r.s.BytesOut)
-		active, total, reqErrs = append(active, r.s.ActiveConnections), append(total, r.s.TotalConnections), append(reqErrs, r.s.RequestErrors)
+		size += textElemSize(r.key.listener) + textElemSize(r.key.amphora) + boolElemSize + 4*int8ElemSize + int4ElemSize
 	}
 	if len(inPlace) > 0 {
-		updated := make([]bool, len(inPlace))
-		q, err := tx.Query(ctx, updateInPlace, lIDs, aIDs, deltas, bytesIn, bytesOut, active, total, reqErrs)
-		if err != nil {
-			return nil, fmt.Errorf("update %d listener_statistics rows: %w", len(inPlace), err)
+		p := arrayParamsPool.Get().(*arrayParams)
+		defer p.release()
+		p.reset(size)
+		m := len(inPlace)
+		p.begin(oidVarchar, m)
+		for _, i := range inPlace {
+			p.text(rows[i].key.listener)
 		}
-		for q.Next() {
-			var k int64
-			if err := q.Scan(&k); err != nil {
-				q.Close()
-				return nil, fmt.Errorf("update %d listener_statistics rows: %w", len(inPlace), err)
+		p.end()
+		p.begin(oidVarchar, m)
+		for _, i := range inPlace {
+			p.text(rows[i].key.amphora)
+		}
+		p.end()
+		p.begin(oidBool, m)
+		for _, i := range inPlace {
+			p.bool(rows[i].deltas)
+		}
+		p.end()
+		for _, col := range []func(*ListenerStats) int64{
+			func(s *ListenerStats) int64 { return s.BytesIn },
+			func(s *ListenerStats) int64 { return s.BytesOut },
+		} {
+			p.begin(oidInt8, m)
+			for _, i := range inPlace {
+				p.int8(col(rows[i].s))
 			}
-			if k < 1 || int(k) > len(updated) {
-				q.Close()
-				return nil, fmt.Errorf("update listener_statistics: row %d of %d returned", k, len(updated))
+			p.end()
+		}
+		p.begin(oidInt4, m)
+		for _, i := range inPlace {
+			p.int4(int32(rows[i].s.ActiveConnections)) // in range: checked above
+		}
+		p.end()
+		for _, col := range []func(*ListenerStats) int64{
+			func(s *ListenerStats) int64 { return s.TotalConnections },
+			func(s *ListenerStats) int64 { return s.RequestErrors },
+		} {
+			p.begin(oidInt8, m)
+			for _, i := range inPlace {
+				p.int8(col(rows[i].s))
+			}
+			p.end()
+		}
+		updated := make([]bool, m)
+		err := queryArrays(ctx, tx, updateInPlace, p, func(values [][]byte) error {
+			if len(values) != 1 {
+				return fmt.Errorf("%d columns returned", len(values))
+			}
+			k, err := int8Value(values[0])
+			if err != nil {
+				return err
+			}
+			if k < 1 || k > int64(m) {
+				return fmt.Errorf("row %d of %d returned", k, m)
 			}
 			updated[k-1] = true
-		}
-		if err := q.Err(); err != nil {
-			return nil, fmt.Errorf("update %d listener_statistics rows: %w", len(inPlace), err)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("update %d listener_statistics rows: %w", m, err)
 		}
 		for k, done := range updated {
 			byReading[inPlace[k]] = !done

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/octavia-vpp/health/statsdriver"
@@ -51,6 +52,25 @@ func (b pgBackend) DropKey() {
 func TestDBSinkConformance(t *testing.T) {
 	sinktest.Run(t, func(t *testing.T) sinktest.Backend {
 		db := pgtest.NewPool(t)
+		return pgBackend{t: t, db: db, s: statsdriver.NewDB(db)}
+	})
+}
+
+// TestDBSinkConformanceUnprepared is the suite on a pool that does not
+// prepare statements (default_query_exec_mode=exec, as behind a pooler in
+// transaction mode).
+func TestDBSinkConformanceUnprepared(t *testing.T) {
+	sinktest.Run(t, func(t *testing.T) sinktest.Backend {
+		cfg, err := pgxpool.ParseConfig(pgtest.NewDB(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		db, err := pgxpool.NewWithConfig(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
 		return pgBackend{t: t, db: db, s: statsdriver.NewDB(db)}
 	})
 }

@@ -278,9 +278,23 @@ func scanRows(rows pgx.Rows, scan func(pgx.Rows) error) error {
 // every statement of one transaction sees the same time.
 const dbNow = `(now() AT TIME ZONE 'UTC')`
 
+// upsertHealth sets last_update on the amphorae's rows, creating the rows
+// that are missing (busy false). Rows that exist, nearly all of them, are
+// updated by a plain UPDATE: one WAL record per row, where INSERT ... ON
+// CONFLICT DO UPDATE also locks the row it conflicts with (a second
+// record) and probes the index twice. Only the ids the UPDATE did not find
+// go through INSERT ... ON CONFLICT, so a row inserted meanwhile by
+// another transaction is still updated, and a row deleted meanwhile is
+// inserted again, as the single upsert did.
 const upsertHealth = `
+WITH updated AS (
+    UPDATE amphora_health AS h SET last_update = ` + dbNow + `
+    FROM unnest($1::varchar[]) AS u(id)
+    WHERE h.amphora_id = u.id
+    RETURNING h.amphora_id)
 INSERT INTO amphora_health (amphora_id, last_update, busy)
 SELECT id, ` + dbNow + `, false FROM unnest($1::varchar[]) AS u(id)
+WHERE NOT EXISTS (SELECT 1 FROM updated WHERE updated.amphora_id = u.id)
 ON CONFLICT (amphora_id) DO UPDATE SET last_update = EXCLUDED.last_update`
 
 // updateStatus sets operating_status and updated_at, only on rows whose

@@ -33,6 +33,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"FirstFlushCreatesRows", testFirstFlush},
 		{"IncrementsAddGaugeReplaced", testIncrements},
 		{"RefusedRowsAlone", testRefusals},
+		{"SumBoundaries", testSumBoundaries},
 		{"RetryOfAppliedFlushIsNotCounted", testRetry},
 		{"KeyLost", testKeyLost},
 		{"SequenceStartsAtOne", testSeqZero},
@@ -134,6 +135,72 @@ func testRefusals(t *testing.T, b Backend) {
 		if r, ok := b.Row(l, "a-1"); ok {
 			t.Errorf("refused %s written: %+v", l, r)
 		}
+	}
+}
+
+// testSumBoundaries adds deltas to each counter right at the edges Octavia
+// checks: a sum of exactly math.MaxInt64 or 0 is stored, one past either
+// is refused, and the row keeps its values.
+func testSumBoundaries(t *testing.T, b Backend) {
+	counters := []struct {
+		name string
+		set  func(v *statsdriver.StoredStats, n int64)
+	}{
+		{"bytes_in", func(v *statsdriver.StoredStats, n int64) { v.BytesIn = n }},
+		{"bytes_out", func(v *statsdriver.StoredStats, n int64) { v.BytesOut = n }},
+		{"total_connections", func(v *statsdriver.StoredStats, n int64) { v.TotalConnections = n }},
+		{"request_errors", func(v *statsdriver.StoredStats, n int64) { v.RequestErrors = n }},
+	}
+	type pair struct {
+		listener            string
+		stored, delta, want statsdriver.StoredStats
+		refused             bool
+	}
+	var pairs []pair
+	for _, c := range counters {
+		for _, p := range []struct {
+			suffix          string
+			stored, delta   int64
+			refused         bool
+			wantWhenWritten int64
+		}{
+			{"fits-max", math.MaxInt64 - 1, 1, false, math.MaxInt64},
+			{"over-max", math.MaxInt64 - 1, 2, true, 0},
+			{"fits-zero", -3, 3, false, 0},
+			{"under-zero", -3, 2, true, 0},
+		} {
+			var stored, delta, want statsdriver.StoredStats
+			c.set(&stored, p.stored)
+			c.set(&delta, p.delta)
+			delta.ActiveConnections = 4
+			want = stored
+			if !p.refused {
+				c.set(&want, p.wantWhenWritten)
+				want.ActiveConnections = 4
+			}
+			pairs = append(pairs, pair{"l-" + c.name + "-" + p.suffix, stored, delta, want, p.refused})
+		}
+	}
+	var create, replace, increment []statsdriver.ListenerStats
+	for _, p := range pairs {
+		create = append(create, st(p.listener, "a-1", statsdriver.StoredStats{}))
+		replace = append(replace, st(p.listener, "a-1", p.stored)) // an existing row takes negative values
+		increment = append(increment, st(p.listener, "a-1", p.delta))
+	}
+	flush(t, b, &statsdriver.FlushBatch{Seq: 1, Replaces: create})
+	if res := flush(t, b, &statsdriver.FlushBatch{Seq: 2, Replaces: replace}); len(res.Refused) != 0 {
+		t.Fatalf("replacing existing rows refused %+v", res.Refused)
+	}
+	res := flush(t, b, &statsdriver.FlushBatch{Seq: 3, Increments: increment})
+	refused := map[string]bool{}
+	for _, r := range res.Refused {
+		refused[r.ListenerID] = true
+	}
+	for _, p := range pairs {
+		if refused[p.listener] != p.refused {
+			t.Errorf("%s: refused %v, want %v", p.listener, refused[p.listener], p.refused)
+		}
+		wantRow(t, b, p.listener, "a-1", p.want)
 	}
 }
 
