@@ -21,9 +21,11 @@
 #   DB (postgres; or mariadb), AMPHORAE (20000), LISTENERS (2), POOLS (2), MEMBERS (10 per pool),
 #   RATE (3000 heartbeats/s), DURATION (20s), OCTAVIA_SECONDS (20; 0
 #   skips Octavia's run and the ratio), TOPOLOGY_CACHE_SECONDS and
-#   STATS_FLUSH_INTERVAL_MS (empty: the defaults), WARMUP (empty: none; e.g.
-#   10s: send at RATE that long, unmeasured, before the measured window, so
-#   that the topology cache is warm as in a manager that has been running),
+#   STATS_FLUSH_INTERVAL_MS (empty: the defaults), WARMUP (empty: long
+#   enough for every amphora to send once, AMPHORAE/RATE + 1 s; 0: none;
+#   e.g. 10s: send at RATE that long, unmeasured, before the measured
+#   window, so that the topology cache is warm as in a manager that has
+#   been running),
 #   PPROF_BIND (empty: off;
 #   e.g. 127.0.0.1:6060 to profile the run) and PG_STATEMENTS (1: load
 #   pg_stat_statements and print PostgreSQL's costliest statements of the
@@ -131,7 +133,15 @@ if [ "$db" = mariadb ]; then
 else
   psql -q "$pg_url" -c 'VACUUM ANALYZE' >/dev/null
 fi
-if [ -n "${WARMUP:-}" ]; then
+if [ -z "${WARMUP:-}" ]; then
+  if [ "${rate%.*}" -gt 0 ]; then
+    WARMUP=$(( (amphorae + ${rate%.*} - 1) / ${rate%.*} + 1 ))s
+  else
+    WARMUP=0
+  fi
+fi
+export WARMUP
+if [ "$WARMUP" != 0 ] && [ "$WARMUP" != 0s ]; then
   # A manager that has run for a while: every topology cached.
   echo "bench-cpu: warm-up, $rate heartbeats/s for $WARMUP (not measured)" >&2
   "$hm" --config-file "$work/octavia.conf" loadgen "${shape[@]}" \
@@ -191,7 +201,7 @@ else:
 print(json.dumps({
     "scenario": ({"database": "mariadb"} if db == "mariadb" else {}) | {
                  "amphorae": ours["amphorae"], "listeners": listeners, "pools": pools, "members_per_pool": members,
-                 "rate": rate, "seconds": round(ours["seconds"], 1), "topology_cache_seconds": __import__("os").environ.get("TOPOLOGY_CACHE_SECONDS") or "default"},
+                 "rate": rate, "seconds": round(ours["seconds"], 1), "topology_cache_seconds": __import__("os").environ.get("TOPOLOGY_CACHE_SECONDS") or "default", "warmup": __import__("os").environ.get("WARMUP")},
     "ours": {"us_per_heartbeat": round(manager + postgres, 1), "manager_us": round(manager, 1),
              db + "_us": round(postgres, 1), "sent_per_s": round(ours["sent_per_s"], 1),
              "applied": applied, "applied_per_s": round(ours["applied_per_s"], 1),
