@@ -46,7 +46,7 @@ func TestBatchResultListsCommittedTransitions(t *testing.T) {
 }
 
 func TestTransitionsAreBounded(t *testing.T) {
-	s := newBatchState(1)
+	s := newBatchState()
 	s.lbs["lb"] = &tracked{original: "ONLINE", current: "ERROR"}
 	for i := range 10 {
 		s.members[fmt.Sprintf("m-%02d", i)] = &tracked{original: "ONLINE", current: "ERROR"}

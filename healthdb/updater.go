@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/octavia-vpp/health/heartbeat"
@@ -71,6 +72,10 @@ type Updater struct {
 	log     *slog.Logger
 	cache   TopologyCache // nil unless cfg.TopologyCache > 0 and the store can cache
 	zombies *zombieReaper
+	// scratch keeps a batch's working maps for the next batch: made anew
+	// each time, they were most of the updater's own allocations
+	// (docs/performance.md).
+	scratch sync.Pool
 }
 
 // NewUpdater checks the configuration and fills in defaults.
@@ -216,11 +221,16 @@ func (u *Updater) ApplyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 
 func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (BatchResult, []string, error) {
 	res := BatchResult{Messages: len(msgs)}
+	state, _ := u.scratch.Get().(*batchState)
+	if state == nil {
+		state = newBatchState()
+	}
+	// Cleared before it is kept, so that it holds no topology alive.
+	defer func() { state.reset(); u.scratch.Put(state) }()
 	ids := make([]string, 0, len(msgs))
-	seen := make(map[string]bool, len(msgs))
 	for _, m := range msgs {
-		if !seen[m.AmphoraID] {
-			seen[m.AmphoraID] = true
+		if !state.seen[m.AmphoraID] {
+			state.seen[m.AmphoraID] = true
 			ids = append(ids, m.AmphoraID)
 		}
 	}
@@ -235,7 +245,6 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 		return res, ids, err
 	}
 	now := u.cfg.Now()
-	state := newBatchState(len(topos))
 	for _, m := range msgs {
 		topo := topos[m.AmphoraID]
 		if topo == nil {
@@ -273,11 +282,12 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 		}
 	}
 	writes := state.writes()
-	for entity, changes := range map[string]map[string]string{
-		"load_balancer": writes.LoadBalancers, "listener": writes.Listeners, "pool": writes.Pools, "member": writes.Members,
-	} {
-		for _, status := range changes {
-			res.countChange(entity, status, 1)
+	for _, e := range [...]struct {
+		entity  string
+		changes map[string]string
+	}{{"load_balancer", writes.LoadBalancers}, {"listener", writes.Listeners}, {"pool", writes.Pools}, {"member", writes.Members}} {
+		for _, status := range e.changes {
+			res.countChange(e.entity, status, 1)
 		}
 	}
 	if err := u.cfg.Store.Apply(ctx, writes); err != nil {
@@ -291,6 +301,7 @@ func (u *Updater) applyBatch(ctx context.Context, msgs []*heartbeat.Message) (Ba
 // status the batch has reached, and updates the shared in-memory topology
 // so later messages of the batch see earlier ones' changes.
 type batchState struct {
+	seen                            map[string]bool // the batch's amphorae
 	health                          []string
 	lbs, listeners, pools, members  map[string]*tracked
 	listenerIdx, poolIdx, memberIdx map[string]*string // id -> the in-memory status field
@@ -299,15 +310,32 @@ type batchState struct {
 
 type tracked struct{ original, current string }
 
-// newBatchState sizes the indexes for n load balancers of a typical
-// shape (two listeners, two pools, ten members): growing maps by
-// rehashing was a tenth of a batch's CPU time.
-func newBatchState(n int) *batchState {
+// newBatchState makes an empty state. The updater keeps states between
+// batches (reset), so the indexes keep the size the largest batches grew
+// them to instead of growing by rehashing every batch, which was a tenth
+// of a batch's CPU time.
+func newBatchState() *batchState {
 	return &batchState{
-		lbs: map[string]*tracked{}, listeners: map[string]*tracked{}, pools: map[string]*tracked{}, members: map[string]*tracked{},
-		listenerIdx: make(map[string]*string, 2*n), poolIdx: make(map[string]*string, 2*n), memberIdx: make(map[string]*string, 10*n),
-		indexedLBs: make(map[*LoadBalancer]bool, n),
+		seen: map[string]bool{},
+		lbs:  map[string]*tracked{}, listeners: map[string]*tracked{}, pools: map[string]*tracked{}, members: map[string]*tracked{},
+		listenerIdx: map[string]*string{}, poolIdx: map[string]*string{}, memberIdx: map[string]*string{},
+		indexedLBs: map[*LoadBalancer]bool{},
 	}
+}
+
+// reset empties the state for another batch, keeping the maps' space.
+// health is handed to the store with the writes, so it is let go.
+func (s *batchState) reset() {
+	clear(s.seen)
+	s.health = nil
+	clear(s.lbs)
+	clear(s.listeners)
+	clear(s.pools)
+	clear(s.members)
+	clear(s.listenerIdx)
+	clear(s.poolIdx)
+	clear(s.memberIdx)
+	clear(s.indexedLBs)
 }
 
 func (s *batchState) index(lb *LoadBalancer) {

@@ -122,6 +122,9 @@ type Manager struct {
 
 	// forwarder relays datagrams to shadow_forward_to; nil when unset.
 	forwarder *udp.Forwarder
+	// gc paces the garbage collector (gc_heap_target_mb); nil leaves Go's
+	// defaults.
+	gc *gcTuner
 }
 
 // New builds the pipeline from cfg; it binds the heartbeat socket and
@@ -137,6 +140,7 @@ func New(ctx context.Context, cfg *octaviaconf.Config, opts Options) (*Manager, 
 		m.level = new(slog.LevelVar)
 	}
 	m.setLevel(cfg)
+	m.gc = newGCTuner(cfg.HealthManager.GCHeapTargetMB, m.log)
 	kr, err := newDaemonKeyring(cfg)
 	if err != nil {
 		return nil, err
@@ -410,6 +414,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.watcher.Run(runCtx)
 		}
 	})
+	gcDone := goDone(func() { m.gc.run(runCtx) })
 	skewDone := goDone(func() {
 		if m.skew != nil {
 			m.skew.Run(runCtx)
@@ -425,6 +430,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.closeForwarder()
 		<-watcherDone
 		<-skewDone
+		<-gcDone
 		m.healthQ.Close()
 		m.statsQ.Close()
 		if m.shadowQ != nil {

@@ -78,6 +78,9 @@ type Receiver struct {
 	// once rather than per rejection (a label lookup costs more than the
 	// rest of counting).
 	rejected []prometheus.Counter
+	// accepted holds the acceptance counters by [key is previous][MAC form],
+	// resolved once for the same reason.
+	accepted [2][heartbeat.MACRaw + 1]prometheus.Counter
 }
 
 type datagram struct {
@@ -115,6 +118,11 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		r.rejected = make([]prometheus.Counter, int(slices.Max(reasons))+1)
 		for _, reason := range reasons {
 			r.rejected[reason] = m.Rejected.WithLabelValues(reason.String())
+		}
+		for i, key := range []string{"primary", "previous"} {
+			for _, form := range []heartbeat.MACForm{heartbeat.MACHex, heartbeat.MACRaw} {
+				r.accepted[i][form] = m.Accepted.WithLabelValues(key, form.String())
+			}
 		}
 	}
 	addr := cfg.Addr
@@ -261,11 +269,15 @@ func (r *Receiver) open(d datagram) {
 		return
 	}
 	if m != nil {
-		key := "primary"
+		key := 0
 		if v.KeyIndex > 0 {
-			key = "previous"
+			key = 1
 		}
-		m.Accepted.WithLabelValues(key, v.Form.String()).Inc()
+		if int(v.Form) < len(r.accepted[key]) && r.accepted[key][v.Form] != nil {
+			r.accepted[key][v.Form].Inc()
+		} else {
+			m.Accepted.WithLabelValues([]string{"primary", "previous"}[key], v.Form.String()).Inc()
+		}
 	}
 	if r.cfg.Raw != nil {
 		r.cfg.Raw(msg, d.data, d.from)

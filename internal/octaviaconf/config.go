@@ -180,6 +180,12 @@ type HealthManager struct {
 	// file): how often aggregated listener statistics are written.
 	// Default 1 s.
 	StatsFlushInterval time.Duration `conf:"health_manager stats_flush_interval_ms,milliseconds,ours,ms"`
+	// GCHeapTargetMB is gc_heap_target_mb: how large, in MiB, the Go heap
+	// may grow between garbage collections, as long as that is more than
+	// Go's default pacing allows (twice the live heap); 0 keeps Go's
+	// default. Ignored when GOGC or GOMEMLIMIT is set in the environment.
+	// Default 128. See docs/performance.md.
+	GCHeapTargetMB int `conf:"health_manager gc_heap_target_mb,integer,ours"`
 	// StatsMaxPairs is stats_max_pairs: the most (listener, amphora) pairs
 	// whose statistics are held while the database is unavailable.
 	// Default 1,000,000.
@@ -389,6 +395,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 		hm.StatsFlushInterval = time.Duration(flushMS) * time.Millisecond
 	}
 	r.integer("health_manager", "stats_max_pairs", 1, &hm.StatsMaxPairs)
+	r.integer("health_manager", "gc_heap_target_mb", 0, &hm.GCHeapTargetMB)
 	r.seconds("health_manager", "replay_window", 0, &hm.ReplayWindow)
 	if r.str("health_manager", "health_update_driver", &hm.HealthUpdateDriver) {
 		log.Warn("config option is deprecated and has no effect", "file", r.fileOf("health_manager", "health_update_driver"),
@@ -454,6 +461,6 @@ var healthManagerOptions = []string{
 	// ours
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "pprof_bind", "max_heartbeat_bytes",
 	"health_batch_size", "health_batch_wait_ms", "topology_cache_seconds", "queue_size",
-	"stats_flush_interval_ms", "stats_max_pairs", "failover_driver", "replay_window",
+	"stats_flush_interval_ms", "stats_max_pairs", "gc_heap_target_mb", "failover_driver", "replay_window",
 	"failover_breaker_hold", "strict_heartbeats", "shadow", "shadow_disagreement_file", "shadow_forward_to",
 }

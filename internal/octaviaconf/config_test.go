@@ -78,6 +78,7 @@ func TestDefaults(t *testing.T) {
 			{"[health_manager] queue_size", hm.QueueSize, 16384},
 			{"[health_manager] stats_flush_interval_ms", hm.StatsFlushInterval, time.Second},
 			{"[health_manager] stats_max_pairs", hm.StatsMaxPairs, 1_000_000},
+			{"[health_manager] gc_heap_target_mb", hm.GCHeapTargetMB, 128},
 			{"[controller_worker] statistics_drivers", cw.StatisticsDrivers, []string{"stats_db"}},
 			{"[controller_worker] compute_driver", cw.ComputeDriver, "compute_nova_driver"},
 			{"[health_manager] failover_driver", hm.FailoverDriver, "octavia_api"},
@@ -129,6 +130,7 @@ topology_cache_seconds = 42
 queue_size = 1000
 stats_flush_interval_ms = 250
 stats_max_pairs = 99
+gc_heap_target_mb = 0
 failover_driver = noop
 replay_window = 30
 failover_breaker_hold = false
@@ -194,6 +196,7 @@ endpoint_type = internalURL
 			QueueSize:            1000,
 			StatsFlushInterval:   250 * time.Millisecond,
 			StatsMaxPairs:        99,
+			GCHeapTargetMB:       0,
 			FailoverDriver:       "noop",
 			ReplayWindow:         30 * time.Second,
 			FailoverBreakerHold:  false,

@@ -34,6 +34,7 @@ func Defaults() *Config {
 			QueueSize:           16384,
 			StatsFlushInterval:  time.Second,
 			StatsMaxPairs:       1_000_000,
+			GCHeapTargetMB:      128,
 			FailoverDriver:      "octavia_api",
 			FailoverBreakerHold: true,
 		},
