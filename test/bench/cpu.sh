@@ -63,6 +63,7 @@ cleanup() {
   [ -n "$hm_pid" ] && kill "$hm_pid" 2>/dev/null && wait "$hm_pid" 2>/dev/null
   if [ "$db" = mariadb ]; then my_stop "$work"; else
     [ -n "${BENCH_KEEP_PGLOG:-}" ] && cat "$work/postgres.log" >&2
+    [ -n "${BENCH_KEEP_LOG:-}" ] && cp "$work/serve.log" "$BENCH_KEEP_LOG"
     pg_stop "$work"
   fi
   rm -rf "$work"
