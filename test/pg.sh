@@ -17,6 +17,11 @@ pg_find_bin() {
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
+# A UDP port in use shows in /proc/net/udp{,6}. The manager binds with
+# SO_REUSEPORT, so a second one on the same port would bind too and take
+# half of the first one's heartbeats: two benchmarks at once must differ.
+udp_port_free() { ! grep -qi ":$(printf '%04X' "$1") " /proc/net/udp /proc/net/udp6 2>/dev/null; }
+pick_udp_port() { local p=$1; while ! udp_port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
 
 pg_start() {
   local dir=$1

@@ -97,7 +97,7 @@ else
   psql -q "$pg_url" -c 'CREATE DATABASE octavia' >/dev/null
 fi
 
-udp_port=$(pick_port 25655)
+udp_port=$(pick_udp_port $((25655 + RANDOM % 1000)))
 metrics_port=$(pick_port 29202)
 cat >"$work/octavia.conf" <<EOF2
 [database]

@@ -21,7 +21,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 pg_start "$work"
-udp_port=$(pick_port 25555)
+udp_port=$(pick_udp_port $((25555 + RANDOM % 100)))
 metrics_port=$(pick_port 29102)
 cat >"$work/octavia.conf" <<EOF2
 [database]
