@@ -87,7 +87,9 @@ func TestCompactRoundTrip(t *testing.T) {
 // TestCompactSize pins the footprint the bound's default is sized for: a
 // load balancer of 2 listeners, 2 pools and 20 members with UUIDs.
 func TestCompactSize(t *testing.T) {
-	id := func(i int) string { return "3f2b8c1e-0000-4000-8000-" + strings.Repeat("0", 8) + string(rune('a'+i/26)) + string(rune('a'+i%26)) + "00" }
+	id := func(i int) string {
+		return "3f2b8c1e-0000-4000-8000-" + strings.Repeat("0", 8) + string(rune('a'+i/26)) + string(rune('a'+i%26)) + "00"
+	}
 	lb := &healthdb.LoadBalancer{ID: id(0), Enabled: true, ProvisioningStatus: "ACTIVE", OperatingStatus: healthdb.StatusOnline}
 	for i := range 2 {
 		lb.Listeners = append(lb.Listeners, healthdb.Listener{ID: id(1 + i), OperatingStatus: healthdb.StatusOnline, Protocol: "TCP", Enabled: true})
