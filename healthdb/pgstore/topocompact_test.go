@@ -12,8 +12,28 @@ import (
 // randomLB makes a load balancer with ids and statuses of any length and
 // content, nil and empty slices both.
 func randomLB(r *rand.Rand) *healthdb.LoadBalancer {
+	uuid := func() string {
+		const hex = "0123456789abcdef"
+		b := []byte("xxxxxxxx-xxxx-4xxx-8xxx-xxxxxxxxxxxx")
+		for i := range b {
+			if b[i] == 'x' {
+				b[i] = hex[r.IntN(16)]
+			}
+		}
+		switch r.IntN(6) {
+		case 0: // upper case: not the form kept in 16 bytes
+			return strings.ToUpper(string(b))
+		case 1: // a dash out of place
+			b[8], b[9] = b[9], b[8]
+		case 2: // not hex
+			b[r.IntN(8)] = 'g'
+		}
+		return string(b)
+	}
 	str := func() string {
-		switch r.IntN(4) {
+		switch r.IntN(6) {
+		case 4, 5:
+			return uuid()
 		case 0:
 			return "" // empty
 		case 1: // odd bytes, long enough for a two-byte length
@@ -88,7 +108,7 @@ func TestCompactRoundTrip(t *testing.T) {
 // load balancer of 2 listeners, 2 pools and 20 members with UUIDs.
 func TestCompactSize(t *testing.T) {
 	id := func(i int) string {
-		return "3f2b8c1e-0000-4000-8000-" + strings.Repeat("0", 8) + string(rune('a'+i/26)) + string(rune('a'+i%26)) + "00"
+		return "3f2b8c1e-0000-4000-8000-" + strings.Repeat("0", 8) + string(rune('a'+i/6)) + string(rune('a'+i%6)) + "00"
 	}
 	lb := &healthdb.LoadBalancer{ID: id(0), Enabled: true, ProvisioningStatus: "ACTIVE", OperatingStatus: healthdb.StatusOnline}
 	for i := range 2 {
@@ -101,9 +121,10 @@ func TestCompactSize(t *testing.T) {
 	}
 	var table codeTable
 	blob := table.compact(lb)
-	// 25 ids of 36 bytes, each with its length and a status code.
-	if len(blob) > 25*38+20 {
-		t.Errorf("blob of %d bytes, want at most %d", len(blob), 25*38+20)
+	// The load balancer's id as it is, 24 UUIDs in 17 bytes, a status
+	// code each and a few more bytes.
+	if want := 37 + 24*18 + 20; len(blob) > want {
+		t.Errorf("blob of %d bytes, want at most %d", len(blob), want)
 	}
 	if !reflect.DeepEqual(table.expand(blob), lb) {
 		t.Error("round trip")
