@@ -75,7 +75,7 @@ func TestDefaults(t *testing.T) {
 			{"[health_manager] health_batch_size", hm.HealthBatchSize, 512},
 			{"[health_manager] health_batch_wait_ms", hm.HealthBatchWait, 20 * time.Millisecond},
 			{"[health_manager] topology_cache_seconds", hm.TopologyCache, 5 * time.Minute},
-			{"[health_manager] topology_cache_max_mb", hm.TopologyCacheMaxMB, 64},
+			{"[health_manager] topology_cache_max_mb", hm.TopologyCacheMaxMB, 32},
 			{"[health_manager] queue_size", hm.QueueSize, 16384},
 			{"[health_manager] stats_flush_interval_ms", hm.StatsFlushInterval, time.Second},
 			{"[health_manager] stats_max_pairs", hm.StatsMaxPairs, 1_000_000},

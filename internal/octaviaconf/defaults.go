@@ -58,7 +58,9 @@ func DefaultLogging() Logging { return Logging{SyslogLogFacility: "LOG_USER"} }
 const DefaultTopologyCache = 5 * time.Minute
 
 // DefaultTopologyCacheMaxMB is topology_cache_max_mb's default: about
-// 50,000 load balancers of 2 listeners, 2 pools and 20 members, enough
-// that a manager of 100,000 amphorae of that shape stays within 200 MB
-// of RSS (docs/performance.md "The topology cache").
-const DefaultTopologyCacheMaxMB = 64
+// 40,000 load balancers of 2 listeners, 2 pools and 20 members with UUID
+// ids, each with its amphora (every one at 20,000 amphorae), small enough
+// that a manager of 100,000 amphorae of that shape stays within 200 MB of
+// RSS, Go's heap headroom included (docs/performance.md "The topology
+// cache").
+const DefaultTopologyCacheMaxMB = 32
