@@ -43,6 +43,12 @@ import (
 // What no trigger sees is bounded by the time limit (ttl): changes made
 // with session_replication_role = replica (superusers only), or by
 // anything that sets ovh_health.status_writer without bumping.
+//
+// Each load balancer is kept as one compact string (topocompact.go) and
+// each batch gets its own expansion of it. The entries' bytes are bounded
+// (maxBytes, [health_manager] topology_cache_max_mb): a full cache admits
+// no more load balancers, which are then read every batch, as with the
+// cache off.
 type topologyCache struct {
 	store    *Store
 	ttl      time.Duration
