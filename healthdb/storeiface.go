@@ -54,7 +54,9 @@ type WatcherStore interface {
 // each cached load balancer's versions, kept by triggers, before each use;
 // a store that does not implement it is read afresh every batch.
 type TopologyCacher interface {
-	NewTopologyCache(ttl time.Duration, log *slog.Logger) TopologyCache
+	// maxBytes bounds what the cache holds ([health_manager]
+	// topology_cache_max_mb; <= 0: no bound).
+	NewTopologyCache(ttl time.Duration, maxBytes int64, log *slog.Logger) TopologyCache
 }
 
 // TopologyCache returns the topologies LoadTopologies would, at time now.
@@ -71,4 +73,7 @@ type TopologyCache interface {
 type TopologyCacheStats struct {
 	Enabled                   bool
 	Hits, Misses, Invalidated uint64
+	// Bytes is what the cached entries hold, by the count that
+	// topology_cache_max_mb bounds.
+	Bytes uint64
 }

@@ -22,6 +22,10 @@ func (m *UpdaterMetrics) registerTopologyCache(reg prometheus.Registerer) {
 			return 0
 		})
 	reg.MustRegister(enabled)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "octavia_hm_topology_cache_bytes",
+		Help: "Bytes the topology cache's entries hold, as topology_cache_max_mb counts them; at the bound it caches no more load balancers."},
+		func() float64 { return float64(stats().Bytes) }))
 	for _, r := range []struct {
 		result string
 		count  func(TopologyCacheStats) uint64

@@ -55,6 +55,10 @@ type UpdaterConfig struct {
 	// use ([health_manager] topology_cache_seconds; 0 reads every batch's
 	// topologies afresh).
 	TopologyCache time.Duration
+	// TopologyCacheMaxBytes bounds the topology cache's memory
+	// ([health_manager] topology_cache_max_mb; 0: no bound): when full, it
+	// admits no more load balancers, which are then read every batch.
+	TopologyCacheMaxBytes int64
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -101,7 +105,7 @@ func NewUpdater(cfg UpdaterConfig) (*Updater, error) {
 	}
 	u := &Updater{cfg: cfg, log: log, zombies: newZombieReaper(cfg, log)}
 	if c, ok := cfg.Store.(TopologyCacher); ok && cfg.TopologyCache > 0 {
-		u.cache = c.NewTopologyCache(cfg.TopologyCache, log)
+		u.cache = c.NewTopologyCache(cfg.TopologyCache, cfg.TopologyCacheMaxBytes, log)
 		cfg.Metrics.watchTopologyCache(u.cache)
 	}
 	return u, nil

@@ -145,7 +145,8 @@ func newReplayUpdater(cfg *octaviaconf.Config, store healthdb.UpdaterStore, log 
 		InlineZombieDeletes: true,
 		// The same topology cache as serve, so that a replay shows what
 		// serve would have written.
-		TopologyCache: cfg.HealthManager.TopologyCache,
+		TopologyCache:         cfg.HealthManager.TopologyCache,
+		TopologyCacheMaxBytes: int64(cfg.HealthManager.TopologyCacheMaxMB) << 20,
 	})
 }
 

@@ -219,8 +219,8 @@ func (m *Manager) buildHealthPath(cfg *octaviaconf.Config, session *failover.Ses
 		Store: updaterStore, Deleter: deleter,
 		Rules:     healthdb.Rules{HeartbeatInterval: hm.HeartbeatInterval},
 		BatchSize: hm.HealthBatchSize, BatchDelay: hm.HealthBatchWait,
-		TopologyCache: hm.TopologyCache,
-		Logger:        m.log, Metrics: healthdb.NewUpdaterMetrics(m.registry, hm.HeartbeatTimeout),
+		TopologyCache: hm.TopologyCache, TopologyCacheMaxBytes: int64(hm.TopologyCacheMaxMB) << 20,
+		Logger: m.log, Metrics: healthdb.NewUpdaterMetrics(m.registry, hm.HeartbeatTimeout),
 	})
 	if err != nil {
 		return err

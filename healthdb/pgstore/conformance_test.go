@@ -128,6 +128,6 @@ func TestPostgreSQLStoreConformanceWithTopologyCache(t *testing.T) {
 		db := pgtest.NewPool(t)
 		s := pgstore.New(db)
 		return &cachedBackend{pgBackend: &pgBackend{t: t, db: db, s: s},
-			store: cachedStore{Store: s, cache: s.NewTopologyCache(time.Hour, nil)}}
+			store: cachedStore{Store: s, cache: s.NewTopologyCache(time.Hour, 0, nil)}}
 	})
 }

@@ -43,14 +43,22 @@ import (
 // What no trigger sees is bounded by the time limit (ttl): changes made
 // with session_replication_role = replica (superusers only), or by
 // anything that sets ovh_health.status_writer without bumping.
+//
+// Each load balancer is kept as one compact string (topocompact.go) and
+// each batch gets its own expansion of it. The entries' bytes are bounded
+// (maxBytes, [health_manager] topology_cache_max_mb): a full cache admits
+// no more load balancers, which are then read every batch, as with the
+// cache off.
 type topologyCache struct {
-	store *Store
-	ttl   time.Duration
-	log   *slog.Logger
+	store    *Store
+	ttl      time.Duration
+	maxBytes int64 // the bound of bytes; <= 0: none
+	log      *slog.Logger
 
 	mu       sync.Mutex
-	amphorae map[string]*cachedAmphora
-	lbs      map[string]*cachedLB
+	amphorae map[string]cachedAmphora // keys are substrings of the values' ids
+	lbs      map[string]cachedLB      // keys are substrings of the values' blobs
+	codes    codeTable
 	epoch    int64 // the truncate epoch the entries were read under
 	// triggers is what the last full check found (nil: none yet, or the
 	// cache is off); checked is when it ran.
@@ -61,11 +69,15 @@ type topologyCache struct {
 
 	hits, misses, invalidated atomic.Uint64
 	on                        atomic.Bool
+	// bytes is what the entries hold by the count of entryBytes, written
+	// under mu.
+	bytes atomic.Int64
 }
 
+// cachedAmphora is one allocation: its three ids in one string.
 type cachedAmphora struct {
-	computeID string
-	lbID      string
+	ids               string // amphora id, compute id, load balancer id
+	idEnd, computeEnd uint32
 	// topology is the load balancer's topology version when this amphora
 	// was read: an amphora row change bumps its load balancer, so the
 	// entry is good only while the load balancer's entry has this same
@@ -73,10 +85,75 @@ type cachedAmphora struct {
 	topology int64
 }
 
+func newCachedAmphora(id, computeID, lbID string, topology int64) cachedAmphora {
+	return cachedAmphora{ids: id + computeID + lbID, idEnd: uint32(len(id)),
+		computeEnd: uint32(len(id) + len(computeID)), topology: topology}
+}
+
+func (a cachedAmphora) id() string        { return a.ids[:a.idEnd] }
+func (a cachedAmphora) computeID() string { return a.ids[a.idEnd:a.computeEnd] }
+func (a cachedAmphora) lbID() string      { return a.ids[a.computeEnd:] }
+
 type cachedLB struct {
-	lb      *healthdb.LoadBalancer // never handed out: each batch gets a copy
+	blob    string // codeTable.compact's; each batch gets its own expansion
 	version lbVersion
 	expires time.Time
+}
+
+// What an entry costs beyond its string, by the count of maxBytes: its map
+// slot with the key's and value's headers, and the string allocation's
+// rounding up to a size class, on average.
+const (
+	lbEntryOverhead      = 96
+	amphoraEntryOverhead = 80
+)
+
+func (e cachedLB) entryBytes() int64      { return int64(len(e.blob)) + lbEntryOverhead }
+func (a cachedAmphora) entryBytes() int64 { return int64(len(a.ids)) + amphoraEntryOverhead }
+
+// putLB admits or replaces a load balancer's entry, unless that would take
+// the cache beyond maxBytes: then the load balancer is not cached (its old
+// entry, if any, is dropped) and is read afresh each batch, as with the
+// cache off, until entries free their bytes.
+func (c *topologyCache) putLB(e cachedLB) bool {
+	id := blobID(e.blob)
+	c.dropLB(id)
+	if c.maxBytes > 0 && c.bytes.Load()+e.entryBytes() > c.maxBytes {
+		return false
+	}
+	c.lbs[id] = e
+	c.bytes.Add(e.entryBytes())
+	return true
+}
+
+func (c *topologyCache) dropLB(id string) {
+	if e, ok := c.lbs[id]; ok {
+		delete(c.lbs, id)
+		c.bytes.Add(-e.entryBytes())
+	}
+}
+
+func (c *topologyCache) putAmphora(a cachedAmphora) {
+	c.dropAmphora(a.id())
+	if c.maxBytes > 0 && c.bytes.Load()+a.entryBytes() > c.maxBytes {
+		return
+	}
+	c.amphorae[a.id()] = a
+	c.bytes.Add(a.entryBytes())
+}
+
+func (c *topologyCache) dropAmphora(id string) {
+	if a, ok := c.amphorae[id]; ok {
+		delete(c.amphorae, id)
+		c.bytes.Add(-a.entryBytes())
+	}
+}
+
+// empty drops every entry.
+func (c *topologyCache) empty() {
+	clear(c.lbs)
+	clear(c.amphorae)
+	c.bytes.Store(0)
 }
 
 // cacheStats says how a load was served.
@@ -88,11 +165,12 @@ type cacheStats struct {
 // for its triggers again.
 const triggerCheckInterval = time.Minute
 
-func newTopologyCache(store *Store, ttl time.Duration, log *slog.Logger) *topologyCache {
+func newTopologyCache(store *Store, ttl time.Duration, maxBytes int64, log *slog.Logger) *topologyCache {
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &topologyCache{store: store, ttl: ttl, log: log, amphorae: map[string]*cachedAmphora{}, lbs: map[string]*cachedLB{}}
+	c := &topologyCache{store: store, ttl: ttl, maxBytes: maxBytes, log: log,
+		amphorae: map[string]cachedAmphora{}, lbs: map[string]cachedLB{}}
 	store.cachesMu.Lock()
 	store.caches = append(store.caches, c)
 	store.cachesMu.Unlock()
@@ -100,9 +178,10 @@ func newTopologyCache(store *Store, ttl time.Duration, log *slog.Logger) *topolo
 }
 
 // NewTopologyCache implements healthdb.TopologyCacher: a cache of this
-// store's topologies, each kept at most ttl.
-func (s *Store) NewTopologyCache(ttl time.Duration, log *slog.Logger) healthdb.TopologyCache {
-	return newTopologyCache(s, ttl, log)
+// store's topologies, each kept at most ttl, holding at most maxBytes
+// (<= 0: no bound).
+func (s *Store) NewTopologyCache(ttl time.Duration, maxBytes int64, log *slog.Logger) healthdb.TopologyCache {
+	return newTopologyCache(s, ttl, maxBytes, log)
 }
 
 // Load implements healthdb.TopologyCache.
@@ -115,6 +194,7 @@ func (c *topologyCache) Load(ctx context.Context, ids []string, now time.Time) (
 func (c *topologyCache) Stats() healthdb.TopologyCacheStats {
 	return healthdb.TopologyCacheStats{
 		Enabled: c.on.Load(), Hits: c.hits.Load(), Misses: c.misses.Load(), Invalidated: c.invalidated.Load(),
+		Bytes: uint64(max(c.bytes.Load(), 0)),
 	}
 }
 
@@ -140,9 +220,9 @@ func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (
 	var candidates []candidate
 	var misses []string
 	for _, id := range ids {
-		if a := c.amphorae[id]; a != nil {
-			if lb := c.lbs[a.lbID]; lb != nil && now.Before(lb.expires) && lb.version.topology == a.topology {
-				candidates = append(candidates, candidate{id, a.lbID, a.computeID})
+		if a, ok := c.amphorae[id]; ok {
+			if lb, ok := c.lbs[a.lbID()]; ok && now.Before(lb.expires) && lb.version.topology == a.topology {
+				candidates = append(candidates, candidate{id, a.lbID(), a.computeID()})
 				continue
 			}
 		}
@@ -171,7 +251,7 @@ func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (
 		}
 		lb := batchLBs[cand.lbID]
 		if lb == nil {
-			lb = copyLoadBalancer(c.lbs[cand.lbID].lb)
+			lb = c.codes.expand(c.lbs[cand.lbID].blob)
 			batchLBs[cand.lbID] = lb
 		}
 		topos[cand.id] = &healthdb.Topology{AmphoraID: cand.id, AmphoraExists: true, ComputeID: cand.computeID, LB: lb}
@@ -194,8 +274,7 @@ func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (
 	}
 	if versions.epoch != c.epoch {
 		// A table was truncated since the entries were read.
-		clear(c.lbs)
-		clear(c.amphorae)
+		c.empty()
 		c.epoch = versions.epoch
 	}
 	for _, id := range misses {
@@ -203,7 +282,7 @@ func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (
 		if t == nil || t.LB == nil {
 			// Unknown amphorae, zombies and amphorae without a live load
 			// balancer are rare and may come back to life: always read.
-			delete(c.amphorae, id)
+			c.dropAmphora(id)
 			if t != nil {
 				topos[id] = t
 			}
@@ -218,8 +297,17 @@ func (c *topologyCache) load(ctx context.Context, ids []string, now time.Time) (
 		topos[id] = t
 		batchLBs[t.LB.ID] = t.LB
 		v := versions.lbs[t.LB.ID]
-		c.amphorae[id] = &cachedAmphora{computeID: t.ComputeID, lbID: t.LB.ID, topology: v.topology}
-		c.lbs[t.LB.ID] = &cachedLB{lb: copyLoadBalancer(t.LB), version: v, expires: c.expiry(now)}
+		if e, ok := c.lbs[t.LB.ID]; ok && e.version == v {
+			// The other amphora of the pair was read in this batch too.
+			c.putAmphora(newCachedAmphora(id, t.ComputeID, t.LB.ID, v.topology))
+			continue
+		}
+		e := cachedLB{blob: c.codes.compact(t.LB), version: v, expires: c.expiry(now)}
+		if c.putLB(e) {
+			c.putAmphora(newCachedAmphora(id, t.ComputeID, t.LB.ID, v.topology))
+		} else {
+			c.dropAmphora(id)
+		}
 	}
 	return topos, stats, nil
 }
@@ -308,8 +396,7 @@ func (c *topologyCache) validate(ctx context.Context, candidateLBs []string, now
 		return map[string]bool{}, nil // emptied: every candidate is read again
 	}
 	if epoch != c.epoch {
-		clear(c.lbs)
-		clear(c.amphorae)
+		c.empty()
 		c.epoch = epoch
 		return map[string]bool{}, nil
 	}
@@ -318,7 +405,7 @@ func (c *topologyCache) validate(ctx context.Context, candidateLBs []string, now
 		if c.lbs[lbID].version == current[lbID] {
 			valid[lbID] = true
 		} else {
-			delete(c.lbs, lbID)
+			c.dropLB(lbID)
 		}
 	}
 	return valid, nil
@@ -333,16 +420,19 @@ func (c *topologyCache) statusWritten(w *healthdb.Writes, bumps []statusBump) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, b := range bumps {
-		e := c.lbs[b.lbID]
-		if e == nil {
+		e, ok := c.lbs[b.lbID]
+		if !ok {
 			continue
 		}
+		c.dropLB(b.lbID)
 		if e.version != (lbVersion{topology: b.topology, status: b.previous}) {
-			delete(c.lbs, b.lbID)
 			continue
 		}
 		e.version.status = b.version
-		applyStatuses(e.lb, w)
+		lb := c.codes.expand(e.blob)
+		applyStatuses(lb, w)
+		e.blob = c.codes.compact(lb)
+		c.putLB(e)
 	}
 }
 
@@ -416,8 +506,7 @@ func (c *topologyCache) ready(ctx context.Context, now time.Time) bool {
 // checkTriggers looks for every trigger the cache needs, empties the
 // cache, and turns it on if they are all there and enabled, off if not.
 func (c *topologyCache) checkTriggers(ctx context.Context, now time.Time) bool {
-	clear(c.lbs)
-	clear(c.amphorae)
+	c.empty()
 	c.checked = now
 	var found []triggerRow
 	rows, err := c.store.pool.Query(ctx, selectTriggers, topologyTables, topologyTriggers)
@@ -465,8 +554,7 @@ func (c *topologyCache) checkTriggers(ctx context.Context, now time.Time) bool {
 
 // disable turns the cache off, saying why once per change of state.
 func (c *topologyCache) disable(now time.Time, why string) {
-	clear(c.lbs)
-	clear(c.amphorae)
+	c.empty()
 	c.checked = now
 	if c.enabled || c.triggers == nil {
 		c.log.Error("topology cache off: every batch reads its topologies afresh; checking again every minute",
@@ -486,27 +574,12 @@ func (c *topologyCache) sweep(now time.Time) {
 	c.lastSweep = now
 	for id, lb := range c.lbs {
 		if !now.Before(lb.expires) {
-			delete(c.lbs, id)
+			c.dropLB(id)
 		}
 	}
 	for id, a := range c.amphorae {
-		if lb := c.lbs[a.lbID]; lb == nil || lb.version.topology != a.topology {
-			delete(c.amphorae, id)
+		if lb, ok := c.lbs[a.lbID()]; !ok || lb.version.topology != a.topology {
+			c.dropAmphora(id)
 		}
 	}
-}
-
-// copyLoadBalancer deep-copies the parts a batch changes in memory.
-func copyLoadBalancer(lb *healthdb.LoadBalancer) *healthdb.LoadBalancer {
-	out := *lb
-	out.Listeners = append([]healthdb.Listener(nil), lb.Listeners...)
-	if lb.Pools == nil {
-		return &out
-	}
-	out.Pools = make([]healthdb.Pool, len(lb.Pools))
-	for i, p := range lb.Pools {
-		p.Members = append([]healthdb.Member(nil), p.Members...)
-		out.Pools[i] = p
-	}
-	return &out
 }

@@ -64,6 +64,7 @@ func loadAndCompare(t *testing.T, c *topologyCache, db *pgxpool.Pool, now time.T
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkCacheBytes(t, c)
 	fresh, err := New(db).LoadTopologies(ctx, cacheTestIDs)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ var testNow = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 func TestTopologyCacheServesUnchangedTopologies(t *testing.T) {
 	db := pgtest.NewPool(t)
 	seedTopology(t, db)
-	c := newTopologyCache(New(db), time.Minute, nil)
+	c := newTopologyCache(New(db), time.Minute, 0, nil)
 	for i, want := range []cacheStats{{Misses: 4}, {Hits: 3, Misses: 1}, {Hits: 3, Misses: 1}} {
 		if got := loadAndCompare(t, c, db, testNow); got != want {
 			t.Errorf("load %d: %+v, want %+v", i, got, want)
@@ -148,7 +149,7 @@ func TestTopologyCacheSeesEveryChange(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := pgtest.NewPool(t)
 			seedTopology(t, db)
-			c := newTopologyCache(New(db), time.Hour, nil)
+			c := newTopologyCache(New(db), time.Hour, 0, nil)
 			loadAndCompare(t, c, db, testNow)
 			conn, err := db.Acquire(context.Background())
 			if err != nil {
@@ -179,7 +180,7 @@ func TestTopologyCacheOwnAndOtherManagersWrites(t *testing.T) {
 	seedTopology(t, db)
 	ctx := context.Background()
 	ours := New(db)
-	c := newTopologyCache(ours, time.Hour, nil)
+	c := newTopologyCache(ours, time.Hour, 0, nil)
 	loadAndCompare(t, c, db, testNow)
 
 	for i, w := range []*healthdb.Writes{
@@ -222,7 +223,7 @@ func TestTopologyCacheConcurrentAPITransaction(t *testing.T) {
 	seedTopology(t, db)
 	ctx := context.Background()
 	ours := New(db)
-	c := newTopologyCache(ours, time.Hour, nil)
+	c := newTopologyCache(ours, time.Hour, 0, nil)
 	loadAndCompare(t, c, db, testNow)
 
 	api, err := db.Begin(ctx)
@@ -273,7 +274,7 @@ func TestTopologyCacheOffWithoutTriggers(t *testing.T) {
 			db := pgtest.NewPool(t)
 			seedTopology(t, db)
 			var logs bytes.Buffer
-			c := newTopologyCache(New(db), time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
+			c := newTopologyCache(New(db), time.Hour, 0, slog.New(slog.NewTextHandler(&logs, nil)))
 			loadAndCompare(t, c, db, testNow)
 			exec(t, db, tc.breakIt)
 			exec(t, db, `UPDATE member SET enabled = true WHERE id = 'm-2'`)
@@ -308,7 +309,7 @@ func TestTopologyCacheOffWithoutTriggers(t *testing.T) {
 func TestTopologyCacheTriggerDisabledBetweenBatches(t *testing.T) {
 	db := pgtest.NewPool(t)
 	seedTopology(t, db)
-	c := newTopologyCache(New(db), time.Hour, nil)
+	c := newTopologyCache(New(db), time.Hour, 0, nil)
 	loadAndCompare(t, c, db, testNow)
 	exec(t, db, `ALTER TABLE member DISABLE TRIGGER ovh_topology_version`)
 	exec(t, db, `UPDATE member SET enabled = true WHERE id = 'm-2'`)
@@ -361,7 +362,7 @@ func TestTopologyVersionsUnderARoleWithoutRightsOnThem(t *testing.T) {
 		t.Fatal("the limited role can read ovh_lb_version; the test proves nothing")
 	}
 
-	c := newTopologyCache(New(admin), time.Hour, nil)
+	c := newTopologyCache(New(admin), time.Hour, 0, nil)
 	loadAndCompare(t, c, admin, testNow)
 	if _, err := limited.Exec(ctx, `UPDATE member SET enabled = true WHERE id = 'm-2'`); err != nil {
 		t.Fatalf("an API write as a role without rights on ovh_lb_version: %v", err)
@@ -382,7 +383,7 @@ func TestTopologyVersionsUnderARoleWithoutRightsOnThem(t *testing.T) {
 
 	// A manager whose role cannot read the versions reads afresh.
 	var logs bytes.Buffer
-	lc := newTopologyCache(New(limited), time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
+	lc := newTopologyCache(New(limited), time.Hour, 0, slog.New(slog.NewTextHandler(&logs, nil)))
 	for range 2 {
 		if got := loadAndCompare(t, lc, admin, testNow); got.Hits != 0 {
 			t.Errorf("a cache that cannot read the versions: %+v, want no hits", got)
@@ -390,5 +391,81 @@ func TestTopologyVersionsUnderARoleWithoutRightsOnThem(t *testing.T) {
 	}
 	if lc.Stats().Enabled || strings.Count(logs.String(), "level=ERROR") != 1 {
 		t.Errorf("a cache that cannot read the versions: %+v, log:\n%s", lc.Stats(), logs.String())
+	}
+}
+
+// checkCacheBytes checks the cache's count of bytes against its entries,
+// and against its bound.
+func checkCacheBytes(t *testing.T, c *topologyCache) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var want int64
+	for id, e := range c.lbs {
+		if blobID(e.blob) != id {
+			t.Errorf("entry %q holds load balancer %q", id, blobID(e.blob))
+		}
+		want += e.entryBytes()
+	}
+	for id, a := range c.amphorae {
+		if a.id() != id {
+			t.Errorf("entry %q holds amphora %q", id, a.id())
+		}
+		want += a.entryBytes()
+	}
+	if got := c.bytes.Load(); got != want {
+		t.Errorf("bytes = %d, entries hold %d", got, want)
+	}
+	if c.maxBytes > 0 && want > c.maxBytes {
+		t.Errorf("entries hold %d bytes, bound %d", want, c.maxBytes)
+	}
+}
+
+// A cache at its bound admits no more load balancers: those are read
+// every batch, as with the cache off, and the results stay the same.
+func TestTopologyCacheMemoryBound(t *testing.T) {
+	db := pgtest.NewPool(t)
+	seedTopology(t, db)
+	full := newTopologyCache(New(db), time.Hour, 0, nil)
+	loadAndCompare(t, full, db, testNow)
+	all := full.Stats().Bytes
+	lb2 := full.lbs["lb-2"].entryBytes() + full.amphorae["amp-3"].entryBytes()
+	if all == 0 || lb2 >= int64(all) {
+		t.Fatalf("unbounded cache holds %d bytes, lb-2 %d", all, lb2)
+	}
+	for _, tc := range []struct {
+		name     string
+		maxBytes int64
+		// want is how the second and later loads are served.
+		want cacheStats
+	}{
+		{"room for everything", int64(all), cacheStats{Hits: 3, Misses: 1}},
+		{"room for nothing", 1, cacheStats{Misses: 4}},
+		{"room for all but one entry", int64(all) - 1, cacheStats{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTopologyCache(New(db), time.Hour, tc.maxBytes, nil)
+			loadAndCompare(t, c, db, testNow)
+			for i := range 3 {
+				got := loadAndCompare(t, c, db, testNow.Add(time.Duration(i)*time.Second))
+				if tc.want != (cacheStats{}) && got != tc.want {
+					t.Errorf("load %d: %+v, want %+v", i, got, tc.want)
+				}
+				if tc.want == (cacheStats{}) && (got.Hits == 0 || got.Hits == 3) {
+					t.Errorf("load %d: %+v, want some hits, not all", i, got)
+				}
+			}
+			checkCacheBytes(t, c)
+			if tc.maxBytes == 1 && c.Stats().Bytes != 0 {
+				t.Errorf("holds %d bytes", c.Stats().Bytes)
+			}
+			// Entries that go free their bytes.
+			c.mu.Lock()
+			c.empty()
+			c.mu.Unlock()
+			if b := c.Stats().Bytes; b != 0 {
+				t.Errorf("emptied: %d bytes", b)
+			}
+		})
 	}
 }

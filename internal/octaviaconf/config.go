@@ -172,6 +172,11 @@ type HealthManager struct {
 	// off: every batch reads them afresh, as Octavia does. See
 	// docs/deviations.md.
 	TopologyCache time.Duration `conf:"health_manager topology_cache_seconds,seconds,ours"`
+	// TopologyCacheMaxMB is topology_cache_max_mb: the most memory, in MiB
+	// of cached ids and statuses, the topology cache holds; when full it
+	// admits no more load balancers, which are then read afresh every
+	// batch. Default DefaultTopologyCacheMaxMB.
+	TopologyCacheMaxMB int `conf:"health_manager topology_cache_max_mb,integer,ours"`
 	// QueueSize is queue_size: the bound of each queue between receiving
 	// and applying (received datagrams, health, stats); when one is full
 	// its oldest entry is discarded and counted. Default 16384.
@@ -389,6 +394,7 @@ func load(log *slog.Logger, files ...string) (*Config, error) {
 	if r.integer("health_manager", "topology_cache_seconds", 0, &cacheSeconds) {
 		hm.TopologyCache = time.Duration(cacheSeconds) * time.Second
 	}
+	r.integer("health_manager", "topology_cache_max_mb", 1, &hm.TopologyCacheMaxMB)
 	r.integer("health_manager", "queue_size", 1, &hm.QueueSize)
 	var flushMS int
 	if r.integer("health_manager", "stats_flush_interval_ms", 1, &flushMS) {
@@ -460,7 +466,7 @@ var healthManagerOptions = []string{
 	"stats_update_driver",
 	// ours
 	"heartbeat_key_previous", "receive_sockets", "metrics_bind", "pprof_bind", "max_heartbeat_bytes",
-	"health_batch_size", "health_batch_wait_ms", "topology_cache_seconds", "queue_size",
+	"health_batch_size", "health_batch_wait_ms", "topology_cache_seconds", "topology_cache_max_mb", "queue_size",
 	"stats_flush_interval_ms", "stats_max_pairs", "gc_heap_target_mb", "failover_driver", "replay_window",
 	"failover_breaker_hold", "strict_heartbeats", "shadow", "shadow_disagreement_file", "shadow_forward_to",
 }

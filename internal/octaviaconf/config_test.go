@@ -75,6 +75,7 @@ func TestDefaults(t *testing.T) {
 			{"[health_manager] health_batch_size", hm.HealthBatchSize, 512},
 			{"[health_manager] health_batch_wait_ms", hm.HealthBatchWait, 20 * time.Millisecond},
 			{"[health_manager] topology_cache_seconds", hm.TopologyCache, 5 * time.Minute},
+			{"[health_manager] topology_cache_max_mb", hm.TopologyCacheMaxMB, 32},
 			{"[health_manager] queue_size", hm.QueueSize, 16384},
 			{"[health_manager] stats_flush_interval_ms", hm.StatsFlushInterval, time.Second},
 			{"[health_manager] stats_max_pairs", hm.StatsMaxPairs, 1_000_000},
@@ -127,6 +128,7 @@ max_heartbeat_bytes = 65536
 health_batch_size = 100
 health_batch_wait_ms = 5
 topology_cache_seconds = 42
+topology_cache_max_mb = 7
 queue_size = 1000
 stats_flush_interval_ms = 250
 stats_max_pairs = 99
@@ -193,6 +195,7 @@ endpoint_type = internalURL
 			HealthBatchSize:      100,
 			HealthBatchWait:      5 * time.Millisecond,
 			TopologyCache:        42 * time.Second,
+			TopologyCacheMaxMB:   7,
 			QueueSize:            1000,
 			StatsFlushInterval:   250 * time.Millisecond,
 			StatsMaxPairs:        99,

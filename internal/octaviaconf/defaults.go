@@ -31,6 +31,7 @@ func Defaults() *Config {
 			HealthBatchSize:     512,
 			HealthBatchWait:     20 * time.Millisecond,
 			TopologyCache:       DefaultTopologyCache,
+			TopologyCacheMaxMB:  DefaultTopologyCacheMaxMB,
 			QueueSize:           16384,
 			StatsFlushInterval:  time.Second,
 			StatsMaxPairs:       1_000_000,
@@ -56,3 +57,11 @@ func DefaultLogging() Logging { return Logging{SyslogLogFacility: "LOG_USER"} }
 // that bound short while a full read, once per load balancer per five
 // minutes, costs a steady heartbeat (every 10 s) about 1/30 of one.
 const DefaultTopologyCache = 5 * time.Minute
+
+// DefaultTopologyCacheMaxMB is topology_cache_max_mb's default: about
+// 40,000 load balancers of 2 listeners, 2 pools and 20 members with UUID
+// ids, each with its amphora (every one at 20,000 amphorae), small enough
+// that a manager of 100,000 amphorae of that shape stays within 200 MB of
+// RSS, Go's heap headroom included (docs/performance.md "The topology
+// cache").
+const DefaultTopologyCacheMaxMB = 32

@@ -20,12 +20,12 @@
 #
 #   DB (postgres; or mariadb), AMPHORAE (20000), LISTENERS (2), POOLS (2), MEMBERS (10 per pool),
 #   RATE (3000 heartbeats/s), DURATION (20s), OCTAVIA_SECONDS (20; 0
-#   skips Octavia's run and the ratio), TOPOLOGY_CACHE_SECONDS and
-#   STATS_FLUSH_INTERVAL_MS (empty: the defaults), WARMUP (empty: long
-#   enough for every amphora to send once, AMPHORAE/RATE + 1 s; 0: none;
-#   e.g. 10s: send at RATE that long, unmeasured, before the measured
-#   window, so that the topology cache is warm as in a manager that has
-#   been running),
+#   skips Octavia's run and the ratio), TOPOLOGY_CACHE_SECONDS,
+#   TOPOLOGY_CACHE_MAX_MB and STATS_FLUSH_INTERVAL_MS (empty: the
+#   defaults), WARMUP (empty: long enough for every amphora to send once,
+#   AMPHORAE/RATE + 1 s; 0: none; e.g. 10s: send at RATE that long,
+#   unmeasured, before the measured window, so that the topology cache is
+#   warm as in a manager that has been running),
 #   PPROF_BIND (empty: off;
 #   e.g. 127.0.0.1:6060 to profile the run) and PG_STATEMENTS (1: load
 #   pg_stat_statements and print PostgreSQL's costliest statements of the
@@ -109,6 +109,7 @@ bind_port = $udp_port
 metrics_bind = 127.0.0.1:$metrics_port
 pprof_bind = ${PPROF_BIND:-}
 ${TOPOLOGY_CACHE_SECONDS:+topology_cache_seconds = $TOPOLOGY_CACHE_SECONDS}
+${TOPOLOGY_CACHE_MAX_MB:+topology_cache_max_mb = $TOPOLOGY_CACHE_MAX_MB}
 ${STATS_FLUSH_INTERVAL_MS:+stats_flush_interval_ms = $STATS_FLUSH_INTERVAL_MS}
 failover_driver = noop
 [controller_worker]
