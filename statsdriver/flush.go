@@ -437,8 +437,9 @@ RETURNING v.i`
 // and decided in Go (applyRowsByReading).
 func applyRows(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, error) {
 	n := len(rows)
-	inPlace := make([]int, 0, n) // rows updated in place, by index
+	inPlace := make([]int, 0, n) // rows[inPlace[k]] is the statement's row k+1
 	byReading := make([]bool, n)
+	size := 2*arrayHeaderSize + 6*arrayHeaderSize
 	for i, r := range rows {
 		if r.s.ActiveConnections > maxInt32 || r.s.ActiveConnections < math.MinInt32 {
 			byReading[i] = true // refused there, as Octavia refuses it
@@ -449,17 +450,73 @@ func applyRows(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, e
 			continue
 		}
 		inPlace = append(inPlace, i)
+		size += textElemSize(r.key.listener) + textElemSize(r.key.amphora) + boolElemSize + 4*int8ElemSize + int4ElemSize
 	}
-	// In statements of at most inPlaceChunk rows: pgconn builds each
-	// message in a buffer it grows from a kilobyte by doubling and does not
-	// keep, so one statement of a whole flush (about a megabyte at 6,000
-	// rows) was copied many times over; the statements stay in the flush's
-	// transaction, so the flush is as atomic as before.
-	for len(inPlace) > 0 {
-		chunk := inPlace[:min(len(inPlace), inPlaceChunk)]
-		inPlace = inPlace[len(chunk):]
-		if err := updateChunk(ctx, tx, rows, chunk, byReading); err != nil {
-			return nil, err
+	if len(inPlace) > 0 {
+		p := arrayParamsPool.Get().(*arrayParams)
+		defer p.release()
+		p.reset(size)
+		m := len(inPlace)
+		p.begin(oidVarchar, m)
+		for _, i := range inPlace {
+			p.text(rows[i].key.listener)
+		}
+		p.end()
+		p.begin(oidVarchar, m)
+		for _, i := range inPlace {
+			p.text(rows[i].key.amphora)
+		}
+		p.end()
+		p.begin(oidBool, m)
+		for _, i := range inPlace {
+			p.bool(rows[i].deltas)
+		}
+		p.end()
+		for _, col := range []func(*ListenerStats) int64{
+			func(s *ListenerStats) int64 { return s.BytesIn },
+			func(s *ListenerStats) int64 { return s.BytesOut },
+		} {
+			p.begin(oidInt8, m)
+			for _, i := range inPlace {
+				p.int8(col(rows[i].s))
+			}
+			p.end()
+		}
+		p.begin(oidInt4, m)
+		for _, i := range inPlace {
+			p.int4(int32(rows[i].s.ActiveConnections)) // in range: checked above
+		}
+		p.end()
+		for _, col := range []func(*ListenerStats) int64{
+			func(s *ListenerStats) int64 { return s.TotalConnections },
+			func(s *ListenerStats) int64 { return s.RequestErrors },
+		} {
+			p.begin(oidInt8, m)
+			for _, i := range inPlace {
+				p.int8(col(rows[i].s))
+			}
+			p.end()
+		}
+		updated := make([]bool, m)
+		err := queryArrays(ctx, tx, updateInPlace, p, func(values [][]byte) error {
+			if len(values) != 1 {
+				return fmt.Errorf("%d columns returned", len(values))
+			}
+			k, err := int8Value(values[0])
+			if err != nil {
+				return err
+			}
+			if k < 1 || k > int64(m) {
+				return fmt.Errorf("row %d of %d returned", k, m)
+			}
+			updated[k-1] = true
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("update %d listener_statistics rows: %w", m, err)
+		}
+		for k, done := range updated {
+			byReading[inPlace[k]] = !done
 		}
 	}
 	var rest []flushRow // in the batch's order, so that refusals keep it
@@ -472,87 +529,6 @@ func applyRows(ctx context.Context, tx pgx.Tx, rows []flushRow) ([]RefusedRow, e
 		return nil, nil
 	}
 	return applyRowsByReading(ctx, tx, rest)
-}
-
-// inPlaceChunk bounds the rows of one in-place update statement.
-const inPlaceChunk = 512
-
-// updateChunk updates rows[inPlace[k]] in place, for every k, with
-// Octavia's checks in SQL, and marks in byReading the rows the statement
-// did not update (new rows, or rows a check refused), to be read and
-// decided in Go.
-func updateChunk(ctx context.Context, tx pgx.Tx, rows []flushRow, inPlace []int, byReading []bool) error {
-	size := 2*arrayHeaderSize + 6*arrayHeaderSize
-	for _, i := range inPlace {
-		r := rows[i]
-		size += textElemSize(r.key.listener) + textElemSize(r.key.amphora) + boolElemSize + 4*int8ElemSize + int4ElemSize
-	}
-	p := arrayParamsPool.Get().(*arrayParams)
-	defer p.release()
-	p.reset(size)
-	m := len(inPlace)
-	p.begin(oidVarchar, m)
-	for _, i := range inPlace {
-		p.text(rows[i].key.listener)
-	}
-	p.end()
-	p.begin(oidVarchar, m)
-	for _, i := range inPlace {
-		p.text(rows[i].key.amphora)
-	}
-	p.end()
-	p.begin(oidBool, m)
-	for _, i := range inPlace {
-		p.bool(rows[i].deltas)
-	}
-	p.end()
-	for _, col := range []func(*ListenerStats) int64{
-		func(s *ListenerStats) int64 { return s.BytesIn },
-		func(s *ListenerStats) int64 { return s.BytesOut },
-	} {
-		p.begin(oidInt8, m)
-		for _, i := range inPlace {
-			p.int8(col(rows[i].s))
-		}
-		p.end()
-	}
-	p.begin(oidInt4, m)
-	for _, i := range inPlace {
-		p.int4(int32(rows[i].s.ActiveConnections)) // in range: checked above
-	}
-	p.end()
-	for _, col := range []func(*ListenerStats) int64{
-		func(s *ListenerStats) int64 { return s.TotalConnections },
-		func(s *ListenerStats) int64 { return s.RequestErrors },
-	} {
-		p.begin(oidInt8, m)
-		for _, i := range inPlace {
-			p.int8(col(rows[i].s))
-		}
-		p.end()
-	}
-	updated := make([]bool, m)
-	err := queryArrays(ctx, tx, updateInPlace, p, func(values [][]byte) error {
-		if len(values) != 1 {
-			return fmt.Errorf("%d columns returned", len(values))
-		}
-		k, err := int8Value(values[0])
-		if err != nil {
-			return err
-		}
-		if k < 1 || k > int64(m) {
-			return fmt.Errorf("row %d of %d returned", k, m)
-		}
-		updated[k-1] = true
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("update %d listener_statistics rows: %w", m, err)
-	}
-	for k, done := range updated {
-		byReading[inPlace[k]] = !done
-	}
-	return nil
 }
 
 // applyRowsByReading locks and reads the rows' current values, computes
