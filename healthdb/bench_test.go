@@ -123,7 +123,7 @@ func BenchmarkUpdater(b *testing.B) {
 					done += len(msgs)
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "heartbeats/s")
-				cpu.report(b, b.N)
+				cpu.Report(b, b.N)
 			})
 		}
 	}

@@ -25,7 +25,7 @@ func BenchmarkStore(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		cpu.report(b, b.N)
+		cpu.Report(b, b.N)
 	})
 	b.Run("ApplyHealth512", func(b *testing.B) {
 		cpu := startCPU(b, db)
@@ -34,6 +34,6 @@ func BenchmarkStore(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		cpu.report(b, b.N)
+		cpu.Report(b, b.N)
 	})
 }

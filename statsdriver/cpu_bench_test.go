@@ -4,90 +4,19 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/octavia-vpp/health/test/pgtest"
 )
 
-// cpuMeter measures the CPU time a benchmark costs this process and the
-// database's backends (as healthdb's benchmarks do): on a shared machine,
-// wall-clock rates swing with the load; CPU time per operation mostly
-// does not.
-type cpuMeter struct {
-	db      *pgxpool.Pool
-	self    time.Duration
-	backend map[int]time.Duration
-}
-
-func startCPU(b *testing.B, db *pgxpool.Pool) *cpuMeter {
-	b.Helper()
-	return &cpuMeter{db: db, self: selfCPU(), backend: backendCPU(b, db)}
-}
-
-// report adds go-cpu-us/op and pg-cpu-us/op (per unit of work, n units).
-func (m *cpuMeter) report(b *testing.B, n int) {
-	b.Helper()
-	self := selfCPU() - m.self
-	var pg time.Duration
-	for pid, t := range backendCPU(b, m.db) {
-		pg += t - m.backend[pid]
-	}
-	b.ReportMetric(float64(self.Nanoseconds())/1e3/float64(n), "go-cpu-us/op")
-	b.ReportMetric(float64(pg.Nanoseconds())/1e3/float64(n), "pg-cpu-us/op")
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// backendCPU reads utime+stime of every backend connected to the test
-// database from /proc (the server runs on this machine).
-func backendCPU(b *testing.B, db *pgxpool.Pool) map[int]time.Duration {
-	b.Helper()
-	rows, err := db.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[int]time.Duration{}
-	for rows.Next() {
-		var pid int
-		if err := rows.Scan(&pid); err != nil {
-			b.Fatal(err)
-		}
-		out[pid] = procCPU(pid)
-	}
-	rows.Close()
-	return out
-}
-
-// procCPU is fields 14 and 15 of /proc/<pid>/stat, in clock ticks
-// (USER_HZ, 100 on Linux).
-func procCPU(pid int) time.Duration {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(raw)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(fields) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
+func startCPU(b *testing.B, db *pgxpool.Pool) *pgtest.CPUMeter { return pgtest.StartCPU(b, db) }
 
 // benchUUID is a random v4-shaped UUID.
 func benchUUID(r *rand.Rand) string {
@@ -161,7 +90,7 @@ func BenchmarkApplyFlush(b *testing.B) {
 				}
 				n += size
 			}
-			cpu.report(b, n)
+			cpu.Report(b, n)
 		})
 	}
 }
@@ -198,7 +127,7 @@ func BenchmarkAggregatorFlush(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	cpu.report(b, next)
+	cpu.Report(b, next)
 }
 
 // discardSink answers every flush as applied, writing nothing.
@@ -268,5 +197,5 @@ func BenchmarkApplyFlushNewRows(b *testing.B) {
 			b.Fatal(err, res)
 		}
 	}
-	cpu.report(b, b.N*size)
+	cpu.Report(b, b.N*size)
 }
