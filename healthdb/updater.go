@@ -59,6 +59,10 @@ type UpdaterConfig struct {
 	// ([health_manager] topology_cache_max_mb; 0: no bound): when full, it
 	// admits no more load balancers, which are then read every batch.
 	TopologyCacheMaxBytes int64
+	// BatchStarted, when set, is told when Run begins applying a batch,
+	// with the receive time of its oldest heartbeat (the self-health
+	// observer's HealthBatchStarted).
+	BatchStarted func(oldestReceived time.Time)
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -197,6 +201,9 @@ func (u *Updater) Run(ctx context.Context, in <-chan *heartbeat.Message, done fu
 			}
 		}
 		deadline.Stop()
+		if u.cfg.BatchStarted != nil {
+			u.cfg.BatchStarted(oldestReceived(batch))
+		}
 		res, err := u.ApplyBatch(ctx, batch)
 		if err != nil {
 			u.log.Error("health batch not applied", "messages", len(batch), "err", err)
@@ -205,6 +212,16 @@ func (u *Updater) Run(ctx context.Context, in <-chan *heartbeat.Message, done fu
 			done(res, err)
 		}
 	}
+}
+
+func oldestReceived(msgs []*heartbeat.Message) time.Time {
+	var oldest time.Time
+	for _, m := range msgs {
+		if oldest.IsZero() || (!m.RecvTime.IsZero() && m.RecvTime.Before(oldest)) {
+			oldest = m.RecvTime
+		}
+	}
+	return oldest
 }
 
 // ApplyBatch applies messages, in order, in one read and one write.

@@ -284,12 +284,57 @@ func (w *Watcher) Cycle(ctx context.Context) (CycleResult, error) {
 		return res, nil
 	}
 	w.m.breakerOpen.Set(0)
+	if why := w.judgeAgain(ctx, claim.Claimed); why != "" {
+		res.Suppressed = why
+		res.Claim.Claimed = nil
+		return res, nil
+	}
 	w.m.claims.Add(float64(len(claim.Claimed)))
 	for _, c := range claim.Claimed {
 		w.dispatch(ctx, c)
 		res.Dispatched++
 	}
 	return res, nil
+}
+
+// judgeAgain applies the self-health rules once more after a claim, and
+// releases the claim if they now hold failovers back. The rules were
+// applied before the claim, but a claim can take long (a row lock, a slow
+// database, a starved process), and a write that hung or failed meanwhile
+// leaves working amphorae looking stale: those are exactly the rows the
+// late claim picks up. It returns the reason, or "" when the claims may
+// be dispatched.
+func (w *Watcher) judgeAgain(ctx context.Context, claimed []Claimed) string {
+	o := w.cfg.Observer
+	if o == nil || len(claimed) == 0 {
+		return ""
+	}
+	now := w.cfg.Now()
+	reason := judgeSelfHealth(o.state(), now, selfHealthRules{heartbeatTimeout: w.cfg.HeartbeatTimeout}, true)
+	if reason == "" {
+		return ""
+	}
+	cause, _ := o.Cause(reason)
+	w.noteSuppression(reason, now, cause)
+	ids := make([]string, len(claimed))
+	for i, c := range claimed {
+		ids[i] = c.AmphoraID
+	}
+	w.m.claimsWithdrawn.Add(float64(len(ids)))
+	w.log.Warn("claims released undispatched: this health manager's self-health changed while it claimed them",
+		"reason", reason, "amphorae", len(ids))
+	rctx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
+	defer cancel()
+	if err := w.cfg.Store.Unclaim(rctx, ids); err != nil {
+		w.m.unclaimFailures.Inc()
+		w.log.Error("could not release the claims; retried every health check", "amphorae", len(ids), "err", err)
+		w.mu.Lock()
+		for _, id := range ids {
+			w.release[id] = true
+		}
+		w.mu.Unlock()
+	}
+	return reason
 }
 
 // noteSuppression logs a change of self-health state or of its cause

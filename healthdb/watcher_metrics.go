@@ -6,18 +6,21 @@ import "github.com/prometheus/client_golang/prometheus"
 type WatcherMetrics struct {
 	stale prometheus.Gauge
 	// expected is 1 when some amphora should be sending heartbeats.
-	expected       prometheus.Gauge
-	breakerOpen    prometheus.Gauge
-	stopped        prometheus.Counter
-	recovered      prometheus.Counter
-	claims         prometheus.Counter
-	failovers      *prometheus.CounterVec
-	inFlight       prometheus.Gauge
-	requestSeconds prometheus.Histogram
-	cycles         prometheus.Counter
-	cycleErrors    prometheus.Counter
-	suppressed     *prometheus.CounterVec
-	suppressedNow  prometheus.Gauge
+	expected    prometheus.Gauge
+	breakerOpen prometheus.Gauge
+	stopped     prometheus.Counter
+	recovered   prometheus.Counter
+	claims      prometheus.Counter
+	// claimsWithdrawn counts claims released undispatched because
+	// self-health changed while they were made.
+	claimsWithdrawn prometheus.Counter
+	failovers       *prometheus.CounterVec
+	inFlight        prometheus.Gauge
+	requestSeconds  prometheus.Histogram
+	cycles          prometheus.Counter
+	cycleErrors     prometheus.Counter
+	suppressed      *prometheus.CounterVec
+	suppressedNow   prometheus.Gauge
 	// suppressedReason is 1 for the current reason and the SQLSTATE
 	// behind it, 0 for every other reason (sqlstate "").
 	suppressedReason *prometheus.GaugeVec
@@ -56,6 +59,9 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 			Name: "octavia_hm_amphorae_failover_recovered_total", Help: "FAILOVER_STOPPED amphorae set back to ALLOCATED after fresh heartbeats."}),
 		claims: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "octavia_hm_failover_claims_total", Help: "Stale amphorae claimed (busy) for failover by this process."}),
+		claimsWithdrawn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "octavia_hm_failover_claims_withdrawn_total",
+			Help: "Claims released without a failover request because this process's self-health rules held failovers back by the time the claim returned."}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "octavia_hm_failovers_total", Help: "Failover requests, by result (accepted, load_balancer_accepted, immutable, not_found, error, dry_run, cancelled)."},
 			[]string{"result"}),
@@ -91,7 +97,7 @@ func NewWatcherMetrics(reg prometheus.Registerer) *WatcherMetrics {
 		m.suppressed.WithLabelValues(r)
 		m.suppressedReason.WithLabelValues(r, "").Set(0)
 	}
-	reg.MustRegister(m.stale, m.expected, m.breakerOpen, m.stopped, m.recovered, m.claims, m.failovers, m.inFlight,
+	reg.MustRegister(m.stale, m.expected, m.breakerOpen, m.stopped, m.recovered, m.claims, m.claimsWithdrawn, m.failovers, m.inFlight,
 		m.requestSeconds, m.cycles, m.cycleErrors, m.suppressed, m.suppressedNow, m.suppressedReason, m.unclaimFailures,
 		m.claimCommitUnknown)
 	return m

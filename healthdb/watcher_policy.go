@@ -86,8 +86,9 @@ type observerState struct {
 	writesFailing bool
 	writesBackAt  time.Time
 	// pendingSince is when the oldest heartbeat no health batch has
-	// ended after was received; zero when none waits or batches are not
-	// tracked.
+	// ended after was received (the batch under way's oldest, or the
+	// first received since the last batch ended); zero when none waits or
+	// batches are not tracked.
 	pendingSince time.Time
 }
 
@@ -166,6 +167,9 @@ type Observer struct {
 	// trackBatches enables pendingSince (TrackHealthBatches).
 	trackBatches atomic.Bool
 	pendingSince atomic.Int64
+	// runningSince is when the oldest heartbeat of the health batch under
+	// way was received (HealthBatchStarted); 0 when none runs.
+	runningSince atomic.Int64
 }
 
 // FailureCause is what the observer keeps of an error, for the
@@ -213,6 +217,28 @@ func NewObserver(started time.Time, heartbeatTimeout time.Duration) *Observer {
 // (health_writes_stalled).
 func (o *Observer) TrackHealthBatches() { o.trackBatches.Store(true) }
 
+// HealthBatchStarted records that a health batch holding heartbeats
+// received from oldest on is being applied. Heartbeats that arrived while
+// the batch before it ran are not in pendingSince, which that batch's end
+// cleared; without this, a hang of this batch would be seen only from the
+// next heartbeat on, up to a heartbeat interval later than the rows it
+// holds began to age.
+func (o *Observer) HealthBatchStarted(oldest time.Time) {
+	if o.trackBatches.Load() && !oldest.IsZero() {
+		o.runningSince.Store(oldest.UnixNano())
+	}
+}
+
+// waitingSince is the earlier of pendingSince and runningSince, ignoring
+// zeros.
+func (o *Observer) waitingSince() int64 {
+	p, r := o.pendingSince.Load(), o.runningSince.Load()
+	if p == 0 || (r != 0 && r < p) {
+		return r
+	}
+	return p
+}
+
 // HeartbeatReceived records a valid heartbeat.
 func (o *Observer) HeartbeatReceived(t time.Time) {
 	now := t.UnixNano()
@@ -259,8 +285,11 @@ func (o *Observer) HealthBatchResult(err error, t time.Time) {
 	// pendingSince is cleared last (only this goroutine clears it; a
 	// heartbeat sets it only when clear), so that state, which reads it
 	// first, never sees it clear before the rule that replaces it.
-	pending := o.pendingSince.Load()
-	defer o.pendingSince.Store(0)
+	pending := o.waitingSince()
+	defer func() {
+		o.runningSince.Store(0)
+		o.pendingSince.Store(0)
+	}()
 	if err != nil {
 		c := causeOf(err)
 		o.lastWriteErr.Store(&c)
@@ -328,7 +357,10 @@ func (o *Observer) state() observerState {
 	// The health-write fields are read in the reverse order of
 	// HealthBatchResult's stores, so that the end of a failure or a
 	// stall is never missed by every rule at once.
-	pendingSince := at(&o.pendingSince)
+	var pendingSince time.Time
+	if n := o.waitingSince(); n != 0 {
+		pendingSince = time.Unix(0, n)
+	}
 	writesFailing := o.writesFailing.Load()
 	writesBackAt := at(&o.writesBackAt)
 	return observerState{

@@ -256,6 +256,50 @@ func TestObserverStalledHealthWrites(t *testing.T) {
 	}
 }
 
+// A batch that hangs holding heartbeats which arrived while the batch
+// before it ran is seen as stalled from its oldest heartbeat on: the end
+// of the batch before cleared them from pendingSince. With heartbeats
+// every 25 s and a 60 s timeout, the row of an amphora whose heartbeat the
+// hung batch holds was refreshed 25 s before the hang and goes stale 35 s
+// into it; the next heartbeat, 25 s in, would show the stall at 55 s.
+func TestObserverStalledBatchOfEarlierHeartbeats(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	const timeout = time.Minute
+	rules := selfHealthRules{heartbeatTimeout: timeout}
+	for _, reported := range []bool{true, false} {
+		o := NewObserver(t0.Add(-time.Second), timeout)
+		o.TrackHealthBatches()
+		o.HeartbeatReceived(t0)                           // in batch 1
+		o.HeartbeatReceived(t0.Add(5 * time.Millisecond)) // left for batch 2
+		o.HealthBatchResult(nil, t0.Add(10*time.Millisecond))
+		if reported {
+			o.HealthBatchStarted(t0.Add(5 * time.Millisecond)) // batch 2 hangs
+		}
+		got := judgeSelfHealth(o.state(), t0.Add(5*time.Millisecond+timeout/2), rules, true)
+		want := SuppressWritesStalled
+		if !reported {
+			want = "" // what the rule saw before batches reported their start
+		}
+		if got != want {
+			t.Fatalf("batch start reported %v: %q at timeout/2 into the hang; want %q", reported, got, want)
+		}
+		if !reported {
+			continue
+		}
+		// It commits at last: its heartbeats waited, so the stall is held.
+		o.HealthBatchResult(nil, t0.Add(35*time.Second))
+		if got := judgeSelfHealth(o.state(), t0.Add(36*time.Second), rules, true); got != SuppressWritesRecovering {
+			t.Errorf("after the hung batch ended: %q; want %q", got, SuppressWritesRecovering)
+		}
+		o.HeartbeatReceived(t0.Add(40 * time.Second))
+		o.HealthBatchStarted(t0.Add(40 * time.Second))
+		o.HealthBatchResult(nil, t0.Add(40*time.Second+20*time.Millisecond))
+		if got := judgeSelfHealth(o.state(), t0.Add(96*time.Second), rules, true); got != "" {
+			t.Errorf("a prompt batch later, heartbeat_timeout after the hang: %q", got)
+		}
+	}
+}
+
 func TestObserverHeartbeatsResume(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	o := NewObserver(t0, time.Minute)

@@ -146,7 +146,7 @@ func myApplyRows(ctx context.Context, tx *sql.Tx, rows []flushRow) ([]RefusedRow
 	pairs := strings.Repeat("(?, ?), ", n-1) + "(?, ?)"
 	q, err := tx.QueryContext(ctx, `
 SELECT listener_id, amphora_id, bytes_in, bytes_out, total_connections, request_errors
-FROM listener_statistics WHERE (listener_id, amphora_id) IN (`+pairs+`)
+FROM listener_statistics FORCE INDEX (PRIMARY) WHERE (listener_id, amphora_id) IN (`+pairs+`)
 ORDER BY listener_id, amphora_id FOR UPDATE`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read listener_statistics: %w", err)

@@ -221,6 +221,8 @@ func (m *Manager) buildHealthPath(cfg *octaviaconf.Config, session *failover.Ses
 		BatchSize: hm.HealthBatchSize, BatchDelay: hm.HealthBatchWait,
 		TopologyCache: hm.TopologyCache, TopologyCacheMaxBytes: int64(hm.TopologyCacheMaxMB) << 20,
 		Logger: m.log, Metrics: healthdb.NewUpdaterMetrics(m.registry, hm.HeartbeatTimeout),
+		// m.observer is set below, before Run starts the updater.
+		BatchStarted: func(oldest time.Time) { m.observer.HealthBatchStarted(oldest) },
 	})
 	if err != nil {
 		return err

@@ -110,6 +110,11 @@ health_check_interval = 1
 compute_driver = compute_noop_driver
 %s`, sqlalchemyURL(t, dsn), fake.ServiceAuthSection())))
 	var logs testproc.Output
+	defer func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
 	r := managertest.Start(t, managertest.Options{Files: []string{conf}, LogOutput: &logs})
 	d := r.Manager
 

@@ -41,7 +41,13 @@ SELECT id, status FROM amphora
 WHERE status NOT IN ('DELETED', 'PENDING_DELETE') AND id IN (` + staleRows + `)
 ORDER BY id FOR UPDATE`
 
-	unclaimSQL = `UPDATE amphora_health SET busy = 0 WHERE busy = 1 AND amphora_id IN (`
+	// Statements that name rows by id read them through the primary key
+	// (FORCE INDEX): given an id list that covers most of a small table,
+	// and an ORDER BY, MariaDB otherwise scans the whole table and waits
+	// on the row lock of any row, named or not. A claim then hung behind a
+	// health write holding one amphora's row, and once it was let go
+	// claimed the amphorae whose heartbeats had waited behind it.
+	unclaimSQL = `UPDATE amphora_health FORCE INDEX (PRIMARY) SET busy = 0 WHERE busy = 1 AND amphora_id IN (`
 
 	candidatesExist = `SELECT EXISTS (SELECT 1 FROM amphora_health h JOIN amphora a ON a.id = h.amphora_id
     WHERE a.status IN ('ALLOCATED', 'FAILOVER_STOPPED'))`
@@ -124,7 +130,7 @@ func (s *Store) ClaimStale(ctx context.Context, req healthdb.ClaimRequest) (heal
 				ids[i] = c.AmphoraID
 			}
 			sort.Strings(ids)
-			if _, err := tx.ExecContext(ctx, `UPDATE amphora_health SET busy = 1 WHERE amphora_id IN (`+
+			if _, err := tx.ExecContext(ctx, `UPDATE amphora_health FORCE INDEX (PRIMARY) SET busy = 1 WHERE amphora_id IN (`+
 				placeholders(len(ids))+`) ORDER BY amphora_id`, anys(ids)...); err != nil {
 				return fmt.Errorf("claim stale amphorae: %w", err)
 			}
@@ -161,7 +167,7 @@ func (s *Store) stopStale(ctx context.Context, tx *sql.Tx, timeout int64, res *h
 	const chunk = 1000
 	for len(ids) > 0 {
 		n := min(chunk, len(ids))
-		if _, err := tx.ExecContext(ctx, `UPDATE amphora SET updated_at = `+dbNow+`, status = 'FAILOVER_STOPPED'
+		if _, err := tx.ExecContext(ctx, `UPDATE amphora FORCE INDEX (PRIMARY) SET updated_at = `+dbNow+`, status = 'FAILOVER_STOPPED'
 WHERE id IN (`+placeholders(n)+`)`, anys(ids[:n])...); err != nil {
 			return fmt.Errorf("mark stale amphorae FAILOVER_STOPPED: %w", err)
 		}

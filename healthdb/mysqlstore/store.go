@@ -368,7 +368,10 @@ func updateStatus(table string, changes map[string]string) (string, []any) {
 	for _, id := range ids {
 		all = append(all, id)
 	}
-	q := `UPDATE ` + table + ` SET operating_status = ` + cases.String() + `, updated_at = ` + dbNow + `
+	// FORCE INDEX: see unclaimSQL; a full scan would wait on rows that
+	// Octavia's API or worker holds, which Octavia's per-row updates never
+	// touch.
+	q := `UPDATE ` + table + ` FORCE INDEX (PRIMARY) SET operating_status = ` + cases.String() + `, updated_at = ` + dbNow + `
 WHERE operating_status <> ` + cases.String() + ` AND id IN (` + placeholders(len(ids)) + `)
 ORDER BY id`
 	return q, all

@@ -89,6 +89,9 @@ type datagram struct {
 	recv time.Time
 }
 
+// ErrPortHeld: another socket already holds the heartbeat port.
+var ErrPortHeld = errors.New("another socket already holds this port")
+
 // NewReceiver binds the sockets.
 func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.Keys == nil || cfg.Deliver == nil {
@@ -126,6 +129,9 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		}
 	}
 	addr := cfg.Addr
+	if err := checkPortFree(addr); err != nil {
+		return nil, fmt.Errorf("listen for heartbeats on udp %s: %w", addr, err)
+	}
 	for i := 0; i < cfg.Sockets; i++ {
 		conn, err := listenReusePort(addr, cfg.ReceiveBuffer)
 		if err != nil {

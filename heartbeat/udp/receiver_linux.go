@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -30,6 +31,29 @@ var oobSpace = unix.CmsgSpace(4)
 // reusePortSockets: SO_REUSEPORT lets several sockets, each with its own
 // reader, share the port.
 const reusePortSockets = true
+
+// checkPortFree binds addr once without SO_REUSEPORT, as Octavia's health
+// manager binds it, and lets it go. It fails when any socket holds the
+// port: with SO_REUSEPORT, a second health manager of the same user on
+// the same port (an old one left running, one started by hand) would
+// otherwise bind beside the first, and the kernel would split the
+// heartbeats between the two, each silently getting about half; if the
+// other has another heartbeat_key or database, amphorae would lose half
+// their heartbeats and be failed over. Port 0 picks a free port and is
+// not checked.
+func checkPortFree(addr netip.AddrPort) error {
+	if addr.Port() == 0 {
+		return nil
+	}
+	pc, err := net.ListenPacket(udpNetwork(addr), addr.String())
+	if err != nil {
+		if errors.Is(err, unix.EADDRINUSE) {
+			return fmt.Errorf("%w (another health manager?); stop it or use another bind_port: %v", ErrPortHeld, err)
+		}
+		return err
+	}
+	return pc.Close()
+}
 
 func listenReusePort(addr netip.AddrPort, rcvbuf int) (*net.UDPConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {

@@ -4,11 +4,15 @@ package udp
 
 import (
 	"encoding/binary"
+	"errors"
+	"net"
 	"net/netip"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/octavia-vpp/health/heartbeat"
 )
 
 const readBatchForTest = readBatch
@@ -85,5 +89,41 @@ func TestSocketDrops(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { socketDrops(tests[2].oob) }); n != 0 {
 		t.Errorf("%v allocations per datagram's control messages", n)
+	}
+}
+
+// A port another socket holds is refused, as Octavia's plain bind refuses
+// it, whether that socket set SO_REUSEPORT (another of our managers, which
+// the kernel would otherwise let share the port and half the heartbeats)
+// or not.
+func TestReceiverRefusesAHeldPort(t *testing.T) {
+	for _, reuse := range []bool{true, false} {
+		var holder *net.UDPConn
+		var err error
+		if reuse {
+			holder, err = listenReusePort(netip.MustParseAddrPort("127.0.0.1:0"), 0)
+		} else {
+			holder, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := holder.LocalAddr().(*net.UDPAddr).AddrPort()
+		r, err := NewReceiver(ReceiverConfig{Addr: held, Sockets: 2,
+			Keys: func() *heartbeat.Keyring { return nil }, Deliver: func(*heartbeat.Message) {}})
+		if err == nil {
+			r.closeConns()
+			t.Errorf("SO_REUSEPORT holder %v: bound %v beside it", reuse, held)
+		} else if !errors.Is(err, ErrPortHeld) {
+			t.Errorf("SO_REUSEPORT holder %v: %v; want ErrPortHeld", reuse, err)
+		}
+		holder.Close()
+		// Free again: bound.
+		r, err = NewReceiver(ReceiverConfig{Addr: held, Sockets: 2,
+			Keys: func() *heartbeat.Keyring { return nil }, Deliver: func(*heartbeat.Message) {}})
+		if err != nil {
+			t.Fatalf("port %v free again: %v", held, err)
+		}
+		r.closeConns()
 	}
 }
