@@ -125,7 +125,7 @@ faults: deps
 	$(GO) test -tags faults -count=1 -timeout 15m -v ./test/faults/
 
 # The Go benchmarks, then a 60-second loadgen scenario against serve on a
-# throwaway PostgreSQL (test/bench/loadgen.sh; AMPHORAE, RATE, DURATION,
+# throwaway PostgreSQL (test/bench/loadgen.sh; AMPHORAE, RATE, DURATION, WARMUP,
 # TOPOLOGY_CACHE_SECONDS).
 bench: build deps
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
