@@ -89,7 +89,15 @@ func tlsConfig(spec ProbeSpec) *tls.Config {
 // plainHTTPProbes carries every HTTP probe: without keep-alives it holds
 // no connection between probes, and one transport for all saves building
 // one (maps, a TLS cache, a dialer) per probe, most of a probe's garbage.
-var plainHTTPProbes = &http.Transport{DisableKeepAlives: true, Proxy: nil}
+var plainHTTPProbes = &http.Transport{DisableKeepAlives: true, Proxy: nil,
+	ReadBufferSize: probeBufferSize, WriteBufferSize: probeBufferSize}
+
+// probeBufferSize sizes an HTTP probe connection's read and write buffers
+// (net/http's default is 4 KiB each): a probe's request is a few hundred
+// bytes and only the response's status matters, and the two default
+// buffers were half of what HTTP probes allocate. Longer header lines are
+// still read whole, in several reads.
+const probeBufferSize = 1024
 
 func probeHTTP(ctx context.Context, spec ProbeSpec, target string) error {
 	ok, err := ExpectedCodes(spec.Expected)
@@ -100,7 +108,8 @@ func probeHTTP(ctx context.Context, spec ProbeSpec, target string) error {
 	if spec.Type == MonitorHTTPS {
 		// The TLS settings (SNI) are the member's own.
 		scheme = "https"
-		tr = &http.Transport{DisableKeepAlives: true, Proxy: nil, TLSClientConfig: tlsConfig(spec)}
+		tr = &http.Transport{DisableKeepAlives: true, Proxy: nil, TLSClientConfig: tlsConfig(spec),
+			ReadBufferSize: probeBufferSize, WriteBufferSize: probeBufferSize}
 		defer tr.CloseIdleConnections()
 	}
 	path := spec.Path
