@@ -12,7 +12,8 @@
 # the samples, "steady" (min and max of the second half), "peak" (VmHWM),
 # and the agent's CPU seconds. Extra agent settings for [amphora_agent]
 # can be given in AGENT_EXTRA (e.g. AGENT_EXTRA="memory_limit_mib = 14"),
-# and the environment (GOGC, GOMEMLIMIT, GODEBUG) is passed on.
+# and the environment (GOGC, GOMEMLIMIT, GODEBUG) is passed on. The agent
+# is built without cgo, as make build builds it.
 set -eu
 port=${PORT:-18080}
 monitor=${1:-TCP}
@@ -24,7 +25,7 @@ dir=$(mktemp -d)
 trap 'kill $agent $server 2>/dev/null || true; rm -rf "$dir"' EXIT INT TERM
 if [ -z "$bin" ]; then
 	bin=$dir/amphora-agent
-	(cd "$here" && go build -o "$bin" ./cmd/amphora-agent)
+	(cd "$here" && CGO_ENABLED=0 go build -o "$bin" ./cmd/amphora-agent)
 fi
 python3 - "$monitor" "$members" "$port" > "$dir/lb.json" <<'PY'
 import json, sys, uuid

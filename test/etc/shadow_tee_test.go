@@ -110,13 +110,15 @@ func TestShadowTeeTraffic(t *testing.T) {
 	})
 	const shadowIP = "10.99.2.2"
 	tee = strings.Replace(tee, "192.0.2.30", shadowIP, 1)
-	listen := `import socket,sys
+	// Each listener reports in one write(2), which a pipe never splits:
+	// the two print()s had interleaved ("controllershadow 20\n 20").
+	listen := `import os,socket,sys
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("0.0.0.0",5555));s.settimeout(20)
 n=0
 try:
   while True: s.recv(100); n+=1; s.settimeout(3)
 except socket.timeout: pass
-print(sys.argv[1],n)`
+os.write(1,("%s %d\n"%(sys.argv[1],n)).encode())`
 	script := strings.Join([]string{
 		"set -e",
 		fmt.Sprintf("for n in %s %s %s; do ip netns add $n; ip -n $n link set lo up; done", ns("a"), ns("c"), ns("s")),
