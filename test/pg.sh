@@ -79,3 +79,16 @@ pg_stop() {
     rm -rf "$(dirname "$data")" "$1/pgdata"
   fi
 }
+
+# default_warmup AMPHORAE RATE: long enough for every amphora to send once
+# before a benchmark's measured window, AMPHORAE/RATE + 1 s (rounded up);
+# 0 when RATE is 0 (flat out).
+default_warmup() {
+  local rate=${2%.*}
+  if [ "$rate" -gt 0 ]; then
+    echo "$(( ($1 + rate - 1) / rate + 1 ))s"
+  else
+    echo 0
+  fi
+}
+

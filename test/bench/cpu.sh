@@ -135,13 +135,7 @@ if [ "$db" = mariadb ]; then
 else
   psql -q "$pg_url" -c 'VACUUM ANALYZE' >/dev/null
 fi
-if [ -z "${WARMUP:-}" ]; then
-  if [ "${rate%.*}" -gt 0 ]; then
-    WARMUP=$(( (amphorae + ${rate%.*} - 1) / ${rate%.*} + 1 ))s
-  else
-    WARMUP=0
-  fi
-fi
+WARMUP=${WARMUP:-$(default_warmup "$amphorae" "$rate")}
 export WARMUP
 if [ "$WARMUP" != 0 ] && [ "$WARMUP" != 0s ]; then
   # A manager that has run for a while: every topology cached.

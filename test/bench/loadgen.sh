@@ -54,13 +54,7 @@ rate=${RATE:-9000}
 "$hm" --config-file "$work/octavia.conf" loadgen --seed-db --amphorae "$amphorae" \
   --rate 1 --duration 1ms >/dev/null 2>"$work/seed.log"
 psql -q "$pg_url" -c 'VACUUM ANALYZE' >/dev/null
-if [ -z "${WARMUP:-}" ]; then
-  if [ "${rate%.*}" -gt 0 ]; then
-    WARMUP=$(( (amphorae + ${rate%.*} - 1) / ${rate%.*} + 1 ))s
-  else
-    WARMUP=0
-  fi
-fi
+WARMUP=${WARMUP:-$(default_warmup "$amphorae" "$rate")}
 if [ "$WARMUP" != 0 ] && [ "$WARMUP" != 0s ]; then
   echo "loadgen: warm-up, $amphorae amphorae at $rate heartbeats/s for $WARMUP (not measured)" >&2
   printf 'warm-up: ' >&2
