@@ -2,12 +2,9 @@ package statsdriver_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/octavia-vpp/health/statsdriver"
 	"github.com/octavia-vpp/health/test/mysqltest"
@@ -18,17 +15,7 @@ import (
 // hold up a flush of all the others, which MariaDB, left to itself, reads
 // by scanning the whole table.
 func TestMySQLFlushWaitsOnNoOtherRow(t *testing.T) {
-	cfg, err := mysql.ParseDSN(mysqltest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ParseTime, cfg.Loc, cfg.InterpolateParams = true, time.UTC, true
-	c, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	t.Cleanup(func() { db.Close() })
+	db := openMySQL(t, mysqltest.NewDB(t))
 	ctx := context.Background()
 	const n = 6
 	var flush []statsdriver.ListenerStats

@@ -39,19 +39,27 @@ func (b myBackend) DropKey() {
 	}
 }
 
+// openMySQL opens dsn as the manager opens its MySQL database, closed at
+// the test's end.
+func openMySQL(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ParseTime, cfg.Loc, cfg.InterpolateParams = true, time.UTC, true
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 func TestMySQLSinkConformance(t *testing.T) {
 	sinktest.Run(t, func(t *testing.T) sinktest.Backend {
-		cfg, err := mysql.ParseDSN(mysqltest.NewDB(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.ParseTime, cfg.Loc, cfg.InterpolateParams = true, time.UTC, true
-		c, err := mysql.NewConnector(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db := sql.OpenDB(c)
-		t.Cleanup(func() { db.Close() })
+		db := openMySQL(t, mysqltest.NewDB(t))
 		return myBackend{t: t, db: db, s: statsdriver.NewMySQLSink(db)}
 	})
 }
@@ -62,21 +70,7 @@ func TestMySQLSinkConformance(t *testing.T) {
 func TestMySQLSinkCommitCut(t *testing.T) {
 	dsn := mysqltest.NewDB(t)
 	proxy, proxied := mysqltest.NewProxy(t, dsn)
-	open := func(dsn string) *sql.DB {
-		cfg, err := mysql.ParseDSN(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.ParseTime, cfg.Loc, cfg.InterpolateParams = true, time.UTC, true
-		c, err := mysql.NewConnector(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db := sql.OpenDB(c)
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	b := myBackend{t: t, db: open(dsn), s: statsdriver.NewMySQLSink(open(proxied))}
+	b := myBackend{t: t, db: openMySQL(t, dsn), s: statsdriver.NewMySQLSink(openMySQL(t, proxied))}
 	ctx := context.Background()
 	for i, afterReply := range []bool{false, true} {
 		seq := uint64(i + 1)
