@@ -85,6 +85,8 @@ type observerState struct {
 	// writesBackAt is when one committed again after a failure.
 	writesFailing bool
 	writesBackAt  time.Time
+	// rowTimeResolution is the precision of amphora_health.last_update.
+	rowTimeResolution time.Duration
 	// pendingSince is when the oldest heartbeat no health batch has
 	// ended after was received (the batch under way's oldest, or the
 	// first received since the last batch ended); zero when none waits or
@@ -121,7 +123,7 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 		// heartbeats were dropped also need their next heartbeat
 		// applied, which waits behind the same slow batches.
 		return SuppressQueueDropping
-	case !s.pendingSince.IsZero() && now.Sub(s.pendingSince) >= stallLimit(r.heartbeatTimeout):
+	case !s.pendingSince.IsZero() && now.Sub(s.pendingSince) >= stallLimit(r.heartbeatTimeout, s.rowTimeResolution):
 		return SuppressWritesStalled
 	case candidatesExist && now.Sub(latest(s.lastHeartbeat, s.started)) >= r.heartbeatTimeout:
 		return SuppressNoHeartbeats
@@ -140,7 +142,13 @@ func judgeSelfHealth(s observerState, now time.Time, r selfHealthRules, candidat
 // is seen before any row of a working amphora ages past
 // heartbeat_timeout, as long as the interval is at most half of it. A
 // batch that merely takes long (a slow database) stays well under it.
-func stallLimit(heartbeatTimeout time.Duration) time.Duration { return heartbeatTimeout / 2 }
+// Where last_update keeps whole seconds (Octavia's DATETIME column on
+// MySQL and MariaDB), a row can look up to that resolution older than it
+// is, and the stall is seen that much sooner, down to a quarter of
+// heartbeat_timeout.
+func stallLimit(heartbeatTimeout, rowTimeResolution time.Duration) time.Duration {
+	return max(heartbeatTimeout/2-rowTimeResolution, heartbeatTimeout/4)
+}
 
 func latest(a, b time.Time) time.Time {
 	if a.After(b) {
@@ -170,7 +178,16 @@ type Observer struct {
 	// runningSince is when the oldest heartbeat of the health batch under
 	// way was received (HealthBatchStarted); 0 when none runs.
 	runningSince atomic.Int64
+	// rowTimeResolution is the precision of amphora_health.last_update
+	// (SetRowTimeResolution).
+	rowTimeResolution atomic.Int64
 }
+
+// SetRowTimeResolution says that the database keeps amphora_health's
+// last_update to this precision (a second on MySQL and MariaDB, whose
+// DATETIME column drops the fraction): rows can then look up to that much
+// older than they are, and a stall must be seen that much sooner.
+func (o *Observer) SetRowTimeResolution(d time.Duration) { o.rowTimeResolution.Store(int64(d)) }
 
 // FailureCause is what the observer keeps of an error, for the
 // suppression log line and the metric's labels.
@@ -297,7 +314,7 @@ func (o *Observer) HealthBatchResult(err error, t time.Time) {
 		return
 	}
 	waited := time.Duration(t.UnixNano() - pending)
-	stalled := pending != 0 && waited >= stallLimit(o.timeout)
+	stalled := pending != 0 && waited >= stallLimit(o.timeout, time.Duration(o.rowTimeResolution.Load()))
 	if stalled {
 		// A stall that ends is held like a failure: heartbeats waited
 		// behind it, and a hung batch writes the time it began.
@@ -367,5 +384,6 @@ func (o *Observer) state() observerState {
 		started: o.started, lastHeartbeat: at(&o.lastHeartbeat), resumedAt: at(&o.resumedAt), lastDrop: at(&o.lastDrop),
 		dbDown: o.dbDown.Load(), dbBackAt: at(&o.dbBackAt),
 		writesFailing: writesFailing, writesBackAt: writesBackAt, pendingSince: pendingSince,
+		rowTimeResolution: time.Duration(o.rowTimeResolution.Load()),
 	}
 }

@@ -300,6 +300,38 @@ func TestObserverStalledBatchOfEarlierHeartbeats(t *testing.T) {
 	}
 }
 
+// Where last_update keeps whole seconds, a stall is seen a second sooner
+// (a row can look a second older than it is), down to a quarter of
+// heartbeat_timeout.
+func TestStallLimitWithWholeSecondRows(t *testing.T) {
+	tests := []struct {
+		timeout, resolution, want time.Duration
+	}{
+		{60 * time.Second, 0, 30 * time.Second},
+		{60 * time.Second, time.Second, 29 * time.Second},
+		{4 * time.Second, 0, 2 * time.Second},
+		{4 * time.Second, time.Second, time.Second},
+		{2 * time.Second, time.Second, 500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := stallLimit(tt.timeout, tt.resolution); got != tt.want {
+			t.Errorf("stallLimit(%v, %v) = %v; want %v", tt.timeout, tt.resolution, got, tt.want)
+		}
+		t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+		o := NewObserver(t0.Add(-time.Second), tt.timeout)
+		o.TrackHealthBatches()
+		o.SetRowTimeResolution(tt.resolution)
+		o.HeartbeatReceived(t0)
+		rules := selfHealthRules{heartbeatTimeout: tt.timeout}
+		if got := judgeSelfHealth(o.state(), t0.Add(tt.want-time.Millisecond), rules, true); got != "" {
+			t.Errorf("%v, %v: %q just before the limit", tt.timeout, tt.resolution, got)
+		}
+		if got := judgeSelfHealth(o.state(), t0.Add(tt.want), rules, true); got != SuppressWritesStalled {
+			t.Errorf("%v, %v: %q at the limit; want %q", tt.timeout, tt.resolution, got, SuppressWritesStalled)
+		}
+	}
+}
+
 func TestObserverHeartbeatsResume(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	o := NewObserver(t0, time.Minute)

@@ -234,6 +234,7 @@ func (m *Manager) buildHealthPath(cfg *octaviaconf.Config, session *failover.Ses
 	driver = m.page.WrapDriver(driver)
 	m.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
 	m.observer.TrackHealthBatches() // batchDone reports every batch's end
+	m.observer.SetRowTimeResolution(m.lastUpdateResolution())
 	m.watcher, err = healthdb.NewWatcher(healthdb.WatcherConfig{
 		Store: watcherStore, Driver: driver,
 		HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,

@@ -43,17 +43,22 @@ func ShadowDisagreementFile(cfg *octaviaconf.Config) string {
 // Shadow is the shadow of a manager in shadow mode, nil otherwise.
 func (m *Manager) Shadow() *shadow.Shadow { return m.shadow }
 
+// lastUpdateResolution is the precision of amphora_health.last_update:
+// whole seconds on MySQL and MariaDB, where Octavia's column is a DATETIME.
+func (m *Manager) lastUpdateResolution() time.Duration {
+	if m.opts.Stores != nil && m.opts.Stores.StatsDialect == statsdriver.MySQL {
+		return time.Second
+	}
+	return 0
+}
+
 func (m *Manager) buildShadow(cfg *octaviaconf.Config) error {
 	hm := &cfg.HealthManager
 	m.observer = healthdb.NewObserver(time.Now(), hm.HeartbeatTimeout)
 	reader := m.shadowReader()
-	var resolution time.Duration
-	if m.opts.Stores != nil && m.opts.Stores.StatsDialect == statsdriver.MySQL {
-		resolution = time.Second // last_update is a DATETIME of whole seconds
-	}
 	var err error
 	m.shadow, err = shadow.New(shadow.Config{
-		LastUpdateResolution: resolution,
+		LastUpdateResolution: m.lastUpdateResolution(),
 		Reader:               reader,
 		Rules:                healthdb.Rules{HeartbeatInterval: hm.HeartbeatInterval},
 		Failover: shadow.FailoverRules{HeartbeatTimeout: hm.HeartbeatTimeout, HealthCheckInterval: hm.HealthCheckInterval,
