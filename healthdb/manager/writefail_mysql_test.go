@@ -58,7 +58,11 @@ func TestServeFailedHealthWritesFailNothingOverMariaDB(t *testing.T) {
 }
 
 func testFailedHealthWritesMariaDB(t *testing.T, sqlstate, signal string) {
-	const timeout = 2 * time.Second // heartbeat_timeout below
+	// heartbeat_timeout below. Twice the PostgreSQL twin's: last_update is
+	// a DATETIME of whole seconds here, so rows look up to a second older
+	// than they are; with 2 s, a row written just before the fault looked
+	// stale 0.8 s into it, before any rule could see a hang begin.
+	const timeout = 4 * time.Second
 	ctx := context.Background()
 	dsn := mysqltest.NewDB(t)
 	db := seedOneLBMySQL(t, dsn)
@@ -104,7 +108,7 @@ bind_ip = 127.0.0.1
 bind_port = 0
 metrics_bind =
 health_batch_wait_ms = 5
-heartbeat_timeout = 2
+heartbeat_timeout = 4
 health_check_interval = 1
 [controller_worker]
 compute_driver = compute_noop_driver
