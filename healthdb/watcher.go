@@ -323,18 +323,28 @@ func (w *Watcher) judgeAgain(ctx context.Context, claimed []Claimed) string {
 	w.m.claimsWithdrawn.Add(float64(len(ids)))
 	w.log.Warn("claims released undispatched: this health manager's self-health changed while it claimed them",
 		"reason", reason, "amphorae", len(ids))
+	if err := w.releaseOrRetry(ctx, ids); err != nil {
+		w.log.Error("could not release the claims; retried every health check", "amphorae", len(ids), "err", err)
+	}
+	return reason
+}
+
+// releaseOrRetry releases claims; if that fails, it counts the failure
+// and leaves them to retryReleases, which tries again every cycle. The
+// error is returned for the caller's log line.
+func (w *Watcher) releaseOrRetry(ctx context.Context, ids []string) error {
 	rctx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
 	defer cancel()
-	if err := w.cfg.Store.Unclaim(rctx, ids); err != nil {
+	err := w.cfg.Store.Unclaim(rctx, ids)
+	if err != nil {
 		w.m.unclaimFailures.Inc()
-		w.log.Error("could not release the claims; retried every health check", "amphorae", len(ids), "err", err)
 		w.mu.Lock()
 		for _, id := range ids {
 			w.release[id] = true
 		}
 		w.mu.Unlock()
 	}
-	return reason
+	return err
 }
 
 // noteSuppression logs a change of self-health state or of its cause
@@ -473,14 +483,8 @@ func (w *Watcher) settle(c Claimed, err error, viaLB bool) {
 	if result == ResultAccepted || result == ResultLoadBalancerAccepted {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.DBTimeout)
-	defer cancel()
-	if err := w.cfg.Store.Unclaim(ctx, []string{c.AmphoraID}); err != nil {
-		w.m.unclaimFailures.Inc()
+	if err := w.releaseOrRetry(context.Background(), []string{c.AmphoraID}); err != nil {
 		w.log.Error("could not release the claim on an amphora; retried every health check", append(attrs, "err", err)...)
-		w.mu.Lock()
-		w.release[c.AmphoraID] = true
-		w.mu.Unlock()
 	}
 }
 

@@ -77,17 +77,7 @@ func (w *Watcher) resolveClaims(ctx context.Context) {
 		default:
 			w.log.Warn("the claim whose COMMIT outcome was unknown committed; releasing it, no failover was requested",
 				"transaction", txID, "amphorae", ids, "status", status)
-			rctx, cancel := context.WithTimeout(ctx, w.cfg.DBTimeout)
-			err := w.cfg.Store.Unclaim(rctx, ids)
-			cancel()
-			if err != nil {
-				w.m.unclaimFailures.Inc()
-				w.mu.Lock()
-				for _, id := range ids {
-					w.release[id] = true
-				}
-				w.mu.Unlock()
-			}
+			_ = w.releaseOrRetry(ctx, ids) // a failure is counted and retried every cycle
 		}
 		w.mu.Lock()
 		delete(w.unresolved, txID)
