@@ -377,10 +377,17 @@ func (s *batchState) index(lb *LoadBalancer) {
 }
 
 func (s *batchState) apply(lb *LoadBalancer, d *Decision) {
-	s.index(lb)
 	if d.LoadBalancer != nil {
 		record(s.lbs, &lb.OperatingStatus, d.LoadBalancer)
 	}
+	// A decision lists only changes, and a steady heartbeat has none, so
+	// the load balancer's ids are indexed only once one of them changes:
+	// indexing every member of every heartbeat's load balancer cost more
+	// than deciding its statuses.
+	if len(d.Listeners) == 0 && len(d.Pools) == 0 && len(d.Members) == 0 {
+		return
+	}
+	s.index(lb)
 	for i := range d.Listeners {
 		record(s.listeners, s.listenerIdx[d.Listeners[i].ID], &d.Listeners[i])
 	}
