@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -224,17 +225,23 @@ func (r *blobReader) id() string {
 		return s
 	}
 	start := len(r.uuids)
-	for k := 0; k < 16; k++ {
-		if k == 4 || k == 6 || k == 8 || k == 10 {
-			r.uuids = append(r.uuids, '-')
-		}
-		c := r.s[r.i+k]
-		r.uuids = append(r.uuids, hexDigits[c>>4], hexDigits[c&15])
+	r.uuids = slices.Grow(r.uuids, 36)[:start+36]
+	text := r.uuids[start : start+36 : start+36]
+	raw := r.s[r.i : r.i+16]
+	text[8], text[13], text[18], text[23] = '-', '-', '-', '-'
+	// Written by position, not appended: a heartbeat's expansion formats
+	// every member id, and the appends' checks were half of it.
+	for k, at := range uuidTextAt {
+		c := raw[k]
+		text[at], text[at+1] = hexDigits[c>>4], hexDigits[c&15]
 	}
 	r.i += 16
 	// These bytes are never written again: the string may share them.
-	return unsafe.String(&r.uuids[start], 36)
+	return unsafe.String(&text[0], 36)
 }
+
+// uuidTextAt is where each of a UUID's 16 bytes goes in its text form.
+var uuidTextAt = [16]uint8{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
 
 func (r *blobReader) code() string {
 	c := r.uvarint()

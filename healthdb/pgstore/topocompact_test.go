@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -128,5 +129,43 @@ func TestCompactSize(t *testing.T) {
 	}
 	if !reflect.DeepEqual(table.expand(blob), lb) {
 		t.Error("round trip")
+	}
+}
+
+// BenchmarkExpand is the cache's cost per heartbeat besides its version
+// check: one load balancer of 2 listeners and 2 pools, with random v4
+// UUIDs, expanded from its compact entry.
+func BenchmarkExpand(b *testing.B) {
+	for _, perPool := range []int{10, 50} {
+		b.Run(fmt.Sprintf("members=%d", 2*perPool), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(3, 4))
+			uuid := func() string {
+				var u [16]byte
+				for i := range u {
+					u[i] = byte(r.UintN(256))
+				}
+				u[6], u[8] = u[6]&0x0f|0x40, u[8]&0x3f|0x80
+				return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+			}
+			lb := &healthdb.LoadBalancer{ID: uuid(), Enabled: true, ProvisioningStatus: "ACTIVE", OperatingStatus: healthdb.StatusOnline}
+			for range 2 {
+				lb.Listeners = append(lb.Listeners, healthdb.Listener{ID: uuid(), OperatingStatus: healthdb.StatusOnline,
+					Protocol: "HTTP", Enabled: true, DefaultPoolHasEnabledMember: true})
+				p := healthdb.Pool{ID: uuid(), OperatingStatus: healthdb.StatusOnline}
+				for range perPool {
+					p.Members = append(p.Members, healthdb.Member{ID: uuid(), OperatingStatus: healthdb.StatusOnline})
+				}
+				lb.Pools = append(lb.Pools, p)
+			}
+			var table codeTable
+			blob := table.compact(lb)
+			if got := table.expand(blob); !reflect.DeepEqual(got, lb) {
+				b.Fatalf("expand(compact(lb)) = %#v, want %#v", got, lb)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				table.expand(blob)
+			}
+		})
 	}
 }
