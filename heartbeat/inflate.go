@@ -64,20 +64,8 @@ func (c *canonicalCode) setup(lengths []uint8) bool {
 	for _, l := range lengths[i:] {
 		count[l&15]++
 	}
-	count[0] = 0
-	c.count = count
-	left, maxLen := 1, 0
-	for l := 1; l <= maxCodeLen; l++ {
-		left = left<<1 - int(count[l])
-		if left < 0 {
-			return false // over-subscribed
-		}
-		if count[l] > 0 {
-			maxLen = l
-		}
-	}
-	if left > 0 && maxLen > 1 {
-		return false // incomplete
+	if !c.setCounts(&count) {
+		return false
 	}
 	var offset [maxCodeLen + 1]uint16
 	for l := 1; l < maxCodeLen; l++ {
@@ -97,6 +85,52 @@ func (c *canonicalCode) setup(lengths []uint8) bool {
 		}
 	}
 	return true
+}
+
+// setupListed is setup for lengths whose non-zero entries the caller has
+// listed, in increasing order, in used: the code-length decoder of a
+// dynamic block lists them as it goes, so the tally and the canonical sort
+// visit the 60-odd symbols a heartbeat uses rather than all 288 lengths.
+// It accepts and refuses exactly what setup does.
+func (c *canonicalCode) setupListed(lengths []uint8, used []uint16) bool {
+	var count [maxCodeLen + 1]uint16
+	for _, s := range used {
+		count[lengths[s]&15]++
+	}
+	if !c.setCounts(&count) {
+		return false
+	}
+	var offset [maxCodeLen + 1]uint16
+	for l := 1; l < maxCodeLen; l++ {
+		offset[l+1] = offset[l] + count[l]
+	}
+	symbols := c.symbol[:]
+	for _, s := range used {
+		l := lengths[s] & 15
+		symbols[offset[l]%numLitLen] = s
+		offset[l]++
+	}
+	return true
+}
+
+// setCounts keeps the tally of code lengths (count[0], the unused
+// symbols, is dropped) if it makes a valid code: as zlib does, it refuses
+// an over-subscribed code, and an incomplete one unless it is the
+// degenerate single code of length 1.
+func (c *canonicalCode) setCounts(count *[maxCodeLen + 1]uint16) bool {
+	count[0] = 0
+	c.count = *count
+	left, maxLen := 1, 0
+	for l := 1; l <= maxCodeLen; l++ {
+		left = left<<1 - int(count[l])
+		if left < 0 {
+			return false // over-subscribed
+		}
+		if count[l] > 0 {
+			maxLen = l
+		}
+	}
+	return left == 0 || maxLen <= 1 // else incomplete
 }
 
 // reversed is code, l bits long, in the order deflate sends it: codes go
@@ -144,6 +178,12 @@ func (h *litLenCode) build(lengths []uint8) bool {
 	if !h.setup(lengths) {
 		return false
 	}
+	h.fill()
+	return true
+}
+
+// fill builds the lookup table of a code that is set up.
+func (h *litLenCode) fill() {
 	// The table for codes up to l bits doubles into the one for l+1 by
 	// copying itself: that replicates every shorter entry, and the codes of
 	// length l+1, then the pairs of literals l+1 bits long together, take
@@ -194,13 +234,18 @@ func (h *litLenCode) build(lengths []uint8) bool {
 			}
 		}
 	}
-	return true
 }
 
 func (h *shortCode) build(lengths []uint8, width uint) bool {
 	if !h.setup(lengths) {
 		return false
 	}
+	h.fill(width)
+	return true
+}
+
+// fill builds the lookup table, width bits wide, of a code that is set up.
+func (h *shortCode) fill(width uint) {
 	table := h.table[:2]
 	table[0], table[1] = 0, 0
 	code, index := 0, 0
@@ -216,7 +261,6 @@ func (h *shortCode) build(lengths []uint8, width uint) bool {
 		}
 		code <<= 1
 	}
-	return true
 }
 
 // bitReader holds up to 64 bits of input, least significant bit first.
@@ -359,6 +403,9 @@ type inflateState struct {
 	litLen        litLenCode
 	dist, precode shortCode
 	lengths       [numLitLen + numDist]uint8
+	// used lists the symbols of lengths with a non-zero length, in order.
+	// It is a power of two long, so that masking spares the bounds checks.
+	used [512]uint16
 }
 
 var inflateStates = sync.Pool{New: func() any { return new(inflateState) }}
@@ -487,6 +534,7 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 		return notZlib("invalid code-length code")
 	}
 	lengths := st.lengths[:nLitLen+nDist]
+	used, nUsed := st.used[:], 0
 	for i := 0; i < len(lengths); {
 		if br.nbits < maxCodeLen+7 {
 			br.refill()
@@ -507,6 +555,10 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 		}
 		if sym < 16 {
 			lengths[i] = uint8(sym)
+			if sym != 0 {
+				used[nUsed&(len(used)-1)] = uint16(i)
+				nUsed++
+			}
 			i++
 			continue
 		}
@@ -538,6 +590,8 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 		} else {
 			for j := range run {
 				run[j] = value
+				used[nUsed&(len(used)-1)] = uint16(i + j)
+				nUsed++
 			}
 		}
 		i += int(repeat)
@@ -545,12 +599,27 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 	if lengths[256] == 0 {
 		return notZlib("literal/length code has no end-of-block symbol")
 	}
-	if !st.litLen.build(lengths[:nLitLen]) {
+	// Every index is listed at most once, so nUsed <= len(lengths).
+	litUsed := used[:nUsed]
+	nLitUsed := 0
+	for nLitUsed < len(litUsed) && int(litUsed[nLitUsed]) < nLitLen {
+		nLitUsed++
+	}
+	distUsed := litUsed[nLitUsed:]
+	litUsed = litUsed[:nLitUsed]
+	if !st.litLen.setupListed(lengths[:nLitLen], litUsed) {
 		return notZlib("invalid literal/length code")
 	}
-	if !st.dist.build(lengths[nLitLen:], distTableBits) {
+	st.litLen.fill()
+	// The distance code's symbols count from the end of the literal/length
+	// lengths.
+	for j := range distUsed {
+		distUsed[j] -= uint16(nLitLen)
+	}
+	if !st.dist.setupListed(lengths[nLitLen:], distUsed) {
 		return notZlib("invalid distance code")
 	}
+	st.dist.fill(distTableBits)
 	return nil
 }
 
