@@ -402,21 +402,24 @@ func plainString(text string, pos int) (span, bool) {
 // skipSpace returns the position of the first byte at or after pos that
 // is not JSON white space.
 func skipSpace(text string, pos int) int {
-	for pos < len(text) && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' || text[pos] == '\r') {
+	for pos < len(text) && isSpace(text[pos]) {
 		pos++
 	}
 	return pos
 }
 
 func (d *fastDecoder) space() {
-	for d.pos < len(d.text) {
-		switch d.text[d.pos] {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-		default:
-			return
-		}
-	}
+	d.pos = skipSpace(d.text, d.pos)
+}
+
+// jsonSpace has bit c set for each JSON white space byte c.
+const jsonSpace = 1<<' ' | 1<<'\t' | 1<<'\n' | 1<<'\r'
+
+// isSpace reports JSON white space. Every other byte the parser expects
+// after a space is above ' ', so that is one comparison; the space itself
+// is one bit test more.
+func isSpace(c byte) bool {
+	return c <= ' ' && jsonSpace>>c&1 != 0
 }
 
 // open consumes the opening bracket c and the space after it.
