@@ -501,9 +501,15 @@ func asciiRun(text string, i int) int {
 		w := text[i : i+8]
 		v := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
 			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-		// As in plainRun, plus v itself for bytes from 0x80 on.
+		// As in plainRun, plus v itself for bytes from 0x80 on. Since
+		// those are marked anyway, the "&^ x" that plainRun needs to keep
+		// them from marking a difference is left out: a byte from 0x80 on
+		// is marked either way, and a byte of 0x20-0x7f other than '"'
+		// and '\\' is marked by none of the differences unless a borrow
+		// comes from a lower byte, which only a marked byte produces. So
+		// the lowest mark, the only one used, is the same.
 		quote, backslash := v^('"'*ones), v^('\\'*ones)
-		marks := ((quote-ones)&^quote | (backslash-ones)&^backslash | (v-0x20*ones)&^v | v) & highs
+		marks := ((quote - ones) | (backslash - ones) | (v - 0x20*ones) | v) & highs
 		if marks != 0 {
 			return i + bits.TrailingZeros64(marks)>>3
 		}
