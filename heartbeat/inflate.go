@@ -694,21 +694,21 @@ func fastSymbols(br *bitReader, out []byte, o, start int, litLen *[1 << litLenTa
 			nbits -= uint(e & entryBits)
 			w[1] = byte(e >> 16)
 			w[0] = byte(e >> 8)
-			j := uint(e>>entryLiteralShift) & 3
+			j := uint(e >> entryLiteralShift)
 			e = litLen[bitBuf&(1<<litLenTableBits-1)]
 			if e >= 1<<entryLiteralShift {
 				bitBuf >>= e & entryBits
 				nbits -= uint(e & entryBits)
 				w[j+1] = byte(e >> 16)
 				w[j] = byte(e >> 8)
-				j += uint(e>>entryLiteralShift) & 3
+				j += uint(e >> entryLiteralShift)
 				e = litLen[bitBuf&(1<<litLenTableBits-1)]
 				if e >= 1<<entryLiteralShift {
 					bitBuf >>= e & entryBits
 					nbits -= uint(e & entryBits)
 					w[j+1] = byte(e >> 16)
 					w[j] = byte(e >> 8)
-					o += int(j + uint(e>>entryLiteralShift)&3)
+					o += int(j + uint(e>>entryLiteralShift))
 					continue
 				}
 			}
