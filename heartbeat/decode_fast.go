@@ -35,10 +35,12 @@ type fastDecoder struct {
 	pos  int
 	// last is the string str read last.
 	last span
-	// The message's collections are gathered here, then copied into
-	// allocations of their exact size. Members are kept as offsets into
-	// the text: gathering them then stores no pointers, which a running
-	// garbage collector would have to trace one by one.
+	// The message's listeners and pools are gathered straight into the
+	// message's own allocation (messageBlock), or into slices of their
+	// own beyond two of each; members are gathered here, as offsets into
+	// the text, and copied into an allocation of their exact size:
+	// gathering them then stores no pointers, which a running garbage
+	// collector would have to trace one by one.
 	listeners []Listener
 	pools     []Pool
 	members   []memberSpan
@@ -60,14 +62,14 @@ const maxPooledFast = 4096
 
 func (d *fastDecoder) release() {
 	// Emptied now, so that no string keeps this message's text alive.
+	// The listeners and pools are the message's, not the decoder's.
 	d.text = ""
-	clear(d.listeners)
-	clear(d.pools)
-	d.listeners, d.pools, d.members, d.poolEnds = d.listeners[:0], d.pools[:0], d.members[:0], d.poolEnds[:0]
+	d.listeners, d.pools = nil, nil
+	d.members, d.poolEnds = d.members[:0], d.poolEnds[:0]
 	d.listenerIDs.reset()
 	d.poolKeys.reset()
 	d.memberIDs.reset()
-	if cap(d.members) > maxPooledFast || cap(d.listeners) > maxPooledFast || cap(d.pools) > maxPooledFast {
+	if cap(d.members) > maxPooledFast {
 		return
 	}
 	fastDecoders.Put(d)
@@ -83,6 +85,12 @@ type messageBlock struct {
 
 func (d *fastDecoder) message(text string) (*Message, bool) {
 	d.text, d.pos = text, 0
+	// Allocated first, so that listeners and pools are written where they
+	// stay, not copied there (a copy of values holding strings goes
+	// through write barriers); a message the fast path gives up on
+	// leaves it to the garbage collector.
+	b := new(messageBlock)
+	d.listeners, d.pools = b.listeners[:0], b.pools[:0]
 	var (
 		id, boot                              string
 		seq, ver, ts                          int64
@@ -156,25 +164,14 @@ func (d *fastDecoder) message(text string) (*Message, bool) {
 		return nil, false
 	}
 
-	b := new(messageBlock)
 	msg := &b.msg
 	msg.AmphoraID = id
 	msg.Seq, msg.HasSeq = seq, hasSeq
 	msg.Version, msg.HasVersion = ver, true
 	msg.Timestamp, msg.HasTimestamp = ts, hasTS
 	msg.Boot, msg.HasBoot = boot, hasBoot
-	if len(d.listeners) <= len(b.listeners) {
-		msg.Listeners = b.listeners[:len(d.listeners):len(d.listeners)]
-	} else {
-		msg.Listeners = make([]Listener, len(d.listeners))
-	}
-	copy(msg.Listeners, d.listeners)
-	if len(d.pools) <= len(b.pools) {
-		msg.Pools = b.pools[:len(d.pools):len(d.pools)]
-	} else {
-		msg.Pools = make([]Pool, len(d.pools))
-	}
-	copy(msg.Pools, d.pools)
+	msg.Listeners = d.listeners[:len(d.listeners):len(d.listeners)]
+	msg.Pools = d.pools[:len(d.pools):len(d.pools)]
 	members := make([]Member, len(d.members))
 	for i, m := range d.members {
 		members[i] = Member{ID: text[m.id.start:m.id.end], Status: text[m.status.start:m.status.end]}
