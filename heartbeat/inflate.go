@@ -541,22 +541,31 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 	}
 	lengths := st.lengths[:nLitLen+nDist]
 	used, nUsed := st.used[:], 0
+	// The bit buffer lives in locals in this loop (about a hundred symbols
+	// per heartbeat), not in br's fields, whose every update would be a
+	// store and a load on the loop's dependency chain; it goes back to br
+	// around the calls that need it.
+	bitBuf, nbits := br.bits, br.nbits
 	for i := 0; i < len(lengths); {
-		if br.nbits < maxCodeLen+7 {
+		if nbits < maxCodeLen+7 {
+			br.bits, br.nbits = bitBuf, nbits
 			br.refill()
+			bitBuf, nbits = br.bits, br.nbits
 		}
 		// Code-length codes are at most 7 bits, so the table holds every
 		// valid one.
 		var sym int
-		if e := st.precode.table[br.bits&(1<<precodeTableBits-1)]; e != 0 && uint(e&entryBits) <= br.nbits {
-			br.bits >>= e & entryBits
-			br.nbits -= uint(e & entryBits)
+		if e := st.precode.table[bitBuf&(1<<precodeTableBits-1)]; e != 0 && uint(e&entryBits) <= nbits {
+			bitBuf >>= e & entryBits
+			nbits -= uint(e & entryBits)
 			sym = int(e >> 16)
 		} else {
+			br.bits, br.nbits = bitBuf, nbits
 			s, err := br.symbol(&st.precode, precodeTableBits)
 			if err != nil {
 				return err
 			}
+			bitBuf, nbits = br.bits, br.nbits
 			sym = s
 		}
 		if sym < 16 {
@@ -568,30 +577,34 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 			i++
 			continue
 		}
-		var repeat uint32
+		// The repeat count's bits are buffered unless the input ended:
+		// the refill above left at least 22 bits, or all there were, and
+		// the symbol took at most 7 of them.
 		var value uint8
+		var n uint
+		var repeat int
 		switch sym {
 		case 16:
 			if i == 0 {
 				return notZlib("repeated code length with no previous length")
 			}
 			value = lengths[i-1]
-			repeat, err = br.take(2)
-			repeat += 3
+			n, repeat = 2, 3
 		case 17:
-			repeat, err = br.take(3)
-			repeat += 3
+			n, repeat = 3, 3
 		default:
-			repeat, err = br.take(7)
-			repeat += 11
+			n, repeat = 7, 11
 		}
-		if err != nil {
-			return err
+		if nbits < n {
+			return errTruncated
 		}
-		if i+int(repeat) > len(lengths) {
+		repeat += int(bitBuf & (1<<n - 1))
+		bitBuf >>= n
+		nbits -= n
+		if i+repeat > len(lengths) {
 			return notZlib("code lengths overflow their table")
 		}
-		if run := lengths[i : i+int(repeat)]; value == 0 {
+		if run := lengths[i : i+repeat]; value == 0 {
 			clear(run)
 		} else {
 			for j := range run {
@@ -600,8 +613,9 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 				nUsed++
 			}
 		}
-		i += int(repeat)
+		i += repeat
 	}
+	br.bits, br.nbits = bitBuf, nbits
 	if lengths[256] == 0 {
 		return notZlib("literal/length code has no end-of-block symbol")
 	}
