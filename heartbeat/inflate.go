@@ -528,24 +528,31 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 	if nLitLen > 286 || nDist > 30 {
 		return notZlib("too many length or distance codes")
 	}
+	// From here the bit buffer lives in locals (about 120 symbols per
+	// heartbeat), not in br's fields, whose every update would be a store
+	// and a load on the loop's dependency chain; it goes back to br around
+	// the calls that need it. The up to 19 three-bit lengths of the
+	// code-length code are read as take(3) would.
 	var precodeLengths [19]uint8
+	bitBuf, nbits := br.bits, br.nbits
 	for i := 0; i < nPrecode; i++ {
-		l, err := br.take(3)
-		if err != nil {
-			return err
+		if nbits < 3 {
+			br.bits, br.nbits = bitBuf, nbits
+			br.refill()
+			bitBuf, nbits = br.bits, br.nbits
+			if nbits < 3 {
+				return errTruncated
+			}
 		}
-		precodeLengths[precodeOrder[i]] = uint8(l)
+		precodeLengths[precodeOrder[i]] = uint8(bitBuf & 7)
+		bitBuf >>= 3
+		nbits -= 3
 	}
 	if !st.precode.build(precodeLengths[:], precodeTableBits) || st.precode.count == [maxCodeLen + 1]uint16{} {
 		return notZlib("invalid code-length code")
 	}
 	lengths := st.lengths[:nLitLen+nDist]
 	used, nUsed := st.used[:], 0
-	// The bit buffer lives in locals in this loop (about a hundred symbols
-	// per heartbeat), not in br's fields, whose every update would be a
-	// store and a load on the loop's dependency chain; it goes back to br
-	// around the calls that need it.
-	bitBuf, nbits := br.bits, br.nbits
 	for i := 0; i < len(lengths); {
 		if nbits < maxCodeLen+7 {
 			br.bits, br.nbits = bitBuf, nbits
