@@ -174,7 +174,11 @@ func (d *fastDecoder) message(text string) (*Message, bool) {
 	msg.Pools = d.pools[:len(d.pools):len(d.pools)]
 	members := make([]Member, len(d.members))
 	for i, m := range d.members {
-		members[i] = Member{ID: text[m.id.start:m.id.end], Status: text[m.status.start:m.status.end]}
+		// Field by field: the slice is fresh, hence zero, and a whole
+		// Member assigned here would be zeroed again first (StatusOdd is
+		// not set), through the write barrier while the collector runs.
+		members[i].ID = text[m.id.start:m.id.end]
+		members[i].Status = text[m.status.start:m.status.end]
 	}
 	from := 0
 	for i, end := range d.poolEnds {
