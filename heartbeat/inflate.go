@@ -650,8 +650,10 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 	return nil
 }
 
-// fastOutMargin is the output room the fast loop needs: six literals, a
-// longest match, and the eight bytes a match copy may write past its end.
+// fastOutMargin is the output room the fast loop needs: the eight-byte
+// window for up to six literals (which also covers the one byte a single
+// literal's 16-bit store writes past it), a longest match, and the eight
+// bytes a match copy may write past its end.
 const fastOutMargin = 6 + 258 + 8
 
 // fastInMargin is the input the fast loop needs: two refills of eight
