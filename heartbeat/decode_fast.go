@@ -35,10 +35,12 @@ type fastDecoder struct {
 	pos  int
 	// last is the string str read last.
 	last span
-	// The message's collections are gathered here, then copied into
-	// allocations of their exact size. Members are kept as offsets into
-	// the text: gathering them then stores no pointers, which a running
-	// garbage collector would have to trace one by one.
+	// The message's listeners and pools are gathered straight into the
+	// message's own allocation (messageBlock), or into slices of their
+	// own beyond two of each; members are gathered here, as offsets into
+	// the text, and copied into an allocation of their exact size:
+	// gathering them then stores no pointers, which a running garbage
+	// collector would have to trace one by one.
 	listeners []Listener
 	pools     []Pool
 	members   []memberSpan
@@ -60,14 +62,14 @@ const maxPooledFast = 4096
 
 func (d *fastDecoder) release() {
 	// Emptied now, so that no string keeps this message's text alive.
+	// The listeners and pools are the message's, not the decoder's.
 	d.text = ""
-	clear(d.listeners)
-	clear(d.pools)
-	d.listeners, d.pools, d.members, d.poolEnds = d.listeners[:0], d.pools[:0], d.members[:0], d.poolEnds[:0]
+	d.listeners, d.pools = nil, nil
+	d.members, d.poolEnds = d.members[:0], d.poolEnds[:0]
 	d.listenerIDs.reset()
 	d.poolKeys.reset()
 	d.memberIDs.reset()
-	if cap(d.members) > maxPooledFast || cap(d.listeners) > maxPooledFast || cap(d.pools) > maxPooledFast {
+	if cap(d.members) > maxPooledFast {
 		return
 	}
 	fastDecoders.Put(d)
@@ -83,6 +85,12 @@ type messageBlock struct {
 
 func (d *fastDecoder) message(text string) (*Message, bool) {
 	d.text, d.pos = text, 0
+	// Allocated first, so that listeners and pools are written where they
+	// stay, not copied there (a copy of values holding strings goes
+	// through write barriers); a message the fast path gives up on
+	// leaves it to the garbage collector.
+	b := new(messageBlock)
+	d.listeners, d.pools = b.listeners[:0], b.pools[:0]
 	var (
 		id, boot                              string
 		seq, ver, ts                          int64
@@ -156,28 +164,21 @@ func (d *fastDecoder) message(text string) (*Message, bool) {
 		return nil, false
 	}
 
-	b := new(messageBlock)
 	msg := &b.msg
 	msg.AmphoraID = id
 	msg.Seq, msg.HasSeq = seq, hasSeq
 	msg.Version, msg.HasVersion = ver, true
 	msg.Timestamp, msg.HasTimestamp = ts, hasTS
 	msg.Boot, msg.HasBoot = boot, hasBoot
-	if len(d.listeners) <= len(b.listeners) {
-		msg.Listeners = b.listeners[:len(d.listeners):len(d.listeners)]
-	} else {
-		msg.Listeners = make([]Listener, len(d.listeners))
-	}
-	copy(msg.Listeners, d.listeners)
-	if len(d.pools) <= len(b.pools) {
-		msg.Pools = b.pools[:len(d.pools):len(d.pools)]
-	} else {
-		msg.Pools = make([]Pool, len(d.pools))
-	}
-	copy(msg.Pools, d.pools)
+	msg.Listeners = d.listeners[:len(d.listeners):len(d.listeners)]
+	msg.Pools = d.pools[:len(d.pools):len(d.pools)]
 	members := make([]Member, len(d.members))
 	for i, m := range d.members {
-		members[i] = Member{ID: text[m.id.start:m.id.end], Status: text[m.status.start:m.status.end]}
+		// Field by field: the slice is fresh, hence zero, and a whole
+		// Member assigned here would be zeroed again first (StatusOdd is
+		// not set), through the write barrier while the collector runs.
+		members[i].ID = text[m.id.start:m.id.end]
+		members[i].Status = text[m.status.start:m.status.end]
 	}
 	from := 0
 	for i, end := range d.poolEnds {
@@ -402,21 +403,24 @@ func plainString(text string, pos int) (span, bool) {
 // skipSpace returns the position of the first byte at or after pos that
 // is not JSON white space.
 func skipSpace(text string, pos int) int {
-	for pos < len(text) && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' || text[pos] == '\r') {
+	for pos < len(text) && isSpace(text[pos]) {
 		pos++
 	}
 	return pos
 }
 
 func (d *fastDecoder) space() {
-	for d.pos < len(d.text) {
-		switch d.text[d.pos] {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-		default:
-			return
-		}
-	}
+	d.pos = skipSpace(d.text, d.pos)
+}
+
+// jsonSpace has bit c set for each JSON white space byte c.
+const jsonSpace = 1<<' ' | 1<<'\t' | 1<<'\n' | 1<<'\r'
+
+// isSpace reports JSON white space. Every other byte the parser expects
+// after a space is above ' ', so that is one comparison; the space itself
+// is one bit test more.
+func isSpace(c byte) bool {
+	return c <= ' ' && jsonSpace>>c&1 != 0
 }
 
 // open consumes the opening bracket c and the space after it.
@@ -498,9 +502,15 @@ func asciiRun(text string, i int) int {
 		w := text[i : i+8]
 		v := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
 			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-		// As in plainRun, plus v itself for bytes from 0x80 on.
+		// As in plainRun, plus v itself for bytes from 0x80 on. Since
+		// those are marked anyway, the "&^ x" that plainRun needs to keep
+		// them from marking a difference is left out: a byte from 0x80 on
+		// is marked either way, and a byte of 0x20-0x7f other than '"'
+		// and '\\' is marked by none of the differences unless a borrow
+		// comes from a lower byte, which only a marked byte produces. So
+		// the lowest mark, the only one used, is the same.
 		quote, backslash := v^('"'*ones), v^('\\'*ones)
-		marks := ((quote-ones)&^quote | (backslash-ones)&^backslash | (v-0x20*ones)&^v | v) & highs
+		marks := ((quote - ones) | (backslash - ones) | (v - 0x20*ones) | v) & highs
 		if marks != 0 {
 			return i + bits.TrailingZeros64(marks)>>3
 		}

@@ -64,20 +64,8 @@ func (c *canonicalCode) setup(lengths []uint8) bool {
 	for _, l := range lengths[i:] {
 		count[l&15]++
 	}
-	count[0] = 0
-	c.count = count
-	left, maxLen := 1, 0
-	for l := 1; l <= maxCodeLen; l++ {
-		left = left<<1 - int(count[l])
-		if left < 0 {
-			return false // over-subscribed
-		}
-		if count[l] > 0 {
-			maxLen = l
-		}
-	}
-	if left > 0 && maxLen > 1 {
-		return false // incomplete
+	if !c.setCounts(&count) {
+		return false
 	}
 	var offset [maxCodeLen + 1]uint16
 	for l := 1; l < maxCodeLen; l++ {
@@ -99,6 +87,52 @@ func (c *canonicalCode) setup(lengths []uint8) bool {
 	return true
 }
 
+// setupListed is setup for lengths whose non-zero entries the caller has
+// listed, in increasing order, in used: the code-length decoder of a
+// dynamic block lists them as it goes, so the tally and the canonical sort
+// visit the 60-odd symbols a heartbeat uses rather than all 288 lengths.
+// It accepts and refuses exactly what setup does.
+func (c *canonicalCode) setupListed(lengths []uint8, used []uint16) bool {
+	var count [maxCodeLen + 1]uint16
+	for _, s := range used {
+		count[lengths[s]&15]++
+	}
+	if !c.setCounts(&count) {
+		return false
+	}
+	var offset [maxCodeLen + 1]uint16
+	for l := 1; l < maxCodeLen; l++ {
+		offset[l+1] = offset[l] + count[l]
+	}
+	symbols := c.symbol[:]
+	for _, s := range used {
+		l := lengths[s] & 15
+		symbols[offset[l]%numLitLen] = s
+		offset[l]++
+	}
+	return true
+}
+
+// setCounts keeps the tally of code lengths (count[0], the unused
+// symbols, is dropped) if it makes a valid code: as zlib does, it refuses
+// an over-subscribed code, and an incomplete one unless it is the
+// degenerate single code of length 1.
+func (c *canonicalCode) setCounts(count *[maxCodeLen + 1]uint16) bool {
+	count[0] = 0
+	c.count = *count
+	left, maxLen := 1, 0
+	for l := 1; l <= maxCodeLen; l++ {
+		left = left<<1 - int(count[l])
+		if left < 0 {
+			return false // over-subscribed
+		}
+		if count[l] > 0 {
+			maxLen = l
+		}
+	}
+	return left == 0 || maxLen <= 1 // else incomplete
+}
+
 // reversed is code, l bits long, in the order deflate sends it: codes go
 // most significant bit first into a stream read least significant bit
 // first, so table entries sit at the reversed code.
@@ -109,15 +143,21 @@ func reversed(code int, l uint) uint32 {
 // Entries of the literal/length table. Zero sends the decoder to the
 // canonical code: a code longer than the table, end of block, the two
 // reserved symbols, or a bit pattern that is no code.
+//
+// The layout keeps the fast loop's work per entry to a shift each: the
+// bits to consume are the low bits, the literals are the next sixteen
+// (one 16-bit store writes both, or the one and a byte the next write
+// covers), and the number of literals is the top two bits.
 const (
 	// entryBits: the bits the entry consumes, both codes of a pair.
 	entryBits = 63
-	// entryLiterals: how many literals (1 or 2) the entry yields, in bits
-	// 16-23 and 24-31; bits 8-11 hold the first literal's own code length.
-	entryLiterals = 3 << 6
+	// entryLiteralShift: bits 30-31 hold how many literals (1 or 2) the
+	// entry yields, in bits 8-15 and 16-23; bits 24-27 hold the first
+	// literal's own code length. Any other entry has zero there.
+	entryLiteralShift = 30
 	// entryLength: a length symbol; bits 8-11 hold its extra bits, bits
-	// 16-24 its base length and bits 25-29 its index in lengthBase.
-	entryLength = 1 << 12
+	// 12-20 its base length and bits 21-25 its index in lengthBase.
+	entryLength = 1 << 29
 )
 
 // litLenCode is a literal/length code with its lookup table. An entry
@@ -144,6 +184,12 @@ func (h *litLenCode) build(lengths []uint8) bool {
 	if !h.setup(lengths) {
 		return false
 	}
+	h.fill()
+	return true
+}
+
+// fill builds the lookup table of a code that is set up.
+func (h *litLenCode) fill() {
 	// The table for codes up to l bits doubles into the one for l+1 by
 	// copying itself: that replicates every shorter entry, and the codes of
 	// length l+1, then the pairs of literals l+1 bits long together, take
@@ -166,12 +212,12 @@ func (h *litLenCode) build(lengths []uint8) bool {
 			var e uint32
 			switch {
 			case sym < 256:
-				e = uint32(l) | 1<<6 | uint32(l)<<8 | sym<<16
+				e = uint32(l) | sym<<8 | uint32(l)<<24 | 1<<entryLiteralShift
 				h.litRev[nlits&255], h.litSym[nlits&255] = r, sym
 				nlits++
 			case sym > 256 && sym < 257+uint32(len(lengthBase)):
 				i := sym - 257
-				e = uint32(l) | uint32(lengthExtra[i])<<8 | entryLength | uint32(lengthBase[i])<<16 | i<<25
+				e = uint32(l) | uint32(lengthExtra[i])<<8 | uint32(lengthBase[i])<<12 | i<<21 | entryLength
 			}
 			t[r&mask] = e
 			code++
@@ -186,21 +232,26 @@ func (h *litLenCode) build(lengths []uint8) bool {
 				continue
 			}
 			for a := litsFrom[l1]; a < litsTo[l1]; a++ {
-				e := uint32(l) | 2<<6 | uint32(l1)<<8 | h.litSym[a&255]<<16
+				e := uint32(l) | h.litSym[a&255]<<8 | uint32(l1)<<24 | 2<<entryLiteralShift
 				ra := h.litRev[a&255]
 				for b := bFrom; b < bTo; b++ {
-					t[(ra|h.litRev[b&255]<<l1)&mask] = e | h.litSym[b&255]<<24
+					t[(ra|h.litRev[b&255]<<l1)&mask] = e | h.litSym[b&255]<<16
 				}
 			}
 		}
 	}
-	return true
 }
 
 func (h *shortCode) build(lengths []uint8, width uint) bool {
 	if !h.setup(lengths) {
 		return false
 	}
+	h.fill(width)
+	return true
+}
+
+// fill builds the lookup table, width bits wide, of a code that is set up.
+func (h *shortCode) fill(width uint) {
 	table := h.table[:2]
 	table[0], table[1] = 0, 0
 	code, index := 0, 0
@@ -216,7 +267,6 @@ func (h *shortCode) build(lengths []uint8, width uint) bool {
 		}
 		code <<= 1
 	}
-	return true
 }
 
 // bitReader holds up to 64 bits of input, least significant bit first.
@@ -297,10 +347,10 @@ func (br *bitReader) walk(c *canonicalCode) (int, *Error) {
 func (br *bitReader) litLenSymbol(h *litLenCode) (int, *Error) {
 	e := h.table[br.bits&(1<<litLenTableBits-1)]
 	switch {
-	case e&entryLiterals != 0:
-		return int(e >> 16 & 0xff), br.consume(uint(e >> 8 & 15))
+	case e>>entryLiteralShift != 0:
+		return int(e >> 8 & 0xff), br.consume(uint(e >> 24 & 15))
 	case e&entryLength != 0:
-		return 257 + int(e>>25), br.consume(uint(e & entryBits))
+		return 257 + int(e>>21&31), br.consume(uint(e & entryBits))
 	}
 	return br.walk(&h.canonicalCode)
 }
@@ -359,6 +409,9 @@ type inflateState struct {
 	litLen        litLenCode
 	dist, precode shortCode
 	lengths       [numLitLen + numDist]uint8
+	// used lists the symbols of lengths with a non-zero length, in order.
+	// It is a power of two long, so that masking spares the bounds checks.
+	used [512]uint16
 }
 
 var inflateStates = sync.Pool{New: func() any { return new(inflateState) }}
@@ -475,87 +528,132 @@ func (st *inflateState) readDynamicCodes(br *bitReader) *Error {
 	if nLitLen > 286 || nDist > 30 {
 		return notZlib("too many length or distance codes")
 	}
+	// From here the bit buffer lives in locals (about 120 symbols per
+	// heartbeat), not in br's fields, whose every update would be a store
+	// and a load on the loop's dependency chain; it goes back to br around
+	// the calls that need it. The up to 19 three-bit lengths of the
+	// code-length code are read as take(3) would.
 	var precodeLengths [19]uint8
+	bitBuf, nbits := br.bits, br.nbits
 	for i := 0; i < nPrecode; i++ {
-		l, err := br.take(3)
-		if err != nil {
-			return err
+		if nbits < 3 {
+			br.bits, br.nbits = bitBuf, nbits
+			br.refill()
+			bitBuf, nbits = br.bits, br.nbits
+			if nbits < 3 {
+				return errTruncated
+			}
 		}
-		precodeLengths[precodeOrder[i]] = uint8(l)
+		precodeLengths[precodeOrder[i]] = uint8(bitBuf & 7)
+		bitBuf >>= 3
+		nbits -= 3
 	}
 	if !st.precode.build(precodeLengths[:], precodeTableBits) || st.precode.count == [maxCodeLen + 1]uint16{} {
 		return notZlib("invalid code-length code")
 	}
 	lengths := st.lengths[:nLitLen+nDist]
+	used, nUsed := st.used[:], 0
 	for i := 0; i < len(lengths); {
-		if br.nbits < maxCodeLen+7 {
+		if nbits < maxCodeLen+7 {
+			br.bits, br.nbits = bitBuf, nbits
 			br.refill()
+			bitBuf, nbits = br.bits, br.nbits
 		}
 		// Code-length codes are at most 7 bits, so the table holds every
 		// valid one.
 		var sym int
-		if e := st.precode.table[br.bits&(1<<precodeTableBits-1)]; e != 0 && uint(e&entryBits) <= br.nbits {
-			br.bits >>= e & entryBits
-			br.nbits -= uint(e & entryBits)
+		if e := st.precode.table[bitBuf&(1<<precodeTableBits-1)]; e != 0 && uint(e&entryBits) <= nbits {
+			bitBuf >>= e & entryBits
+			nbits -= uint(e & entryBits)
 			sym = int(e >> 16)
 		} else {
+			br.bits, br.nbits = bitBuf, nbits
 			s, err := br.symbol(&st.precode, precodeTableBits)
 			if err != nil {
 				return err
 			}
+			bitBuf, nbits = br.bits, br.nbits
 			sym = s
 		}
 		if sym < 16 {
 			lengths[i] = uint8(sym)
+			if sym != 0 {
+				used[nUsed&(len(used)-1)] = uint16(i)
+				nUsed++
+			}
 			i++
 			continue
 		}
-		var repeat uint32
+		// The repeat count's bits are buffered unless the input ended:
+		// the refill above left at least 22 bits, or all there were, and
+		// the symbol took at most 7 of them.
 		var value uint8
+		var n uint
+		var repeat int
 		switch sym {
 		case 16:
 			if i == 0 {
 				return notZlib("repeated code length with no previous length")
 			}
 			value = lengths[i-1]
-			repeat, err = br.take(2)
-			repeat += 3
+			n, repeat = 2, 3
 		case 17:
-			repeat, err = br.take(3)
-			repeat += 3
+			n, repeat = 3, 3
 		default:
-			repeat, err = br.take(7)
-			repeat += 11
+			n, repeat = 7, 11
 		}
-		if err != nil {
-			return err
+		if nbits < n {
+			return errTruncated
 		}
-		if i+int(repeat) > len(lengths) {
+		repeat += int(bitBuf & (1<<n - 1))
+		bitBuf >>= n
+		nbits -= n
+		if i+repeat > len(lengths) {
 			return notZlib("code lengths overflow their table")
 		}
-		if run := lengths[i : i+int(repeat)]; value == 0 {
+		if run := lengths[i : i+repeat]; value == 0 {
 			clear(run)
 		} else {
 			for j := range run {
 				run[j] = value
+				used[nUsed&(len(used)-1)] = uint16(i + j)
+				nUsed++
 			}
 		}
-		i += int(repeat)
+		i += repeat
 	}
+	br.bits, br.nbits = bitBuf, nbits
 	if lengths[256] == 0 {
 		return notZlib("literal/length code has no end-of-block symbol")
 	}
-	if !st.litLen.build(lengths[:nLitLen]) {
+	// Every index is listed at most once, so nUsed <= len(lengths).
+	litUsed := used[:nUsed]
+	nLitUsed := 0
+	for nLitUsed < len(litUsed) && int(litUsed[nLitUsed]) < nLitLen {
+		nLitUsed++
+	}
+	distUsed := litUsed[nLitUsed:]
+	litUsed = litUsed[:nLitUsed]
+	if !st.litLen.setupListed(lengths[:nLitLen], litUsed) {
 		return notZlib("invalid literal/length code")
 	}
-	if !st.dist.build(lengths[nLitLen:], distTableBits) {
+	st.litLen.fill()
+	// The distance code's symbols count from the end of the literal/length
+	// lengths.
+	for j := range distUsed {
+		distUsed[j] -= uint16(nLitLen)
+	}
+	if !st.dist.setupListed(lengths[nLitLen:], distUsed) {
 		return notZlib("invalid distance code")
 	}
+	st.dist.fill(distTableBits)
 	return nil
 }
 
-// fastOutMargin is the output room the fast loop needs: six literals, a
-// longest match, and the eight bytes a match copy may write past its end.
+// fastOutMargin is the output room the fast loop needs: the eight-byte
+// window for up to six literals (which also covers the one byte a single
+// literal's 16-bit store writes past it), a longest match, and the eight
+// bytes a match copy may write past its end.
 const fastOutMargin = 6 + 258 + 8
 
 // fastInMargin is the input the fast loop needs: two refills of eight
@@ -565,122 +663,127 @@ const fastInMargin = 16
 // huffmanBlock decodes one Huffman-coded block into out, from start on,
 // within limit.
 //
-// Away from the ends of the input and of the output buffer it runs a fast
-// loop: the bit buffer is refilled without checks, a lookup yields up to
-// two literals, written without bounds on the output, and matches are
-// copied eight bytes at a time. Everything else (the last bytes of the
-// input, codes longer than the table, end of block, invalid symbols, a
-// full buffer, the limit) goes to slowSymbol, which decodes one symbol
-// with every check. Both read the same tables, so they accept and refuse
-// the same streams.
+// Away from the ends of the input and of the output buffer fastSymbols
+// decodes; everything it leaves (the last bytes of the input, codes longer
+// than the tables, end of block, invalid symbols, distances before the
+// start, a full buffer, the limit) goes to slowSymbol, which decodes one
+// symbol with every check. Both read the same tables, and fastSymbols
+// leaves a symbol untouched unless it decodes it whole, so they accept
+// and refuse the same streams.
 func huffmanBlock(br *bitReader, out []byte, start, limit int, litLen *litLenCode, dist *shortCode) ([]byte, *Error) {
-	src := br.src
-	// The bit buffer lives in locals here, where almost all the time goes,
-	// and is written back around the calls that need the reader.
-	bitBuf, nbits, pos := br.bits, br.nbits, br.pos
 	o := len(out)
 	out = out[:cap(out)]
-	fastIn := len(src) - fastInMargin
-	fastOut := min(len(out), limit) - fastOutMargin
 	for {
-		if pos <= fastIn && o <= fastOut {
-			// Top up to 56-63 bits: enough for three entries of the table
-			// (two literals each) and a length's code and extra bits, or a
-			// whole length/distance pair.
-			bitBuf |= binary.LittleEndian.Uint64(src[pos:]) << (nbits & 63)
-			n := (63 - nbits) >> 3
-			pos += int(n)
-			nbits += n << 3
-			e := litLen.table[bitBuf&(1<<litLenTableBits-1)]
-			if e&entryLiterals != 0 {
-				bitBuf >>= e & entryBits
-				nbits -= uint(e & entryBits)
-				out[o+1] = byte(e >> 24)
-				out[o] = byte(e >> 16)
-				o += int(e >> 6 & 3)
-				e = litLen.table[bitBuf&(1<<litLenTableBits-1)]
-				if e&entryLiterals != 0 {
-					bitBuf >>= e & entryBits
-					nbits -= uint(e & entryBits)
-					out[o+1] = byte(e >> 24)
-					out[o] = byte(e >> 16)
-					o += int(e >> 6 & 3)
-					e = litLen.table[bitBuf&(1<<litLenTableBits-1)]
-					if e&entryLiterals != 0 {
-						bitBuf >>= e & entryBits
-						nbits -= uint(e & entryBits)
-						out[o+1] = byte(e >> 24)
-						out[o] = byte(e >> 16)
-						o += int(e >> 6 & 3)
-						continue
-					}
-				}
-			}
-			if e&entryLength != 0 {
-				bitBuf >>= e & entryBits
-				nbits -= uint(e & entryBits)
-				extra := uint(e >> 8 & 15)
-				length := int(e>>16&511) + int(bitBuf&(1<<extra-1))
-				bitBuf >>= extra
-				nbits -= extra
-				if nbits < maxCodeLen+13 {
-					bitBuf |= binary.LittleEndian.Uint64(src[pos:]) << (nbits & 63)
-					n := (63 - nbits) >> 3
-					pos += int(n)
-					nbits += n << 3
-				}
-				var dsym int
-				if d := dist.table[bitBuf&(1<<distTableBits-1)]; d != 0 {
-					bitBuf >>= d & entryBits
-					nbits -= uint(d & entryBits)
-					dsym = int(d >> 16)
-				} else {
-					br.bits, br.nbits, br.pos = bitBuf, nbits, pos
-					s, err := br.walk(&dist.canonicalCode)
-					if err != nil {
-						return out[:o], err
-					}
-					bitBuf, nbits, pos = br.bits, br.nbits, br.pos
-					dsym = s
-				}
-				if dsym >= len(distBase) {
-					return out[:o], notZlib("invalid distance symbol")
-				}
-				extra = uint(distExtra[dsym])
-				if nbits < extra {
-					return out[:o], errTruncated
-				}
-				distance := int(distBase[dsym]) + int(bitBuf&(1<<extra-1))
-				bitBuf >>= extra
-				nbits -= extra
-				if distance > o-start {
-					return out[:o], farDistance(distance)
-				}
-				from := o - distance
-				if distance >= 8 {
-					// Chunks never read bytes not yet written: each lies
-					// at least eight bytes behind the one being written.
-					for i := 0; i < length; i += 8 {
-						binary.LittleEndian.PutUint64(out[o+i:], binary.LittleEndian.Uint64(out[from+i:]))
-					}
-				} else {
-					for i := 0; i < length; i++ {
-						out[o+i] = out[from+i]
-					}
-				}
-				o += length
-				continue
-			}
+		if br.pos <= len(br.src)-fastInMargin {
+			// The fast loop sees the buffer cut at the limit, so that its
+			// own bound on the output covers both.
+			o = fastSymbols(br, out[:min(len(out), limit)], o, start, &litLen.table, &dist.table)
 		}
-		br.bits, br.nbits, br.pos = bitBuf, nbits, pos
 		var end bool
 		var err *Error
 		if out, o, end, err = slowSymbol(br, out, o, start, limit, litLen, dist); err != nil || end {
 			return out[:o], err
 		}
-		bitBuf, nbits, pos = br.bits, br.nbits, br.pos
-		fastOut = min(len(out), limit) - fastOutMargin
 	}
+}
+
+// fastSymbols decodes literals and matches while at least fastInMargin
+// bytes of input and fastOutMargin bytes of out remain, and returns the
+// output position at the first symbol it leaves to slowSymbol: anything
+// but a literal, or a length whose distance code is in the table and
+// reaches no further back than start.
+//
+// It is a function of its own, with the bit buffer in locals, so that the
+// few values its loop needs stay in registers: the bit buffer is refilled
+// without checks, a table entry yields up to two literals, written with
+// one store, and matches are copied eight bytes at a time.
+func fastSymbols(br *bitReader, out []byte, o, start int, litLen *[1 << litLenTableBits]uint32, dist *[1 << distTableBits]uint32) int {
+	src := br.src
+	bitBuf, nbits, pos := br.bits, br.nbits, br.pos
+	for pos <= len(src)-fastInMargin && o >= 0 && o <= len(out)-fastOutMargin {
+		// Top up to 56-63 bits: enough for three entries of the table
+		// (two literals each), or for two and a length's code and extra
+		// bits.
+		bitBuf |= binary.LittleEndian.Uint64(src[pos:]) << (nbits & 63)
+		n := (63 - nbits) >> 3
+		pos += int(n)
+		nbits += n << 3
+		// The literals of up to three entries go to a window of eight
+		// bytes, where the bounds checks are proved away.
+		w := out[o : o+8 : o+8]
+		e := litLen[bitBuf&(1<<litLenTableBits-1)]
+		if e >= 1<<entryLiteralShift {
+			bitBuf >>= e & entryBits
+			nbits -= uint(e & entryBits)
+			w[1] = byte(e >> 16)
+			w[0] = byte(e >> 8)
+			j := uint(e >> entryLiteralShift)
+			e = litLen[bitBuf&(1<<litLenTableBits-1)]
+			if e >= 1<<entryLiteralShift {
+				bitBuf >>= e & entryBits
+				nbits -= uint(e & entryBits)
+				w[j+1] = byte(e >> 16)
+				w[j] = byte(e >> 8)
+				j += uint(e >> entryLiteralShift)
+				e = litLen[bitBuf&(1<<litLenTableBits-1)]
+				if e >= 1<<entryLiteralShift {
+					bitBuf >>= e & entryBits
+					nbits -= uint(e & entryBits)
+					w[j+1] = byte(e >> 16)
+					w[j] = byte(e >> 8)
+					o += int(j + uint(e>>entryLiteralShift))
+					continue
+				}
+			}
+			o += int(j)
+		}
+		if e&entryLength == 0 {
+			break
+		}
+		// A length with its extra bits and a distance with its extra bits
+		// take at most 10+5+15+13 bits; two literal entries may have used
+		// 20 of the 56 buffered.
+		if nbits < 43 {
+			bitBuf |= binary.LittleEndian.Uint64(src[pos:]) << (nbits & 63)
+			n := (63 - nbits) >> 3
+			pos += int(n)
+			nbits += n << 3
+		}
+		// Read the pair without consuming it, so that whatever the fast
+		// loop does not take is still there for slowSymbol.
+		extra := uint(e >> 8 & 15)
+		rest := bitBuf >> (e & entryBits)
+		length := int(e>>12&511) + int(rest&(1<<extra-1))
+		rest >>= extra
+		d := dist[rest&(1<<distTableBits-1)]
+		dsym := uint(d >> 16)
+		if d == 0 || dsym >= uint(len(distBase)) {
+			break
+		}
+		rest >>= d & entryBits
+		dextra := uint(distExtra[dsym])
+		distance := int(distBase[dsym]) + int(rest&(1<<dextra-1))
+		if distance > o-start {
+			break
+		}
+		bitBuf = rest >> dextra
+		nbits -= uint(e&entryBits) + extra + uint(d&entryBits) + dextra
+		from := o - distance
+		if distance >= 8 {
+			// Chunks never read bytes not yet written: each lies at least
+			// eight bytes behind the one being written.
+			for i := 0; i < length; i += 8 {
+				binary.LittleEndian.PutUint64(out[o+i:], binary.LittleEndian.Uint64(out[from+i:]))
+			}
+		} else {
+			for i := 0; i < length; i++ {
+				out[o+i] = out[from+i]
+			}
+		}
+		o += length
+	}
+	br.bits, br.nbits, br.pos = bitBuf, nbits, pos
+	return o
 }
 
 func farDistance(distance int) *Error {
