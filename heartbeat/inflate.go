@@ -64,12 +64,9 @@ func (c *canonicalCode) setup(lengths []uint8) bool {
 	for _, l := range lengths[i:] {
 		count[l&15]++
 	}
-	if !c.setCounts(&count) {
+	offset, ok := c.firstSlots(&count)
+	if !ok {
 		return false
-	}
-	var offset [maxCodeLen + 1]uint16
-	for l := 1; l < maxCodeLen; l++ {
-		offset[l+1] = offset[l] + count[l]
 	}
 	symbols := c.symbol[:]
 	for i := 0; i < len(lengths); i += 8 {
@@ -87,6 +84,18 @@ func (c *canonicalCode) setup(lengths []uint8) bool {
 	return true
 }
 
+// firstSlots checks and keeps the tally of code lengths (setCounts) and
+// returns where each length's symbols start in the canonical order.
+func (c *canonicalCode) firstSlots(count *[maxCodeLen + 1]uint16) (offset [maxCodeLen + 1]uint16, ok bool) {
+	if !c.setCounts(count) {
+		return offset, false
+	}
+	for l := 1; l < maxCodeLen; l++ {
+		offset[l+1] = offset[l] + count[l]
+	}
+	return offset, true
+}
+
 // setupListed is setup for lengths whose non-zero entries the caller has
 // listed, in increasing order, in used: the code-length decoder of a
 // dynamic block lists them as it goes, so the tally and the canonical sort
@@ -97,12 +106,9 @@ func (c *canonicalCode) setupListed(lengths []uint8, used []uint16) bool {
 	for _, s := range used {
 		count[lengths[s]&15]++
 	}
-	if !c.setCounts(&count) {
+	offset, ok := c.firstSlots(&count)
+	if !ok {
 		return false
-	}
-	var offset [maxCodeLen + 1]uint16
-	for l := 1; l < maxCodeLen; l++ {
-		offset[l+1] = offset[l] + count[l]
 	}
 	symbols := c.symbol[:]
 	for _, s := range used {
