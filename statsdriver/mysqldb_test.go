@@ -22,18 +22,10 @@ import (
 // message while those before it stay written.
 func TestMySQLDBStopsAtTheFirstRefusedListener(t *testing.T) {
 	t.Parallel()
-	cfg, err := mysql.ParseDSN(mysqltest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ParseTime, cfg.Loc = true, time.UTC
-	cfg.Params = map[string]string{"sql_mode": "'TRADITIONAL'"}
-	c, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	defer db.Close()
+	db := mysqltest.Open(t, mysqltest.NewDB(t), func(cfg *mysql.Config) {
+		cfg.ParseTime, cfg.Loc = true, time.UTC
+		cfg.Params = map[string]string{"sql_mode": "'TRADITIONAL'"}
+	})
 	ctx := context.Background()
 	if _, err := db.Exec(`INSERT INTO listener_statistics (listener_id, amphora_id, bytes_in, bytes_out, active_connections, total_connections, request_errors) VALUES ('l-2', 'a', 100, 100, 1, 100, 0)`); err != nil {
 		t.Fatal(err)
@@ -52,7 +44,7 @@ func TestMySQLDBStopsAtTheFirstRefusedListener(t *testing.T) {
 		return fmt.Sprint(v[0], " ", v[1], " ", v[2], " ", v[3], " ", v[4])
 	}
 
-	err = d.Update(ctx, []statsdriver.ListenerStats{
+	err := d.Update(ctx, []statsdriver.ListenerStats{
 		{ListenerID: "l-1", AmphoraID: "a", BytesIn: 5, BytesOut: 6, ActiveConnections: 2, TotalConnections: 3, RequestErrors: 1},
 		{ListenerID: "l-2", AmphoraID: "a", BytesIn: 5, BytesOut: 6, ActiveConnections: 7, TotalConnections: 3, RequestErrors: 0},
 		{ListenerID: "l-2", AmphoraID: "a", BytesIn: -500, BytesOut: 0, ActiveConnections: 0},

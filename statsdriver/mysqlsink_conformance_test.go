@@ -43,18 +43,9 @@ func (b myBackend) DropKey() {
 // the test's end.
 func openMySQL(t *testing.T, dsn string) *sql.DB {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ParseTime, cfg.Loc, cfg.InterpolateParams = true, time.UTC, true
-	c, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	t.Cleanup(func() { db.Close() })
-	return db
+	return mysqltest.Open(t, dsn, func(cfg *mysql.Config) {
+		cfg.ParseTime, cfg.Loc, cfg.InterpolateParams = true, time.UTC, true
+	})
 }
 
 func TestMySQLSinkConformance(t *testing.T) {

@@ -26,17 +26,7 @@ import (
 // database and returns a pool on it.
 func seedOneLBMySQL(t *testing.T, dsn string) *sql.DB {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ParseTime, cfg.Loc = true, time.UTC
-	c, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	t.Cleanup(func() { db.Close() })
+	db := mysqltest.Open(t, dsn, func(cfg *mysql.Config) { cfg.ParseTime, cfg.Loc = true, time.UTC })
 	for _, q := range []string{
 		`INSERT INTO load_balancer (id, provisioning_status, operating_status, enabled) VALUES ('lb-1', 'ACTIVE', 'OFFLINE', 1)`,
 		`INSERT INTO amphora (id, load_balancer_id, status, compute_id, cert_busy) VALUES ('amp-1', 'lb-1', 'ALLOCATED', 'c-1', 0)`,

@@ -82,18 +82,7 @@ func openThroughConfig(t *testing.T, url string) *sql.DB {
 
 func rawDB(t *testing.T, dsn string) *sql.DB {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MultiStatements = true
-	c, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	t.Cleanup(func() { db.Close() })
-	return db
+	return mysqltest.Open(t, dsn, func(cfg *mysql.Config) { cfg.MultiStatements = true })
 }
 
 // fingerprint is every table's SHOW CREATE TABLE, ours left out.

@@ -119,12 +119,20 @@ func NewDB(t testing.TB) string {
 // (parseTime on, times in UTC), closed when the test ends.
 func NewSQLDB(t testing.TB) *sql.DB {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(NewDB(t))
+	return Open(t, NewDB(t), func(cfg *mysql.Config) { cfg.ParseTime, cfg.Loc = true, time.UTC })
+}
+
+// Open opens dsn with the driver options adjust sets (nil: none), closed
+// at the test's end.
+func Open(t testing.TB, dsn string, adjust func(*mysql.Config)) *sql.DB {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		t.Fatalf("mysqltest: %v", err)
 	}
-	cfg.ParseTime = true
-	cfg.Loc = time.UTC
+	if adjust != nil {
+		adjust(cfg)
+	}
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {
 		t.Fatalf("mysqltest: %v", err)
